@@ -1,0 +1,139 @@
+"""``synapse-mojo demo``: the main job, end to end on the embedded default."""
+
+from __future__ import annotations
+
+import time
+
+import click
+import numpy as np
+from rich.table import Table
+
+from ..runtime.adapter import get_runtime
+from ..runtime.metrics import percentile
+from ..search.base import eligible_count
+from ..search.index import PatternIndex
+from ..search.mojo_backend import MojoSearchBackend
+from ..search.numpy_backend import NumpySearchBackend
+from ..search.reference import PythonSearchBackend
+from ..search.validation import as_matrix, as_queries
+from . import console, main
+
+_LANGS = ("python", "rust", "go", "typescript", "mojo")
+_KINDS = ("refactor", "compression", "routing", "caching", "validation")
+
+
+def _synthetic_patterns(n: int, dim: int, seed: int) -> tuple[list[str], np.ndarray, list[dict]]:
+    """Clustered vectors, like embeddings of related patterns, with metadata to filter on."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(8, n // 500), dim), dtype=np.float32)
+    assignment = rng.integers(0, centres.shape[0], n)
+    vectors = centres[assignment] + 0.6 * rng.standard_normal((n, dim), dtype=np.float32)
+    ids = [f"p_{i:06d}" for i in range(n)]
+    meta = [
+        {"name": f"pattern {i}", "language": _LANGS[i % 5], "type": _KINDS[(i // 5) % 5]}
+        for i in range(n)
+    ]
+    return ids, vectors, meta
+
+
+def _time_backend(backend, matrix, queries, k, repeat: int) -> list[float]:
+    times = []
+    for i in range(repeat):
+        q = queries[i % len(queries)]
+        started = time.perf_counter()
+        backend.topk(matrix, q, k)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+@main.command()
+@click.option("--n", "n", default=100_000, show_default=True, help="Patterns in the demo index.")
+@click.option("--dim", default=384, show_default=True, help="Embedding dimension.")
+@click.option("--top-k", default=5, show_default=True)
+@click.option("--queries", default=100, show_default=True, help="Timed queries for Mojo and NumPy.")
+@click.option("--python-queries", default=3, show_default=True, help="Timed queries for the pure-Python baseline (slow).")
+@click.option("--seed", default=42, show_default=True)
+def demo(n: int, dim: int, top_k: int, queries: int, python_queries: int, seed: int) -> None:
+    """Build an in-memory pattern index, search it, and compare Mojo, NumPy and Python."""
+    runtime = get_runtime()
+    feature = runtime.feature("pattern_search")
+    with console.status("loading the Mojo kernel (compiles once, then cached) ..."):
+        feature.kernel()
+    status = feature.status(load=False)
+    console.rule("[bold]synapse-mojo demo: exact pattern search")
+    console.print(
+        f"kernel: {status['kernel_origin']} {status['kernel_path'] or ''}  "
+        f"self-check: {status['self_check']}  mode: {status['mode']}  "
+        f"force-python: {status['force_python']}"
+    )
+
+    with console.status(f"building an index of {n:,} patterns x {dim} dims ..."):
+        ids, vectors, meta = _synthetic_patterns(n, dim, seed)
+        index = PatternIndex(dim, capacity=n)
+        index.upsert(ids, vectors, meta)
+    console.print(f"index: {len(index):,} patterns, {index.nbytes / 1e6:.0f} MB of vectors")
+
+    rng = np.random.default_rng(seed + 1)
+    probes = rng.choice(n, size=3, replace=False)
+    for probe in probes:
+        query = vectors[probe] + 0.3 * rng.standard_normal(dim, dtype=np.float32)
+        result = index.search_detailed(query, top_k=top_k)
+        table = Table(
+            title=f"query: a noisy copy of {ids[probe]}  ->  answered by "
+            f"[bold]{result.runtime}[/bold] in {result.elapsed_ms:.2f} ms"
+        )
+        table.add_column("rank", justify="right")
+        table.add_column("id")
+        table.add_column("cosine", justify="right")
+        table.add_column("language")
+        table.add_column("type")
+        for rank, hit in enumerate(result.hits, 1):
+            table.add_row(str(rank), hit.id, f"{hit.score:.4f}", hit.metadata["language"], hit.metadata["type"])
+        console.print(table)
+
+    filtered = index.search_detailed(vectors[probes[0]], top_k=3, filter={"language": "mojo"})
+    console.print(
+        "filter {'language': 'mojo'} -> "
+        + ", ".join(f"{h.id} ({h.score:.3f})" for h in filtered.hits)
+        + f"  (answered by {filtered.runtime})"
+    )
+
+    # Side-by-side latency of the three backends on the same matrix and queries.
+    matrix = as_matrix(vectors, dim)
+    timed_queries = as_queries(rng.standard_normal((32, dim)), dim)
+    rows = []
+    kernel = feature.kernel()
+    with console.status("timing backends ..."):
+        if kernel is not None:
+            mojo = MojoSearchBackend(kernel, runtime.settings.threads)
+            mojo.topk(matrix, timed_queries[0], top_k)  # warm-up
+            rows.append(("mojo", _time_backend(mojo, matrix, timed_queries, top_k, queries)))
+        numpy_backend = NumpySearchBackend()
+        numpy_backend.topk(matrix, timed_queries[0], top_k)
+        rows.append(("numpy", _time_backend(numpy_backend, matrix, timed_queries, top_k, queries)))
+        if python_queries > 0:
+            rows.append(
+                ("python", _time_backend(PythonSearchBackend(), matrix, timed_queries, top_k, python_queries))
+            )
+    numpy_p50 = percentile(sorted(rows[-2 if python_queries > 0 else -1][1]), 50)
+    table = Table(title=f"single-query latency, N={eligible_count(n, None):,}, d={dim}, k={top_k}")
+    for col in ("backend", "queries", "p50 ms", "p95 ms", "p99 ms", "GB/s", "speed-up vs numpy"):
+        table.add_column(col, justify="right")
+    for name, times in rows:
+        values = sorted(times)
+        p50 = percentile(values, 50)
+        table.add_row(
+            name,
+            str(len(values)),
+            f"{p50 * 1e3:.2f}",
+            f"{percentile(values, 95) * 1e3:.2f}",
+            f"{percentile(values, 99) * 1e3:.2f}",
+            f"{matrix.nbytes / p50 / 1e9:.1f}",
+            f"{numpy_p50 / p50:.2f}x",
+        )
+    console.print(table)
+    if kernel is None:
+        console.print(
+            f"[yellow]Mojo kernel unavailable ({status['kernel_error'] or status['self_check']}); "
+            "searches ran on NumPy.[/yellow]"
+        )

@@ -1,0 +1,94 @@
+"""``synapse-mojo doctor``: is Mojo in use, and is it healthy?"""
+
+from __future__ import annotations
+
+import json
+
+import click
+import numpy as np
+from rich.table import Table
+
+from ..config import FEATURES
+from ..runtime.adapter import get_runtime
+from ..search.index import PatternIndex
+from . import console, main
+
+
+def _smoke(n: int = 20_000, dim: int = 384, queries: int = 50) -> None:
+    """A few real calls so that the metrics columns show this machine's numbers."""
+    rng = np.random.default_rng(0)
+    index = PatternIndex(dim)
+    index.upsert([f"p{i}" for i in range(n)], rng.standard_normal((n, dim), dtype=np.float32))
+    for q in rng.standard_normal((queries, dim), dtype=np.float32):
+        index.search(q, top_k=10)
+    index.search_batch(rng.standard_normal((8, dim), dtype=np.float32), top_k=10)
+
+
+def _fmt_latency(summary: dict) -> str:
+    if not summary or not summary.get("samples"):
+        return "-"
+    return f"{summary['p50_ms']:.3f} / {summary['p95_ms']:.3f} / {summary['p99_ms']:.3f}"
+
+
+@main.command()
+@click.option("--smoke/--no-smoke", default=True, help="Run a small search workload first so metrics have data.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option("--prometheus", is_flag=True, help="Print the metrics in Prometheus text format.")
+def doctor(smoke: bool, as_json: bool, prometheus: bool) -> None:
+    """Per feature: compiler, kernel, self-check, mode, force-python, auto-disable, metrics."""
+    runtime = get_runtime()
+    if smoke:
+        if as_json or prometheus:
+            _smoke()
+        else:
+            with console.status("running a small search workload ..."):
+                _smoke()
+    status = runtime.status()
+    if prometheus:
+        click.echo(runtime.metrics_prometheus(), nl=False)
+        return
+    if as_json:
+        click.echo(json.dumps(status, indent=2, default=str))
+        return
+
+    comp = status["compiler"]
+    console.print(
+        f"[bold]Mojo compiler[/bold]: "
+        + (f"[green]{comp['version']}[/green] ({comp['path']})" if comp["version"] else f"[red]not found[/red] - {comp['error']}")
+    )
+    console.print(f"settings: {status['settings_source']}   threads: {status['threads']}")
+    for name in FEATURES:
+        f = status["features"][name]
+        metrics = f["metrics"]
+        table = Table(title=f"[bold]{name}[/bold]", show_header=False, title_justify="left")
+        table.add_column("field", style="dim")
+        table.add_column("value", overflow="fold")
+        table.add_row(
+            "runtime",
+            "[green]mojo[/green]" if f["active_runtime"] == "mojo" else "[yellow]python[/yellow]",
+        )
+        table.add_row("mode", f["mode"])
+        table.add_row("force python", "[yellow]yes[/yellow]" if f["force_python"] else "no")
+        if f["kernel_loaded"]:
+            table.add_row("kernel", f"{f['kernel']}: {f['kernel_origin']} ({f['kernel_path']})")
+        else:
+            table.add_row("kernel", f"{f['kernel']}: [red]{f['kernel_error']}[/red]")
+        table.add_row("self-check", f["self_check"])
+        table.add_row(
+            "auto-disabled", f"[red]{f['auto_disabled']}[/red]" if f["auto_disabled"] else "no"
+        )
+        calls = metrics["calls"]
+        table.add_row("calls", f"mojo {calls.get('mojo', 0)}, python {calls.get('python', 0)}")
+        fallbacks = ", ".join(f"{k}={v}" for k, v in metrics["fallbacks"].items()) or "0"
+        table.add_row("fallbacks", fallbacks)
+        errors = ", ".join(f"{k}={v}" for k, v in metrics["errors"].items()) or "0"
+        table.add_row("errors", errors)
+        for runtime_name in ("mojo", "python"):
+            table.add_row(
+                f"latency {runtime_name}",
+                _fmt_latency(metrics["latency"].get(runtime_name, {})) + " ms (p50/p95/p99)",
+            )
+        console.print(table)
+    for name in FEATURES:
+        for message in status["features"][name]["alerts"].values():
+            console.print(f"[yellow]warning[/yellow] {name}: {message}")

@@ -1,0 +1,62 @@
+"""The library's exception tree.
+
+Errors of underlying drivers (sqlite3, redis, neo4j, httpx, the Mojo compiler) never leak: they
+are translated at the boundary into one of these, raised ``from`` the original. Input errors
+also derive from the matching builtin (``ValueError``, ``TypeError``, ``KeyError``) so that
+ordinary ``except ValueError`` code keeps working.
+
+    SynapseError
+    ├── ConfigError (ValueError)             bad settings file, env var or URL
+    ├── KernelError                          a Mojo kernel could not be built or loaded
+    │   └── KernelBuildError                   the compiler failed (message holds its output)
+    ├── InvalidInputError (ValueError)       a bad argument caught before any kernel call
+    │   └── DimensionMismatchError             vector length differs from the index's
+    ├── InvalidTypeError (TypeError)         an argument of the wrong type
+    ├── EmptyIndexError                      search on an index with no (eligible) patterns
+    └── UnknownIdError (KeyError)            an id that the index or store does not hold
+"""
+
+from __future__ import annotations
+
+
+class SynapseError(Exception):
+    """Base class of every error raised by synapse-mojo."""
+
+
+class ConfigError(SynapseError, ValueError):
+    """A settings file, environment variable or URL is invalid."""
+
+
+class KernelError(SynapseError):
+    """A Mojo kernel could not be built, loaded or verified."""
+
+
+class KernelBuildError(KernelError):
+    """The Mojo compiler failed; ``compiler_output`` holds what it printed."""
+
+    def __init__(self, message: str, compiler_output: str = "") -> None:
+        super().__init__(message)
+        self.compiler_output = compiler_output
+
+
+class InvalidInputError(SynapseError, ValueError):
+    """An argument was rejected before any kernel saw it."""
+
+
+class DimensionMismatchError(InvalidInputError):
+    """A vector's length differs from the dimension of the index."""
+
+
+class InvalidTypeError(SynapseError, TypeError):
+    """An argument has the wrong type."""
+
+
+class EmptyIndexError(SynapseError):
+    """Search on an index that holds no patterns, or none passing the filter."""
+
+
+class UnknownIdError(SynapseError, KeyError):
+    """An id that the index or store does not hold."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
+        return str(self.args[0]) if self.args else "unknown id"

@@ -1,0 +1,19 @@
+"""Runtime layer: kernel loading, the Mojo/Python adapter, metrics."""
+
+from .adapter import FEATURE_KERNELS, FeatureRuntime, Outcome, Runtime, get_runtime, set_runtime
+from .kernels import Compiler, KernelHandle, find_compiler, load_kernel
+from .metrics import prometheus_text
+
+__all__ = [
+    "FEATURE_KERNELS",
+    "Compiler",
+    "FeatureRuntime",
+    "KernelHandle",
+    "Outcome",
+    "Runtime",
+    "find_compiler",
+    "get_runtime",
+    "load_kernel",
+    "prometheus_text",
+    "set_runtime",
+]

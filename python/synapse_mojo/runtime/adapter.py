@@ -1,0 +1,439 @@
+"""The runtime adapter: per feature, Mojo when it is enabled and healthy, Python otherwise.
+
+Every call of an accelerated operation goes through ``FeatureRuntime.run`` with two callables,
+the Mojo path and the Python path::
+
+    outcome = runtime.feature("pattern_search").run(
+        "topk",
+        mojo=lambda kernel, fault: ...,   # gets the loaded kernel module and a fault code
+        python=lambda: ...,
+        same=results_agree,               # used in shadow mode
+    )
+    outcome.value, outcome.runtime        # the result and who produced it
+
+Decisions, in order: ``SYNAPSE_FORCE_PYTHON`` (read on every call) > mode ``off`` > a canary
+draw > an automatic disable > the kernel being unavailable (not built, not loaded, or failing
+its start-up self-check). Any exception on the Mojo path is answered by the Python path in the
+same call and recorded with its reason. An error rate over the configured threshold in the
+sliding window disables the Mojo path until ``reset()``; a high fallback rate and a p95
+regression against Python (shadow mode) raise warnings.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable, Generic, TypeVar
+
+from .. import config as config_module
+from ..config import FEATURES, Mode, Settings
+from .kernels import KernelHandle, find_compiler, load_kernel
+from .metrics import FeatureMetrics, prometheus_text
+
+log = logging.getLogger("synapse_mojo.runtime")
+
+T = TypeVar("T")
+
+#: Fault codes understood by every kernel (see ``config.Fault``).
+FAULT_CODES = {"raise": 1, "wrong": 2}
+
+#: feature -> (kernel module name, "module:function" of its start-up self-check).
+#: The self-check lives with the backend that knows the kernel's contract; it is imported by
+#: name so that this layer does not depend on the services above it.
+FEATURE_KERNELS: dict[str, tuple[str, str]] = {
+    "pattern_search": ("pattern_search", "synapse_mojo.search.mojo_backend:self_check"),
+    "vector_engine": ("pattern_search", "synapse_mojo.search.mojo_backend:self_check_batch"),
+    "message_router": ("message_router", "synapse_mojo.router.mojo_queue:self_check"),
+}
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """One answered call: the value, the runtime that produced it, and why if it fell back."""
+
+    value: T
+    runtime: str  # "mojo" | "python"
+    elapsed_ms: float
+    fallback_reason: str | None = None
+    error: str | None = None
+
+
+class FeatureRuntime:
+    """Mode, kernel, health and metrics of one feature."""
+
+    def __init__(self, name: str, owner: Runtime) -> None:
+        self.name = name
+        self._owner = owner
+        self._lock = threading.RLock()
+        self.mode: Mode = owner.settings.mode(name)
+        self.metrics = FeatureMetrics(name)
+        self._kernel_ready = False
+        self._module: ModuleType | None = None
+        self.self_check: str = "not run"
+        self.disabled_reason: str | None = None
+        self.alerts: dict[str, str] = {}
+        alerts = owner.settings.alerts
+        self._window: deque[bool] = deque(maxlen=alerts.window)
+        self._window_errors = 0
+        self._fallback_window: deque[bool] = deque(maxlen=alerts.window)
+        self._fallback_count = 0
+        self._shadow_calls = 0
+        self._rng = random.Random()
+        self.metrics.set_state(False, False)
+
+    # ---------------------------------------------------------------------------- kernel
+
+    @property
+    def kernel_name(self) -> str | None:
+        spec = FEATURE_KERNELS.get(self.name)
+        return spec[0] if spec else None
+
+    def kernel_handle(self) -> KernelHandle | None:
+        name = self.kernel_name
+        return self._owner.kernel_handle(name) if name else None
+
+    def kernel(self) -> ModuleType | None:
+        """The loaded kernel module if it passed its self-check, else None. Loads on first use."""
+        if self._kernel_ready:
+            return self._module
+        with self._lock:
+            if self._kernel_ready:
+                return self._module
+            handle = self.kernel_handle()
+            module = handle.module if handle else None
+            if handle is None:
+                self.self_check = "no kernel for this feature"
+            elif module is None:
+                self.self_check = f"skipped: kernel unavailable ({handle.error})"
+            else:
+                module = self._run_self_check(module)
+            self._module = module
+            self._kernel_ready = True
+            self._publish_state()
+            return module
+
+    def _run_self_check(self, module: ModuleType) -> ModuleType | None:
+        spec = FEATURE_KERNELS[self.name][1]
+        mod_name, _, func_name = spec.partition(":")
+        try:
+            check = getattr(importlib.import_module(mod_name), func_name)
+            started = time.perf_counter()
+            check(module)
+            self.self_check = f"passed ({(time.perf_counter() - started) * 1e3:.1f} ms)"
+            return module
+        except Exception as exc:
+            self.self_check = f"failed: {type(exc).__name__}: {exc}"
+            log.error(
+                "Mojo kernel for %s failed its self-check against the reference; "
+                "the feature runs on Python: %s",
+                self.name,
+                exc,
+            )
+            return None
+
+    # ---------------------------------------------------------------------------- control
+
+    def set_mode(self, mode: Mode | str) -> None:
+        self.mode = mode if isinstance(mode, Mode) else Mode.parse(mode)
+        self._publish_state()
+
+    def reset(self) -> None:
+        """Clears an automatic disable, the sliding windows and the alerts."""
+        with self._lock:
+            if self.disabled_reason:
+                log.warning("Mojo path for %s re-enabled by reset()", self.name)
+            self.disabled_reason = None
+            self._window.clear()
+            self._window_errors = 0
+            self._fallback_window.clear()
+            self._fallback_count = 0
+            self.alerts.clear()
+        self._publish_state()
+
+    def disable(self, reason: str) -> None:
+        with self._lock:
+            if self.disabled_reason is None:
+                self.disabled_reason = reason
+                log.error(
+                    "AUTO-DISABLED the Mojo path of %s: %s. Every call now runs on Python "
+                    "until reset (Runtime.reset / `synapse-mojo doctor --reset`).",
+                    self.name,
+                    reason,
+                )
+        self._publish_state()
+
+    def mojo_active(self) -> bool:
+        """Would a call (in a non-off mode) run on Mojo right now, ignoring canary draws?"""
+        if config_module.force_python() or self.mode.kind == "off" or self.disabled_reason:
+            return False
+        return self.kernel() is not None
+
+    def _publish_state(self) -> None:
+        active = (
+            self.mode.kind != "off"
+            and self.disabled_reason is None
+            and self._kernel_ready
+            and self._module is not None
+        )
+        self.metrics.set_state(active, self.disabled_reason is not None)
+
+    # ---------------------------------------------------------------------------- calls
+
+    def _fault_code(self) -> int:
+        fault = self._owner.settings.fault(self.name)
+        if fault is None or self._rng.random() >= fault.rate:
+            return 0
+        return FAULT_CODES[fault.kind]
+
+    def run(
+        self,
+        op: str,
+        mojo: Callable[[ModuleType, int], T] | None,
+        python: Callable[[], T],
+        same: Callable[[T, T], bool] | None = None,
+    ) -> Outcome[T]:
+        """Answers one call on the runtime chosen by the current mode and health."""
+        if config_module.force_python():
+            return self._python(python)
+        mode = self.mode
+        if mode.kind == "off" or mojo is None:
+            return self._python(python)
+        if mode.kind == "canary" and self._rng.random() >= mode.fraction:
+            return self._python(python)
+        if self.disabled_reason is not None:
+            return self._python(python, fallback="auto_disabled")
+        module = self.kernel()
+        if module is None:
+            # In auto mode Python is the expected answer when there is no healthy kernel;
+            # in on/canary/shadow the caller asked for Mojo, so it is a fallback.
+            reason = None if mode.kind == "auto" else "kernel_unavailable"
+            return self._python(python, fallback=reason)
+        if mode.kind == "shadow":
+            return self._shadow(op, module, mojo, python, same)
+        return self._mojo(op, module, mojo, python)
+
+    def _python(self, python: Callable[[], T], fallback: str | None = None) -> Outcome[T]:
+        started = time.perf_counter()
+        value = python()
+        elapsed = time.perf_counter() - started
+        self.metrics.record_call("python", elapsed)
+        if fallback is not None:
+            self.metrics.record_fallback(fallback)
+            self._note_fallback(True)
+        return Outcome(value, "python", elapsed * 1e3, fallback_reason=fallback)
+
+    def _mojo(
+        self,
+        op: str,
+        module: ModuleType,
+        mojo: Callable[[ModuleType, int], T],
+        python: Callable[[], T],
+    ) -> Outcome[T]:
+        started = time.perf_counter()
+        try:
+            value = mojo(module, self._fault_code())
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            log.warning("Mojo %s.%s failed, answered by Python: %s", self.name, op, reason)
+            self.metrics.record_error("exception")
+            self._note_result(error=True)
+            outcome = self._python(python, fallback=f"exception:{type(exc).__name__}")
+            return Outcome(
+                outcome.value,
+                "python",
+                outcome.elapsed_ms,
+                fallback_reason=outcome.fallback_reason,
+                error=reason,
+            )
+        elapsed = time.perf_counter() - started
+        self.metrics.record_call("mojo", elapsed)
+        self._note_result(error=False)
+        self._note_fallback(False)
+        return Outcome(value, "mojo", elapsed * 1e3)
+
+    def _shadow(
+        self,
+        op: str,
+        module: ModuleType,
+        mojo: Callable[[ModuleType, int], T],
+        python: Callable[[], T],
+        same: Callable[[T, T], bool] | None,
+    ) -> Outcome[T]:
+        outcome = self._python(python)
+        started = time.perf_counter()
+        error: str | None = None
+        try:
+            mojo_value = mojo(module, self._fault_code())
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("Mojo %s.%s failed in shadow mode: %s", self.name, op, error)
+            self.metrics.record_error("exception")
+            self._note_result(error=True)
+        else:
+            self.metrics.record_latency_only("mojo", time.perf_counter() - started)
+            agree = same(outcome.value, mojo_value) if same else outcome.value == mojo_value
+            self.metrics.record_shadow(bool(agree))
+            if not agree:
+                error = "shadow mismatch"
+                log.warning("Mojo %s.%s disagreed with Python in shadow mode", self.name, op)
+                self.metrics.record_error("mismatch")
+            self._note_result(error=not agree)
+        self._shadow_calls += 1
+        if self._shadow_calls % 32 == 0:
+            self._check_latency_regression()
+        return Outcome(outcome.value, "python", outcome.elapsed_ms, error=error)
+
+    # ---------------------------------------------------------------------------- health
+
+    def _note_result(self, error: bool) -> None:
+        alerts = self._owner.settings.alerts
+        with self._lock:
+            if len(self._window) == self._window.maxlen and self._window[0]:
+                self._window_errors -= 1
+            self._window.append(error)
+            self._window_errors += int(error)
+            calls, errors = len(self._window), self._window_errors
+        if calls >= alerts.min_calls and errors / calls > alerts.error_rate:
+            self.disable(
+                f"error rate {errors}/{calls} = {errors / calls:.1%} over the last {calls} Mojo "
+                f"calls exceeds {alerts.error_rate:.1%}"
+            )
+
+    def _note_fallback(self, fell_back: bool) -> None:
+        alerts = self._owner.settings.alerts
+        with self._lock:
+            if len(self._fallback_window) == self._fallback_window.maxlen and self._fallback_window[0]:
+                self._fallback_count -= 1
+            self._fallback_window.append(fell_back)
+            self._fallback_count += int(fell_back)
+            calls, fallbacks = len(self._fallback_window), self._fallback_count
+        if calls < alerts.min_calls:
+            return
+        rate = fallbacks / calls
+        if rate > alerts.fallback_rate:
+            self._raise_alert(
+                "fallback_rate",
+                f"fallback rate {rate:.1%} over the last {calls} calls exceeds "
+                f"{alerts.fallback_rate:.0%}",
+            )
+        else:
+            self.alerts.pop("fallback_rate", None)
+
+    def _check_latency_regression(self) -> None:
+        alerts = self._owner.settings.alerts
+        mojo_r, py_r = self.metrics.latency["mojo"], self.metrics.latency["python"]
+        if min(len(mojo_r), len(py_r)) < alerts.min_latency_samples:
+            return
+        mojo_p95, py_p95 = mojo_r.p95(), py_r.p95()
+        if mojo_p95 is None or py_p95 is None or py_p95 <= 0:
+            return
+        regression = mojo_p95 / py_p95 - 1.0
+        if regression > alerts.p95_regression:
+            self._raise_alert(
+                "p95_regression",
+                f"Mojo p95 {mojo_p95 * 1e3:.3f} ms is {regression:.0%} above Python's "
+                f"{py_p95 * 1e3:.3f} ms (threshold {alerts.p95_regression:.0%})",
+            )
+        else:
+            self.alerts.pop("p95_regression", None)
+
+    def _raise_alert(self, key: str, message: str) -> None:
+        if self.alerts.get(key) is None:
+            log.warning("%s: %s", self.name, message)
+        self.alerts[key] = message
+
+    # ---------------------------------------------------------------------------- reporting
+
+    def status(self, load: bool = True) -> dict[str, Any]:
+        if load:
+            self.kernel()
+        handle = self.kernel_handle() if (load or self._kernel_ready) else None
+        return {
+            "feature": self.name,
+            "mode": str(self.mode),
+            "force_python": config_module.force_python(),
+            "kernel": self.kernel_name,
+            "kernel_loaded": bool(handle and handle.loaded),
+            "kernel_origin": handle.origin if handle else "not loaded yet",
+            "kernel_path": handle.path if handle else None,
+            "kernel_error": handle.error if handle else None,
+            "self_check": self.self_check,
+            "auto_disabled": self.disabled_reason,
+            "active_runtime": "mojo" if self.mojo_active() else "python",
+            "alerts": dict(self.alerts),
+            "metrics": self.metrics.snapshot(),
+        }
+
+
+class Runtime:
+    """All features of one process (or one test): settings, kernels and feature runtimes."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings if settings is not None else config_module.load_settings()
+        self._features: dict[str, FeatureRuntime] = {}
+        self._kernels: dict[str, KernelHandle] = {}
+        self._lock = threading.RLock()
+
+    def feature(self, name: str) -> FeatureRuntime:
+        if name not in FEATURES:
+            raise config_module.ConfigError(
+                f"unknown feature {name!r}; expected one of {list(FEATURES)}"
+            )
+        with self._lock:
+            if name not in self._features:
+                self._features[name] = FeatureRuntime(name, self)
+            return self._features[name]
+
+    def kernel_handle(self, kernel: str) -> KernelHandle:
+        with self._lock:
+            if kernel not in self._kernels:
+                self._kernels[kernel] = load_kernel(kernel, self.settings)
+            return self._kernels[kernel]
+
+    def set_mode(self, feature: str, mode: Mode | str) -> None:
+        self.feature(feature).set_mode(mode)
+
+    def reset(self, feature: str | None = None) -> None:
+        for name in [feature] if feature else list(self._features):
+            self.feature(name).reset()
+
+    def status(self) -> dict[str, Any]:
+        compiler = find_compiler()
+        return {
+            "compiler": {"path": compiler.path, "version": compiler.version, "error": compiler.error},
+            "settings_source": self.settings.source,
+            "threads": self.settings.effective_threads(),
+            "features": {name: self.feature(name).status() for name in FEATURES},
+        }
+
+    def metrics_json(self) -> dict[str, Any]:
+        return {name: f.metrics.snapshot() for name, f in self._features.items()}
+
+    def metrics_prometheus(self) -> str:
+        return prometheus_text()
+
+
+_default: Runtime | None = None
+_default_lock = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    """The process-wide runtime, created on first use from ``load_settings()``."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Runtime()
+        return _default
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Replaces (or with None, forgets) the process-wide runtime; used by tests and the CLI."""
+    global _default
+    with _default_lock:
+        _default = runtime

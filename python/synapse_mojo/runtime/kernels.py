@@ -1,0 +1,473 @@
+"""Finding, building and loading the Mojo kernels.
+
+Each kernel is a Python extension module written in Mojo (``mojo/<name>.mojo``, built with
+``mojo build --emit shared-lib``). Loading order for a kernel ``name``:
+
+1. a prebuilt module: ``<SYNAPSE_KERNEL_DIR>/<name>.so`` (``[runtime] kernel_dir``), then the
+   ``_kernels/`` directory shipped inside the package, if any;
+2. the per-user compile cache, keyed by the hash of every Mojo source, the compiler version and
+   the target CPU; on a miss the sources are compiled there, under a file lock so that processes
+   starting together compile once;
+3. nothing: the caller runs on Python.
+
+No step raises to the caller: every failure is kept as the handle's ``error`` (with the
+compiler's own message) and logged.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from filelock import FileLock, Timeout
+
+from ..config import Settings
+from ..errors import KernelBuildError, KernelError
+
+log = logging.getLogger("synapse_mojo.kernels")
+
+#: ABI version each Python backend expects from its kernel (``kernel_info()["abi_version"]``).
+KERNEL_ABI: dict[str, int] = {"pattern_search": 1, "message_router": 1}
+
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+_COMPILE_TIMEOUT_S = 900
+_LOCK_TIMEOUT_S = 1200
+
+
+# --------------------------------------------------------------------------------------------
+# Compiler discovery
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Compiler:
+    """The Mojo compiler this process would use (``path`` is None when none was found)."""
+
+    path: str | None
+    version: str | None
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    lib_dir: str | None = None
+    error: str | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.path is not None and self.version is not None
+
+
+_compiler_cache: Compiler | None = None
+_compiler_lock = threading.Lock()
+
+
+def find_compiler(refresh: bool = False) -> Compiler:
+    """Locates ``mojo``: ``$SYNAPSE_MOJO``, then the ``mojo-compiler`` wheel, then ``PATH``."""
+    global _compiler_cache
+    with _compiler_lock:
+        if _compiler_cache is None or refresh:
+            _compiler_cache = _find_compiler()
+        return _compiler_cache
+
+
+def _find_compiler() -> Compiler:
+    env: dict[str, str] = {}
+    lib_dir: str | None = None
+    candidates: list[str] = []
+    if explicit := os.environ.get("SYNAPSE_MOJO"):
+        candidates.append(explicit)
+    try:  # the wheel layout: site-packages/modular/{bin,lib}
+        from mojo import run as mojo_run  # type: ignore[import-not-found]
+
+        env = dict(mojo_run._sdk_default_env())
+        if driver := env.get("MODULAR_MOJO_MAX_DRIVER_PATH"):
+            candidates.append(driver)
+            lib_dir = str(Path(driver).parent.parent / "lib")
+    except Exception as exc:  # not installed, or an unexpected layout
+        log.debug("mojo wheel not usable: %s", exc)
+    if on_path := shutil.which("mojo"):
+        candidates.append(on_path)
+    for candidate in candidates:
+        if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
+            continue
+        try:
+            out = subprocess.run(
+                [candidate, "--version"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=_compile_env(env),
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("mojo at %s does not run: %s", candidate, exc)
+            continue
+        version = out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
+        if out.returncode == 0 and version.lower().startswith("mojo"):
+            if lib_dir is None:
+                guess = Path(candidate).resolve().parent.parent / "lib"
+                lib_dir = str(guess) if guess.is_dir() else None
+            return Compiler(candidate, version, env, lib_dir)
+    hint = (
+        "no Mojo compiler found: install the 'mojo-compiler==1.2.0' wheel (a dependency of "
+        "synapse-mojo on Linux x86_64/aarch64 and macOS arm64), put 'mojo' on PATH, or set "
+        "SYNAPSE_MOJO to its path"
+    )
+    return Compiler(None, None, error=hint)
+
+
+def _compile_env(sdk_env: dict[str, str]) -> dict[str, str]:
+    env = dict(sdk_env) | dict(os.environ)
+    home = env.get("HOME", "")
+    if not home or not os.access(home, os.W_OK):
+        # The compiler writes its own cache and crash-report settings under HOME.
+        env["HOME"] = tempfile.mkdtemp(prefix="synapse-mojo-home-")
+    return env
+
+
+def _preload_runtime(compiler: Compiler) -> None:
+    """Makes the Mojo runtime library resolvable for modules built elsewhere.
+
+    Modules carry an RUNPATH to the lib directory of the compiler that built them; a prebuilt
+    module from another machine finds the runtime through this preload instead.
+    """
+    if not compiler.lib_dir:
+        return
+    for lib in ("libKGENCompilerRTShared.so", "libAsyncRTRuntimeGlobals.so"):
+        path = os.path.join(compiler.lib_dir, lib)
+        if os.path.exists(path):
+            try:
+                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            except OSError as exc:
+                log.debug("preloading %s failed: %s", path, exc)
+
+
+# --------------------------------------------------------------------------------------------
+# Sources and the cache key
+# --------------------------------------------------------------------------------------------
+
+
+def source_dir(settings: Settings) -> Path:
+    """Where the Mojo sources are: the setting, the wheel's copy, or the repository's."""
+    if settings.kernel_source:
+        return Path(settings.kernel_source).expanduser()
+    shipped = _PACKAGE_DIR / "_mojo_src"
+    if shipped.is_dir():
+        return shipped
+    return _PACKAGE_DIR.parent.parent / "mojo"
+
+
+def kernel_names(src: Path) -> list[str]:
+    """Every top-level ``*.mojo`` file that defines an extension module."""
+    if not src.is_dir():
+        return []
+    return sorted(
+        p.stem for p in src.glob("*.mojo") if f"PyInit_{p.stem}" in p.read_text("utf-8")
+    )
+
+
+def source_hash(src: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(src.rglob("*.mojo")):
+        h.update(str(p.relative_to(src)).encode())
+        h.update(b"\0")
+        h.update(p.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def host_cpu_fingerprint() -> str:
+    """A stable description of the host CPU: arch, model name and a hash of its features."""
+    model, flags = "", ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "CPU part") and not model:
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = value.strip()
+                if model and flags:
+                    break
+    except OSError:
+        model = platform.processor()
+    digest = hashlib.sha256(flags.encode()).hexdigest()[:8]
+    return f"{platform.machine()}:{model or 'unknown'}:{digest}"
+
+
+def target_label(settings: Settings) -> str:
+    return settings.target_cpu or f"native[{host_cpu_fingerprint()}]"
+
+
+def cache_key(src: Path, compiler: Compiler, settings: Settings) -> str:
+    h = hashlib.sha256()
+    for part in (source_hash(src), compiler.version or "", target_label(settings)):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:20]
+
+
+# --------------------------------------------------------------------------------------------
+# Building
+# --------------------------------------------------------------------------------------------
+
+
+def build_kernel(
+    name: str,
+    src: Path,
+    out_path: Path,
+    compiler: Compiler,
+    target_cpu: str = "",
+) -> float:
+    """Compiles ``src/<name>.mojo`` into ``out_path``; returns the seconds it took.
+
+    Raises ``KernelBuildError`` with the compiler's output on failure.
+    """
+    if not compiler.found:
+        raise KernelError(compiler.error or "no Mojo compiler")
+    source = src / f"{name}.mojo"
+    if not source.is_file():
+        raise KernelError(f"no Mojo source {source}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp.so")
+    cmd = [
+        str(compiler.path),
+        "build",
+        "-I",
+        str(src),
+        str(source),
+        "--emit",
+        "shared-lib",
+        "-o",
+        str(tmp),
+    ]
+    if target_cpu:
+        cmd[2:2] = ["--target-cpu", target_cpu]
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=_COMPILE_TIMEOUT_S,
+            env=_compile_env(compiler.env),
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise KernelBuildError(f"mojo build {name} timed out after {_COMPILE_TIMEOUT_S}s") from exc
+    except OSError as exc:
+        raise KernelBuildError(f"mojo build {name} could not start: {exc}") from exc
+    output = _clean_compiler_output(proc.stdout + proc.stderr)
+    if proc.returncode != 0 or not tmp.exists():
+        tmp.unlink(missing_ok=True)
+        raise KernelBuildError(
+            f"mojo build {name} failed (exit {proc.returncode}): {_first_error(output)}",
+            compiler_output=output,
+        )
+    os.replace(tmp, out_path)
+    return time.perf_counter() - started
+
+
+def _clean_compiler_output(text: str) -> str:
+    noise = ("Failed to initialize Crashpad",)
+    return "\n".join(line for line in text.splitlines() if not line.startswith(noise)).strip()
+
+
+def _first_error(output: str) -> str:
+    for line in output.splitlines():
+        if "error:" in line:
+            return line.strip()
+    return output.splitlines()[-1].strip() if output else "no output"
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class KernelHandle:
+    """What happened when a kernel was looked for. ``module`` is None when it is unavailable."""
+
+    name: str
+    module: ModuleType | None = None
+    origin: str = "none"  # prebuilt | cache | compiled | none
+    path: str | None = None
+    compiler_version: str | None = None
+    target: str = ""
+    build_seconds: float | None = None
+    error: str | None = None
+    compiler_output: str = ""
+    attempts: list[str] = field(default_factory=list)
+
+    @property
+    def loaded(self) -> bool:
+        return self.module is not None
+
+    def describe(self) -> str:
+        if self.module is not None:
+            return f"{self.origin} ({self.path})"
+        return f"unavailable: {self.error}"
+
+
+def _import_extension(name: str, path: Path) -> ModuleType:
+    fullname = f"synapse_mojo._kernels.{name}"
+    loader = importlib.machinery.ExtensionFileLoader(fullname, str(path))
+    spec = importlib.util.spec_from_file_location(fullname, str(path), loader=loader)
+    if spec is None:
+        raise ImportError(f"cannot create an import spec for {path}")
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def _check_abi(name: str, module: ModuleType) -> None:
+    expected = KERNEL_ABI.get(name)
+    try:
+        info = module.kernel_info()
+    except Exception as exc:
+        raise KernelError(f"{name}: kernel_info() failed: {exc}") from exc
+    got = info.get("abi_version") if isinstance(info, dict) else None
+    if expected is not None and got != expected:
+        raise KernelError(f"{name}: kernel ABI {got}, this package expects {expected}")
+
+
+def _prebuilt_dirs(settings: Settings) -> list[Path]:
+    dirs = []
+    if settings.kernel_dir:
+        dirs.append(Path(settings.kernel_dir).expanduser())
+    shipped = _PACKAGE_DIR / "_kernels"
+    if shipped.is_dir():
+        dirs.append(shipped)
+    return dirs
+
+
+def load_kernel(name: str, settings: Settings) -> KernelHandle:
+    """Finds, builds if needed, and imports the kernel ``name``. Never raises."""
+    handle = KernelHandle(name)
+    compiler = find_compiler()
+    handle.compiler_version = compiler.version
+    handle.target = target_label(settings)
+
+    for directory in _prebuilt_dirs(settings):
+        candidate = directory / f"{name}.so"
+        if not candidate.is_file():
+            handle.attempts.append(f"prebuilt {candidate}: not present")
+            continue
+        try:
+            _preload_runtime(compiler)
+            module = _import_extension(name, candidate)
+            _check_abi(name, module)
+        except Exception as exc:
+            handle.attempts.append(f"prebuilt {candidate}: {exc}")
+            log.warning("prebuilt kernel %s at %s rejected: %s", name, candidate, exc)
+            continue
+        handle.module, handle.origin, handle.path = module, "prebuilt", str(candidate)
+        return handle
+
+    src = source_dir(settings)
+    if not (src / f"{name}.mojo").is_file():
+        handle.error = f"no Mojo source for {name} under {src}"
+        handle.attempts.append(handle.error)
+        return handle
+    if not compiler.found:
+        handle.error = compiler.error
+        handle.attempts.append(f"compile: {compiler.error}")
+        log.info("kernel %s unavailable: %s", name, compiler.error)
+        return handle
+
+    cache = settings.cache_dir()
+    key = cache_key(src, compiler, settings)
+    entry = cache / key
+    so_path = entry / f"{name}.so"
+    try:
+        entry.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(entry / f"{name}.lock"), timeout=_LOCK_TIMEOUT_S)
+        with lock:
+            origin = "cache"
+            if not so_path.is_file():
+                log.info(
+                    "compiling Mojo kernel %s for %s (one-time; cached in %s)",
+                    name,
+                    handle.target,
+                    entry,
+                )
+                handle.build_seconds = build_kernel(
+                    name, src, so_path, compiler, settings.target_cpu
+                )
+                origin = "compiled"
+                _write_meta(entry, name, src, compiler, settings, handle.build_seconds)
+            _preload_runtime(compiler)
+            module = _import_extension(name, so_path)
+            _check_abi(name, module)
+    except KernelBuildError as exc:
+        handle.error = str(exc)
+        handle.compiler_output = exc.compiler_output
+        log.error(
+            "Mojo kernel %s failed to compile; running on Python.\n%s", name, exc.compiler_output
+        )
+        return handle
+    except Timeout:
+        handle.error = f"timed out waiting for another process to compile {name} ({entry})"
+        log.error(handle.error)
+        return handle
+    except Exception as exc:  # import errors, ABI mismatch, unwritable cache
+        handle.error = f"{type(exc).__name__}: {exc}"
+        log.error("Mojo kernel %s could not be loaded; running on Python: %s", name, exc)
+        return handle
+    handle.module, handle.origin, handle.path = module, origin, str(so_path)
+    return handle
+
+
+def _write_meta(
+    entry: Path, name: str, src: Path, compiler: Compiler, settings: Settings, seconds: float
+) -> None:
+    meta_path = entry / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    except (OSError, ValueError):
+        meta = {}
+    meta.update(
+        {
+            "source_hash": source_hash(src),
+            "compiler": compiler.version,
+            "target": target_label(settings),
+            "python": sys.version.split()[0],
+        }
+    )
+    meta.setdefault("kernels", {})[name] = {
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "build_seconds": round(seconds, 3),
+        "pid": os.getpid(),
+    }
+    tmp = meta_path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, meta_path)
+
+
+def build_all(
+    out_dir: Path, settings: Settings, target_cpu: str = "", names: list[str] | None = None
+) -> dict[str, float]:
+    """Prebuilds kernels into ``out_dir`` (for ``synapse-mojo kernels build``); raises on failure."""
+    compiler = find_compiler()
+    if not compiler.found:
+        raise KernelError(compiler.error or "no Mojo compiler")
+    src = source_dir(settings)
+    selected = names or kernel_names(src)
+    if not selected:
+        raise KernelError(f"no kernels under {src}")
+    timings = {}
+    for name in selected:
+        timings[name] = build_kernel(name, src, out_dir / f"{name}.so", compiler, target_cpu)
+    return timings

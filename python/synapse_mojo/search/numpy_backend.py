@@ -1,0 +1,64 @@
+"""The NumPy backend: the fast Python fallback of every Mojo search path."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import BatchTopK, SearchBackend, TopK
+
+#: Upper bound for the (queries x rows) score block of a batch, in float32 elements (128 MB).
+_BATCH_BLOCK_ELEMENTS = 32 * 1024 * 1024
+
+
+def select_topk(scores: np.ndarray, k: int) -> TopK:
+    """Best ``k`` of a score vector (``-inf`` = ineligible), ties to the lower index.
+
+    ``argpartition`` alone picks arbitrarily among scores equal to the k-th largest; taking
+    every candidate at or above that threshold and sorting by (-score, row) makes it exact.
+    """
+    finite = np.isfinite(scores)
+    n_eligible = int(np.count_nonzero(finite))
+    k = min(k, n_eligible)
+    if k <= 0:
+        return TopK(np.empty(0, np.int64), np.empty(0, np.float32))
+    n = scores.shape[0]
+    if k < n:
+        part = np.argpartition(scores, n - k)[n - k :]
+        threshold = scores[part].min()
+        candidates = np.flatnonzero(scores >= threshold)
+    else:
+        candidates = np.flatnonzero(finite)
+    order = np.lexsort((candidates, -scores[candidates]))[:k]
+    rows = candidates[order].astype(np.int64, copy=False)
+    return TopK(rows, scores[rows].astype(np.float32, copy=False))
+
+
+class NumpySearchBackend(SearchBackend):
+    name = "numpy"
+
+    def topk(
+        self, matrix: np.ndarray, query: np.ndarray, k: int, mask: np.ndarray | None = None
+    ) -> TopK:
+        scores = matrix @ query
+        if mask is not None:
+            scores = np.where(mask != 0, scores, np.float32(-np.inf))
+        return select_topk(scores, k)
+
+    def topk_batch(
+        self, matrix: np.ndarray, queries: np.ndarray, k: int, mask: np.ndarray | None = None
+    ) -> BatchTopK:
+        n = matrix.shape[0]
+        b = queries.shape[0]
+        width = min(k, n if mask is None else int(np.count_nonzero(mask)))
+        rows = np.empty((b, width), dtype=np.int64)
+        scores = np.empty((b, width), dtype=np.float32)
+        step = max(1, _BATCH_BLOCK_ELEMENTS // max(1, n))
+        for start in range(0, b, step):
+            block = queries[start : start + step] @ matrix.T
+            if mask is not None:
+                block[:, mask == 0] = -np.inf
+            for i, row_scores in enumerate(block):
+                top = select_topk(row_scores, k)
+                rows[start + i] = top.rows
+                scores[start + i] = top.scores
+        return BatchTopK(rows, scores)

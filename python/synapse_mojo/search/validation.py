@@ -1,0 +1,153 @@
+"""Input validation at the Python boundary, before any kernel sees the data.
+
+Every function returns data in the exact form the backends trust (C-contiguous float32,
+L2-normalised) or raises one of the library's errors with a message that says what was wrong.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import DimensionMismatchError, InvalidInputError, InvalidTypeError
+
+
+def as_matrix(embeddings: Any, dim: int | None, what: str = "embeddings") -> np.ndarray:
+    """A (m, d) float32 C-contiguous copy with L2-normalised rows.
+
+    Accepts any array-like of real numbers (lists, float64 arrays, non-contiguous views; a
+    single 1-D vector counts as one row). Rejects NaN/inf, zero vectors and wrong dimensions.
+    """
+    array = _as_float_array(embeddings, what)
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    if array.ndim != 2:
+        raise InvalidInputError(f"{what} must be 1-D or 2-D, got shape {array.shape}")
+    if array.shape[1] == 0:
+        raise InvalidInputError(f"{what} have dimension 0")
+    if dim is not None and array.shape[1] != dim:
+        raise DimensionMismatchError(
+            f"{what} have dimension {array.shape[1]}, the index has dimension {dim}"
+        )
+    return _normalise_rows(array, what)
+
+
+def as_query(query: Any, dim: int) -> np.ndarray:
+    """A (d,) float32 contiguous, L2-normalised copy of one query vector."""
+    array = _as_float_array(query, "query")
+    if array.ndim == 2 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 1:
+        raise InvalidInputError(
+            f"query must be one vector of shape ({dim},), got shape {array.shape}; "
+            "use search_batch for several queries"
+        )
+    if array.shape[0] != dim:
+        raise DimensionMismatchError(
+            f"query has dimension {array.shape[0]}, the index has dimension {dim}"
+        )
+    return _normalise_rows(array.reshape(1, -1), "query")[0]
+
+
+def as_queries(queries: Any, dim: int) -> np.ndarray:
+    array = _as_float_array(queries, "queries")
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    if array.ndim != 2:
+        raise InvalidInputError(f"queries must have shape (b, {dim}), got {array.shape}")
+    if array.shape[0] == 0:
+        raise InvalidInputError("queries is empty")
+    if array.shape[1] != dim:
+        raise DimensionMismatchError(
+            f"queries have dimension {array.shape[1]}, the index has dimension {dim}"
+        )
+    return _normalise_rows(array, "queries")
+
+
+def as_top_k(top_k: Any) -> int:
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):
+        raise InvalidTypeError(f"top_k must be an integer, got {type(top_k).__name__}")
+    if top_k < 1:
+        raise InvalidInputError(f"top_k must be >= 1, got {top_k}")
+    return int(top_k)
+
+
+def as_ids(ids: Any, count: int | None = None) -> list[str]:
+    if isinstance(ids, (str, bytes)):
+        ids = [ids]
+    try:
+        items = list(ids)
+    except TypeError:
+        raise InvalidTypeError(f"ids must be a string or a sequence of strings, got {ids!r}") from None
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidTypeError(f"pattern ids must be strings, got {item!r}")
+        if not item:
+            raise InvalidInputError("pattern ids must be non-empty strings")
+    if count is not None and len(items) != count:
+        raise InvalidInputError(f"{len(items)} ids for {count} embeddings")
+    if len(set(items)) != len(items):
+        seen: set[str] = set()
+        dup = next(i for i in items if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+        raise InvalidInputError(f"duplicate id {dup!r} in one batch")
+    return items
+
+
+def as_metadata(metadata: Any, count: int) -> list[dict[str, Any]]:
+    if metadata is None:
+        return [{} for _ in range(count)]
+    if isinstance(metadata, dict):
+        if count != 1:
+            raise InvalidInputError("one metadata mapping given for several ids; pass a list")
+        metadata = [metadata]
+    items: Sequence[Any] = list(metadata)
+    if len(items) != count:
+        raise InvalidInputError(f"{len(items)} metadata entries for {count} ids")
+    out = []
+    for item in items:
+        if item is None:
+            out.append({})
+        elif isinstance(item, dict):
+            out.append(dict(item))
+        else:
+            raise InvalidTypeError(f"metadata must be a dict or None, got {type(item).__name__}")
+    return out
+
+
+def _as_float_array(value: Any, what: str) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        array = value
+    else:
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"{what} is not a numeric array: {exc}") from None
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
+    ):
+        raise InvalidTypeError(f"{what} must hold real numbers, got dtype {array.dtype}")
+    if array.size == 0:
+        raise InvalidInputError(f"{what} is empty")
+    return array
+
+
+_BLOCK_ROWS = 16384
+
+
+def _normalise_rows(array: np.ndarray, what: str) -> np.ndarray:
+    """Checks and normalises block by block, so a large input costs one float32 copy."""
+    out = np.empty(array.shape, dtype=np.float32)
+    for start in range(0, array.shape[0], _BLOCK_ROWS):
+        # Norms in float64: float32 squares of large inputs would overflow to inf.
+        block = np.asarray(array[start : start + _BLOCK_ROWS], dtype=np.float64)
+        if not np.all(np.isfinite(block)):
+            bad = start + int(np.argwhere(~np.isfinite(block))[0][0])
+            raise InvalidInputError(f"{what} row {bad} contains NaN or infinity")
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+        if np.any(norms == 0):
+            bad = start + int(np.flatnonzero(norms[:, 0] == 0)[0])
+            raise InvalidInputError(f"{what} row {bad} is a zero vector; cosine is undefined")
+        out[start : start + block.shape[0]] = block / norms
+    return out
