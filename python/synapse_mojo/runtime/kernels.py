@@ -177,9 +177,15 @@ def kernel_names(src: Path) -> list[str]:
     )
 
 
+def kernel_sources(src: Path) -> list[Path]:
+    """The files a kernel build reads: top-level modules and the shared ``kernel_support``
+    package (the standalone programs under ``bench/`` are not part of any kernel)."""
+    return sorted([*src.glob("*.mojo"), *(src / "kernel_support").rglob("*.mojo")])
+
+
 def source_hash(src: Path) -> str:
     h = hashlib.sha256()
-    for p in sorted(src.rglob("*.mojo")):
+    for p in kernel_sources(src):
         h.update(str(p.relative_to(src)).encode())
         h.update(b"\0")
         h.update(p.read_bytes())
