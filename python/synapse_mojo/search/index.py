@@ -57,6 +57,8 @@ class SearchResult:
     runtime: str
     elapsed_ms: float
     fallback_reason: str | None = None
+    #: The Mojo path's error, if any: an exception it raised, or "shadow mismatch".
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -267,7 +269,9 @@ class PatternIndex:
                 SearchHit(self._ids[r], float(s), dict(self._meta[r] or {}))  # type: ignore[arg-type]
                 for r, s in zip(outcome.value.rows.tolist(), outcome.value.scores.tolist())
             ]
-        return SearchResult(hits, outcome.runtime, outcome.elapsed_ms, outcome.fallback_reason)
+        return SearchResult(
+            hits, outcome.runtime, outcome.elapsed_ms, outcome.fallback_reason, outcome.error
+        )
 
     def search_batch(self, queries: Any, top_k: int = 10, filter: Filter = None) -> BatchResult:
         """Top-k for each row of ``queries`` (b, d); arrays of ids and scores, best first."""

@@ -1,0 +1,250 @@
+"""PatternIndex behaviour: updates, filters, validation, threads; run on every runtime."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from synapse_mojo import (
+    DimensionMismatchError,
+    EmptyIndexError,
+    InvalidInputError,
+    InvalidTypeError,
+    PatternIndex,
+    UnknownIdError,
+)
+from synapse_mojo.search.validation import as_matrix
+
+
+@pytest.fixture(params=["mojo", "python"])
+def index_runtime(request, make_runtime, search_kernel):
+    """The same tests on the Mojo path (mode on) and on the Python path (mode off)."""
+    mode = "on" if request.param == "mojo" else "off"
+    return make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH=mode, SYNAPSE_FEATURE_VECTOR_ENGINE=mode)
+
+
+def _vectors(n: int, d: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+
+
+def test_search_returns_nearest_with_metadata(index_runtime):
+    index = PatternIndex(32, runtime=index_runtime)
+    vectors = _vectors(500, 32)
+    index.upsert([f"p{i}" for i in range(500)], vectors, [{"i": i} for i in range(500)])
+    result = index.search_detailed(vectors[123], top_k=3)
+    assert result.hits[0].id == "p123"
+    assert result.hits[0].metadata == {"i": 123}
+    assert result.hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert result.runtime == ("mojo" if index_runtime.settings.mode("pattern_search").kind == "on" else "python")
+    assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
+
+
+def test_upsert_replaces_in_place_and_keeps_insertion_order(index_runtime):
+    index = PatternIndex(4, runtime=index_runtime)
+    same = np.array([1.0, 0, 0, 0])
+    index.upsert(["a", "b", "c"], [same, [0, 1, 0, 0], same])
+    assert [h.id for h in index.search(same, top_k=2)] == ["a", "c"]  # exact tie: insertion order
+    added, updated = index.upsert(["a", "d"], [[0, 0, 1, 0], same], [{"v": 2}, None])
+    assert (added, updated) == (1, 1)
+    assert [h.id for h in index.search(same, top_k=2)] == ["c", "d"]
+    vec, meta = index.get("a")
+    assert np.allclose(vec, [0, 0, 1, 0]) and meta == {"v": 2}
+    assert index.ids() == ["a", "b", "c", "d"]
+
+
+def test_add_rejects_existing_ids(index_runtime):
+    index = PatternIndex(3, runtime=index_runtime)
+    index.add(["x"], [[1, 2, 3]])
+    with pytest.raises(InvalidInputError, match="already in the index"):
+        index.add(["x"], [[1, 2, 3]])
+
+
+def test_remove_and_compaction_keep_order(index_runtime):
+    index = PatternIndex(8, runtime=index_runtime)
+    vectors = _vectors(3000, 8, seed=1)
+    ids = [f"p{i}" for i in range(3000)]
+    index.upsert(ids, vectors)
+    index.remove(ids[:2000])  # triggers compaction
+    assert len(index) == 1000
+    assert index.ids() == ids[2000:]
+    hit = index.search(vectors[2500], top_k=1)[0]
+    assert hit.id == "p2500"
+    assert "p5" not in index
+    with pytest.raises(UnknownIdError, match="p5"):
+        index.remove("p5")
+    assert index.remove(["p5", "p2001"], missing_ok=True) == 1
+    with pytest.raises(UnknownIdError):
+        index.get("p5")
+
+
+def test_removed_rows_never_returned_before_compaction(index_runtime):
+    index = PatternIndex(4, runtime=index_runtime)
+    index.upsert(["a", "b", "c"], [[1, 0, 0, 0], [0.9, 0.1, 0, 0], [0, 1, 0, 0]])
+    index.remove("a")
+    assert [h.id for h in index.search([1, 0, 0, 0], top_k=5)] == ["b", "c"]
+
+
+def test_filters_mapping_list_and_callable(index_runtime):
+    index = PatternIndex(8, runtime=index_runtime)
+    vectors = _vectors(200, 8, seed=2)
+    langs = ["py", "go", "rs", "ts"]
+    meta = [{"lang": langs[i % 4], "tags": ["x"] if i % 2 else ["y"], "n": i} for i in range(200)]
+    index.upsert([f"p{i}" for i in range(200)], vectors, meta)
+    py = index.search(vectors[0], top_k=100, filter={"lang": "py"})
+    assert len(py) == 50 and all(h.metadata["lang"] == "py" for h in py)
+    two = index.search(vectors[0], top_k=200, filter={"lang": ["py", "go"], "n": [0, 1, 2, 3]})
+    assert sorted(h.id for h in two) == ["p0", "p1"]
+    unhashable = index.search(vectors[0], top_k=200, filter={"tags": [["x"]]})
+    assert len(unhashable) == 100
+    big = index.search(vectors[0], top_k=10, filter=lambda m: m["n"] >= 190)
+    assert {h.id for h in big} == {f"p{i}" for i in range(190, 200)}
+    assert index.search(vectors[0], top_k=10, filter={"lang": "cobol"}) == []
+    with pytest.raises(InvalidTypeError, match="filter"):
+        index.search(vectors[0], filter=42)  # type: ignore[arg-type]
+
+
+def test_k_larger_than_index_is_clamped(index_runtime):
+    index = PatternIndex(4, runtime=index_runtime)
+    index.upsert(["a", "b"], [[1, 0, 0, 0], [0, 1, 0, 0]])
+    assert len(index.search([1, 0, 0, 0], top_k=10)) == 2
+
+
+@pytest.mark.parametrize(
+    "query, error, match",
+    [
+        ([1.0, 2.0], DimensionMismatchError, "dimension 2"),
+        ([[1, 2, 3, 4], [1, 2, 3, 4]], InvalidInputError, "search_batch"),
+        ([np.nan, 0, 0, 0], InvalidInputError, "NaN"),
+        ([np.inf, 0, 0, 0], InvalidInputError, "NaN or infinity"),
+        ([0, 0, 0, 0], InvalidInputError, "zero vector"),
+        (["a", "b", "c", "d"], InvalidTypeError, "real numbers"),
+        ([], InvalidInputError, "empty"),
+    ],
+)
+def test_bad_queries_raise_clear_errors(index_runtime, query, error, match):
+    index = PatternIndex(4, runtime=index_runtime)
+    index.upsert(["a"], [[1, 0, 0, 0]])
+    with pytest.raises(error, match=match):
+        index.search(query)
+
+
+@pytest.mark.parametrize("top_k, error", [(0, InvalidInputError), (-3, InvalidInputError), (True, InvalidTypeError), (2.5, InvalidTypeError), ("3", InvalidTypeError)])
+def test_bad_top_k(index_runtime, top_k, error):
+    index = PatternIndex(4, runtime=index_runtime)
+    index.upsert(["a"], [[1, 0, 0, 0]])
+    with pytest.raises(error, match="top_k"):
+        index.search([1, 0, 0, 0], top_k=top_k)
+
+
+def test_empty_index_raises(index_runtime):
+    with pytest.raises(EmptyIndexError, match="empty"):
+        PatternIndex(4, runtime=index_runtime).search([1, 0, 0, 0])
+    index = PatternIndex(4, runtime=index_runtime)
+    index.upsert(["a"], [[1, 0, 0, 0]])
+    index.remove("a")
+    with pytest.raises(EmptyIndexError):
+        index.search([1, 0, 0, 0])
+
+
+def test_bad_updates_change_nothing(index_runtime):
+    index = PatternIndex(3, runtime=index_runtime)
+    index.upsert(["a"], [[1, 0, 0]])
+    with pytest.raises(InvalidInputError, match="row 1 contains NaN"):
+        index.upsert(["b", "c"], [[1, 1, 1], [np.nan, 0, 0]])
+    with pytest.raises(InvalidInputError, match="duplicate id 'b'"):
+        index.upsert(["b", "b"], [[1, 1, 1], [1, 0, 0]])
+    with pytest.raises(InvalidInputError, match="2 ids for 1 embeddings"):
+        index.upsert(["b", "c"], [[1, 1, 1]])
+    with pytest.raises(InvalidTypeError, match="strings"):
+        index.upsert([7], [[1, 1, 1]])  # type: ignore[list-item]
+    with pytest.raises(DimensionMismatchError):
+        index.upsert(["b"], [[1, 1]])
+    with pytest.raises(InvalidTypeError, match="metadata"):
+        index.upsert(["b"], [[1, 1, 1]], ["not a dict"])  # type: ignore[list-item]
+    assert index.ids() == ["a"]
+
+
+def test_float64_and_non_contiguous_input_are_converted(index_runtime):
+    index = PatternIndex(4, runtime=index_runtime)
+    base = np.random.default_rng(3).standard_normal((10, 8))  # float64
+    strided = base[:, ::2]  # non-contiguous view, 4 columns
+    index.upsert([f"p{i}" for i in range(10)], strided)
+    query = strided[4]
+    assert not query.flags["C_CONTIGUOUS"] or query.dtype == np.float64
+    assert index.search(query, top_k=1)[0].id == "p4"
+    assert index.search(np.asarray(query, dtype=np.int64) * 0 + [1, 2, 3, 4], top_k=1)
+
+
+def test_search_batch_matches_single_searches(index_runtime):
+    index = PatternIndex(16, runtime=index_runtime)
+    vectors = _vectors(300, 16, seed=4)
+    index.upsert([f"p{i}" for i in range(300)], vectors)
+    queries = vectors[[5, 50, 150]] + 0.01
+    batch = index.search_batch(queries, top_k=4)
+    assert batch.ids.shape == (3, 4) and batch.scores.dtype == np.float32
+    for row, q in enumerate(queries):
+        single = index.search(q, top_k=4)
+        assert list(batch.ids[row]) == [h.id for h in single]
+        assert np.allclose(batch.scores[row], [h.score for h in single], atol=1e-5)
+    filtered = index.search_batch(queries, top_k=4, filter={"missing": 1})
+    assert filtered.ids.shape == (3, 0)
+
+
+def test_concurrent_searches_and_updates(index_runtime):
+    """Searches (kernel without the GIL) and updates (buffer reallocation) interleave safely."""
+    index = PatternIndex(64, runtime=index_runtime, capacity=16)
+    vectors = _vectors(4000, 64, seed=5)
+    index.upsert(["seed"], vectors[:1])
+    errors: list[BaseException] = []
+
+    def writer():
+        try:
+            for start in range(1, 4000, 100):
+                end = min(start + 100, 4000)
+                index.upsert([f"p{i}" for i in range(start, end)], vectors[start:end])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def reader():
+        try:
+            for i in range(200):
+                hits = index.search(vectors[0], top_k=3)
+                assert hits[0].id == "seed"
+        except BaseException as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(index) == 4000
+
+
+def test_vectors_are_normalised_on_the_way_in(index_runtime):
+    index = PatternIndex(2, runtime=index_runtime)
+    index.upsert(["a"], [[3.0, 4.0]])
+    vec, _ = index.get("a")
+    assert np.allclose(vec, [0.6, 0.8])
+    assert index.search([30, 40], top_k=1)[0].score == pytest.approx(1.0, abs=1e-6)
+
+
+def test_bad_dim():
+    with pytest.raises(InvalidInputError):
+        PatternIndex(0)
+    with pytest.raises(InvalidInputError):
+        PatternIndex("3")  # type: ignore[arg-type]
+    assert PatternIndex(np.int64(3)).dim == 3
+
+
+def test_as_matrix_blocks_large_inputs():
+    raw = np.random.default_rng(0).standard_normal((40_000, 3))
+    out = as_matrix(raw, 3)
+    assert out.dtype == np.float32 and out.flags["C_CONTIGUOUS"]
+    assert np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-6)
+    raw[33_000, 1] = np.inf
+    with pytest.raises(InvalidInputError, match="row 33000"):
+        as_matrix(raw, 3)

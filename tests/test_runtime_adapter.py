@@ -1,0 +1,223 @@
+"""The runtime adapter, driven through real kernels with the documented fault injection.
+
+``SYNAPSE_FAULT_<FEATURE>=raise|wrong[:rate]`` makes the compiled Mojo kernel itself raise or
+return wrong rows (``mojo/pattern_search.mojo``), so fallback, shadow mismatch counting and
+auto-disable are exercised on the real call path, not on a stand-in.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pytest
+
+from synapse_mojo import ConfigError, PatternIndex
+
+
+def _index(runtime, n=400, d=24, seed=0):
+    vectors = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    index = PatternIndex(d, runtime=runtime)
+    index.upsert([f"p{i}" for i in range(n)], vectors)
+    return index, vectors
+
+
+def test_auto_mode_uses_mojo_when_healthy(make_runtime, search_kernel):
+    runtime = make_runtime()
+    index, vectors = _index(runtime)
+    result = index.search_detailed(vectors[7], top_k=3)
+    assert result.runtime == "mojo" and result.hits[0].id == "p7"
+    status = runtime.feature("pattern_search").status()
+    assert status["self_check"].startswith("passed")
+    assert status["active_runtime"] == "mojo"
+
+
+def test_injected_raise_falls_back_in_the_same_call(make_runtime, search_kernel, caplog):
+    runtime = make_runtime(
+        SYNAPSE_FEATURE_PATTERN_SEARCH="on", SYNAPSE_FAULT_PATTERN_SEARCH="raise", SYNAPSE_ALERT_MIN_CALLS="1000"
+    )
+    index, vectors = _index(runtime)
+    with caplog.at_level(logging.WARNING, logger="synapse_mojo.runtime"):
+        result = index.search_detailed(vectors[9], top_k=3)
+    assert result.hits[0].id == "p9"  # answered correctly ...
+    assert result.runtime == "python"  # ... by Python
+    assert result.fallback_reason and result.fallback_reason.startswith("exception:")
+    assert "injected fault" in caplog.text
+    metrics = runtime.feature("pattern_search").metrics.snapshot()
+    assert metrics["errors"] == {"exception": 1}
+    assert sum(metrics["fallbacks"].values()) == 1
+
+
+def test_error_rate_over_threshold_disables_mojo_until_reset(make_runtime, search_kernel, caplog):
+    runtime = make_runtime(
+        SYNAPSE_FEATURE_PATTERN_SEARCH="on",
+        SYNAPSE_FAULT_PATTERN_SEARCH="raise",
+        SYNAPSE_ALERT_MIN_CALLS="20",
+        SYNAPSE_ALERT_WINDOW="100",
+    )
+    feature = runtime.feature("pattern_search")
+    index, vectors = _index(runtime)
+    with caplog.at_level(logging.ERROR, logger="synapse_mojo.runtime"):
+        for _ in range(19):
+            index.search(vectors[0])
+        assert feature.disabled_reason is None  # below the minimum number of calls
+        index.search(vectors[0])
+    assert feature.disabled_reason and "error rate 20/20" in feature.disabled_reason
+    assert "AUTO-DISABLED" in caplog.text
+    result = index.search_detailed(vectors[3], top_k=1)
+    assert result.runtime == "python" and result.fallback_reason == "auto_disabled"
+    assert result.hits[0].id == "p3"
+    assert feature.status()["auto_disabled"]
+    # The disable persists for the process; reset() clears it.
+    runtime.settings.faults.clear()  # type: ignore[attr-defined]
+    feature.reset()
+    assert index.search_detailed(vectors[3], top_k=1).runtime == "mojo"
+
+
+def test_error_rate_threshold_is_one_percent(make_runtime, search_kernel):
+    """Drives the adapter with real kernel calls that fail on chosen call numbers."""
+    runtime = make_runtime(
+        SYNAPSE_FEATURE_PATTERN_SEARCH="on", SYNAPSE_ALERT_MIN_CALLS="100", SYNAPSE_ALERT_WINDOW="400"
+    )
+    feature = runtime.feature("pattern_search")
+    calls = {"n": 0}
+
+    def mojo(kernel, fault):
+        calls["n"] += 1
+        if calls["n"] in failing:
+            raise RuntimeError("boom")
+        return kernel.kernel_info()
+
+    failing = {50, 250}  # 2 of 400 = 0.5 %: stays enabled
+    for _ in range(400):
+        feature.run("probe", mojo, lambda: {})
+    assert feature.disabled_reason is None
+    failing = set(range(401, 406))  # 5 more errors: 7 in the last 400 = 1.75 %
+    for _ in range(10):
+        feature.run("probe", mojo, lambda: {})
+    assert feature.disabled_reason is not None
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 1.0])
+def test_canary_sends_a_share_of_calls_to_mojo(make_runtime, search_kernel, fraction):
+    runtime = make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH=f"canary:{fraction}")
+    index, vectors = _index(runtime, n=64)
+    runtimes = [index.search_detailed(vectors[1], top_k=1).runtime for _ in range(1500)]
+    share = runtimes.count("mojo") / len(runtimes)
+    assert abs(share - fraction) < 0.06  # binomial sd at 0.3 is 0.012
+    metrics = runtime.feature("pattern_search").metrics.snapshot()
+    assert metrics["fallbacks"] == {}  # canary draws for Python are not fallbacks
+
+
+def test_shadow_returns_python_and_counts_mismatches(make_runtime, search_kernel):
+    runtime = make_runtime(
+        SYNAPSE_FEATURE_PATTERN_SEARCH="shadow",
+        SYNAPSE_FAULT_PATTERN_SEARCH="wrong",
+        SYNAPSE_ALERT_MIN_CALLS="30",
+    )
+    feature = runtime.feature("pattern_search")
+    index, vectors = _index(runtime)
+    for i in range(29):
+        result = index.search_detailed(vectors[i], top_k=5)
+        assert result.runtime == "python" and result.hits[0].id == f"p{i}"
+        assert result.error == "shadow mismatch"
+    snap = feature.metrics.snapshot()
+    assert snap["shadow"] == {"match": 0, "mismatch": 29}
+    assert snap["errors"] == {"mismatch": 29}
+    assert snap["latency"]["mojo"]["samples"] == 29  # the Mojo half was timed too
+    index.search(vectors[0])
+    assert feature.disabled_reason is not None  # wrong results count as errors
+
+
+def test_shadow_without_fault_matches(make_runtime, search_kernel):
+    runtime = make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="shadow")
+    index, vectors = _index(runtime)
+    for i in range(40):
+        index.search(vectors[i] + 0.1, top_k=10)
+    snap = runtime.feature("pattern_search").metrics.snapshot()
+    assert snap["shadow"] == {"match": 40, "mismatch": 0}
+    assert snap["errors"] == {}
+
+
+def test_shadow_warns_on_p95_latency_regression(make_runtime, search_kernel, caplog):
+    runtime = make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="shadow", SYNAPSE_ALERT_MIN_LATENCY_SAMPLES="20")
+    feature = runtime.feature("pattern_search")
+
+    def slow_mojo(kernel, fault):
+        time.sleep(0.002)  # a Mojo path 2 ms slower than the Python one
+        return kernel.kernel_info()["abi_version"]
+
+    with caplog.at_level(logging.WARNING, logger="synapse_mojo.runtime"):
+        for _ in range(64):
+            feature.run("probe", slow_mojo, lambda: 1)
+    assert "p95_regression" in feature.alerts
+    assert "p95" in caplog.text
+
+
+def test_fallback_rate_warning(make_runtime, search_kernel, caplog):
+    runtime = make_runtime(
+        SYNAPSE_FEATURE_PATTERN_SEARCH="on",
+        SYNAPSE_FAULT_PATTERN_SEARCH="raise:0.5",
+        SYNAPSE_ALERT_ERROR_RATE="1.0",  # never disable: only the warning is under test
+        SYNAPSE_ALERT_MIN_CALLS="50",
+    )
+    index, vectors = _index(runtime)
+    with caplog.at_level(logging.WARNING, logger="synapse_mojo.runtime"):
+        for _ in range(120):
+            index.search(vectors[0])
+    feature = runtime.feature("pattern_search")
+    assert feature.disabled_reason is None
+    assert "fallback_rate" in feature.alerts
+    assert "fallback rate" in caplog.text
+
+
+def test_force_python_acts_at_once_in_a_running_process(make_runtime, search_kernel, monkeypatch):
+    runtime = make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="on")
+    index, vectors = _index(runtime)
+    assert index.search_detailed(vectors[0]).runtime == "mojo"
+    monkeypatch.setenv("SYNAPSE_FORCE_PYTHON", "1")
+    result = index.search_detailed(vectors[0])
+    assert result.runtime == "python" and result.fallback_reason is None
+    assert runtime.feature("pattern_search").status()["active_runtime"] == "python"
+    monkeypatch.setenv("SYNAPSE_FORCE_PYTHON", "0")
+    assert index.search_detailed(vectors[0]).runtime == "mojo"
+    monkeypatch.setenv("SYNAPSE_FORCE_PYTHON", "maybe")
+    with pytest.raises(ConfigError, match="SYNAPSE_FORCE_PYTHON"):
+        index.search(vectors[0])
+
+
+def test_mode_off_and_runtime_mode_changes(make_runtime, search_kernel):
+    runtime = make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="off")
+    index, vectors = _index(runtime)
+    assert index.search_detailed(vectors[0]).runtime == "python"
+    runtime.set_mode("pattern_search", "on")
+    assert index.search_detailed(vectors[0]).runtime == "mojo"
+    with pytest.raises(ConfigError):
+        runtime.set_mode("pattern_search", "sometimes")
+    with pytest.raises(ConfigError):
+        runtime.feature("warp_drive")
+
+
+def test_batch_search_goes_through_vector_engine(make_runtime, search_kernel):
+    runtime = make_runtime(SYNAPSE_FAULT_VECTOR_ENGINE="raise", SYNAPSE_FEATURE_VECTOR_ENGINE="on")
+    index, vectors = _index(runtime)
+    result = index.search_batch(vectors[:3], top_k=2)
+    assert result.runtime == "python"
+    assert list(result.ids[:, 0]) == ["p0", "p1", "p2"]
+    assert runtime.feature("vector_engine").metrics.snapshot()["errors"] == {"exception": 1}
+
+
+def test_metrics_export_prometheus_and_json(make_runtime, search_kernel):
+    runtime = make_runtime()
+    index, vectors = _index(runtime)
+    for i in range(5):
+        index.search(vectors[i])
+    text = runtime.metrics_prometheus()
+    assert 'synapse_calls_total{feature="pattern_search",runtime="mojo"}' in text
+    assert "synapse_call_latency_seconds_bucket" in text
+    assert 'synapse_mojo_active{feature="pattern_search"} 1.0' in text
+    snap = runtime.metrics_json()["pattern_search"]
+    assert snap["calls"]["mojo"] == 5
+    lat = snap["latency"]["mojo"]
+    assert lat["samples"] == 5 and lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"]
