@@ -10,10 +10,19 @@ ordinary ``except ValueError`` code keeps working.
     ├── KernelError                          a Mojo kernel could not be built or loaded
     │   └── KernelBuildError                   the compiler failed (message holds its output)
     ├── InvalidInputError (ValueError)       a bad argument caught before any kernel call
-    │   └── DimensionMismatchError             vector length differs from the index's
+    │   ├── DimensionMismatchError             vector length differs from the index's
+    │   └── ImportFormatError                  a malformed import file (names the file and line)
     ├── InvalidTypeError (TypeError)         an argument of the wrong type
     ├── EmptyIndexError                      search on an index with no (eligible) patterns
-    └── UnknownIdError (KeyError)            an id that the index or store does not hold
+    ├── UnknownIdError (KeyError)            an id that the index or store does not hold
+    ├── StoreError                           a pattern store operation failed
+    │   ├── StoreUnavailableError              the server is down or unreachable
+    │   ├── StoreAuthError                     the server rejected the credentials
+    │   ├── ReadOnlyStoreError                 a write on a store opened read-only
+    │   └── UnsupportedStoreOperationError     e.g. search push-down on a store without a vector index
+    └── EmbeddingError                       an embedder failed
+        ├── EmbeddingServerError               the embeddings server answered with an error status
+        └── EmbeddingUnavailableError          the embeddings server is down, or timed out
 """
 
 from __future__ import annotations
@@ -60,3 +69,48 @@ class UnknownIdError(SynapseError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
         return str(self.args[0]) if self.args else "unknown id"
+
+
+# --------------------------------------------------------------------------------------------
+# Import files, pattern stores and embedders
+# --------------------------------------------------------------------------------------------
+
+
+class ImportFormatError(InvalidInputError):
+    """An import file is malformed; the message names the file and, where known, the line."""
+
+
+class StoreError(SynapseError):
+    """A pattern store operation failed (the driver's error is chained as ``__cause__``)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store's server is down, unreachable or stopped answering."""
+
+
+class StoreAuthError(StoreError):
+    """The store's server rejected the credentials."""
+
+
+class ReadOnlyStoreError(StoreError):
+    """A write was attempted on a store opened read-only."""
+
+
+class UnsupportedStoreOperationError(StoreError):
+    """The store (or its server version) cannot do this, e.g. vector search push-down."""
+
+
+class EmbeddingError(SynapseError):
+    """An embedder failed to turn text into vectors."""
+
+
+class EmbeddingServerError(EmbeddingError):
+    """The embeddings server answered with an error status (``status_code``)."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class EmbeddingUnavailableError(EmbeddingError):
+    """The embeddings server could not be reached, or timed out, after all retries."""
