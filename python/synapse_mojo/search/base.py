@@ -60,6 +60,21 @@ class SearchBackend(ABC):
     ) -> BatchTopK:
         """``topk`` for every row of ``queries`` (b, d); outputs have shape (b, min(k, eligible))."""
 
+    @abstractmethod
+    def topk_int8(
+        self,
+        codes: np.ndarray,
+        vectors: np.ndarray,
+        scale: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        candidates: int,
+        mask: np.ndarray | None = None,
+    ) -> TopK:
+        """Quantised search: rank rows by ``codes @ (query * scale)`` (uint8 codes, see
+        ``search.quantization``), keep the best ``max(k, candidates)``, re-score those exactly
+        from ``vectors`` (float32) and return the best ``k`` with exact scores."""
+
 
 def score_tolerance(dim: int) -> float:
     """Largest difference allowed between two backends' float32 scores for unit vectors.

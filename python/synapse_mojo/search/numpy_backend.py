@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import BatchTopK, SearchBackend, TopK
+from .quantization import approximate_scores
 
 #: Upper bound for the (queries x rows) score block of a batch, in float32 elements (128 MB).
 _BATCH_BLOCK_ELEMENTS = 32 * 1024 * 1024
@@ -62,3 +63,29 @@ class NumpySearchBackend(SearchBackend):
                 rows[start + i] = top.rows
                 scores[start + i] = top.scores
         return BatchTopK(rows, scores)
+
+    def topk_int8(
+        self,
+        codes: np.ndarray,
+        vectors: np.ndarray,
+        scale: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        candidates: int,
+        mask: np.ndarray | None = None,
+    ) -> TopK:
+        approx = approximate_scores(codes, query, scale)
+        if mask is not None:
+            approx[mask == 0] = -np.inf
+        cand = select_topk(approx, max(k, candidates)).rows
+        return rerank(vectors, query, cand, k)
+
+
+def rerank(vectors: np.ndarray, query: np.ndarray, rows: np.ndarray, k: int) -> TopK:
+    """Exact float32 scores for ``rows``; the best ``k``, ties to the lower row."""
+    if rows.size == 0:
+        return TopK(np.empty(0, np.int64), np.empty(0, np.float32))
+    exact = (vectors[np.sort(rows)] @ query).astype(np.float32)
+    ordered_rows = np.sort(rows)
+    order = np.lexsort((ordered_rows, -exact))[:k]
+    return TopK(ordered_rows[order].astype(np.int64), exact[order])

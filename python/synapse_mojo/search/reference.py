@@ -43,3 +43,31 @@ class PythonSearchBackend(SearchBackend):
             len(results), width
         )
         return BatchTopK(rows, scores)
+
+    def topk_int8(
+        self,
+        codes: np.ndarray,
+        vectors: np.ndarray,
+        scale: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        candidates: int,
+        mask: np.ndarray | None = None,
+    ) -> TopK:
+        qs = [float(q) * float(s) for q, s in zip(query, scale)]
+        eligible = None if mask is None else [bool(m) for m in mask]
+        approx = []
+        for row_index, row in enumerate(codes.tolist()):
+            if eligible is not None and not eligible[row_index]:
+                continue
+            approx.append((sum(map(operator.mul, row, qs)), row_index))
+        kept = heapq.nsmallest(max(k, candidates), approx, key=lambda item: (-item[0], item[1]))
+        q = [float(x) for x in query]
+        exact = [
+            (sum(map(operator.mul, vectors[row].tolist(), q)), row) for _, row in kept
+        ]
+        best = heapq.nsmallest(k, exact, key=lambda item: (-item[0], item[1]))
+        return TopK(
+            np.array([r for _, r in best], dtype=np.int64),
+            np.array([s for s, _ in best], dtype=np.float32),
+        )

@@ -1,0 +1,513 @@
+"""Scan kernels for exact and quantised top-k similarity (pure Mojo, no Python).
+
+Used by the `pattern_search` extension module and by the standalone benchmark program
+`bench/search_bench.mojo`.
+
+```mojo
+from kernel_support.scan import topk_f32, topk_f32_batch, topk_u8_rerank
+
+var n = topk_f32(matrix, n_rows, dim, query, k, mask, has_mask, threads, out_rows, out_scores)
+```
+
+Three strategies, one result order (higher score first, ties to the lower row):
+
+* `topk_f32`: one query is a streaming problem (every row read once, two flops per four bytes),
+  so the scan is organised for memory bandwidth: contiguous row ranges per worker, four rows in
+  flight per step (independent accumulator chains hide FMA latency), a bounded heap per worker
+  with a one-compare admission test, heaps merged at the end. No score array is materialised.
+* `topk_f32_batch`: many queries make the same scan compute-bound. Each worker copies a block of
+  32 rows into a small transposed buffer (dimension-major, L1/L2 resident) and multiplies it with
+  tiles of 8 queries: every step broadcasts one query value and does 16 FMAs per loaded vector,
+  with 16 accumulators held in registers and no horizontal reductions. A running top-k per query
+  replaces the (queries x rows) score matrix that a BLAS approach materialises.
+* `topk_u8_rerank`: rows stored as uint8 codes with a per-dimension scale/offset are scanned with
+  the query folded into the scale (4x fewer bytes than float32), the best `candidates` rows are
+  kept, and those are re-scored exactly from the float32 rows.
+
+Every row is reduced in one canonical operation order per strategy, whichever path handles it,
+so identical rows get bit-identical scores and exact ties follow insertion order.
+"""
+
+from std.sys import simd_width_of
+
+from kernel_support.parallel import parallel_for
+from kernel_support.topk import TopK
+
+comptime W = simd_width_of[DType.float32]()
+comptime F32Ptr = Pointer[Float32, MutAnyOrigin]
+comptime I64Ptr = Pointer[Int64, MutAnyOrigin]
+comptime U8Ptr = Pointer[UInt8, MutAnyOrigin]
+
+# Batch kernel tiling: rows per transposed block (a multiple of W) and queries per tile.
+comptime BATCH_ROWS = 2 * W
+comptime BATCH_QUERIES = 8
+
+
+# ===----------------------------------------------------------------------=== #
+# Dot products (canonical order: W-wide chunks, one reduction, scalar tail)
+# ===----------------------------------------------------------------------=== #
+
+
+@always_inline
+def dot(row: F32Ptr, q: F32Ptr, d: Int) -> Float32:
+    var acc = SIMD[DType.float32, W](0)
+    var i = 0
+    while i + W <= d:
+        acc += row.unsafe_load[width=W](i) * q.unsafe_load[width=W](i)
+        i += W
+    var s = acc.reduce_add()
+    while i < d:
+        s += row.unsafe_load[width=1](i) * q.unsafe_load[width=1](i)
+        i += 1
+    return s
+
+
+@always_inline
+def dot4(
+    r0: F32Ptr, r1: F32Ptr, r2: F32Ptr, r3: F32Ptr, q: F32Ptr, d: Int
+) -> SIMD[DType.float32, 4]:
+    """Four rows with the per-row operation order of `dot`, four chains in flight."""
+    var a0 = SIMD[DType.float32, W](0)
+    var a1 = SIMD[DType.float32, W](0)
+    var a2 = SIMD[DType.float32, W](0)
+    var a3 = SIMD[DType.float32, W](0)
+    var i = 0
+    while i + W <= d:
+        var qv = q.unsafe_load[width=W](i)
+        a0 += r0.unsafe_load[width=W](i) * qv
+        a1 += r1.unsafe_load[width=W](i) * qv
+        a2 += r2.unsafe_load[width=W](i) * qv
+        a3 += r3.unsafe_load[width=W](i) * qv
+        i += W
+    var s0 = a0.reduce_add()
+    var s1 = a1.reduce_add()
+    var s2 = a2.reduce_add()
+    var s3 = a3.reduce_add()
+    while i < d:
+        var qs = q.unsafe_load[width=1](i)
+        s0 += r0.unsafe_load[width=1](i) * qs
+        s1 += r1.unsafe_load[width=1](i) * qs
+        s2 += r2.unsafe_load[width=1](i) * qs
+        s3 += r3.unsafe_load[width=1](i) * qs
+        i += 1
+    return SIMD[DType.float32, 4](s0, s1, s2, s3)
+
+
+@always_inline
+def dot_u8(codes: U8Ptr, qs: F32Ptr, d: Int) -> Float32:
+    """Dot product of uint8 codes with a float32 (scale-folded) query, canonical order."""
+    var acc = SIMD[DType.float32, W](0)
+    var i = 0
+    while i + W <= d:
+        acc += codes.unsafe_load[width=W](i).cast[DType.float32]() * qs.unsafe_load[width=W](i)
+        i += W
+    var s = acc.reduce_add()
+    while i < d:
+        s += codes.unsafe_load[width=1](i).cast[DType.float32]() * qs.unsafe_load[width=1](i)
+        i += 1
+    return s
+
+
+@always_inline
+def dot4_u8(
+    c0: U8Ptr, c1: U8Ptr, c2: U8Ptr, c3: U8Ptr, qs: F32Ptr, d: Int
+) -> SIMD[DType.float32, 4]:
+    var a0 = SIMD[DType.float32, W](0)
+    var a1 = SIMD[DType.float32, W](0)
+    var a2 = SIMD[DType.float32, W](0)
+    var a3 = SIMD[DType.float32, W](0)
+    var i = 0
+    while i + W <= d:
+        var qv = qs.unsafe_load[width=W](i)
+        a0 += c0.unsafe_load[width=W](i).cast[DType.float32]() * qv
+        a1 += c1.unsafe_load[width=W](i).cast[DType.float32]() * qv
+        a2 += c2.unsafe_load[width=W](i).cast[DType.float32]() * qv
+        a3 += c3.unsafe_load[width=W](i).cast[DType.float32]() * qv
+        i += W
+    var s0 = a0.reduce_add()
+    var s1 = a1.reduce_add()
+    var s2 = a2.reduce_add()
+    var s3 = a3.reduce_add()
+    while i < d:
+        var q1 = qs.unsafe_load[width=1](i)
+        s0 += c0.unsafe_load[width=1](i).cast[DType.float32]() * q1
+        s1 += c1.unsafe_load[width=1](i).cast[DType.float32]() * q1
+        s2 += c2.unsafe_load[width=1](i).cast[DType.float32]() * q1
+        s3 += c3.unsafe_load[width=1](i).cast[DType.float32]() * q1
+        i += 1
+    return SIMD[DType.float32, 4](s0, s1, s2, s3)
+
+
+# ===----------------------------------------------------------------------=== #
+# Work split
+# ===----------------------------------------------------------------------=== #
+
+
+@always_inline
+def _chunk(n: Int, workers: Int) -> Int:
+    # Chunks are rounded to whole 64-row groups so that workers never share a cache line
+    # of the mask and every worker but the last scans full 4-row steps.
+    var c = (n + workers - 1) // workers
+    return ((c + 63) // 64) * 64
+
+
+def _merge_write(mut tops: List[TopK], k: Int, out_rows: I64Ptr, out_scores: F32Ptr) -> Int:
+    if len(tops) == 1:
+        return tops[0].write_sorted(out_scores, out_rows)
+    var merged = TopK(k)
+    for w in range(len(tops)):
+        merged.merge_from(tops[w])
+    return merged.write_sorted(out_scores, out_rows)
+
+
+# ===----------------------------------------------------------------------=== #
+# Exact float32, one query
+# ===----------------------------------------------------------------------=== #
+
+
+def _scan_f32(
+    matrix: F32Ptr, d: Int, q: F32Ptr, mask: U8Ptr, has_mask: Bool, start: Int, end: Int, mut top: TopK
+):
+    var r = start
+    if not has_mask:
+        while r + 4 <= end:
+            var s = dot4(
+                matrix.unsafe_offset(r * d),
+                matrix.unsafe_offset((r + 1) * d),
+                matrix.unsafe_offset((r + 2) * d),
+                matrix.unsafe_offset((r + 3) * d),
+                q,
+                d,
+            )
+            comptime for j in range(4):
+                if top.accepts_in_order(s[j]):
+                    top.push(s[j], r + j)
+            r += 4
+        while r < end:
+            var s = dot(matrix.unsafe_offset(r * d), q, d)
+            if top.accepts_in_order(s):
+                top.push(s, r)
+            r += 1
+        return
+    # Filtered scan: rows whose mask byte is zero are skipped without being read.
+    while r < end:
+        if mask.unsafe_load[width=1](r) != 0:
+            var s = dot(matrix.unsafe_offset(r * d), q, d)
+            if top.accepts_in_order(s):
+                top.push(s, r)
+        r += 1
+
+
+def topk_f32(
+    matrix: F32Ptr,
+    n: Int,
+    d: Int,
+    q: F32Ptr,
+    k: Int,
+    mask: U8Ptr,
+    has_mask: Bool,
+    threads: Int,
+    out_rows: I64Ptr,
+    out_scores: F32Ptr,
+) -> Int:
+    """Best `k` rows of `matrix` (n x d) for query `q`; returns how many were written."""
+    if n <= 0 or k <= 0:
+        return 0
+    var workers = max(1, min(threads, (n + 63) // 64))
+    var chunk = _chunk(n, workers)
+    var tops = List[TopK]()
+    for _ in range(workers):
+        tops.append(TopK(k))
+    var tops_ptr = tops.unsafe_ptr()
+
+    @__parameter
+    def work(w: Int):
+        var start = w * chunk
+        var end = min(n, start + chunk)
+        if start < end:
+            _scan_f32(matrix, d, q, mask, has_mask, start, end, tops_ptr[unsafe_offset=w])
+
+    parallel_for[work](workers)
+    return _merge_write(tops, k, out_rows, out_scores)
+
+
+# ===----------------------------------------------------------------------=== #
+# Exact float32, a batch of queries (blocked, compute-bound)
+# ===----------------------------------------------------------------------=== #
+
+
+@always_inline
+def _transpose_block(matrix: F32Ptr, d: Int, r0: Int, rows: Int, buf: F32Ptr):
+    """Copies rows [r0, r0 + rows) into buf[j * BATCH_ROWS + r]; missing rows are zero."""
+    for r in range(rows):
+        var src = matrix.unsafe_offset((r0 + r) * d)
+        for j in range(d):
+            buf.unsafe_store(j * BATCH_ROWS + r, src.unsafe_load[width=1](j))
+    for r in range(rows, BATCH_ROWS):
+        for j in range(d):
+            buf.unsafe_store(j * BATCH_ROWS + r, Float32(0))
+
+
+@always_inline
+def _push_block(
+    scores: SIMD[DType.float32, W],
+    base_row: Int,
+    valid: Int,
+    mask: U8Ptr,
+    has_mask: Bool,
+    mut top: TopK,
+):
+    """Offers W consecutive rows' scores to a heap (rows beyond `valid` are padding)."""
+    if top.full() and not scores.gt(SIMD[DType.float32, W](top.worst_score())).reduce_or():
+        return
+    for lane in range(min(W, valid)):
+        var row = base_row + lane
+        if has_mask and mask.unsafe_load[width=1](row) == 0:
+            continue
+        var s = scores[lane]
+        if top.accepts_in_order(s):
+            top.push(s, row)
+
+
+def _batch_tile_full(
+    buf: F32Ptr,
+    d: Int,
+    queries: F32Ptr,
+    q0: Int,
+    r0: Int,
+    rows: Int,
+    mask: U8Ptr,
+    has_mask: Bool,
+    tops: Pointer[TopK, MutAnyOrigin],
+):
+    """BATCH_QUERIES queries x BATCH_ROWS rows: 16 register accumulators, one broadcast per FMA pair."""
+    var acc = Array[SIMD[DType.float32, W], 2 * BATCH_QUERIES](fill=SIMD[DType.float32, W](0))
+    for j in range(d):
+        var lo = buf.unsafe_load[width=W](j * BATCH_ROWS)
+        var hi = buf.unsafe_load[width=W](j * BATCH_ROWS + W)
+        comptime for t in range(BATCH_QUERIES):
+            var qv = SIMD[DType.float32, W](queries.unsafe_load[width=1]((q0 + t) * d + j))
+            acc[2 * t] += lo * qv
+            acc[2 * t + 1] += hi * qv
+    comptime for t in range(BATCH_QUERIES):
+        _push_block(acc[2 * t], r0, rows, mask, has_mask, tops[unsafe_offset=q0 + t])
+        _push_block(acc[2 * t + 1], r0 + W, rows - W, mask, has_mask, tops[unsafe_offset=q0 + t])
+
+
+def _batch_tile_one(
+    buf: F32Ptr,
+    d: Int,
+    queries: F32Ptr,
+    qi: Int,
+    r0: Int,
+    rows: Int,
+    mask: U8Ptr,
+    has_mask: Bool,
+    tops: Pointer[TopK, MutAnyOrigin],
+):
+    """One query x BATCH_ROWS rows: the remainder of a batch that is not a multiple of the tile.
+    Same per-lane operation order as the full tile, so scores do not depend on the tiling."""
+    var lo_acc = SIMD[DType.float32, W](0)
+    var hi_acc = SIMD[DType.float32, W](0)
+    for j in range(d):
+        var qv = SIMD[DType.float32, W](queries.unsafe_load[width=1](qi * d + j))
+        lo_acc += buf.unsafe_load[width=W](j * BATCH_ROWS) * qv
+        hi_acc += buf.unsafe_load[width=W](j * BATCH_ROWS + W) * qv
+    _push_block(lo_acc, r0, rows, mask, has_mask, tops[unsafe_offset=qi])
+    _push_block(hi_acc, r0 + W, rows - W, mask, has_mask, tops[unsafe_offset=qi])
+
+
+def topk_f32_batch(
+    matrix: F32Ptr,
+    n: Int,
+    d: Int,
+    queries: F32Ptr,
+    b: Int,
+    k: Int,
+    mask: U8Ptr,
+    has_mask: Bool,
+    threads: Int,
+    out_rows: I64Ptr,
+    out_scores: F32Ptr,
+) -> Int:
+    """Best `k` rows for each of `b` queries; outputs are row-major (b, k). Returns the count
+    written per query (the same for every query)."""
+    if n <= 0 or k <= 0 or b <= 0:
+        return 0
+    var workers = max(1, min(threads, (n + BATCH_ROWS - 1) // BATCH_ROWS))
+    var chunk = _chunk(n, workers)
+    # tops[w * b + qi]: worker w's heap for query qi.
+    var tops = List[TopK]()
+    for _ in range(workers * b):
+        tops.append(TopK(k))
+    var tops_ptr = Pointer[TopK, MutAnyOrigin](unsafe_from_address=Int(tops.unsafe_ptr()))
+
+    @__parameter
+    def work(w: Int):
+        var start = w * chunk
+        var end = min(n, start + chunk)
+        if start >= end:
+            return
+        var buffer = List[Float32](length=d * BATCH_ROWS, fill=0)
+        var buf = F32Ptr(unsafe_from_address=Int(buffer.unsafe_ptr()))
+        var my_tops = tops_ptr.unsafe_offset(w * b)
+        var r0 = start
+        while r0 < end:
+            var rows = min(BATCH_ROWS, end - r0)
+            _transpose_block(matrix, d, r0, rows, buf)
+            var q0 = 0
+            while q0 + BATCH_QUERIES <= b:
+                _batch_tile_full(buf, d, queries, q0, r0, rows, mask, has_mask, my_tops)
+                q0 += BATCH_QUERIES
+            while q0 < b:
+                _batch_tile_one(buf, d, queries, q0, r0, rows, mask, has_mask, my_tops)
+                q0 += 1
+            r0 += BATCH_ROWS
+        _ = buffer^
+
+    parallel_for[work](workers)
+
+    var count = 0
+    for qi in range(b):
+        var merged = TopK(k)
+        for w in range(workers):
+            merged.merge_from(tops[w * b + qi])
+        count = merged.write_sorted(out_scores.unsafe_offset(qi * k), out_rows.unsafe_offset(qi * k))
+    return count
+
+
+# ===----------------------------------------------------------------------=== #
+# Quantised uint8 scan + exact float32 rerank
+# ===----------------------------------------------------------------------=== #
+
+
+def _scan_u8(
+    codes: U8Ptr, d: Int, qs: F32Ptr, mask: U8Ptr, has_mask: Bool, start: Int, end: Int, mut top: TopK
+):
+    var r = start
+    if not has_mask:
+        while r + 4 <= end:
+            var s = dot4_u8(
+                codes.unsafe_offset(r * d),
+                codes.unsafe_offset((r + 1) * d),
+                codes.unsafe_offset((r + 2) * d),
+                codes.unsafe_offset((r + 3) * d),
+                qs,
+                d,
+            )
+            comptime for j in range(4):
+                if top.accepts_in_order(s[j]):
+                    top.push(s[j], r + j)
+            r += 4
+        while r < end:
+            var s = dot_u8(codes.unsafe_offset(r * d), qs, d)
+            if top.accepts_in_order(s):
+                top.push(s, r)
+            r += 1
+        return
+    while r < end:
+        if mask.unsafe_load[width=1](r) != 0:
+            var s = dot_u8(codes.unsafe_offset(r * d), qs, d)
+            if top.accepts_in_order(s):
+                top.push(s, r)
+        r += 1
+
+
+def topk_u8_rerank(
+    codes: U8Ptr,
+    vectors: F32Ptr,
+    n: Int,
+    d: Int,
+    q: F32Ptr,
+    scale: F32Ptr,
+    k: Int,
+    candidates: Int,
+    mask: U8Ptr,
+    has_mask: Bool,
+    threads: Int,
+    out_rows: I64Ptr,
+    out_scores: F32Ptr,
+) -> Int:
+    """Approximate scan over uint8 codes (value = offset + scale * code per dimension), keeping
+    `candidates` rows, then exact float32 scores for those; writes the best `k`."""
+    if n <= 0 or k <= 0:
+        return 0
+    var cand = max(k, candidates)
+    # The offset term sum(q * offset) is the same for every row: it cannot change the order.
+    var qs_list = List[Float32](length=d, fill=0)
+    for j in range(d):
+        qs_list[j] = q.unsafe_load[width=1](j) * scale.unsafe_load[width=1](j)
+    var qs = F32Ptr(unsafe_from_address=Int(qs_list.unsafe_ptr()))
+
+    var workers = max(1, min(threads, (n + 63) // 64))
+    var chunk = _chunk(n, workers)
+    var tops = List[TopK]()
+    for _ in range(workers):
+        tops.append(TopK(cand))
+    var tops_ptr = tops.unsafe_ptr()
+
+    @__parameter
+    def work(w: Int):
+        var start = w * chunk
+        var end = min(n, start + chunk)
+        if start < end:
+            _scan_u8(codes, d, qs, mask, has_mask, start, end, tops_ptr[unsafe_offset=w])
+
+    parallel_for[work](workers)
+
+    var merged = TopK(cand)
+    for w in range(workers):
+        merged.merge_from(tops[w])
+    # Rerank: exact float32 scores of the candidates, in the canonical `dot` order so that they
+    # equal what `topk_f32` computes for the same rows.
+    var final = TopK(k)
+    for i in range(merged.size):
+        var row = merged.rows[i]
+        final.push(dot(vectors.unsafe_offset(row * d), q, d), row)
+    _ = qs_list^
+    return final.write_sorted(out_scores, out_rows)
+
+
+# ===----------------------------------------------------------------------=== #
+# Streaming read (the bandwidth yardstick)
+# ===----------------------------------------------------------------------=== #
+
+
+def _sum_range(p: F32Ptr, start: Int, end: Int) -> Float32:
+    var a0 = SIMD[DType.float32, W](0)
+    var a1 = SIMD[DType.float32, W](0)
+    var a2 = SIMD[DType.float32, W](0)
+    var a3 = SIMD[DType.float32, W](0)
+    var i = start
+    while i + 4 * W <= end:
+        a0 += p.unsafe_load[width=W](i)
+        a1 += p.unsafe_load[width=W](i + W)
+        a2 += p.unsafe_load[width=W](i + 2 * W)
+        a3 += p.unsafe_load[width=W](i + 3 * W)
+        i += 4 * W
+    var s = (a0 + a1 + a2 + a3).reduce_add()
+    while i < end:
+        s += p.unsafe_load[width=1](i)
+        i += 1
+    return s
+
+
+def stream_sum(p: F32Ptr, n: Int, threads: Int) -> Float32:
+    """Sums n floats with `threads` workers: a pure streaming read at the memory bandwidth."""
+    var workers = max(1, threads)
+    var parts = List[Float32](length=workers, fill=0)
+    var pp = parts.unsafe_ptr()
+    var chunk = (n + workers - 1) // workers
+
+    @__parameter
+    def work(w: Int):
+        var s = w * chunk
+        var e = min(n, s + chunk)
+        if s < e:
+            pp[unsafe_offset=w] = _sum_range(p, s, e)
+
+    parallel_for[work](workers)
+    var total: Float32 = 0
+    for i in range(workers):
+        total += parts[i]
+    return total
