@@ -38,6 +38,7 @@ from filelock import FileLock, Timeout
 
 from ..config import Settings
 from ..errors import KernelBuildError, KernelError
+from . import mojo_build
 
 log = logging.getLogger("synapse_mojo.kernels")
 
@@ -170,11 +171,7 @@ def source_dir(settings: Settings) -> Path:
 
 def kernel_names(src: Path) -> list[str]:
     """Every top-level ``*.mojo`` file that defines an extension module."""
-    if not src.is_dir():
-        return []
-    return sorted(
-        p.stem for p in src.glob("*.mojo") if f"PyInit_{p.stem}" in p.read_text("utf-8")
-    )
+    return mojo_build.extension_modules(src)
 
 
 def kernel_sources(src: Path) -> list[Path]:
@@ -239,62 +236,28 @@ def build_kernel(
 ) -> float:
     """Compiles ``src/<name>.mojo`` into ``out_path``; returns the seconds it took.
 
-    Raises ``KernelBuildError`` with the compiler's output on failure.
+    The command line comes from :mod:`.mojo_build`, the project's one build tool (also used by
+    the Nix derivation and the cross build). Raises ``KernelBuildError`` with the compiler's
+    output on failure.
     """
     if not compiler.found:
         raise KernelError(compiler.error or "no Mojo compiler")
     source = src / f"{name}.mojo"
     if not source.is_file():
         raise KernelError(f"no Mojo source {source}")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp.so")
-    cmd = [
-        str(compiler.path),
-        "build",
-        "-I",
-        str(src),
-        str(source),
-        "--emit",
-        "shared-lib",
-        "-o",
-        str(tmp),
-    ]
-    if target_cpu:
-        cmd[2:2] = ["--target-cpu", target_cpu]
-    started = time.perf_counter()
     try:
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            timeout=_COMPILE_TIMEOUT_S,
+        return mojo_build.compile_source(
+            str(compiler.path),
+            source,
+            out_path,
+            kind="shared-lib",
+            include=[src],
+            target=mojo_build.Target(cpu=target_cpu or None),
             env=_compile_env(compiler.env),
+            timeout=_COMPILE_TIMEOUT_S,
         )
-    except subprocess.TimeoutExpired as exc:
-        raise KernelBuildError(f"mojo build {name} timed out after {_COMPILE_TIMEOUT_S}s") from exc
-    except OSError as exc:
-        raise KernelBuildError(f"mojo build {name} could not start: {exc}") from exc
-    output = _clean_compiler_output(proc.stdout + proc.stderr)
-    if proc.returncode != 0 or not tmp.exists():
-        tmp.unlink(missing_ok=True)
-        raise KernelBuildError(
-            f"mojo build {name} failed (exit {proc.returncode}): {_first_error(output)}",
-            compiler_output=output,
-        )
-    os.replace(tmp, out_path)
-    return time.perf_counter() - started
-
-
-def _clean_compiler_output(text: str) -> str:
-    noise = ("Failed to initialize Crashpad",)
-    return "\n".join(line for line in text.splitlines() if not line.startswith(noise)).strip()
-
-
-def _first_error(output: str) -> str:
-    for line in output.splitlines():
-        if "error:" in line:
-            return line.strip()
-    return output.splitlines()[-1].strip() if output else "no output"
+    except mojo_build.MojoBuildError as exc:
+        raise KernelBuildError(str(exc), compiler_output=exc.output) from exc
 
 
 # --------------------------------------------------------------------------------------------
