@@ -1,0 +1,490 @@
+"""The pattern-search benchmark: every backend and peer on the same data, side by side.
+
+    doc = run_search_benchmark([SearchCase(100_000, 384)], backends=["mojo-f32", "numpy"])
+
+For each case it generates one seeded dataset (unit vectors, Gaussian), one set of queries and
+their exact float64 ground truth, then times each backend: single-query latency over
+``queries`` calls (p50/p95/p99) and batch throughput (``batch_size`` queries per call), recall@k
+against the ground truth, bytes scanned per second and its share of the machine's streaming
+read bandwidth (measured first). The pure-Python baseline runs at N <= 10,000 only; above that
+its figures are extrapolated linearly from N = 10,000 and labelled so. Peers (FAISS, usearch)
+run when installed (``uv sync --extra bench``), each with its best thread setting.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import resource
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..config import available_cores
+from ..runtime.metrics import percentile
+from ..search.index import DEFAULT_RERANK_FACTOR
+from ..search.mojo_backend import MojoSearchBackend
+from ..search.quantization import ScalarQuantizer
+from ..search.reference import PythonSearchBackend
+from .machine import machine_info, measure_read_bandwidth
+from .report import new_document
+
+ALL_BACKENDS = (
+    "mojo-f32",
+    "mojo-int8",
+    "numpy",
+    "python",
+    "faiss-flat",
+    "faiss-sq8",
+    "usearch-f32",
+    "usearch-i8",
+)
+DEFAULT_NS = (10_000, 100_000, 1_000_000)
+DEFAULT_DIMS = (384, 1024)
+PYTHON_MAX_N = 10_000
+
+
+@dataclass(frozen=True)
+class SearchCase:
+    n: int
+    dim: int
+    k: int = 10
+
+
+# --------------------------------------------------------------------------------------------
+# Backends under test: prepare(matrix) once, then single(q) / batch(Q) return row indices.
+# --------------------------------------------------------------------------------------------
+
+
+class Runner:
+    name = ""
+    bytes_per_value = 4.0
+    supports_batch = True
+    threads = 1
+
+    def prepare(self, matrix: np.ndarray) -> None:
+        self.matrix = matrix
+
+    def single(self, q: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def batch(self, queries: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def bytes_per_query(self, n: int, d: int, k: int) -> float:
+        return n * d * self.bytes_per_value
+
+    def close(self) -> None:
+        self.__dict__.clear()
+
+
+class MojoF32(Runner):
+    name = "mojo-f32"
+
+    def __init__(self, kernel: Any, threads: int) -> None:
+        self.backend = MojoSearchBackend(kernel, threads)
+        self.threads = threads
+
+    def single(self, q):
+        return self.backend.topk(self.matrix, q, self.k).rows
+
+    def batch(self, queries):
+        return self.backend.topk_batch(self.matrix, queries, self.k).rows
+
+
+class MojoInt8(Runner):
+    name = "mojo-int8"
+    bytes_per_value = 1.0
+    supports_batch = False
+
+    def __init__(self, kernel: Any, threads: int, rerank_factor: int) -> None:
+        self.backend = MojoSearchBackend(kernel, threads)
+        self.threads = threads
+        self.rerank_factor = rerank_factor
+
+    def prepare(self, matrix):
+        self.matrix = matrix
+        self.quantizer = ScalarQuantizer.fit(matrix)
+        self.codes = self.quantizer.encode(matrix)
+
+    def single(self, q):
+        return self.backend.topk_int8(
+            self.codes, self.matrix, self.quantizer.scale, q, self.k, self.k * self.rerank_factor
+        ).rows
+
+    def bytes_per_query(self, n, d, k):
+        return n * d + k * self.rerank_factor * d * 4
+
+
+class NumpyPlain(Runner):
+    """What a NumPy user writes: ``M @ q`` + ``argpartition`` (BLAS threads: all cores)."""
+
+    name = "numpy"
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def single(self, q):
+        scores = self.matrix @ q
+        top = np.argpartition(-scores, self.k - 1)[: self.k]
+        return top[np.argsort(-scores[top], kind="stable")]
+
+    def batch(self, queries):
+        scores = queries @ self.matrix.T
+        top = np.argpartition(-scores, self.k - 1, axis=1)[:, : self.k]
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+        return np.take_along_axis(top, order, axis=1)
+
+
+class PurePython(Runner):
+    name = "python"
+    supports_batch = False
+
+    def __init__(self) -> None:
+        self.backend = PythonSearchBackend()
+
+    def single(self, q):
+        return self.backend.topk(self.matrix, q, self.k).rows
+
+
+class FaissFlat(Runner):
+    name = "faiss-flat"
+
+    def __init__(self, faiss: Any, threads: int) -> None:
+        self.faiss = faiss
+        self.threads = threads
+
+    def build(self, matrix):
+        index = self.faiss.IndexFlatIP(matrix.shape[1])
+        index.add(matrix)
+        return index
+
+    def prepare(self, matrix):
+        self.index = self.build(matrix)
+
+    def single(self, q):
+        self.faiss.omp_set_num_threads(self.threads)
+        return self.index.search(q[None, :], self.k)[1][0]
+
+    def batch(self, queries):
+        self.faiss.omp_set_num_threads(self.threads)
+        return self.index.search(queries, self.k)[1]
+
+
+class FaissSQ8(FaissFlat):
+    name = "faiss-sq8"
+    bytes_per_value = 1.0
+
+    def build(self, matrix):
+        index = self.faiss.IndexScalarQuantizer(
+            matrix.shape[1], self.faiss.ScalarQuantizer.QT_8bit, self.faiss.METRIC_INNER_PRODUCT
+        )
+        index.train(matrix)
+        index.add(matrix)
+        return index
+
+
+class UsearchExact(Runner):
+    name = "usearch-f32"
+
+    def __init__(self, usearch_index: Any, threads: int, int8: bool = False) -> None:
+        self.u = usearch_index
+        self.threads = threads
+        self.int8 = int8
+        if int8:
+            self.name = "usearch-i8"
+            self.bytes_per_value = 1.0
+
+    def prepare(self, matrix):
+        self.data = np.round(matrix * 127).astype(np.int8) if self.int8 else matrix
+
+    def _q(self, q):
+        return np.round(q * 127).astype(np.int8) if self.int8 else q
+
+    def single(self, q):
+        return self.u.search(self.data, self._q(q), self.k, self.u.MetricKind.IP, exact=True, threads=self.threads).keys
+
+    def batch(self, queries):
+        return self.u.search(
+            self.data, self._q(queries), self.k, self.u.MetricKind.IP, exact=True, threads=self.threads
+        ).keys
+
+
+def _make_runners(names: Sequence[str], threads: int, kernel: Any, notes: list[str]) -> list[Callable[[int], Runner]]:
+    """Factories taking a thread count (peers are tried at 1 and at all cores)."""
+    factories: list[tuple[str, Callable[[int], Runner], bool]] = []
+    for name in names:
+        if name in ("mojo-f32", "mojo-int8") and kernel is None:
+            notes.append(f"{name}: skipped, the Mojo kernel is unavailable")
+            continue
+        if name == "mojo-f32":
+            factories.append((name, lambda t: MojoF32(kernel, t), False))
+        elif name == "mojo-int8":
+            factories.append((name, lambda t: MojoInt8(kernel, t, DEFAULT_RERANK_FACTOR), False))
+        elif name == "numpy":
+            factories.append((name, lambda t: NumpyPlain(t), False))
+        elif name == "python":
+            factories.append((name, lambda t: PurePython(), False))
+        elif name.startswith("faiss"):
+            try:
+                import faiss  # type: ignore[import-not-found]
+            except ImportError:
+                notes.append(f"{name}: skipped, faiss is not installed (uv sync --extra bench)")
+                continue
+            cls = FaissFlat if name == "faiss-flat" else FaissSQ8
+            factories.append((name, lambda t, c=cls, f=faiss: c(f, t), True))
+        elif name.startswith("usearch"):
+            try:
+                import usearch.index as usearch_index  # type: ignore[import-not-found]
+            except ImportError:
+                notes.append(f"{name}: skipped, usearch is not installed (uv sync --extra bench)")
+                continue
+            int8 = name == "usearch-i8"
+            factories.append((name, lambda t, i=int8, u=usearch_index: UsearchExact(u, t, i), True))
+        else:
+            raise ValueError(f"unknown backend {name!r}; expected one of {ALL_BACKENDS}")
+    return factories  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------
+# Data and measurement
+# --------------------------------------------------------------------------------------------
+
+
+def make_dataset(n: int, dim: int, queries: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors with i.i.d. Gaussian components (the hardest case for quantisation) and
+    queries drawn the same way."""
+    rng = np.random.default_rng(seed)
+    matrix = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 65536):
+        block = rng.standard_normal((min(65536, n - start), dim), dtype=np.float32)
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        matrix[start : start + block.shape[0]] = block
+    q = rng.standard_normal((queries, dim), dtype=np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return matrix, np.ascontiguousarray(q)
+
+
+def ground_truth(matrix: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Exact top-k rows in float64 (ties to the lower row), computed block by block."""
+    q64 = queries.astype(np.float64)
+    best_scores = np.full((len(queries), 0), -np.inf)
+    best_rows = np.zeros((len(queries), 0), dtype=np.int64)
+    for start in range(0, matrix.shape[0], 32768):
+        block = matrix[start : start + 32768].astype(np.float64) @ q64.T  # (rows, queries)
+        rows = np.arange(start, start + block.shape[0])
+        scores = np.concatenate([best_scores, block.T], axis=1)
+        all_rows = np.concatenate([best_rows, np.broadcast_to(rows, (len(queries), len(rows)))], axis=1)
+        keep = min(k, scores.shape[1])
+        order = np.lexsort((all_rows, -scores), axis=1)[:, :keep]
+        best_scores = np.take_along_axis(scores, order, axis=1)
+        best_rows = np.take_along_axis(all_rows, order, axis=1)
+    return best_rows
+
+
+def recall(found: Iterable[np.ndarray], truth: np.ndarray) -> float:
+    values = [len(set(np.asarray(f).tolist()) & set(t.tolist())) / len(t) for f, t in zip(found, truth)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * (resource.getpagesize() / 1e6)
+    except OSError:
+        return float("nan")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - started, value
+
+
+def _latency_fields(seconds: list[float]) -> dict[str, float]:
+    values = sorted(seconds)
+    return {
+        "p50_ms": percentile(values, 50) * 1e3,
+        "p95_ms": percentile(values, 95) * 1e3,
+        "p99_ms": percentile(values, 99) * 1e3,
+    }
+
+
+def _best_threads(make: Callable[[int], Runner], matrix, queries, k, candidates: list[int]) -> Runner:
+    """Peers: build once per thread setting, keep the faster (median of a few queries)."""
+    best, best_time = None, math.inf
+    for threads in candidates:
+        runner = make(threads)
+        runner.k = k
+        runner.prepare(matrix)
+        for q in queries[:2]:
+            runner.single(q)
+        t = float(np.median([_timed(lambda q=q: runner.single(q))[0] for q in queries[2:7]]))
+        if t < best_time:
+            if best is not None:
+                best.close()
+            best, best_time = runner, t
+        else:
+            runner.close()
+    assert best is not None
+    return best
+
+
+def measure_case(
+    case: SearchCase,
+    factories: list[tuple[str, Callable[[int], Runner], bool]],
+    *,
+    queries: int,
+    batch_size: int,
+    threads: int,
+    seed: int,
+    machine_bw: float | None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[dict[str, Any]]:
+    progress(f"N={case.n:,} d={case.dim}: generating data")
+    matrix, qs = make_dataset(case.n, case.dim, max(queries, batch_size), seed)
+    progress(f"N={case.n:,} d={case.dim}: exact ground truth")
+    truth = ground_truth(matrix, qs, case.k)
+    records: list[dict[str, Any]] = []
+    for name, make, is_peer in factories:
+        progress(f"N={case.n:,} d={case.dim}: {name}")
+        gc.collect()
+        rss_before = rss_mb()
+        try:
+            records.extend(
+                _measure_backend(name, make, is_peer, case, matrix, qs, truth, queries=queries,
+                                 batch_size=batch_size, threads=threads, machine_bw=machine_bw,
+                                 rss_before=rss_before)
+            )
+        except Exception as exc:  # one broken peer must not sink the whole run
+            failed = _record(name, case, "single", 1, [], Runner(), machine_bw, errors=1)
+            failed.update(recall_at_k=None, note=f"failed: {type(exc).__name__}: {exc}")
+            records.append(failed)
+    del matrix
+    gc.collect()
+    return records
+
+
+def _measure_backend(name, make, is_peer, case, matrix, qs, truth, *, queries, batch_size, threads,
+                     machine_bw, rss_before) -> list[dict[str, Any]]:
+    records = []
+    extrapolated = name == "python" and case.n > PYTHON_MAX_N
+    data = matrix[:PYTHON_MAX_N] if extrapolated else matrix
+    if is_peer:
+        runner = _best_threads(make, data, qs, case.k, sorted({1, threads}))
+    else:
+        runner = make(threads)
+        runner.k = case.k
+        runner.prepare(data)
+    try:
+        index_mb = max(0.0, rss_mb() - rss_before)
+        count = min(queries, 5) if name == "python" else queries
+        for q in qs[: 1 if name == "python" else 3]:
+            runner.single(q)  # warm-up
+        times, found, errors = [], [], 0
+        for q in qs[:count]:
+            try:
+                t, rows = _timed(lambda q=q: runner.single(q))
+                times.append(t)
+                found.append(rows)
+            except Exception:  # a failing call is counted, not fatal
+                errors += 1
+        scale = case.n / PYTHON_MAX_N if extrapolated else 1.0
+        record = _record(name, case, "single", 1, [t * scale for t in times], runner, machine_bw, errors)
+        record["recall_at_k"] = 1.0 if extrapolated else recall(found, truth[: len(found)])
+        record["index_rss_mb"] = round(index_mb, 1)
+        if extrapolated:
+            record["extrapolated"] = True
+            record["note"] = f"extrapolated linearly from N={PYTHON_MAX_N:,} ({count} queries)"
+        records.append(record)
+        if runner.supports_batch and batch_size > 1:
+            batch = qs[:batch_size]
+            runner.batch(batch)  # warm-up
+            calls = max(3, min(10, queries // batch_size))
+            btimes, bfound = [], None
+            for _ in range(calls):
+                t, rows = _timed(lambda: runner.batch(batch))
+                btimes.append(t)
+                bfound = rows
+            brecord = _record(name, case, "batch", batch_size, btimes, runner, machine_bw, 0)
+            brecord["recall_at_k"] = recall(list(bfound), truth[:batch_size])
+            brecord["index_rss_mb"] = round(index_mb, 1)
+            records.append(brecord)
+    finally:
+        runner.close()
+    return records
+
+
+def _record(name, case, mode, batch_size, times, runner, machine_bw, errors) -> dict[str, Any]:
+    lat: dict[str, Any] = (
+        _latency_fields(times) if times else {"p50_ms": None, "p95_ms": None, "p99_ms": None}
+    )
+    p50 = lat["p50_ms"]
+    gbps = runner.bytes_per_query(case.n, case.dim, case.k) / (p50 / 1e3) / 1e9 if p50 else None
+    return {
+        "backend": name,
+        "n": case.n,
+        "dim": case.dim,
+        "k": case.k,
+        "mode": mode,
+        "batch_size": batch_size,
+        "queries": len(times) * batch_size,
+        "threads": runner.threads,
+        **{key: (round(v, 4) if v is not None else None) for key, v in lat.items()},
+        "qps": round(batch_size / (p50 / 1e3), 2) if p50 else None,
+        "gbps": round(gbps, 2) if gbps else None,
+        "pct_bandwidth": round(100 * gbps / machine_bw, 1) if gbps and machine_bw else None,
+        "errors": errors,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "extrapolated": False,
+        "note": "",
+    }
+
+
+def run_search_benchmark(
+    cases: Sequence[SearchCase],
+    backends: Sequence[str] = ALL_BACKENDS,
+    *,
+    queries: int = 200,
+    batch_size: int = 64,
+    threads: int | None = None,
+    seed: int = 20261125,
+    command: str = "synapse-mojo bench search",
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Runs the cases and returns a ``synapse-mojo-bench/1`` document (suite "search")."""
+    from ..runtime.adapter import get_runtime
+
+    threads = threads or available_cores()
+    kernel = get_runtime().feature("pattern_search").kernel()
+    progress("measuring streaming read bandwidth")
+    bw_all = measure_read_bandwidth(threads)
+    bw_one = measure_read_bandwidth(1)
+    machine = machine_info(bandwidth_gbps=round(max(bw_all, bw_one), 2), bandwidth_gbps_1thread=round(bw_one, 2))
+    doc = new_document("search", command, machine)
+    notes: list[str] = []
+    factories = _make_runners(backends, threads, kernel, notes)
+    for case in cases:
+        doc["records"].extend(
+            measure_case(
+                case,
+                factories,
+                queries=queries,
+                batch_size=batch_size,
+                threads=threads,
+                seed=seed,
+                machine_bw=machine["bandwidth_gbps"],
+                progress=progress,
+            )
+        )
+    doc["notes"] = notes
+    doc["parameters"] = {"queries": queries, "batch_size": batch_size, "threads": threads, "seed": seed,
+                         "rerank_factor": DEFAULT_RERANK_FACTOR}
+    return doc

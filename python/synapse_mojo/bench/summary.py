@@ -1,0 +1,44 @@
+"""Side-by-side ratios of a search benchmark document (the figures the targets speak of)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _index(doc: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
+    return {(r["backend"], r["n"], r["dim"], r["mode"]): r for r in doc["records"] if r.get("p50_ms")}
+
+
+def search_ratios(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per (N, d, mode): Mojo's speed-ups over each other backend, from the same run."""
+    idx = _index(doc)
+    out = []
+    for (backend, n, dim, mode), rec in sorted(idx.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][3])):
+        if not backend.startswith("mojo"):
+            continue
+        for other in ("numpy", "python", "faiss-flat", "faiss-sq8", "usearch-f32", "usearch-i8", "mojo-f32"):
+            peer = idx.get((other, n, dim, mode))
+            if peer is None or other == backend:
+                continue
+            if mode == "single":
+                ratio = peer["p50_ms"] / rec["p50_ms"]
+            else:
+                ratio = rec["qps"] / peer["qps"]
+            out.append({"backend": backend, "vs": other, "n": n, "dim": dim, "mode": mode,
+                        "speedup": round(ratio, 2), "extrapolated": bool(peer.get("extrapolated")),
+                        "recall_at_k": rec.get("recall_at_k")})
+    return out
+
+
+def ratios_markdown(doc: dict[str, Any]) -> str:
+    rows = search_ratios(doc)
+    if not rows:
+        return ""
+    lines = ["| Mojo backend | vs | N | d | mode | speed-up | recall@k |", "| --- | --- | ---: | ---: | --- | ---: | ---: |"]
+    for r in rows:
+        note = " (vs extrapolated)" if r["extrapolated"] else ""
+        lines.append(
+            f"| {r['backend']} | {r['vs']} | {r['n']:,} | {r['dim']} | {r['mode']} | "
+            f"{r['speedup']:.2f}x{note} | {r['recall_at_k']:.4f} |"
+        )
+    return "\n".join(lines)

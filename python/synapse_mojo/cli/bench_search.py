@@ -1,0 +1,67 @@
+"""``synapse-mojo bench search``: the pattern-search benchmark."""
+
+from __future__ import annotations
+
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from ..bench.report import machine_summary, markdown_table, write_document
+from ..bench.search import ALL_BACKENDS, DEFAULT_DIMS, DEFAULT_NS, SearchCase, run_search_benchmark
+from ..bench.summary import ratios_markdown
+from . import console
+from .bench import bench
+
+
+@bench.command("search")
+@click.option("--n", "ns", type=int, multiple=True, help=f"Patterns (repeatable). Default: {', '.join(f'{n:,}' for n in DEFAULT_NS)}.")
+@click.option("--dim", "dims", type=int, multiple=True, help=f"Dimensions (repeatable). Default: {', '.join(map(str, DEFAULT_DIMS))}.")
+@click.option("--k", default=10, show_default=True)
+@click.option("--backends", default=",".join(ALL_BACKENDS), show_default=True, help="Comma-separated backends; peers are skipped when not installed.")
+@click.option("--queries", default=200, show_default=True, help="Timed single queries per case.")
+@click.option("--batch-size", default=64, show_default=True, help="Queries per batch call (1 disables batch mode).")
+@click.option("--threads", type=int, default=None, help="Threads (default: all cores; SYNAPSE_THREADS).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for search.json, search.md and the PNG plots (default: bench-results/<arch>).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="JSON output path (overrides --out for the JSON).")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--seed", default=20261125, show_default=True)
+def search_command(ns, dims, k, backends, queries, batch_size, threads, out_dir, json_path, no_plots, seed):
+    """Exact top-k search: Mojo vs NumPy vs pure Python vs FAISS/usearch, one run, same data.
+
+    Without --n/--dim it runs the whole matrix (N x d). Never run two benchmarks at once:
+    they share the memory bandwidth they measure.
+    """
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    unknown = sorted(set(names) - set(ALL_BACKENDS))
+    if unknown:
+        raise click.BadParameter(f"unknown backend(s) {unknown}; choose from {', '.join(ALL_BACKENDS)}", param_hint="--backends")
+    cases = [SearchCase(n, d, k) for d in (dims or DEFAULT_DIMS) for n in (ns or DEFAULT_NS)]
+    if any(c.n < 1 or c.dim < 1 for c in cases) or k < 1 or queries < 1:
+        raise click.BadParameter("--n, --dim, --k and --queries must be >= 1")
+    out = out_dir or Path("bench-results") / platform.machine()
+    command = "synapse-mojo " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    with console.status("starting ...") as status:
+        doc = run_search_benchmark(
+            cases, names, queries=queries, batch_size=batch_size, threads=threads, seed=seed,
+            command=command, progress=lambda msg: status.update(msg),
+        )
+    path = write_document(doc, json_path or out / "search.json")
+    table = markdown_table(doc)
+    ratios = ratios_markdown(doc)
+    md = f"# Search benchmark\n\n{machine_summary(doc['machine'])}\n\n{table}\n\n## Mojo speed-ups (same run)\n\n{ratios}\n"
+    for note in doc.get("notes", []):
+        md += f"\n- {note}"
+    md_path = out / "search.md"
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text(md + "\n")
+    console.print(md)
+    console.print(f"JSON: {path}\nmarkdown: {md_path}")
+    if not no_plots:
+        from ..bench.plots import plot_search
+
+        for png in plot_search(doc, out):
+            console.print(f"plot: {png}")
