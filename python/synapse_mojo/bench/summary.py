@@ -42,3 +42,19 @@ def ratios_markdown(doc: dict[str, Any]) -> str:
             f"{r['speedup']:.2f}x{note} | {r['recall_at_k']:.4f} |"
         )
     return "\n".join(lines)
+
+
+def memory_markdown(records: list[dict[str, Any]]) -> str:
+    lines = [
+        "| storage | N | d | raw f32 MB | built index RSS MB (ratio) | open s | mapped RSS after 1 search MB (ratio) | mapped RSS after many searches MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in records:
+        many = next((v for k, v in r.items() if k.startswith("mapped_rss_after_") and k.endswith("_searches_mb")), None)
+        lines.append(
+            f"| {r['quantization']} | {r['n']:,} | {r['dim']} | {r['raw_f32_mb']:,.0f} | "
+            f"{r['built_index_rss_mb']:,.0f} ({r['built_ratio']:.2f}x) | {r['open_seconds']:.3f} | "
+            f"{r['mapped_rss_after_first_search_mb']:,.0f} ({r['mapped_ratio_after_first_search']:.2f}x) | "
+            f"{many if many is not None else '-'} |"
+        )
+    return "\n".join(lines)

@@ -11,7 +11,7 @@ import click
 
 from ..bench.report import machine_summary, markdown_table, write_document
 from ..bench.search import ALL_BACKENDS, DEFAULT_DIMS, DEFAULT_NS, SearchCase, run_search_benchmark
-from ..bench.summary import ratios_markdown
+from ..bench.summary import memory_markdown, ratios_markdown
 from . import console
 from .bench import bench
 
@@ -28,8 +28,10 @@ from .bench import bench
               help="Directory for search.json, search.md and the PNG plots (default: bench-results/<arch>).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="JSON output path (overrides --out for the JSON).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
+@click.option("--memory/--no-memory", default=True, show_default=True,
+              help="Also measure PatternIndex memory (f32 and int8, built and memory-mapped) at the largest N and first d.")
 @click.option("--seed", default=20261125, show_default=True)
-def search_command(ns, dims, k, backends, queries, batch_size, threads, out_dir, json_path, no_plots, seed):
+def search_command(ns, dims, k, backends, queries, batch_size, threads, out_dir, json_path, no_plots, memory, seed):
     """Exact top-k search: Mojo vs NumPy vs pure Python vs FAISS/usearch, one run, same data.
 
     Without --n/--dim it runs the whole matrix (N x d). Never run two benchmarks at once:
@@ -49,10 +51,21 @@ def search_command(ns, dims, k, backends, queries, batch_size, threads, out_dir,
             cases, names, queries=queries, batch_size=batch_size, threads=threads, seed=seed,
             command=command, progress=lambda msg: status.update(msg),
         )
+    if memory and sys.platform.startswith("linux"):
+        import tempfile
+
+        from ..bench.memory import measure
+
+        n_mem, d_mem = max(c.n for c in cases), cases[0].dim
+        with console.status(f"measuring index memory at N={n_mem:,}, d={d_mem} (fresh processes) ..."), \
+                tempfile.TemporaryDirectory() as workdir:
+            doc["memory"] = [measure(n_mem, d_mem, q, workdir, queries=queries) for q in (None, "int8")]
     path = write_document(doc, json_path or out / "search.json")
     table = markdown_table(doc)
     ratios = ratios_markdown(doc)
     md = f"# Search benchmark\n\n{machine_summary(doc['machine'])}\n\n{table}\n\n## Mojo speed-ups (same run)\n\n{ratios}\n"
+    if doc.get("memory"):
+        md += "\n## Index memory (fresh processes)\n\n" + memory_markdown(doc["memory"]) + "\n"
     for note in doc.get("notes", []):
         md += f"\n- {note}"
     md_path = out / "search.md"

@@ -4,13 +4,15 @@
     <dir>/vectors.npy          float32 (count, dim), L2-normalised rows in insertion order
     <dir>/codes.npy            uint8 (count, dim), only with int8 quantisation
     <dir>/quantizer.npy        float32 (2, dim): offset, scale (int8 only)
-    <dir>/ids.json             JSON array of the ids, in row order
-    <dir>/metadata.jsonl       one JSON object per row
+    <dir>/ids.jsonl            one JSON string per row (the ids, in row order)
+    <dir>/ids.offsets.npy      int64 (count + 1) byte offsets of the lines
+    <dir>/metadata.jsonl       one JSON object (or null) per row
     <dir>/metadata.offsets.npy int64 (count + 1) byte offsets of the lines
 
 ``.npy`` files open with ``numpy.load(mmap_mode="r")``: opening costs no copy, pages are read
 on first touch and shared by every process that maps the same files (the page cache). The
-metadata file is memory-mapped too and a row's metadata is parsed only when it is asked for.
+id and metadata files are memory-mapped too: a row's id or metadata is parsed only when it is
+asked for, so a process that only searches never builds a million Python strings.
 Files are written to a temporary directory and renamed into place, so a reader never sees a
 half-written index.
 """
@@ -33,11 +35,12 @@ from ..errors import InvalidInputError
 FORMAT = "synapse-mojo-index/1"
 
 
-class LazyMetadata(Sequence[dict[str, Any]]):
-    """Read-only row metadata parsed on demand from a memory-mapped JSON-lines file."""
+class LazyJsonLines(Sequence[Any]):
+    """Read-only rows parsed on demand from a memory-mapped JSON-lines file."""
 
-    def __init__(self, path: Path, offsets: np.ndarray) -> None:
+    def __init__(self, path: Path, offsets: np.ndarray, cache: bool = True) -> None:
         self._offsets = offsets
+        self._keep = cache
         self._file = open(path, "rb")  # noqa: SIM115 - lives as long as the index
         size = os.fstat(self._file.fileno()).st_size
         self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
@@ -47,22 +50,23 @@ class LazyMetadata(Sequence[dict[str, Any]]):
         return len(self._offsets) - 1
 
     @overload
-    def __getitem__(self, row: int) -> dict[str, Any]: ...
+    def __getitem__(self, row: int) -> Any: ...
     @overload
-    def __getitem__(self, row: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, row: slice) -> list[Any]: ...
     def __getitem__(self, row):  # type: ignore[no-untyped-def]
         if isinstance(row, slice):
             return [self[i] for i in range(*row.indices(len(self)))]
         if row < 0:
             row += len(self)
-        cached = self._cache.get(row)
-        if cached is None:
-            start, end = int(self._offsets[row]), int(self._offsets[row + 1])
-            cached = json.loads(self._map[start:end])
-            self._cache[row] = cached
-        return cached
+        if row in self._cache:
+            return self._cache[row]
+        start, end = int(self._offsets[row]), int(self._offsets[row + 1])
+        value = json.loads(self._map[start:end])
+        if self._keep:
+            self._cache[row] = value
+        return value
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[Any]:
         for i in range(len(self)):
             yield self[i]
 
@@ -91,14 +95,8 @@ def write_index(
         if codes is not None and quantizer is not None:
             np.save(tmp / "codes.npy", np.ascontiguousarray(codes, dtype=np.uint8))
             np.save(tmp / "quantizer.npy", np.stack(quantizer).astype(np.float32))
-        (tmp / "ids.json").write_text(json.dumps(ids), encoding="utf-8")
-        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-        with open(tmp / "metadata.jsonl", "wb") as f:
-            for i, meta in enumerate(metadata):
-                line = json.dumps(meta, separators=(",", ":"), default=str).encode() + b"\n"
-                f.write(line)
-                offsets[i + 1] = offsets[i] + len(line)
-        np.save(tmp / "metadata.offsets.npy", offsets)
+        _write_lines(tmp, "ids", ids)
+        _write_lines(tmp, "metadata", metadata)
         manifest = {
             "format": FORMAT,
             "dim": dim,
@@ -120,6 +118,16 @@ def write_index(
     return target
 
 
+def _write_lines(directory: Path, name: str, values: Sequence[Any]) -> None:
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    with open(directory / f"{name}.jsonl", "wb") as f:
+        for i, value in enumerate(values):
+            line = json.dumps(value, separators=(",", ":"), default=str).encode() + b"\n"
+            f.write(line)
+            offsets[i + 1] = offsets[i] + len(line)
+    np.save(directory / f"{name}.offsets.npy", offsets)
+
+
 def read_index(path: str | os.PathLike[str], mmap_mode: str | None = "r") -> dict[str, Any]:
     """Opens a saved index; arrays are memory-mapped unless ``mmap_mode`` is None."""
     source = Path(path)
@@ -133,8 +141,8 @@ def read_index(path: str | os.PathLike[str], mmap_mode: str | None = "r") -> dic
         raise InvalidInputError(f"{source}: unsupported index format {manifest.get('format')!r}; expected {FORMAT}")
     try:
         vectors = np.load(source / "vectors.npy", mmap_mode=mmap_mode)
-        ids = json.loads((source / "ids.json").read_text(encoding="utf-8"))
-        offsets = np.load(source / "metadata.offsets.npy")
+        id_offsets = np.load(source / "ids.offsets.npy", mmap_mode=mmap_mode)
+        offsets = np.load(source / "metadata.offsets.npy", mmap_mode=mmap_mode)
         codes = quantizer = None
         if manifest.get("quantization") == "int8":
             codes = np.load(source / "codes.npy", mmap_mode=mmap_mode)
@@ -145,8 +153,8 @@ def read_index(path: str | os.PathLike[str], mmap_mode: str | None = "r") -> dic
     problems = []
     if vectors.shape != (count, dim) or vectors.dtype != np.float32:
         problems.append(f"vectors.npy has {vectors.dtype} {vectors.shape}, expected float32 ({count}, {dim})")
-    if len(ids) != count or len(offsets) != count + 1:
-        problems.append("ids.json / metadata.offsets.npy do not match the row count")
+    if len(id_offsets) != count + 1 or len(offsets) != count + 1:
+        problems.append("ids / metadata offsets do not match the row count")
     if codes is not None and codes.shape != (count, dim):
         problems.append(f"codes.npy has shape {codes.shape}, expected ({count}, {dim})")
     if problems:
@@ -156,6 +164,7 @@ def read_index(path: str | os.PathLike[str], mmap_mode: str | None = "r") -> dic
         "vectors": vectors,
         "codes": codes,
         "quantizer": quantizer,
-        "ids": ids,
-        "metadata": LazyMetadata(source / "metadata.jsonl", offsets),
+        # Ids are not cached: a search-only process keeps them in the page cache, not the heap.
+        "ids": LazyJsonLines(source / "ids.jsonl", id_offsets, cache=False),
+        "metadata": LazyJsonLines(source / "metadata.jsonl", offsets),
     }
