@@ -5,7 +5,9 @@ Two kinds of artefact come out of ``mojo/``:
 * **extension modules** - every top-level ``mojo/<name>.mojo`` that defines ``PyInit_<name>``,
   built with ``--emit shared-lib`` into ``<out>/<name>.so`` and imported by the runtime;
 * **standalone programs** - every ``mojo/bench/<prog>.mojo`` with a top-level ``main``, built
-  into ``<out>/bin/<prog>`` (pure Mojo benchmarks, no Python).
+  into ``<out>/bin/<prog>`` (pure Mojo benchmarks, no Python). A program declares how to run it
+  briefly with a ``Smoke: <args>`` line in its docstring (e.g. ``Smoke: 2000 64 5``); the Nix
+  checks and the aarch64 cross build run that (``--run-smoke``), under qemu for the latter.
 
 Every caller goes through this module, so the compiler flags live in one place:
 
@@ -46,6 +48,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -161,6 +164,15 @@ def standalone_programs(src: Path) -> list[str]:
     return sorted(p.stem for p in bench.glob("*.mojo") if _MAIN_RE.search(p.read_text("utf-8")))
 
 
+_SMOKE_RE = re.compile(r"^\s*Smoke:[ \t]*(.*)$", re.MULTILINE)
+
+
+def smoke_args(source: Path) -> list[str] | None:
+    """The arguments of a program's smoke run (its ``Smoke: <args>`` line), None if undeclared."""
+    match = _SMOKE_RE.search(source.read_text("utf-8"))
+    return shlex.split(match.group(1)) if match else None
+
+
 # --------------------------------------------------------------------------------------------
 # Compiling one source
 # --------------------------------------------------------------------------------------------
@@ -186,6 +198,24 @@ def mojo_command(
         cmd += ["--emit", "shared-lib"]
     cmd += ["-o", str(output)]
     return cmd
+
+
+def sdk_env(mojo: str, base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` plus the package-root variables a *raw* compiler binary needs.
+
+    The wheel's ``mojo`` console script and the Nix SDK's wrapper set these themselves; the
+    binary at ``<root>/bin/mojo`` does not, and without them cannot find its standard library.
+    Variables already set in ``base`` win.
+    """
+    env = dict(base)
+    path = Path(shutil.which(mojo) or mojo).resolve()
+    root = path.parent.parent
+    if path.parent.name == "bin" and (root / "lib" / "mojo").is_dir():
+        env.setdefault("MODULAR_MOJO_MAX_PACKAGE_ROOT", str(root))
+        env.setdefault("MODULAR_MAX_PACKAGE_ROOT", str(root))
+        env.setdefault("MODULAR_MOJO_MAX_DRIVER_PATH", str(path))
+        env.setdefault("MODULAR_MOJO_MAX_IMPORT_PATH", str(root / "lib" / "mojo"))
+    return env
 
 
 def toolchain_env(
@@ -340,6 +370,66 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def run_smoke(
+    out: Path, runner: Sequence[str] = (), timeout: float = 600.0, save_dir: Path | None = None
+) -> int:
+    """Runs every program of a build (``out/manifest.json``) with its smoke arguments.
+
+    ``runner`` prefixes each command (e.g. ``qemu-aarch64-static -L SYSROOT``). A program that
+    declares no smoke arguments runs without arguments (its defaults) and is named in a note.
+    With ``save_dir``, a program whose standard output is a JSON document is saved there as
+    ``<name>.json`` (the benchmark programs print ``synapse-mojo-bench/1`` documents).
+    Returns the number of programs that failed (non-zero exit, timeout, or no output).
+    """
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise MojoBuildError(f"no readable {out / 'manifest.json'} (build first): {exc}") from exc
+    programs = {n: a for n, a in manifest.get("artefacts", {}).items() if a.get("kind") == "exe"}
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if not programs:
+        log(f"no standalone programs in {out}")
+        return 0
+    failed = 0
+    for name, art in sorted(programs.items()):
+        args = art.get("smoke_args")
+        if args is None:
+            log(f"note: {name} declares no 'Smoke: <args>' line; running it with its defaults")
+            args = []
+        cmd = [*runner, str(out / art["path"]), *args]
+        log(f"== {shlex.join(cmd)}")
+        started = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+            )
+        except subprocess.TimeoutExpired:
+            log(f"  FAILED: {name} did not finish within {timeout:.0f} s")
+            failed += 1
+            continue
+        except OSError as exc:
+            log(f"  FAILED: {name} could not start: {exc}")
+            failed += 1
+            continue
+        output = (proc.stdout + proc.stderr).strip()
+        print(output)
+        if proc.returncode != 0 or not proc.stdout.strip():
+            log(f"  FAILED: {name} exited {proc.returncode}" + ("" if proc.stdout.strip() else " with no output"))
+            failed += 1
+        else:
+            log(f"  ok ({time.perf_counter() - started:.1f} s wall; not a benchmark result)")
+            if save_dir is not None:
+                try:
+                    document = json.loads(proc.stdout)
+                except ValueError:
+                    continue
+                save_dir.mkdir(parents=True, exist_ok=True)
+                path = save_dir / f"{name}.json"
+                path.write_text(json.dumps(document, indent=2) + "\n")
+                log(f"  saved {path}")
+    return failed
+
+
 def _default_src() -> Path:
     # python/synapse_mojo/runtime/mojo_build.py -> <repo>/mojo; an installed wheel ships _mojo_src.
     here = Path(__file__).resolve()
@@ -388,6 +478,23 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--name", action="append", default=[], help="build only this artefact (repeatable)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per artefact")
     p.add_argument("--list", action="store_true", help="print what would be built and exit")
+    p.add_argument(
+        "--run-smoke",
+        action="store_true",
+        help="instead of building, run every program already built in --out with its smoke "
+        "arguments (from OUT/manifest.json)",
+    )
+    p.add_argument(
+        "--runner",
+        default="",
+        help="command prefix for --run-smoke, e.g. 'qemu-aarch64-static -L SYSROOT'",
+    )
+    p.add_argument(
+        "--save-json",
+        type=Path,
+        default=None,
+        help="with --run-smoke: save each program's JSON output as DIR/<name>.json",
+    )
     return p.parse_args(argv)
 
 
@@ -407,6 +514,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     try:
+        if args.run_smoke:
+            failed = run_smoke(
+                args.out, shlex.split(args.runner), timeout=args.timeout, save_dir=args.save_json
+            )
+            return 1 if failed else 0
         src = (args.src or _default_src()).resolve()
         target = _target_from_args(args)
         items = plan(
@@ -437,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         home = Path(tempfile.mkdtemp(prefix="mojo-build-home-"))
         try:
             env = toolchain_env(
-                {**os.environ, "HOME": str(home)},
+                sdk_env(mojo, {**os.environ, "HOME": str(home)}),
                 linker_driver=linker,
                 runtime_root=args.runtime_root,
             )
@@ -474,6 +586,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "sha256": _sha256(a.output),
                     "build_seconds": round(seconds, 2),
                 }
+                if a.kind == "exe":
+                    built[a.name]["smoke_args"] = smoke_args(a.source)
                 log(f"  ok ({seconds:.1f} s) -> {a.output}")
         finally:
             shutil.rmtree(home, ignore_errors=True)
