@@ -64,7 +64,7 @@ in
     export HOME=$TMPDIR
     mkdir -p $out
     synapse-mojo bench search --n 10000 --dim 384 --k 10 --backends mojo-f32,numpy \
-      --json $out/search-${arch}.json
+      --queries 50 --no-memory --no-plots --out $out --json $out/search-${arch}.json
     other=${src}/benchmarks/results/${otherArch}
     compared=0
     for committed in "$other"/*.json; do

@@ -63,7 +63,9 @@ qemu-aarch64-static --version | head -1
 if [ -z "${MOJO:-}" ]; then
     if [ -x "$REPO/.venv/bin/mojo" ]; then MOJO=$REPO/.venv/bin/mojo; else MOJO=$(command -v mojo || true); fi
 fi
-[ -n "$MOJO" ] && [ -x "$MOJO" ] || die "no host Mojo compiler: run 'uv sync' first or set MOJO"
+if [ -z "$MOJO" ] || [ ! -x "$MOJO" ]; then
+    die "no host Mojo compiler: run 'uv sync' first or set MOJO"
+fi
 command -v uv >/dev/null || die "uv is needed to resolve the aarch64 wheels from uv.lock"
 
 # ------------------------------------------------------------------------------------------
@@ -96,6 +98,7 @@ step "aarch64 sysroot: Debian arm64 CPython + C/C++ runtime (dpkg -x, private ap
 # A private apt configuration: arm64 only, its own lists and cache, the host's Debian sources.
 # Nothing is installed on the host and the host's dpkg architectures are left alone.
 APT=$WORK/apt
+# shellcheck source=/dev/null
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
 stamp="$codename ${SYSROOT_PACKAGES[*]}"
 if [ ! -x "$SYSROOT/usr/bin/python3" ] || [ "$(cat "$SYSROOT/.stamp" 2>/dev/null)" != "$stamp" ]; then
