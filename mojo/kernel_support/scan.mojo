@@ -38,8 +38,9 @@ comptime F32Ptr = Pointer[Float32, MutAnyOrigin]
 comptime I64Ptr = Pointer[Int64, MutAnyOrigin]
 comptime U8Ptr = Pointer[UInt8, MutAnyOrigin]
 
-# Batch kernel tiling: rows per transposed block (a multiple of W) and queries per tile.
-comptime BATCH_ROWS = 2 * W
+# Batch kernel tiling: SIMD vectors of rows per transposed block, and queries per tile.
+comptime ROW_VECTORS = 3
+comptime BATCH_ROWS = ROW_VECTORS * W
 comptime BATCH_QUERIES = 8
 
 
@@ -280,18 +281,25 @@ def _batch_tile_full(
     has_mask: Bool,
     tops: Pointer[TopK, MutAnyOrigin],
 ):
-    """BATCH_QUERIES queries x BATCH_ROWS rows: 16 register accumulators, one broadcast per FMA pair."""
-    var acc = Array[SIMD[DType.float32, W], 2 * BATCH_QUERIES](fill=SIMD[DType.float32, W](0))
+    """BATCH_QUERIES queries x BATCH_ROWS rows with BATCH_QUERIES * ROW_VECTORS register
+    accumulators: per dimension, ROW_VECTORS loads and one broadcast per query feed
+    ROW_VECTORS FMAs each."""
+    var acc = Array[SIMD[DType.float32, W], ROW_VECTORS * BATCH_QUERIES](
+        fill=SIMD[DType.float32, W](0)
+    )
     for j in range(d):
-        var lo = buf.unsafe_load[width=W](j * BATCH_ROWS)
-        var hi = buf.unsafe_load[width=W](j * BATCH_ROWS + W)
+        var row_vec = Array[SIMD[DType.float32, W], ROW_VECTORS](fill=SIMD[DType.float32, W](0))
+        comptime for v in range(ROW_VECTORS):
+            row_vec[v] = buf.unsafe_load[width=W](j * BATCH_ROWS + v * W)
         comptime for t in range(BATCH_QUERIES):
             var qv = SIMD[DType.float32, W](queries.unsafe_load[width=1]((q0 + t) * d + j))
-            acc[2 * t] += lo * qv
-            acc[2 * t + 1] += hi * qv
+            comptime for v in range(ROW_VECTORS):
+                acc[t * ROW_VECTORS + v] += row_vec[v] * qv
     comptime for t in range(BATCH_QUERIES):
-        _push_block(acc[2 * t], r0, rows, mask, has_mask, tops[unsafe_offset=q0 + t])
-        _push_block(acc[2 * t + 1], r0 + W, rows - W, mask, has_mask, tops[unsafe_offset=q0 + t])
+        comptime for v in range(ROW_VECTORS):
+            _push_block(
+                acc[t * ROW_VECTORS + v], r0 + v * W, rows - v * W, mask, has_mask, tops[unsafe_offset=q0 + t]
+            )
 
 
 def _batch_tile_one(
@@ -307,14 +315,13 @@ def _batch_tile_one(
 ):
     """One query x BATCH_ROWS rows: the remainder of a batch that is not a multiple of the tile.
     Same per-lane operation order as the full tile, so scores do not depend on the tiling."""
-    var lo_acc = SIMD[DType.float32, W](0)
-    var hi_acc = SIMD[DType.float32, W](0)
+    var acc = Array[SIMD[DType.float32, W], ROW_VECTORS](fill=SIMD[DType.float32, W](0))
     for j in range(d):
         var qv = SIMD[DType.float32, W](queries.unsafe_load[width=1](qi * d + j))
-        lo_acc += buf.unsafe_load[width=W](j * BATCH_ROWS) * qv
-        hi_acc += buf.unsafe_load[width=W](j * BATCH_ROWS + W) * qv
-    _push_block(lo_acc, r0, rows, mask, has_mask, tops[unsafe_offset=qi])
-    _push_block(hi_acc, r0 + W, rows - W, mask, has_mask, tops[unsafe_offset=qi])
+        comptime for v in range(ROW_VECTORS):
+            acc[v] += buf.unsafe_load[width=W](j * BATCH_ROWS + v * W) * qv
+    comptime for v in range(ROW_VECTORS):
+        _push_block(acc[v], r0 + v * W, rows - v * W, mask, has_mask, tops[unsafe_offset=qi])
 
 
 def topk_f32_batch(
