@@ -21,6 +21,7 @@ from std.python.bindings import PythonModuleBuilder
 
 from kernel_support.scan import (
     F32Ptr,
+    I8Ptr,
     I64Ptr,
     U8Ptr,
     W,
@@ -31,7 +32,7 @@ from kernel_support.scan import (
 )
 
 # Bump when a Python-visible signature or argument layout changes; the loader checks it.
-comptime ABI_VERSION = 1
+comptime ABI_VERSION = 2
 
 # Fault injection (documented in the README): 1 raises from inside the kernel, 2 returns the
 # least similar rows instead of the most similar ones (the query is negated).
@@ -122,19 +123,20 @@ def topk_batch(args: PythonObject) raises -> PythonObject:
 
 
 def topk_int8(args: PythonObject) raises -> PythonObject:
-    """`topk_int8((codes, vectors, n, d, query, scale, k, candidates, mask, threads, out_rows,
-    out_scores, fault)) -> int`.
+    """`topk_int8((codes, vectors, n, d, query, query_i8, k, candidates, mask, threads,
+    out_rows, out_scores, fault)) -> int`.
 
-    `codes` uint8 (n, d) with value ~ offset + scale * code per dimension; `vectors` the exact
-    float32 rows (may be memory-mapped: only the candidates are read). Scores returned are the
-    exact float32 ones of the reranked candidates.
+    `codes` uint8 (n, d); `query_i8` the int8 query (query * scale, rounded; see
+    `synapse_mojo.search.quantization`); `vectors` the exact float32 rows (may be memory-mapped:
+    only the candidates are read). Scores returned are the exact float32 ones of the reranked
+    candidates.
     """
     var codes = U8Ptr(unsafe_from_address=Int(py=args[0]))
     var vectors = _f32(args[1])
     var n = Int(py=args[2])
     var d = Int(py=args[3])
     var q = _f32(args[4])
-    var scale = _f32(args[5])
+    var qi = I8Ptr(unsafe_from_address=Int(py=args[5]))
     var k = Int(py=args[6])
     var candidates = Int(py=args[7])
     var has_mask = Int(py=args[8]) != 0
@@ -145,13 +147,18 @@ def topk_int8(args: PythonObject) raises -> PythonObject:
     var fault = Int(py=args[12])
     _check_fault(fault)
     var neg = _negated(q, d if fault == FAULT_WRONG else 0)
+    var neg_i8 = List[Int8](length=d if fault == FAULT_WRONG else 0, fill=0)
     if fault == FAULT_WRONG:
         q = F32Ptr(unsafe_from_address=Int(neg.unsafe_ptr()))
+        for j in range(d):
+            neg_i8[j] = -qi.unsafe_load[width=1](j)
+        qi = I8Ptr(unsafe_from_address=Int(neg_i8.unsafe_ptr()))
     var count: Int
     with GILReleased(Python()):
         count = topk_u8_rerank(
-            codes, vectors, n, d, q, scale, k, candidates, mask, has_mask, threads, out_rows, out_scores
+            codes, vectors, n, d, q, qi, k, candidates, mask, has_mask, threads, out_rows, out_scores
         )
+    _ = neg_i8^
     _ = neg^
     return PythonObject(count)
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from synapse_mojo import PatternIndex
 from synapse_mojo.search import MojoSearchBackend, NumpySearchBackend, PythonSearchBackend, results_agree
 from synapse_mojo.search.base import score_tolerance
-from synapse_mojo.search.quantization import ScalarQuantizer, approximate_scores
+from synapse_mojo.search.quantization import ScalarQuantizer, approximate_scores, quantize_query
 from synapse_mojo.search.validation import as_matrix, as_queries
 
 
@@ -47,11 +47,12 @@ def test_approximate_scores_rank_like_exact_ones():
     matrix, rng = _data(2, 5000, 64)
     q = as_queries(rng.standard_normal(64), 64)[0]
     quantizer = ScalarQuantizer.fit(matrix)
-    approx = approximate_scores(quantizer.encode(matrix), q, quantizer.scale)
-    exact = matrix @ q
-    # Approximate = exact - sum(q * offset) + quantisation noise.
-    shift = float(q @ quantizer.offset)
-    assert np.corrcoef(approx + shift, exact)[0, 1] > 0.99
+    qi = quantize_query(q, quantizer.scale)
+    assert qi.dtype == np.int8 and np.abs(qi).max() == 127
+    approx = approximate_scores(quantizer.encode(matrix), qi)
+    assert np.array_equal(approx, np.rint(approx))  # exact integers
+    # Approximate = a positive multiple of (exact - sum(q * offset)) + quantisation noise.
+    assert np.corrcoef(approx, matrix @ q)[0, 1] > 0.99
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -69,13 +70,14 @@ def test_kernel_matches_reference_with_full_rerank(search_kernel, seed, n, d, k,
     mask = (rng.random(n) < 0.6).astype(np.uint8) if masked else None
     quantizer = ScalarQuantizer.fit(matrix)
     codes = quantizer.encode(matrix)
+    qi = quantize_query(q, quantizer.scale)
     want = PythonSearchBackend().topk(matrix, q, k, mask)
     for backend in (
         PythonSearchBackend(),
         NumpySearchBackend(),
         MojoSearchBackend(search_kernel, threads=2, grain=64),
     ):
-        got = backend.topk_int8(codes, matrix, quantizer.scale, q, k, n, mask)
+        got = backend.topk_int8(codes, matrix, qi, q, k, n, mask)
         assert results_agree(want, got, d), backend
 
 
@@ -87,8 +89,10 @@ def test_kernel_matches_numpy_int8_with_partial_rerank(search_kernel, seed):
     mojo = MojoSearchBackend(search_kernel, threads=2)
     numpy_backend = NumpySearchBackend()
     for q in as_queries(rng.standard_normal((5, 96)), 96):
-        want = numpy_backend.topk_int8(codes, matrix, quantizer.scale, q, 10, 40)
-        got = mojo.topk_int8(codes, matrix, quantizer.scale, q, 10, 40)
+        qi = quantize_query(q, quantizer.scale)
+        want = numpy_backend.topk_int8(codes, matrix, qi, q, 10, 40)
+        got = mojo.topk_int8(codes, matrix, qi, q, 10, 40)
+        # Same integer candidates on both sides, so the same rows (up to float32 near-ties).
         assert results_agree(want, got, 96)
         exact_scores = matrix[got.rows] @ q
         assert np.allclose(got.scores, exact_scores, atol=score_tolerance(96))

@@ -1,6 +1,8 @@
 """Standalone pattern-search benchmark: a pure Mojo program (no Python).
 
-Usage: `search_bench [N] [DIM] [QUERIES]` (defaults 100000 384 50). Prints one JSON document in
+Usage: `search_bench [N] [DIM] [QUERIES]` (defaults 100000 384 50). Smoke: 2000 64 5
+
+Prints one JSON document in
 the `synapse-mojo-bench/1` schema (suite "search") on stdout, so that the Nix build and the
 aarch64 cross-build can run the kernels with no Python at all, and `synapse-mojo bench compare`
 can read the result. Machine fields it cannot know from Mojo alone (CPU model) are left for the
@@ -8,7 +10,7 @@ caller; `emulated` is false unless SYNAPSE_EMULATED is set.
 """
 
 from std.os import getenv
-from std.sys import argv, num_logical_cores, simd_width_of
+from std.sys import CompilationTarget, argv, num_logical_cores, simd_width_of
 from std.time import perf_counter_ns
 
 from kernel_support.scan import (
@@ -175,9 +177,10 @@ def main() raises:
     records.append(_record("mojo-f32", n, d, "batch", 64, times, Float64(n * d * 4), bw, threads))
 
     var emulated = "true" if getenv("SYNAPSE_EMULATED") != "" else "false"
+    var arch = "aarch64" if CompilationTarget.has_neon() else "x86_64"
     var out = String(
         '{"schema": "synapse-mojo-bench/1", "suite": "search", "created_at": null, ',
-        '"command": "search_bench ', n, " ", d, " ", nq, '", "machine": {"arch": null, ',
+        '"command": "search_bench ', n, " ", d, " ", nq, '", "machine": {"arch": "', arch, '", ',
         '"cpu_model": null, "cores": ', threads, ', "simd_width_f32": ', simd_width_of[DType.float32](),
         ', "bandwidth_gbps": ', bw, ', "emulated": ', emulated, '}, "records": [',
     )

@@ -20,15 +20,21 @@ Three strategies, one result order (higher score first, ties to the lower row):
   tiles of 8 queries: every step broadcasts one query value and does 16 FMAs per loaded vector,
   with 16 accumulators held in registers and no horizontal reductions. A running top-k per query
   replaces the (queries x rows) score matrix that a BLAS approach materialises.
-* `topk_u8_rerank`: rows stored as uint8 codes with a per-dimension scale/offset are scanned with
-  the query folded into the scale (4x fewer bytes than float32), the best `candidates` rows are
-  kept, and those are re-scored exactly from the float32 rows.
+* `topk_u8_rerank`: rows stored as uint8 codes (per-dimension scale/offset) are ranked by the
+  exact integer dot product with an int8 query (the query folded into the scales and rounded
+  to int8 by the caller), a quarter of the float32 bytes; the best `candidates` rows are then
+  re-scored exactly from the float32 rows. The integer dot uses `vpdpbusd` (AVX-512 VNNI, 64
+  multiply-adds per instruction) or `sdot` (Arm dot-product, on codes shifted to signed, which
+  moves every score by the same constant) where the target has them, and widening integer
+  arithmetic elsewhere: all three give the same integers, so every backend keeps the same
+  candidates.
 
 Every row is reduced in one canonical operation order per strategy, whichever path handles it,
 so identical rows get bit-identical scores and exact ties follow insertion order.
 """
 
-from std.sys import simd_width_of
+from std.memory import bitcast
+from std.sys import CompilationTarget, llvm_intrinsic, simd_width_of
 
 from kernel_support.parallel import parallel_for
 from kernel_support.topk import TopK
@@ -37,6 +43,7 @@ comptime W = simd_width_of[DType.float32]()
 comptime F32Ptr = Pointer[Float32, MutAnyOrigin]
 comptime I64Ptr = Pointer[Int64, MutAnyOrigin]
 comptime U8Ptr = Pointer[UInt8, MutAnyOrigin]
+comptime I8Ptr = Pointer[Int8, MutAnyOrigin]
 
 # Batch kernel tiling: SIMD vectors of rows per transposed block, and queries per tile.
 comptime ROW_VECTORS = 3
@@ -94,49 +101,80 @@ def dot4(
     return SIMD[DType.float32, 4](s0, s1, s2, s3)
 
 
+comptime I8_CHUNK = 64
+
+
 @always_inline
-def dot_u8(codes: U8Ptr, qs: F32Ptr, d: Int) -> Float32:
-    """Dot product of uint8 codes with a float32 (scale-folded) query, canonical order."""
-    var acc = SIMD[DType.float32, W](0)
-    var i = 0
-    while i + W <= d:
-        acc += codes.unsafe_load[width=W](i).cast[DType.float32]() * qs.unsafe_load[width=W](i)
-        i += W
-    var s = acc.reduce_add()
-    while i < d:
-        s += codes.unsafe_load[width=1](i).cast[DType.float32]() * qs.unsafe_load[width=1](i)
-        i += 1
+def _dot_i8_chunk(acc: SIMD[DType.int32, 16], codes: U8Ptr, q: I8Ptr, i: Int) -> SIMD[DType.int32, 16]:
+    """acc + per-lane partial sums of 64 products codes[i:i+64] * q[i:i+64] (exact int32)."""
+    var c = codes.unsafe_load[width=I8_CHUNK](i)
+    var qv = q.unsafe_load[width=I8_CHUNK](i)
+    comptime if CompilationTarget.has_vnni():
+        # vpdpbusd: unsigned bytes x signed bytes, groups of four summed into int32 lanes.
+        return llvm_intrinsic["llvm.x86.avx512.vpdpbusd.512", SIMD[DType.int32, 16]](
+            acc, bitcast[DType.int8, I8_CHUNK](c), qv
+        )
+    elif CompilationTarget.has_neon_int8_dotprod():
+        # sdot on (code - 128): shifts every row's score by -128 * sum(q), a per-query constant.
+        var shifted = bitcast[DType.int8, I8_CHUNK](c ^ SIMD[DType.uint8, I8_CHUNK](0x80))
+        var out = acc
+        comptime for part in range(4):
+            var lanes = out.slice[4, offset = 4 * part]()
+            lanes = llvm_intrinsic["llvm.aarch64.neon.sdot.v4i32.v16i8", SIMD[DType.int32, 4]](
+                lanes, shifted.slice[16, offset = 16 * part](), qv.slice[16, offset = 16 * part]()
+            )
+            out = out.insert[offset = 4 * part](lanes)
+        return out
+    else:
+        var prod = c.cast[DType.int32]() * qv.cast[DType.int32]()
+        var out = acc
+        comptime for part in range(4):
+            out += prod.slice[16, offset = 16 * part]()
+        return out
+
+
+@always_inline
+def _tail_i8(codes: U8Ptr, q: I8Ptr, start: Int, d: Int) -> Int32:
+    var s: Int32 = 0
+    for i in range(start, d):
+        var c = Int32(codes.unsafe_load[width=1](i))
+        comptime if CompilationTarget.has_neon_int8_dotprod() and not CompilationTarget.has_vnni():
+            c -= 128  # the same shift as the sdot chunks, so head and tail agree
+        s += c * Int32(q.unsafe_load[width=1](i))
     return s
 
 
 @always_inline
-def dot4_u8(
-    c0: U8Ptr, c1: U8Ptr, c2: U8Ptr, c3: U8Ptr, qs: F32Ptr, d: Int
-) -> SIMD[DType.float32, 4]:
-    var a0 = SIMD[DType.float32, W](0)
-    var a1 = SIMD[DType.float32, W](0)
-    var a2 = SIMD[DType.float32, W](0)
-    var a3 = SIMD[DType.float32, W](0)
+def dot_i8(codes: U8Ptr, q: I8Ptr, d: Int) -> Int32:
+    """Exact integer dot product of uint8 codes with int8 query values (up to a per-query
+    constant on Arm dot-product targets)."""
+    var acc = SIMD[DType.int32, 16](0)
     var i = 0
-    while i + W <= d:
-        var qv = qs.unsafe_load[width=W](i)
-        a0 += c0.unsafe_load[width=W](i).cast[DType.float32]() * qv
-        a1 += c1.unsafe_load[width=W](i).cast[DType.float32]() * qv
-        a2 += c2.unsafe_load[width=W](i).cast[DType.float32]() * qv
-        a3 += c3.unsafe_load[width=W](i).cast[DType.float32]() * qv
-        i += W
-    var s0 = a0.reduce_add()
-    var s1 = a1.reduce_add()
-    var s2 = a2.reduce_add()
-    var s3 = a3.reduce_add()
-    while i < d:
-        var q1 = qs.unsafe_load[width=1](i)
-        s0 += c0.unsafe_load[width=1](i).cast[DType.float32]() * q1
-        s1 += c1.unsafe_load[width=1](i).cast[DType.float32]() * q1
-        s2 += c2.unsafe_load[width=1](i).cast[DType.float32]() * q1
-        s3 += c3.unsafe_load[width=1](i).cast[DType.float32]() * q1
-        i += 1
-    return SIMD[DType.float32, 4](s0, s1, s2, s3)
+    while i + I8_CHUNK <= d:
+        acc = _dot_i8_chunk(acc, codes, q, i)
+        i += I8_CHUNK
+    return acc.reduce_add() + _tail_i8(codes, q, i, d)
+
+
+@always_inline
+def dot4_i8(c0: U8Ptr, c1: U8Ptr, c2: U8Ptr, c3: U8Ptr, q: I8Ptr, d: Int) -> SIMD[DType.int32, 4]:
+    var a0 = SIMD[DType.int32, 16](0)
+    var a1 = SIMD[DType.int32, 16](0)
+    var a2 = SIMD[DType.int32, 16](0)
+    var a3 = SIMD[DType.int32, 16](0)
+    var i = 0
+    while i + I8_CHUNK <= d:
+        a0 = _dot_i8_chunk(a0, c0, q, i)
+        a1 = _dot_i8_chunk(a1, c1, q, i)
+        a2 = _dot_i8_chunk(a2, c2, q, i)
+        a3 = _dot_i8_chunk(a3, c3, q, i)
+        i += I8_CHUNK
+    return SIMD[DType.int32, 4](
+        a0.reduce_add() + _tail_i8(c0, q, i, d),
+        a1.reduce_add() + _tail_i8(c1, q, i, d),
+        a2.reduce_add() + _tail_i8(c2, q, i, d),
+        a3.reduce_add() + _tail_i8(c3, q, i, d),
+    )
 
 
 # ===----------------------------------------------------------------------=== #
@@ -389,32 +427,34 @@ def topk_f32_batch(
 
 
 def _scan_u8(
-    codes: U8Ptr, d: Int, qs: F32Ptr, mask: U8Ptr, has_mask: Bool, start: Int, end: Int, mut top: TopK
+    codes: U8Ptr, d: Int, qi: I8Ptr, mask: U8Ptr, has_mask: Bool, start: Int, end: Int, mut top: TopK
 ):
+    # Integer scores are exact; as float32 they stay exact below 2**24 (|score| <= d * 255 * 127
+    # is 12.4M for d = 384) and keep their order above it, which is all the heap needs.
     var r = start
     if not has_mask:
         while r + 4 <= end:
-            var s = dot4_u8(
+            var s = dot4_i8(
                 codes.unsafe_offset(r * d),
                 codes.unsafe_offset((r + 1) * d),
                 codes.unsafe_offset((r + 2) * d),
                 codes.unsafe_offset((r + 3) * d),
-                qs,
+                qi,
                 d,
-            )
+            ).cast[DType.float32]()
             comptime for j in range(4):
                 if top.accepts_in_order(s[j]):
                     top.push(s[j], r + j)
             r += 4
         while r < end:
-            var s = dot_u8(codes.unsafe_offset(r * d), qs, d)
+            var s = Float32(dot_i8(codes.unsafe_offset(r * d), qi, d))
             if top.accepts_in_order(s):
                 top.push(s, r)
             r += 1
         return
     while r < end:
         if mask.unsafe_load[width=1](r) != 0:
-            var s = dot_u8(codes.unsafe_offset(r * d), qs, d)
+            var s = Float32(dot_i8(codes.unsafe_offset(r * d), qi, d))
             if top.accepts_in_order(s):
                 top.push(s, r)
         r += 1
@@ -426,7 +466,7 @@ def topk_u8_rerank(
     n: Int,
     d: Int,
     q: F32Ptr,
-    scale: F32Ptr,
+    qi: I8Ptr,
     k: Int,
     candidates: Int,
     mask: U8Ptr,
@@ -435,16 +475,12 @@ def topk_u8_rerank(
     out_rows: I64Ptr,
     out_scores: F32Ptr,
 ) -> Int:
-    """Approximate scan over uint8 codes (value = offset + scale * code per dimension), keeping
-    `candidates` rows, then exact float32 scores for those; writes the best `k`."""
+    """Ranks rows by the integer dot product of their uint8 codes with the int8 query `qi`,
+    keeps `candidates` rows, re-scores those exactly with the float32 query `q`; writes the
+    best `k`."""
     if n <= 0 or k <= 0:
         return 0
     var cand = max(k, candidates)
-    # The offset term sum(q * offset) is the same for every row: it cannot change the order.
-    var qs_list = List[Float32](length=d, fill=0)
-    for j in range(d):
-        qs_list[j] = q.unsafe_load[width=1](j) * scale.unsafe_load[width=1](j)
-    var qs = F32Ptr(unsafe_from_address=Int(qs_list.unsafe_ptr()))
 
     var workers = max(1, min(threads, (n + 63) // 64))
     var chunk = _chunk(n, workers)
@@ -458,7 +494,7 @@ def topk_u8_rerank(
         var start = w * chunk
         var end = min(n, start + chunk)
         if start < end:
-            _scan_u8(codes, d, qs, mask, has_mask, start, end, tops_ptr[unsafe_offset=w])
+            _scan_u8(codes, d, qi, mask, has_mask, start, end, tops_ptr[unsafe_offset=w])
 
     parallel_for[work](workers)
 
@@ -471,7 +507,6 @@ def topk_u8_rerank(
     for i in range(merged.size):
         var row = merged.rows[i]
         final.push(dot(vectors.unsafe_offset(row * d), q, d), row)
-    _ = qs_list^
     return final.write_sorted(out_scores, out_rows)
 
 

@@ -27,7 +27,7 @@ from ..config import available_cores
 from ..runtime.metrics import percentile
 from ..search.index import DEFAULT_RERANK_FACTOR
 from ..search.mojo_backend import MojoSearchBackend
-from ..search.quantization import ScalarQuantizer
+from ..search.quantization import ScalarQuantizer, quantize_query
 from ..search.reference import PythonSearchBackend
 from .machine import machine_info, measure_read_bandwidth
 from .report import new_document
@@ -111,9 +111,8 @@ class MojoInt8(Runner):
         self.codes = self.quantizer.encode(matrix)
 
     def single(self, q):
-        return self.backend.topk_int8(
-            self.codes, self.matrix, self.quantizer.scale, q, self.k, self.k * self.rerank_factor
-        ).rows
+        qi = quantize_query(q, self.quantizer.scale)
+        return self.backend.topk_int8(self.codes, self.matrix, qi, q, self.k, self.k * self.rerank_factor).rows
 
     def bytes_per_query(self, n, d, k):
         return n * d + k * self.rerank_factor * d * 4

@@ -65,15 +65,16 @@ class SearchBackend(ABC):
         self,
         codes: np.ndarray,
         vectors: np.ndarray,
-        scale: np.ndarray,
+        query_i8: np.ndarray,
         query: np.ndarray,
         k: int,
         candidates: int,
         mask: np.ndarray | None = None,
     ) -> TopK:
-        """Quantised search: rank rows by ``codes @ (query * scale)`` (uint8 codes, see
-        ``search.quantization``), keep the best ``max(k, candidates)``, re-score those exactly
-        from ``vectors`` (float32) and return the best ``k`` with exact scores."""
+        """Quantised search: rank rows by the exact integer ``codes @ query_i8`` (uint8 codes and
+        the int8 query of ``search.quantization.quantize_query``; ties to the lower row), keep
+        the best ``max(k, candidates)``, re-score those exactly from ``vectors`` (float32) with
+        ``query`` and return the best ``k`` with exact scores."""
 
 
 def score_tolerance(dim: int) -> float:

@@ -47,7 +47,7 @@ from ..runtime.adapter import Outcome, Runtime, get_runtime
 from .base import BatchTopK, TopK, batch_results_agree, results_agree
 from .mojo_backend import MojoSearchBackend
 from .numpy_backend import NumpySearchBackend
-from .quantization import ScalarQuantizer
+from .quantization import ScalarQuantizer, quantize_query
 from .storage import LazyJsonLines, read_index, write_index
 from .validation import as_ids, as_matrix, as_metadata, as_queries, as_query, as_top_k
 
@@ -420,14 +420,15 @@ class PatternIndex:
             threads = self.runtime.settings.threads
             outcome: Outcome[TopK]
             if use_codes:
-                codes, scale = self._codes[: self._n], self._quantizer.scale  # type: ignore[index,union-attr]
+                codes = self._codes[: self._n]  # type: ignore[index]
+                qi = quantize_query(q, self._quantizer.scale)  # type: ignore[union-attr]
                 candidates = k * self.rerank_factor
                 outcome = feature.run(
                     "topk_int8",
                     mojo=lambda kernel, fault: MojoSearchBackend(kernel, threads, fault).topk_int8(
-                        codes, matrix, scale, q, k, candidates, mask
+                        codes, matrix, qi, q, k, candidates, mask
                     ),
-                    python=lambda: self._numpy.topk_int8(codes, matrix, scale, q, k, candidates, mask),
+                    python=lambda: self._numpy.topk_int8(codes, matrix, qi, q, k, candidates, mask),
                     same=lambda a, b: results_agree(a, b, self.dim),
                 )
             else:

@@ -21,7 +21,7 @@ from .base import (
     results_agree,
     threads_for,
 )
-from .quantization import ScalarQuantizer
+from .quantization import ScalarQuantizer, quantize_query
 from .reference import PythonSearchBackend
 
 
@@ -93,7 +93,7 @@ class MojoSearchBackend(SearchBackend):
         self,
         codes: np.ndarray,
         vectors: np.ndarray,
-        scale: np.ndarray,
+        query_i8: np.ndarray,
         query: np.ndarray,
         k: int,
         candidates: int,
@@ -112,7 +112,7 @@ class MojoSearchBackend(SearchBackend):
                 n,
                 d,
                 query.ctypes.data,
-                scale.ctypes.data,
+                query_i8.ctypes.data,
                 width,
                 max(width, candidates),
                 0 if mask is None else mask.ctypes.data,
@@ -173,9 +173,10 @@ def self_check(kernel: ModuleType) -> None:
     codes = quantizer.encode(matrix)
     backend = MojoSearchBackend(kernel, threads=2, grain=1 << 12)
     for q in queries:
+        qi = quantize_query(q, quantizer.scale)
         for m in (None, mask):
-            want = reference.topk_int8(codes, matrix, quantizer.scale, q, 5, 200, m)
-            got = backend.topk_int8(codes, matrix, quantizer.scale, q, 5, 200, m)
+            want = reference.topk_int8(codes, matrix, qi, q, 5, 30, m)
+            got = backend.topk_int8(codes, matrix, qi, q, 5, 30, m)
             if not results_agree(want, got, d):
                 raise SelfCheckError(
                     f"topk_int8 mask={m is not None}: kernel rows {got.rows.tolist()} vs "

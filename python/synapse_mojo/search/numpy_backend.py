@@ -68,13 +68,13 @@ class NumpySearchBackend(SearchBackend):
         self,
         codes: np.ndarray,
         vectors: np.ndarray,
-        scale: np.ndarray,
+        query_i8: np.ndarray,
         query: np.ndarray,
         k: int,
         candidates: int,
         mask: np.ndarray | None = None,
     ) -> TopK:
-        approx = approximate_scores(codes, query, scale)
+        approx = approximate_scores(codes, query_i8)
         if mask is not None:
             approx[mask == 0] = -np.inf
         cand = select_topk(approx, max(k, candidates)).rows

@@ -3,9 +3,12 @@
 A float32 value ``x`` in dimension ``j`` is stored as the byte
 ``code = round((x - offset[j]) / scale[j])`` (0..255), so ``x ~ offset[j] + scale[j] * code``.
 For a query ``q``, ``q . x ~ sum(q * offset) + sum((q * scale) * code)``; the first term is the
-same for every row, so rows are ranked by the second alone: one multiply-add per byte, four
-times fewer bytes to stream than float32. The best ``k * rerank_factor`` rows by that
-approximation are then re-scored exactly from the float32 rows.
+same for every row, so rows are ranked by the second alone. The folded query ``q * scale`` is
+rounded to int8 (``quantize_query``), which makes the ranking score an exact integer dot
+product of bytes: every backend (Mojo with VNNI / Arm dot-product / plain integer code, NumPy,
+pure Python) computes the same integers and keeps the same candidates. The best
+``k * rerank_factor`` rows by that approximation are then re-scored exactly from the float32
+rows.
 
 Ranges are fitted with headroom; a batch that falls outside them triggers a refit and a
 re-encode of every row (rare: rows are unit vectors, so ranges settle quickly).
@@ -66,11 +69,23 @@ class ScalarQuantizer:
         return self.offset + codes.astype(np.float32) * self.scale
 
 
-def approximate_scores(codes: np.ndarray, query: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """``codes @ (query * scale)`` in float32, block by block (no full float copy of codes)."""
-    qs = (query * scale).astype(np.float32)
-    out = np.empty(codes.shape[0], dtype=np.float32)
+def quantize_query(query: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The int8 ranking query: ``query * scale`` rescaled so its largest magnitude is 127."""
+    folded = query.astype(np.float64) * scale
+    peak = float(np.max(np.abs(folded)))
+    if peak == 0.0:
+        return np.zeros(query.shape, dtype=np.int8)
+    return np.clip(np.rint(folded * (127.0 / peak)), -127, 127).astype(np.int8)
+
+
+def approximate_scores(codes: np.ndarray, query_i8: np.ndarray) -> np.ndarray:
+    """Exact integer scores ``codes @ query_i8`` (as float64), block by block.
+
+    float64 BLAS is exact here: every partial sum is an integer below 2**53.
+    """
+    q = query_i8.astype(np.float64)
+    out = np.empty(codes.shape[0], dtype=np.float64)
     for start in range(0, codes.shape[0], _BLOCK_ROWS):
         block = codes[start : start + _BLOCK_ROWS]
-        out[start : start + block.shape[0]] = block.astype(np.float32) @ qs
+        out[start : start + block.shape[0]] = block.astype(np.float64) @ q
     return out

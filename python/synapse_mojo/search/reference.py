@@ -48,13 +48,13 @@ class PythonSearchBackend(SearchBackend):
         self,
         codes: np.ndarray,
         vectors: np.ndarray,
-        scale: np.ndarray,
+        query_i8: np.ndarray,
         query: np.ndarray,
         k: int,
         candidates: int,
         mask: np.ndarray | None = None,
     ) -> TopK:
-        qs = [float(q) * float(s) for q, s in zip(query, scale)]
+        qs = [int(v) for v in query_i8]
         eligible = None if mask is None else [bool(m) for m in mask]
         approx = []
         for row_index, row in enumerate(codes.tolist()):
