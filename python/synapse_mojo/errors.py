@@ -20,9 +20,21 @@ ordinary ``except ValueError`` code keeps working.
     │   ├── StoreAuthError                     the server rejected the credentials
     │   ├── ReadOnlyStoreError                 a write on a store opened read-only
     │   └── UnsupportedStoreOperationError     e.g. search push-down on a store without a vector index
-    └── EmbeddingError                       an embedder failed
-        ├── EmbeddingServerError               the embeddings server answered with an error status
-        └── EmbeddingUnavailableError          the embeddings server is down, or timed out
+    ├── EmbeddingError                       an embedder failed
+    │   ├── EmbeddingServerError               the embeddings server answered with an error status
+    │   └── EmbeddingUnavailableError          the embeddings server is down, or timed out
+    └── RouterError                          the message router could not do what was asked
+        ├── RouterClosedError                  publish/consume/subscribe on a closed router
+        ├── QueueFullError                     backpressure: no room within the timeout
+        └── TransportError                     the transport (Redis) failed and retries ran out
+
+    Bad messages are input errors (nothing is queued when they are raised):
+
+    InvalidInputError (ValueError)
+    ├── UnknownTractError                    a tract the router does not know
+    └── PayloadTooLargeError                 serialised payload over the router's limit
+    InvalidTypeError (TypeError)
+    └── UnserializablePayloadError           a payload msgpack cannot encode (never pickled)
 """
 
 from __future__ import annotations
@@ -114,3 +126,54 @@ class EmbeddingServerError(EmbeddingError):
 
 class EmbeddingUnavailableError(EmbeddingError):
     """The embeddings server could not be reached, or timed out, after all retries."""
+
+
+# --------------------------------------------------------------------------------------------
+# Message router
+# --------------------------------------------------------------------------------------------
+
+
+class UnknownTractError(InvalidInputError):
+    """A source or destination tract that the router does not know."""
+
+
+class PayloadTooLargeError(InvalidInputError):
+    """A payload whose serialised size exceeds the router's ``max_payload_bytes``."""
+
+    def __init__(self, message: str, size: int = 0, limit: int = 0) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
+class UnserializablePayloadError(InvalidTypeError):
+    """A payload that msgpack cannot encode (payloads are never pickled)."""
+
+
+class RouterError(SynapseError):
+    """The message router could not do what was asked."""
+
+
+class RouterClosedError(RouterError):
+    """Publish, consume or subscribe on a router that was closed."""
+
+
+class QueueFullError(RouterError):
+    """Backpressure: the destination had no room for the message(s) within the timeout.
+
+    ``published`` is how many messages of a batch were queued before the failure (0 for a
+    single message; batches to one destination are all-or-nothing, so it is also 0 there).
+    Nothing is lost: every message that was not queued is still the caller's.
+    """
+
+    def __init__(
+        self, message: str, destination: str = "", capacity: int = 0, published: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.destination = destination
+        self.capacity = capacity
+        self.published = published
+
+
+class TransportError(RouterError):
+    """The transport (e.g. Redis) failed and its retries ran out; the driver error is chained."""

@@ -1,0 +1,228 @@
+"""Server-side (Lua) scripts of the Redis Streams transport.
+
+Each script runs atomically in Redis, so a read, its dedupe decisions and the acknowledgement
+of duplicates happen in one round trip that no other client can interleave with. Common
+arguments: ``KEYS`` = the destination's band streams (highest priority first, see
+``redis_keys.Keys.bands``) followed by its counters hash; ``ARGV`` starts with the group, the
+consumer name, the dedupe-key prefix and the dedupe TTL in seconds.
+
+The dedupe record of a message (``<prefix><ULID>``) names the entry that carries it and the
+consumer holding it (``<stream>|<entry>|<consumer>``), then becomes ``done`` (acked) or
+``dead`` (dead-lettered). ``claim()`` decides per delivered entry:
+
+* no record: take it (write ours) and deliver (first deliveries skip the write, see READ);
+* ``done`` or ``dead``: a redelivered or duplicate copy of a finished message: ack, skip;
+* a record for the same entry: a redelivery of this very entry (its consumer died, or this
+  consumer restarted): take it over and deliver;
+* a record for another entry: a duplicate published by a producer retry while the first copy
+  is still in progress: ack this copy, skip (the first copy is retried or dead-lettered).
+
+Verdicts: 1 deliver, 0 skipped as a duplicate.
+"""
+
+from __future__ import annotations
+
+_CLAIM = """
+local group, consumer, prefix, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local nbands = #KEYS - 1
+local counters = KEYS[#KEYS]
+
+local function message_id(fields)
+  for j = 1, #fields, 2 do
+    if fields[j] == 'id' then return fields[j + 1] end
+  end
+  return nil
+end
+
+local function claim(stream, eid, mid)
+  if not mid then return 1 end  -- not one of ours: delivered, the client dead-letters it
+  local key = prefix .. mid
+  local mine = stream .. '|' .. eid .. '|' .. consumer
+  if redis.call('SET', key, mine, 'NX', 'EX', ttl) then return 1 end
+  local cur = redis.call('GET', key)
+  if cur == 'done' or cur == 'dead' then return 0 end
+  local carrier = string.match(cur, '^(.*)|[^|]*$')
+  if carrier == stream .. '|' .. eid then
+    redis.call('SET', key, mine, 'EX', ttl)
+    return 1
+  end
+  return 0
+end
+"""
+
+#: Reads up to ARGV[5] new entries, highest band first. Returns {band, entry id, fields} per
+#: delivered entry; duplicates are acked and counted. A first delivery needs no claim: any
+#: dedupe record for its message means another entry carries (or carried) it, so an EXISTS
+#: decides (a claim is written only when an entry is redelivered, see CLAIM_CHECK).
+READ = _CLAIM + """
+local count = tonumber(ARGV[5])
+local out = {}
+local dups = 0
+for i = 1, nbands do
+  if count <= 0 then break end
+  local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', KEYS[i], '>')
+  if r then
+    for _, entry in ipairs(r[1][2]) do
+      local eid, fields = entry[1], entry[2]
+      local mid = message_id(fields)
+      if not mid or redis.call('EXISTS', prefix .. mid) == 0 then
+        out[#out + 1] = {i, eid, fields}
+        count = count - 1
+      else
+        redis.call('XACK', KEYS[i], group, eid)
+        dups = dups + 1
+      end
+    end
+  end
+end
+if dups > 0 then redis.call('HINCRBY', counters, 'duplicates', dups) end
+return out
+"""
+
+#: Dedupe decisions for entries obtained another way (a blocking read, XCLAIM, XAUTOCLAIM).
+#: ARGV[5..]: (band, entry id, message id or '') triples. Returns a verdict per triple.
+CLAIM_CHECK = _CLAIM + """
+local out = {}
+local dups = 0
+for j = 5, #ARGV, 3 do
+  local band, eid, mid = tonumber(ARGV[j]), ARGV[j + 1], ARGV[j + 2]
+  if mid == '' then mid = nil end
+  local verdict = claim(KEYS[band], eid, mid)
+  if verdict == 0 then
+    redis.call('XACK', KEYS[band], group, eid)
+    dups = dups + 1
+  end
+  out[#out + 1] = verdict
+end
+if dups > 0 then redis.call('HINCRBY', counters, 'duplicates', dups) end
+return out
+"""
+
+#: Acknowledges entries this consumer still holds (no record, or its own claim): dedupe
+#: record -> 'done' (with TTL), XACK; an entry of a message already done is just acked.
+#: ARGV[5..]: (band, entry id, message id) triples. An entry another consumer has taken over
+#: in the meantime is left alone (verdict 0); its new holder acknowledges it.
+COMMIT = _CLAIM + """
+local out = {}
+local acked = 0
+local by_band = {}
+for j = 5, #ARGV, 3 do
+  local band, eid, mid = tonumber(ARGV[j]), ARGV[j + 1], ARGV[j + 2]
+  local stream = KEYS[band]
+  local ok = 1
+  if mid ~= '' then
+    local key = prefix .. mid
+    local cur = redis.call('GET', key)
+    local mine = stream .. '|' .. eid .. '|' .. consumer
+    if cur == mine or not cur then
+      redis.call('SET', key, 'done', 'EX', ttl)
+    elseif cur ~= 'done' then
+      ok = 0
+    end
+  end
+  if ok == 1 then
+    local ids = by_band[band]
+    if not ids then ids = {}; by_band[band] = ids end
+    ids[#ids + 1] = eid
+    acked = acked + 1
+  end
+  out[#out + 1] = ok
+end
+for band, ids in pairs(by_band) do
+  for k = 1, #ids, 1000 do
+    redis.call('XACK', KEYS[band], group, unpack(ids, k, math.min(k + 999, #ids)))
+  end
+end
+if acked > 0 then redis.call('HINCRBY', counters, 'acked', acked) end
+return out
+"""
+
+#: Moves entries to the dead-letter stream (KEYS[#KEYS - 1] is the dead stream, KEYS[#KEYS]
+#: the counters): copy the fields with the reason, XACK, dedupe record -> 'dead'.
+#: ARGV[5] dead stream cap, ARGV[6] time (s); ARGV[7..]: (band, entry id, message id,
+#: attempts, reason) quintuples. Entries another consumer holds are left alone (verdict 0).
+DEAD_LETTER = """
+local group, consumer, prefix, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local dead, counters = KEYS[#KEYS - 1], KEYS[#KEYS]
+local cap, now = ARGV[5], ARGV[6]
+local out = {}
+local moved = 0
+for j = 7, #ARGV, 5 do
+  local band, eid, mid, attempts, reason = tonumber(ARGV[j]), ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], ARGV[j + 4]
+  local stream = KEYS[band]
+  local ok = 1
+  if mid ~= '' then
+    local key = prefix .. mid
+    local cur = redis.call('GET', key)
+    local mine = stream .. '|' .. eid .. '|' .. consumer
+    if cur and cur ~= mine and cur ~= 'dead' and cur ~= 'done' then ok = 0 end
+    if ok == 1 then redis.call('SET', key, 'dead', 'EX', ttl) end
+  end
+  if ok == 1 then
+    local fields = {}
+    local found = redis.call('XRANGE', stream, eid, eid)
+    if found[1] then fields = found[1][2] end
+    local args = {'XADD', dead, 'MAXLEN', '~', cap, '*'}
+    for _, v in ipairs(fields) do args[#args + 1] = v end
+    for _, v in ipairs({'reason', reason, 'attempts', attempts, 'stream', stream, 'entry', eid, 'dead_at', now}) do
+      args[#args + 1] = v
+    end
+    redis.call(unpack(args))
+    redis.call('XACK', stream, group, eid)
+    moved = moved + 1
+  end
+  out[#out + 1] = ok
+end
+if moved > 0 then redis.call('HINCRBY', counters, 'dead_lettered', moved) end
+return out
+"""
+
+#: Publishes a batch unless the destination's backlog would exceed ARGV[1] (-1: no limit).
+#: KEYS: band streams (highest first) + counters. ARGV[2..]: (band, id, head, payload)
+#: quadruples. Returns {n} on success or {-1, backlog} when full (nothing written).
+PUBLISH = """
+local limit = tonumber(ARGV[1])
+local nbands = #KEYS - 1
+local n = (#ARGV - 1) / 4
+if limit >= 0 then
+  local backlog = 0
+  for i = 1, nbands do backlog = backlog + redis.call('XLEN', KEYS[i]) end
+  if backlog + n > limit then return {-1, backlog} end
+end
+for j = 2, #ARGV, 4 do
+  redis.call('XADD', KEYS[tonumber(ARGV[j])], '*', 'id', ARGV[j + 1], 'h', ARGV[j + 2], 'p', ARGV[j + 3])
+end
+redis.call('HINCRBY', KEYS[#KEYS], 'published', n)
+return {n}
+"""
+
+#: Trims one stream below the oldest entry any group still needs: the smallest pending id,
+#: or, when nothing is pending, the group's last-delivered id (entries after it are not yet
+#: delivered). With no group nothing is trimmed (nobody's progress is known).
+TRIM = """
+local function older(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+if not ok or #groups == 0 then return 0 end
+local minid = nil
+for _, g in ipairs(groups) do
+  local name, pending, last
+  for j = 1, #g, 2 do
+    if g[j] == 'name' then name = g[j + 1]
+    elseif g[j] == 'pending' then pending = g[j + 1]
+    elseif g[j] == 'last-delivered-id' then last = g[j + 1] end
+  end
+  local keep = last
+  if pending and pending > 0 then
+    local p = redis.call('XPENDING', KEYS[1], name)
+    if p[2] and older(p[2], keep) then keep = p[2] end
+  end
+  if minid == nil or older(keep, minid) then minid = keep end
+end
+if minid == nil or minid == '0-0' then return 0 end
+return redis.call('XTRIM', KEYS[1], 'MINID', minid)
+"""
