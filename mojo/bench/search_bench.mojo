@@ -1,6 +1,7 @@
 """Standalone pattern-search benchmark: a pure Mojo program (no Python).
 
-Usage: `search_bench [N] [DIM] [QUERIES]` (defaults 100000 384 50). Smoke: 2000 64 5
+Usage: `search_bench [N] [DIM] [QUERIES]` (defaults 100000 384 50).
+Smoke: 2000 64 5
 
 Prints one JSON document in
 the `synapse-mojo-bench/1` schema (suite "search") on stdout, so that the Nix build and the
@@ -15,6 +16,7 @@ from std.time import perf_counter_ns
 
 from kernel_support.scan import (
     F32Ptr,
+    I8Ptr,
     I64Ptr,
     U8Ptr,
     stream_sum,
@@ -25,7 +27,7 @@ from kernel_support.scan import (
 
 
 struct Rng:
-    """xorshift64* with a Box-Muller transform: reproducible Gaussian data, no dependencies."""
+    """A xorshift64* generator with a Box-Muller transform: reproducible Gaussian data, no dependencies."""
 
     var state: UInt64
 
@@ -131,7 +133,18 @@ def main() raises:
             var c = (data[r * d + j] - lo[j]) / scale[j] + 0.5
             codes[r * d + j] = UInt8(Int(max(Float32(0), min(Float32(255), c))))
     var cp = U8Ptr(unsafe_from_address=Int(codes.unsafe_ptr()))
-    var sp = F32Ptr(unsafe_from_address=Int(scale.unsafe_ptr()))
+    # int8 ranking queries: query * scale rounded to int8 with its peak at 127 (the recipe of
+    # synapse_mojo.search.quantization.quantize_query).
+    var queries_i8 = List[Int8](length=64 * d, fill=0)
+    for qi in range(64):
+        var peak: Float32 = 0
+        for j in range(d):
+            peak = max(peak, abs(queries[qi * d + j] * scale[j]))
+        for j in range(d):
+            var v = queries[qi * d + j] * scale[j] * 127 / peak
+            var r = Int(v + 0.5) if v >= 0 else -Int(-v + 0.5)
+            queries_i8[qi * d + j] = Int8(max(-127, min(127, r)))
+    var qip = I8Ptr(unsafe_from_address=Int(queries_i8.unsafe_ptr()))
 
     var rows = List[Int64](length=64 * k, fill=0)
     var scores = List[Float32](length=64 * k, fill=0)
@@ -163,7 +176,10 @@ def main() raises:
     times = List[Float64]()
     for i in range(nq + 3):
         var t0 = perf_counter_ns()
-        _ = topk_u8_rerank(cp, m, n, d, qp.unsafe_offset((i % 64) * d), sp, k, 4 * k, no_mask, False, threads, rp, sc)
+        _ = topk_u8_rerank(
+            cp, m, n, d, qp.unsafe_offset((i % 64) * d), qip.unsafe_offset((i % 64) * d), k, 4 * k,
+            no_mask, False, threads, rp, sc,
+        )
         if i >= 3:
             times.append(Float64(perf_counter_ns() - t0) / 1e6)
     records.append(_record("mojo-int8", n, d, "single", 1, times, Float64(n * d), bw, threads))
@@ -193,6 +209,7 @@ def main() raises:
     _ = data^
     _ = queries^
     _ = codes^
+    _ = queries_i8^
     _ = scale^
     _ = lo^
     _ = hi^
