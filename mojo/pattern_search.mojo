@@ -25,6 +25,7 @@ from kernel_support.scan import (
     I64Ptr,
     U8Ptr,
     W,
+    fingerprint,
     stream_sum,
     topk_f32,
     topk_f32_batch,
@@ -32,7 +33,7 @@ from kernel_support.scan import (
 )
 
 # Bump when a Python-visible signature or argument layout changes; the loader checks it.
-comptime ABI_VERSION = 2
+comptime ABI_VERSION = 3
 
 # Fault injection (documented in the README): 1 raises from inside the kernel, 2 returns the
 # least similar rows instead of the most similar ones (the query is negated).
@@ -174,6 +175,18 @@ def stream_read(args: PythonObject) raises -> PythonObject:
     return PythonObject(Float64(total))
 
 
+def content_fingerprint(args: PythonObject) raises -> PythonObject:
+    """`content_fingerprint((addr, n_words, threads)) -> int`: a position-sensitive 64-bit hash
+    of n_words uint64 words (the Python fallback computes the same value)."""
+    var p = Pointer[UInt64, MutAnyOrigin](unsafe_from_address=Int(py=args[0]))
+    var n = Int(py=args[1])
+    var threads = Int(py=args[2])
+    var h: UInt64
+    with GILReleased(Python()):
+        h = fingerprint(p, n, threads)
+    return PythonObject(Int(h))
+
+
 def kernel_info() raises -> PythonObject:
     """ABI version and compile-time facts, for `synapse-mojo doctor`."""
     var info = Python.dict()
@@ -190,6 +203,7 @@ def PyInit_pattern_search() abi("C") -> PythonObject:
         m.def_function[topk_batch]("topk_batch", docstring="Exact top-k over a batch of queries.")
         m.def_function[topk_int8]("topk_int8", docstring="uint8 scan + exact float32 rerank.")
         m.def_function[stream_read]("stream_read", docstring="Streaming read-sum (bandwidth).")
+        m.def_function[content_fingerprint]("content_fingerprint", docstring="Content hash of a buffer.")
         m.def_function[kernel_info]("kernel_info", docstring="ABI version and SIMD width.")
         return m.finalize()
     except e:

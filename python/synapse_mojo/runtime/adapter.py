@@ -197,8 +197,15 @@ class FeatureRuntime:
         mojo: Callable[[ModuleType, int], T] | None,
         python: Callable[[], T],
         same: Callable[[T, T], bool] | None = None,
+        *,
+        requires_kernel: bool = True,
     ) -> Outcome[T]:
-        """Answers one call on the runtime chosen by the current mode and health."""
+        """Answers one call on the runtime chosen by the current mode and health.
+
+        ``requires_kernel=False`` is for Mojo paths that bring their own code (the pilot's
+        ``mojo_impl`` callables): they run when the feature is enabled and in its rollout
+        share, whether or not this feature's own kernel loaded; they get ``None`` as kernel.
+        """
         if config_module.force_python():
             return self._python(python)
         mode = self.mode
@@ -208,8 +215,8 @@ class FeatureRuntime:
             return self._python(python)
         if self.disabled_reason is not None:
             return self._python(python, fallback="auto_disabled")
-        module = self.kernel()
-        if module is None:
+        module = self.kernel() if requires_kernel else None
+        if requires_kernel and module is None:
             # In auto mode Python is the expected answer when there is no healthy kernel;
             # in on/canary/shadow the caller asked for Mojo, so it is a fallback.
             reason = None if mode.kind == "auto" else "kernel_unavailable"
@@ -231,13 +238,13 @@ class FeatureRuntime:
     def _mojo(
         self,
         op: str,
-        module: ModuleType,
+        module: ModuleType | None,
         mojo: Callable[[ModuleType, int], T],
         python: Callable[[], T],
     ) -> Outcome[T]:
         started = time.perf_counter()
         try:
-            value = mojo(module, self._fault_code())
+            value = mojo(module, self._fault_code())  # type: ignore[arg-type]
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             log.warning("Mojo %s.%s failed, answered by Python: %s", self.name, op, reason)
@@ -260,7 +267,7 @@ class FeatureRuntime:
     def _shadow(
         self,
         op: str,
-        module: ModuleType,
+        module: ModuleType | None,
         mojo: Callable[[ModuleType, int], T],
         python: Callable[[], T],
         same: Callable[[T, T], bool] | None,
@@ -269,7 +276,7 @@ class FeatureRuntime:
         started = time.perf_counter()
         error: str | None = None
         try:
-            mojo_value = mojo(module, self._fault_code())
+            mojo_value = mojo(module, self._fault_code())  # type: ignore[arg-type]
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("Mojo %s.%s failed in shadow mode: %s", self.name, op, error)
@@ -299,7 +306,7 @@ class FeatureRuntime:
             self._window.append(error)
             self._window_errors += int(error)
             calls, errors = len(self._window), self._window_errors
-        if calls >= alerts.min_calls and errors / calls > alerts.error_rate:
+        if self._owner.auto_rollback and calls >= alerts.min_calls and errors / calls > alerts.error_rate:
             self.disable(
                 f"error rate {errors}/{calls} = {errors / calls:.1%} over the last {calls} Mojo "
                 f"calls exceeds {alerts.error_rate:.1%}"
@@ -376,6 +383,8 @@ class Runtime:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings if settings is not None else config_module.load_settings()
+        #: Automatic disable on the error-rate threshold (the pilot's ``auto_rollback``).
+        self.auto_rollback = True
         self._features: dict[str, FeatureRuntime] = {}
         self._kernels: dict[str, KernelHandle] = {}
         self._lock = threading.RLock()

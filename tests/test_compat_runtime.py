@@ -1,0 +1,144 @@
+"""The pilot's runtime adapter and feature-flag APIs, called the way the pilot's callers do."""
+
+from __future__ import annotations
+
+import pytest
+
+from synapse_mojo import ConfigError, set_runtime
+from synapse_mojo.compat import (
+    MOJO_FEATURES,
+    ROLLOUT_CONFIG,
+    RuntimeAdapter,
+    RuntimeResult,
+    feature_for_task,
+    get_mojo_feature_enabled,
+    get_rollout_percentage,
+    get_runtime_adapter,
+    set_mojo_feature,
+)
+
+
+@pytest.fixture
+def pilot_runtime(make_runtime, search_kernel):
+    def factory(**env):
+        rt = make_runtime(**env)
+        set_runtime(rt)  # the compat API works on the process-wide runtime, as the pilot did
+        return rt
+
+    return factory
+
+
+def test_execute_task_uses_mojo_when_enabled(pilot_runtime):
+    pilot_runtime()
+    result = get_runtime_adapter().execute_task(
+        "pattern_search", lambda x: ("py", x), lambda x: ("mojo", x), x=7
+    )
+    assert isinstance(result, RuntimeResult)
+    assert result.success and result.runtime_used == "mojo" and result.result == ("mojo", 7)
+    assert result.execution_time_ms >= 0 and result.error is None
+
+
+def test_execute_task_without_mojo_impl_runs_python(pilot_runtime):
+    pilot_runtime()
+    result = RuntimeAdapter().execute_task("vector_similarity", lambda: 41 + 1)
+    assert result.runtime_used == "python" and result.result == 42
+
+
+def test_mojo_failure_falls_back_and_reports_the_real_runtime(pilot_runtime):
+    rt = pilot_runtime()
+
+    def broken():
+        raise ValueError("mojo exploded")
+
+    result = RuntimeAdapter().execute_task("pattern_search", lambda: "python answer", broken)
+    assert result.success and result.result == "python answer"
+    assert result.runtime_used == "python"
+    assert "mojo exploded" in result.error
+    assert rt.feature("pattern_search").metrics.snapshot()["fallbacks"] == {"exception:ValueError": 1}
+
+
+def test_both_paths_failing_is_reported_not_raised(pilot_runtime):
+    pilot_runtime()
+
+    def fail():
+        raise RuntimeError("nope")
+
+    result = RuntimeAdapter().execute_task("pattern_search", fail, fail)
+    assert not result.success and result.result is None and "nope" in result.error
+
+
+def test_flags_read_and_write_the_runtime(pilot_runtime):
+    rt = pilot_runtime()
+    assert set(MOJO_FEATURES) == {
+        "pattern_search", "message_router", "message_router_reactive", "vector_engine", "corpus_callosum",
+    }
+    assert MOJO_FEATURES["pattern_search"] is True
+    set_mojo_feature("pattern_search", False)
+    assert get_mojo_feature_enabled("pattern_search") is False
+    assert str(rt.feature("pattern_search").mode) == "off"
+    assert RuntimeAdapter().execute_task("pattern_search", lambda: "p", lambda: "m").runtime_used == "python"
+    MOJO_FEATURES["pattern_search"] = True
+    assert str(rt.feature("pattern_search").mode) == "auto"
+    # corpus_callosum is the message router under the pilot's other name
+    set_mojo_feature("corpus_callosum", False)
+    assert MOJO_FEATURES["message_router"] is False and MOJO_FEATURES["message_router_reactive"] is False
+    assert get_mojo_feature_enabled("warp_drive") is False
+    with pytest.raises(ConfigError, match="unknown feature"):
+        set_mojo_feature("warp_drive", True)
+
+
+@pytest.mark.parametrize("stage, mode", [(0, "off"), (10, "canary:0.1"), (25, "canary:0.25"), (50, "canary:0.5"), (75, "canary:0.75"), (100, "auto")])
+def test_rollout_stages(pilot_runtime, stage, mode):
+    rt = pilot_runtime()
+    ROLLOUT_CONFIG["vector_engine_rollout"] = stage
+    assert str(rt.feature("vector_engine").mode) == mode
+    assert get_rollout_percentage("vector_engine") == stage
+    assert ROLLOUT_CONFIG["vector_engine_rollout"] == stage
+
+
+def test_rollout_share_is_respected(pilot_runtime):
+    pilot_runtime()
+    ROLLOUT_CONFIG["pattern_search_rollout"] = 25
+    used = [RuntimeAdapter().execute_task("pattern_search", lambda: 0, lambda: 1).runtime_used for _ in range(2000)]
+    assert abs(used.count("mojo") / 2000 - 0.25) < 0.05
+    with pytest.raises(ConfigError, match="0..100"):
+        ROLLOUT_CONFIG["pattern_search_rollout"] = 150
+
+
+def test_auto_disable_is_visible_through_the_pilot_flags_and_persists(pilot_runtime):
+    rt = pilot_runtime(SYNAPSE_FAULT_PATTERN_SEARCH="raise", SYNAPSE_ALERT_MIN_CALLS="20")
+    assert get_mojo_feature_enabled("pattern_search")
+    for _ in range(20):
+        result = RuntimeAdapter().execute_task("pattern_search", lambda: "py", lambda: "mojo")
+        assert result.result == "py"
+    assert get_mojo_feature_enabled("pattern_search") is False
+    assert MOJO_FEATURES["pattern_search"] is False and ROLLOUT_CONFIG["pattern_search_rollout"] == 0
+    # It stays disabled for the process: reading the flags does not re-enable it.
+    for _ in range(5):
+        assert RuntimeAdapter().execute_task("pattern_search", lambda: "py", lambda: "mojo").runtime_used == "python"
+    assert rt.feature("pattern_search").disabled_reason
+    set_mojo_feature("pattern_search", True)  # an explicit re-enable clears it
+    assert get_mojo_feature_enabled("pattern_search")
+
+
+def test_auto_rollback_off_keeps_mojo_enabled(pilot_runtime):
+    pilot_runtime(SYNAPSE_FAULT_PATTERN_SEARCH="raise", SYNAPSE_ALERT_MIN_CALLS="20")
+    ROLLOUT_CONFIG["auto_rollback"] = False
+    for _ in range(40):
+        RuntimeAdapter().execute_task("pattern_search", lambda: "py", lambda: "mojo")
+    assert get_mojo_feature_enabled("pattern_search")
+
+
+def test_force_python_behaves_as_before(pilot_runtime, monkeypatch):
+    pilot_runtime()
+    monkeypatch.setenv("SYNAPSE_FORCE_PYTHON", "1")
+    assert get_mojo_feature_enabled("pattern_search") is False
+    assert RuntimeAdapter().execute_task("pattern_search", lambda: "p", lambda: "m").runtime_used == "python"
+
+
+def test_task_names_map_to_features():
+    assert feature_for_task("pattern_search") == "pattern_search"
+    assert feature_for_task("corpus_callosum") == "message_router"
+    assert feature_for_task("semantic_pattern_match") == "pattern_search"
+    assert feature_for_task("route_messages") == "message_router"
+    assert feature_for_task("cosine_similarity_batch") == "vector_engine"
