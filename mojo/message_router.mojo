@@ -13,8 +13,9 @@ slot = k.pop(state_addr, now_ns, fault)                    # -> slot, -1 when em
 n = k.pop_batch(state_addr, out_addr, max_n, now_ns, fault)
 ```
 
-`now_ns` is a monotonic clock reading used for the queueing-latency histogram kept in the
+`now_ns` is a `time.monotonic_ns()` reading used for the queueing-latency histogram kept in the
 block; a negative value skips the stamp/record (used when a mirror replays an operation).
+`push_fast`/`pop_fast` read the same clock themselves (`perf_counter_ns`).
 
 Fault injection (the runtime's convention, shared with `pattern_search`): fault 1 raises from
 inside the kernel before anything changes; fault 2 returns wrong results: pops serve the
@@ -24,6 +25,7 @@ inside the kernel before anything changes; fault 2 returns wrong results: pops s
 from std.os import abort
 from std.python import Python, PythonObject
 from std.python.bindings import PythonModuleBuilder
+from std.time import perf_counter_ns
 
 from kernel_support.priority_queue import (
     I64Ptr,
@@ -113,6 +115,25 @@ def push_batch(
     )
 
 
+def push_fast(state: PythonObject, key: PythonObject) raises -> PythonObject:
+    """`push_fast(state, slot * 16 + priority) -> now_ns`: `push` for the single-message path
+    between two runtime-adapter calls. It stamps the slot with its own clock reading
+    (`perf_counter_ns`, the clock of Python's `time.monotonic_ns`) and returns it; no fault
+    code (faults are injected on adapter calls)."""
+    var q = _queue(state)
+    var k = Int(py=key)
+    var now = Int(perf_counter_ns())
+    _ = q.push(k & 15, k >> 4, now)
+    return PythonObject(now)
+
+
+def pop_fast(state: PythonObject) raises -> PythonObject:
+    """`pop_fast(state) -> slot`: `pop` recording the latency with the kernel's own clock
+    (see `push_fast`)."""
+    var q = _queue(state)
+    return PythonObject(q.pop(Int(perf_counter_ns()), False))
+
+
 def pop(state: PythonObject, now_ns: PythonObject, fault: PythonObject) raises -> PythonObject:
     """`pop(state, now_ns, fault) -> slot` (-1 when empty)."""
     var f = Int(py=fault)
@@ -196,6 +217,8 @@ def PyInit_message_router() abi("C") -> PythonObject:
         m.def_function[push]("push", docstring="Push one slot.")
         m.def_function[push_batch]("push_batch", docstring="Push a batch of slots, all or nothing.")
         m.def_function[pop]("pop", docstring="Pop the next slot (-1 when empty).")
+        m.def_function[push_fast]("push_fast", docstring="push with a packed key, no fault code.")
+        m.def_function[pop_fast]("pop_fast", docstring="pop without a fault code.")
         m.def_function[pop_batch]("pop_batch", docstring="Pop up to max_n slots.")
         m.def_function[export]("export", docstring="Every queued (priority, slot) in pop order.")
         m.def_function[clear]("clear", docstring="Empty the queue.")

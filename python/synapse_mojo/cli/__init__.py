@@ -49,4 +49,4 @@ def run() -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-from . import bench, bench_compare, bench_search, demo, doctor, kernels, kernels_check, patterns  # noqa: E402,F401  (commands register themselves)
+from . import bench, bench_compare, bench_search, demo, doctor, kernels, kernels_check, patterns, bench_router, router  # noqa: E402,F401  (commands register themselves)

@@ -21,11 +21,12 @@ A queue is state, so falling back is more than calling another function:
 
 Batch operations go through the adapter on every call. Single-item operations would pay the
 adapter's bookkeeping (~6 us, more than a whole ``queue.PriorityQueue`` put+get) on every
-message, so they run on a *lease*: one call in :data:`LEASE_OPS` (or after
-:data:`LEASE_NS`) goes through the adapter, and the others reuse its decision. A Mojo exception
-in between is answered at once by a call through the adapter (which records it and falls
-back). Consequence: a change of mode or ``SYNAPSE_FORCE_PYTHON`` reaches single-item calls
-within 256 calls or 20 ms, and the adapter's call counts for single items are sampled.
+message, so they run on a *lease*: one call in :data:`LEASE_OPS` (or the first after
+:data:`LEASE_NS`, as seen by pushes) goes through the adapter, and the others reuse its
+decision through the kernel's two-argument entry points. A Mojo exception in between is
+answered at once by a call through the adapter (which records it and falls back).
+Consequence: a change of mode or ``SYNAPSE_FORCE_PYTHON`` reaches single-item calls within 256
+calls or 20 ms, and the adapter's call counts for single items are sampled.
 
 Not thread-safe by itself: the owner (the in-process router) calls it under its lock.
 """
@@ -109,6 +110,7 @@ class AdaptiveQueue(Generic[T]):
         self._used = False
         self._lease_left = 0
         self._lease_until = 0
+        self._clock = 0  # last monotonic_ns reading seen (the lease's clock)
         self.migrations = 0
         self.mismatches = 0
 
@@ -123,21 +125,28 @@ class AdaptiveQueue(Generic[T]):
     def _take_one(self) -> int:
         cache = self._cache
         if not cache:
+            if self._top == 0:
+                raise AssertionError(f"queue {self.name}: no free slot (the caller checks room first)")
             take = min(self._CACHE_LOW, self._top)
             self._top -= take
             cache.extend(self._free[self._top : self._top + take].tolist())
         return cache.pop()
 
     def _give_one(self, slot: int) -> None:
+        self._cache.append(slot)
+        if len(self._cache) > self._CACHE_HIGH:
+            self._spill()
+
+    def _spill(self) -> None:
         cache = self._cache
-        cache.append(slot)
-        if len(cache) > self._CACHE_HIGH:
-            spill = cache[-self._CACHE_LOW :]
-            del cache[-self._CACHE_LOW :]
-            self._free[self._top : self._top + len(spill)] = spill
-            self._top += len(spill)
+        spill = cache[-self._CACHE_LOW :]
+        del cache[-self._CACHE_LOW :]
+        self._free[self._top : self._top + len(spill)] = spill
+        self._top += len(spill)
 
     def _take_many(self, n: int) -> np.ndarray:
+        if self._top + len(self._cache) < n:
+            raise AssertionError(f"queue {self.name}: {n} slots wanted, {self.free_slots} free")
         if self._top < n:
             self._free[self._top : self._top + len(self._cache)] = self._cache
             self._top += len(self._cache)
@@ -165,22 +174,25 @@ class AdaptiveQueue(Generic[T]):
         return self._top + len(self._cache)
 
     def push(self, item: T, priority: int) -> None:
-        now = _now_ns()
-        slot = self._take_one()
+        cache = self._cache
+        slot = cache.pop() if cache else self._take_one()
         self.items[slot] = item
         try:
-            if self._lease_left > 0 and now < self._lease_until:
+            if self._lease_left > 0 and self._clock < self._lease_until:
                 self._lease_left -= 1
-                if self._fast_push is not None:
+                fast = self._fast_push
+                if fast is not None:
                     try:
-                        self._fast_push(self._addr, priority, slot, now, 0)
+                        # The kernel stamps the slot and returns its clock reading.
+                        self._clock = fast(self._addr, (slot << 4) | priority)
                     except Exception as exc:
                         self._lease_failed(exc)
-                        self._run_push(priority, slot, now)
+                        self._run_push(priority, slot, _now_ns())
                 else:
+                    now = self._clock = _now_ns()
                     self._backends[PYTHON].push(priority, slot, now)
             else:
-                self._run_push(priority, slot, now)
+                self._run_push(priority, slot, _now_ns())
         except BaseException:
             self.items[slot] = None
             self._give_one(slot)
@@ -218,25 +230,28 @@ class AdaptiveQueue(Generic[T]):
     def pop(self) -> T | None:
         if self.size == 0:
             return None
-        now = _now_ns()
-        if self._lease_left > 0 and now < self._lease_until:
+        if self._lease_left > 0 and self._clock < self._lease_until:
             self._lease_left -= 1
-            if self._fast_pop is not None:
+            fast = self._fast_pop
+            if fast is not None:
                 try:
-                    slot = self._fast_pop(self._addr, now, 0)
+                    slot = fast(self._addr)  # records the latency with the kernel's clock
                 except Exception as exc:
                     self._lease_failed(exc)
-                    slot = self._run_pop(now)
+                    slot = self._run_pop(_now_ns())
             else:
-                slot = self._backends[PYTHON].pop(now)
+                slot = self._backends[PYTHON].pop(_now_ns())
         else:
-            slot = self._run_pop(now)
+            slot = self._run_pop(_now_ns())
         if slot < 0:  # pragma: no cover - size and backend disagree: a kernel bug
             raise AssertionError(f"queue {self.name}: backend empty while size is {self.size}")
         items = self.items
         item = items[slot]
         items[slot] = None
-        self._give_one(slot)
+        cache = self._cache
+        cache.append(slot)
+        if len(cache) > self._CACHE_HIGH:
+            self._spill()
         self.size -= 1
         return item
 
@@ -313,12 +328,13 @@ class AdaptiveQueue(Generic[T]):
                 self._valid[side] = False
         self._home = answered
         self._used = True
+        self._clock = now
         if single and not mirrored:
             self._lease_left = LEASE_OPS
             self._lease_until = now + LEASE_NS
             if answered == MOJO:
                 kernel = self._backends[MOJO].kernel  # type: ignore[attr-defined]
-                self._fast_push, self._fast_pop = kernel.push, kernel.pop
+                self._fast_push, self._fast_pop = kernel.push_fast, kernel.pop_fast
             else:
                 self._fast_push = self._fast_pop = None
         else:

@@ -165,14 +165,18 @@ class MemoryRouter(Router):
         self._by_index = [self._dests[t] for t in TRACTS]
         self._closing = False
         self._closed = False
+        self._drain_waiters = 0
         COLLECTOR.add(self)
 
     # ------------------------------------------------------------------ helpers
 
     def _dest(self, destination: Any) -> _Destination:
-        if type(destination) is Tract:
-            return self._dests[destination]
-        return self._dests[Tract.coerce(destination)]
+        # Identity tests, not a dict lookup: hashing an Enum member runs Python code.
+        if destination is Tract.INTERNAL:
+            return self._by_index[0]
+        if destination is Tract.EXTERNAL:
+            return self._by_index[1]
+        return self._by_index[Tract.coerce(destination).index]
 
     def _too_large(self, message: Message) -> PayloadTooLargeError:
         return PayloadTooLargeError(
@@ -234,16 +238,17 @@ class MemoryRouter(Router):
     def publish(self, message: Message, *, timeout: float | None = None) -> Message:
         if message.__class__ is not Message:
             raise InvalidTypeError(f"publish() takes a Message, got {type(message).__name__}")
-        if message.payload_size > self.max_payload_bytes:
+        route = message._route
+        if route >> 8 > self.max_payload_bytes:
             raise self._too_large(message)
-        d = self._dests[message.destination]
+        d = self._by_index[(route >> 4) & 1]
         with self._lock:
             if self._closing:
                 raise RouterClosedError("the memory router is closed")
             q = d.queue
             if q.size + d.in_flight >= self.capacity:
                 self._wait_for_room({d: 1}, timeout)
-            q.push(message, message.priority)
+            q.push(message, route & 15)
             d.published += 1
             if d.waiting_consumers:
                 d.not_empty.notify()
@@ -292,10 +297,22 @@ class MemoryRouter(Router):
     # ------------------------------------------------------------------ pulling
 
     def consume(
-        self, destination: Tract | str, max_n: int = 1, timeout: float | None = 0.0
+        self,
+        destination: Tract | str,
+        max_n: int = 1,
+        timeout: float | None = 0.0,
+        *,
+        auto_ack: bool = False,
     ) -> list[Message]:
-        d = self._dest(destination)
-        if type(max_n) is not int or max_n < 1:
+        """See :meth:`Router.consume`. ``auto_ack=True`` acknowledges the messages as they
+        are taken (in-process this just settles the books; a failure is then not retried)."""
+        if destination is Tract.EXTERNAL:
+            d = self._by_index[1]
+        elif destination is Tract.INTERNAL:
+            d = self._by_index[0]
+        else:
+            d = self._dest(destination)
+        if max_n.__class__ is not int or max_n < 1:
             max_n = check_max_n(max_n)
         if timeout != 0:
             timeout = check_timeout(timeout)
@@ -321,7 +338,14 @@ class MemoryRouter(Router):
             items = [q.pop()] if max_n == 1 else q.pop_batch(max_n)
             n = len(items)
             d.delivered += n
-            d.in_flight += n
+            if auto_ack:
+                d.acked += n
+                if d.waiting_producers:
+                    d.not_full.notify_all()
+                if self._drain_waiters and q.size == 0 and d.in_flight == 0:
+                    self._settled.notify_all()
+            else:
+                d.in_flight += n
         return items
 
     def _settle(self, msgs: list[Message]) -> list[tuple[_Destination, list[Message]]]:
@@ -338,11 +362,29 @@ class MemoryRouter(Router):
         ]
 
     def ack(self, messages: Message | Iterable[Message], *, commit: Commit | None = None) -> None:
-        msgs = as_message_list(messages)
-        if not msgs:
-            return
+        cls = messages.__class__
+        if cls is list and len(messages) == 1:  # type: ignore[arg-type]
+            msgs: list[Message] = messages  # type: ignore[assignment]
+        elif cls is Message:
+            msgs = [messages]  # type: ignore[list-item]
+        else:
+            msgs = as_message_list(messages)
+            if not msgs:
+                return
         if commit is not None:
             commit(None)
+        if len(msgs) == 1:
+            try:
+                d = self._by_index[(msgs[0]._route >> 4) & 1]
+            except AttributeError:
+                raise InvalidTypeError(f"ack() takes Messages, got {type(msgs[0]).__name__}") from None
+            with self._lock:
+                d.acked += 1
+                if d.in_flight:
+                    d.in_flight -= 1
+                if d.waiting_producers or self._drain_waiters:
+                    self._after_settle(d)
+            return
         with self._lock:
             for d, group in self._settle(msgs):
                 d.acked += len(group)
@@ -393,7 +435,7 @@ class MemoryRouter(Router):
     def _after_settle(self, d: _Destination) -> None:
         if d.waiting_producers:
             d.not_full.notify_all()
-        if d.in_flight == 0 and d.queue.size == 0:
+        if self._drain_waiters and d.in_flight == 0 and d.queue.size == 0:
             self._settled.notify_all()
 
     # ------------------------------------------------------------------ lifecycle
@@ -410,12 +452,16 @@ class MemoryRouter(Router):
             return all(d.queue.size == 0 and d.in_flight == 0 for d in self._by_index)
 
         with self._lock:
-            while not idle():
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._settled.wait(left if left is None else min(left, 0.1))
-            return True
+            self._drain_waiters += 1
+            try:
+                while not idle():
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    self._settled.wait(0.1 if left is None else min(left, 0.1))
+                return True
+            finally:
+                self._drain_waiters -= 1
 
     def close(self, timeout: float | None = 5.0) -> list[Message]:
         with self._lock:
