@@ -137,22 +137,7 @@ def _advise(array: np.ndarray, advice: str) -> None:
             mapping.madvise(flag)
         except (OSError, ValueError):
             pass
-_HUGE_PAGE_THRESHOLD = 8 << 20
 
-
-def _zeros(shape: tuple[int, ...], dtype: type) -> np.ndarray:
-    """A zero-filled array; large ones come from an anonymous mapping advised for huge pages
-    (fewer TLB misses when a scan streams through gigabytes), small ones from NumPy."""
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    advise = getattr(mmap, "MADV_HUGEPAGE", None)
-    if nbytes < _HUGE_PAGE_THRESHOLD or advise is None:
-        return np.zeros(shape, dtype=dtype)
-    buffer = mmap.mmap(-1, nbytes)
-    try:
-        buffer.madvise(advise)
-    except OSError:  # kernels without transparent huge pages
-        pass
-    return np.frombuffer(buffer, dtype=dtype).reshape(shape)
 
 
 class PatternIndex:
@@ -183,9 +168,9 @@ class PatternIndex:
 
     def _reset_storage(self, capacity: int) -> None:
         capacity = max(capacity, 16)
-        self._vectors: np.ndarray = _zeros((capacity, self.dim), np.float32)
+        self._vectors: np.ndarray = np.zeros((capacity, self.dim), dtype=np.float32)
         self._codes: np.ndarray | None = (
-            _zeros((capacity, self.dim), np.uint8) if self.quantization == "int8" else None
+            np.zeros((capacity, self.dim), dtype=np.uint8) if self.quantization == "int8" else None
         )
         self._quantizer: ScalarQuantizer | None = None
         self._alive = np.zeros(capacity, dtype=np.uint8)
@@ -582,10 +567,10 @@ class PatternIndex:
             return
         n = self._n
         capacity = max(16, n)
-        vectors = _zeros((capacity, self.dim), np.float32)
+        vectors = np.zeros((capacity, self.dim), dtype=np.float32)
         vectors[:n] = self._vectors[:n]
         if self._codes is not None:
-            codes = _zeros((capacity, self.dim), np.uint8)
+            codes = np.zeros((capacity, self.dim), dtype=np.uint8)
             codes[:n] = self._codes[:n]
             self._codes = codes
         alive = np.zeros(capacity, dtype=np.uint8)
@@ -604,12 +589,12 @@ class PatternIndex:
         if rows <= capacity:
             return
         new_capacity = max(rows, capacity * 2)
-        vectors = _zeros((new_capacity, self.dim), np.float32)
+        vectors = np.zeros((new_capacity, self.dim), dtype=np.float32)
         vectors[: self._n] = self._vectors[: self._n]
         alive = np.zeros(new_capacity, dtype=np.uint8)
         alive[: self._n] = self._alive[: self._n]
         if self._codes is not None:
-            codes = _zeros((new_capacity, self.dim), np.uint8)
+            codes = np.zeros((new_capacity, self.dim), dtype=np.uint8)
             codes[: self._n] = self._codes[: self._n]
             self._codes = codes
         self._vectors, self._alive = vectors, alive
@@ -618,10 +603,10 @@ class PatternIndex:
         """Drops dead rows, keeping the insertion order of the live ones."""
         live = np.flatnonzero(self._alive[: self._n])
         capacity = max(16, len(live) * 2)
-        vectors = _zeros((capacity, self.dim), np.float32)
+        vectors = np.zeros((capacity, self.dim), dtype=np.float32)
         vectors[: len(live)] = self._vectors[live]
         if self._codes is not None:
-            codes = _zeros((capacity, self.dim), np.uint8)
+            codes = np.zeros((capacity, self.dim), dtype=np.uint8)
             codes[: len(live)] = self._codes[live]
             self._codes = codes
         alive = np.zeros(capacity, dtype=np.uint8)
