@@ -45,6 +45,7 @@ ALL_BACKENDS = (
 DEFAULT_NS = (10_000, 100_000, 1_000_000)
 DEFAULT_DIMS = (384, 1024)
 PYTHON_MAX_N = 10_000
+SETTLE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -355,6 +356,9 @@ def measure_case(
     for name, make, is_peer in factories:
         progress(f"N={case.n:,} d={case.dim}: {name}")
         gc.collect()
+        # BLAS (OpenBLAS) and OpenMP (FAISS) worker threads spin for a while after each call;
+        # spinning threads take the cores the next backend's workers need. Let them go idle.
+        time.sleep(SETTLE_SECONDS)
         rss_before = rss_mb()
         try:
             records.extend(
