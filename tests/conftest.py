@@ -110,3 +110,26 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600)
 
 
 __all__ = ["IN_CI", "REPO", "run_cli"]
+
+
+# --------------------------------------------------------------------------------------------
+# Message router
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def router_kernel(mojo_compiler, kernel_cache: Path):
+    """The real message_router kernel, compiled by the real compiler (once per session)."""
+    runtime = Runtime(load_settings(environ={"SYNAPSE_KERNEL_CACHE": str(kernel_cache)}))
+    handle = runtime.kernel_handle("message_router")
+    assert handle.loaded, f"message_router kernel failed to build/load: {handle.error}\n{handle.compiler_output}"
+    return handle.module
+
+
+@pytest.fixture
+def router_runtime(make_runtime, router_kernel) -> Runtime:
+    """A process runtime in default (auto) mode whose message_router kernel is loaded."""
+    rt = make_runtime()
+    assert rt.feature("message_router").kernel() is not None, rt.feature("message_router").self_check
+    set_runtime(rt)
+    return rt
