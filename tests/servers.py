@@ -197,6 +197,20 @@ def netns_available() -> tuple[bool, str]:
     return True, ""
 
 
+def _free_port_below(limit: int) -> int:
+    import random
+
+    for _ in range(200):
+        port = random.randrange(20000, limit)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError(f"no free port below {limit}")
+
+
 class NetnsRelay:
     """Relays 127.0.0.1:<port> in this namespace to 127.0.0.1:<target> in another one."""
 
@@ -341,7 +355,9 @@ class FalkorDBServer:
             args = self._server_args(self.REDIS_PORT, self.BOLT_PORT)
             command = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', *args]
         else:
-            redis_port, bolt_port = free_port(), free_port()
+            # FalkorDB ignores a BOLT_PORT above 32767 (silently: no Bolt listener), so the
+            # Bolt port comes from below the ephemeral range.
+            redis_port, bolt_port = free_port(), _free_port_below(32768)
             command = self._server_args(redis_port, bolt_port)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

@@ -1,13 +1,26 @@
-"""``synapse-mojo demo``: the main job, end to end on the embedded default."""
+"""``synapse-mojo demo``: the main job, end to end on the embedded default.
+
+Part 1, the pattern map: imports the sample pattern set shipped with the package
+(``synapse_mojo/data/sample_patterns.json``, a PATTERN_MAP.json of a few hundred software
+patterns) into an embedded SQLite store, embeds it with the local MiniLM model (progress bar;
+the embeddings are kept in the store, so later runs only embed what changed) and answers real
+text queries, showing which runtime answered (mojo or python) and how long embedding and
+search took. Part 2, the kernel at scale: a synthetic index of ``--n`` vectors, searched by
+the Mojo, NumPy and pure-Python backends side by side. Both work offline.
+"""
 
 from __future__ import annotations
 
+import tempfile
 import time
+from importlib import resources
+from pathlib import Path
 
 import click
 import numpy as np
 from rich.table import Table
 
+from ..patternmap import PatternMap
 from ..runtime.adapter import get_runtime
 from ..runtime.metrics import percentile
 from ..search.base import eligible_count
@@ -16,7 +29,8 @@ from ..search.mojo_backend import MojoSearchBackend
 from ..search.numpy_backend import NumpySearchBackend
 from ..search.reference import PythonSearchBackend
 from ..search.validation import as_matrix, as_queries
-from . import console, main
+from ..stores import default_data_dir
+from . import console, err_console, main
 
 _LANGS = ("python", "rust", "go", "typescript", "mojo")
 _KINDS = ("refactor", "compression", "routing", "caching", "validation")
@@ -36,6 +50,64 @@ def _synthetic_patterns(n: int, dim: int, seed: int) -> tuple[list[str], np.ndar
     return ids, vectors, meta
 
 
+#: Questions an engineer might ask the pattern map; answered from the sample set.
+DEFAULT_QUESTIONS = (
+    "how do I stop retries from hammering a service that is already down?",
+    "clients retry payment requests and we charge twice",
+    "speed up cosine similarity over thousands of embeddings",
+    "messages get lost when a worker crashes halfway through",
+)
+
+
+def sample_patterns_path() -> Path:
+    """The sample PATTERN_MAP.json shipped inside the package."""
+    return Path(str(resources.files("synapse_mojo") / "data" / "sample_patterns.json"))
+
+
+def _pattern_map_demo(store_url: str | None, fresh: bool, top_k: int, questions: tuple[str, ...]) -> None:
+    console.rule("[bold]pattern map: the sample set, embedded locally, searched by text")
+    tmp = tempfile.TemporaryDirectory(prefix="synapse-demo-") if fresh else None
+    try:
+        url = store_url or (
+            f"sqlite:///{Path(tmp.name) / 'demo.db'}" if tmp else f"sqlite:///{default_data_dir() / 'demo.db'}"
+        )
+        with PatternMap.open(url, start=False) as pmap:
+            sample = sample_patterns_path()
+            started = time.perf_counter()
+            report = pmap.import_file(sample, progress=err_console.is_terminal)
+            elapsed = time.perf_counter() - started
+            console.print(
+                f"imported {report.patterns} patterns and {report.relations} relations from "
+                f"{sample.name} into {pmap.store.url} in {elapsed:.1f} s "
+                f"({report.embedded} embedded with {pmap.embedder.model}, {report.reused} reused "
+                "from earlier runs)"
+            )
+            pmap.start(progress=err_console.is_terminal)
+            for question in questions:
+                result = pmap.search_detailed(question, top_k=top_k)
+                table = Table(
+                    title=f"[bold]{question}[/bold]\nanswered by [bold]{result.runtime}[/bold]: "
+                    f"search {result.search_ms:.3f} ms, embedding the question {result.embed_ms:.1f} ms",
+                    title_justify="left",
+                )
+                table.add_column("rank", justify="right")
+                table.add_column("id")
+                table.add_column("cosine", justify="right")
+                table.add_column("pattern", overflow="fold")
+                table.add_column("category")
+                for rank, hit in enumerate(result.hits, 1):
+                    table.add_row(
+                        str(rank), hit.id, f"{hit.score:.3f}", str(hit.metadata.get("name", hit.text.splitlines()[0])),
+                        str(hit.metadata.get("category", "")),
+                    )
+                console.print(table)
+                if result.fallback_reason:
+                    console.print(f"[yellow]answered by Python: {result.fallback_reason}[/yellow]")
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
 def _time_backend(backend, matrix, queries, k, repeat: int) -> list[float]:
     times = []
     for i in range(repeat):
@@ -53,8 +125,25 @@ def _time_backend(backend, matrix, queries, k, repeat: int) -> list[float]:
 @click.option("--queries", default=100, show_default=True, help="Timed queries for Mojo and NumPy.")
 @click.option("--python-queries", default=3, show_default=True, help="Timed queries for the pure-Python baseline (slow).")
 @click.option("--seed", default=42, show_default=True)
-def demo(n: int, dim: int, top_k: int, queries: int, python_queries: int, seed: int) -> None:
-    """Build an in-memory pattern index, search it, and compare Mojo, NumPy and Python."""
+@click.option("--store", "store_url", default=None, metavar="URL",
+              help="Store for the sample pattern map [default: demo.db in the user data directory].")
+@click.option("--fresh", is_flag=True, help="Use a temporary store: embed the sample set from scratch.")
+@click.option("--ask", "questions", multiple=True, metavar="TEXT",
+              help="A question for the pattern map (repeatable) [default: four built-in ones].")
+@click.option("--skip-synthetic", is_flag=True, help="Only the pattern map part.")
+def demo(
+    n: int,
+    dim: int,
+    top_k: int,
+    queries: int,
+    python_queries: int,
+    seed: int,
+    store_url: str | None,
+    fresh: bool,
+    questions: tuple[str, ...],
+    skip_synthetic: bool,
+) -> None:
+    """Import, embed and search the sample pattern map; then compare Mojo, NumPy and Python at scale."""
     runtime = get_runtime()
     feature = runtime.feature("pattern_search")
     with console.status("loading the Mojo kernel (compiles once, then cached) ..."):
@@ -66,7 +155,11 @@ def demo(n: int, dim: int, top_k: int, queries: int, python_queries: int, seed: 
         f"self-check: {status['self_check']}  mode: {status['mode']}  "
         f"force-python: {status['force_python']}"
     )
+    _pattern_map_demo(store_url, fresh, top_k, questions or DEFAULT_QUESTIONS)
+    if skip_synthetic:
+        return
 
+    console.rule(f"[bold]the kernel at scale: a synthetic index of {n:,} vectors")
     with console.status(f"building an index of {n:,} patterns x {dim} dims ..."):
         ids, vectors, meta = _synthetic_patterns(n, dim, seed)
         index = PatternIndex(dim, capacity=n)

@@ -81,13 +81,13 @@ def import_(file: str, store_url: str | None, fmt: str, reembed: bool, strict: b
             click.echo(json.dumps({
                 "source": report.source, "format": report.format, "store": pmap.store.url,
                 "added": report.added, "updated": report.updated, "relations": report.relations,
-                "embedded": report.embedded,
+                "embedded": report.embedded, "reused": report.reused,
                 "skipped": [{"where": s.where, "reason": s.reason} for s in report.skipped],
             }, indent=2))  # fmt: skip
             return
         console.print(
             f"imported [bold]{report.patterns}[/bold] patterns ({report.added} new, "
-            f"{report.updated} updated, {report.embedded} embedded) and "
+            f"{report.updated} updated; {report.embedded} embedded, {report.reused} reused) and "
             f"[bold]{report.relations}[/bold] relations from {report.source} "
             f"({report.format}) into {pmap.store.url}"
         )

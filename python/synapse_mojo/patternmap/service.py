@@ -92,7 +92,8 @@ class ImportReport:
     added: int = 0
     updated: int = 0
     relations: int = 0
-    embedded: int = 0
+    embedded: int = 0  # embeddings computed for this import
+    reused: int = 0  # embeddings kept from the store (same text, same model)
     skipped: list[formats.Skipped] = field(default_factory=list)
 
     @property
@@ -417,6 +418,8 @@ class PatternMap:
                     f"(the embedder is {self.embedder.model}, {self.embedder.dim} dimensions): re-embedded",
                 )
             )
+        if not reembed:
+            report.reused = self._reuse_stored_embeddings(patterns)
         report.embedded = sum(1 for p in patterns if p.embedding is None)
         relations = self._relations_with_known_endpoints(doc, report)
         result = self.upsert(patterns, relations, progress=progress)
@@ -425,6 +428,25 @@ class PatternMap:
             self.store.set_info(info)
         report.added, report.updated, report.relations = result
         return report
+
+    def _reuse_stored_embeddings(self, patterns: list[Pattern], chunk: int = 1000) -> int:
+        """Fills in embeddings from the store for patterns whose text is unchanged (same model),
+        so re-importing an updated map only embeds what changed. Returns how many."""
+        info = self.store.info()
+        if info.get(INFO_EMBEDDING_MODEL) != self.embedder.model or info.get(INFO_EMBEDDING_DIM) != self.embedder.dim:
+            return 0
+        reused = 0
+        todo = [i for i, p in enumerate(patterns) if p.embedding is None]
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            stored = self.store.get_many([patterns[i].id for i in part])
+            for i in part:
+                p = patterns[i]
+                old = stored.get(p.id)
+                if old is not None and old.embedding is not None and old.text == p.text:
+                    patterns[i] = Pattern(p.id, p.text, p.metadata, old.embedding, p.created_at)
+                    reused += 1
+        return reused
 
     def _relations_with_known_endpoints(self, doc: formats.ParsedDocument, report: ImportReport) -> list[Relation]:
         in_file = {p.id for p in doc.patterns}
