@@ -10,7 +10,7 @@ The dedupe record of a message (``<prefix><ULID>``) names the entry that carries
 consumer holding it (``<stream>|<entry>|<consumer>``), then becomes ``done`` (acked) or
 ``dead`` (dead-lettered). ``claim()`` decides per delivered entry:
 
-* no record: take it (write ours) and deliver (first deliveries skip the write, see READ);
+* no record: take it (write ours) and deliver;
 * ``done`` or ``dead``: a redelivered or duplicate copy of a finished message: ack, skip;
 * a record for the same entry: a redelivery of this very entry (its consumer died, or this
   consumer restarted): take it over and deliver;
@@ -51,9 +51,9 @@ end
 """
 
 #: Reads up to ARGV[5] new entries, highest band first. Returns {band, entry id, fields} per
-#: delivered entry; duplicates are acked and counted. A first delivery needs no claim: any
-#: dedupe record for its message means another entry carries (or carried) it, so an EXISTS
-#: decides (a claim is written only when an entry is redelivered, see CLAIM_CHECK).
+#: delivered entry; duplicates are acked and counted. Every delivery writes its claim (one
+#: SET NX in the common case), so two copies of one message published by a producer retry
+#: are never handed to two consumers, even when they are read at the same moment.
 READ = _CLAIM + """
 local count = tonumber(ARGV[5])
 local out = {}
@@ -64,8 +64,7 @@ for i = 1, nbands do
   if r then
     for _, entry in ipairs(r[1][2]) do
       local eid, fields = entry[1], entry[2]
-      local mid = message_id(fields)
-      if not mid or redis.call('EXISTS', prefix .. mid) == 0 then
+      if claim(KEYS[i], eid, message_id(fields)) == 1 then
         out[#out + 1] = {i, eid, fields}
         count = count - 1
       else
@@ -100,8 +99,9 @@ return out
 
 #: Acknowledges entries this consumer still holds (no record, or its own claim): dedupe
 #: record -> 'done' (with TTL), XACK; an entry of a message already done is just acked.
-#: ARGV[5..]: (band, entry id, message id) triples. An entry another consumer has taken over
-#: in the meantime is left alone (verdict 0); its new holder acknowledges it.
+#: ARGV[5..]: (band, entry id, message id) triples. Verdicts: 1 acked; 2 the message was
+#: finished already (XACK only, not counted); 0 another consumer has taken the entry over in
+#: the meantime (left alone: its new holder acknowledges it).
 COMMIT = _CLAIM + """
 local out = {}
 local acked = 0
@@ -116,15 +116,17 @@ for j = 5, #ARGV, 3 do
     local mine = stream .. '|' .. eid .. '|' .. consumer
     if cur == mine or not cur then
       redis.call('SET', key, 'done', 'EX', ttl)
-    elseif cur ~= 'done' then
+    elseif cur == 'done' or cur == 'dead' then
+      ok = 2  -- finished already (by whoever took the entry over): just XACK, do not count
+    else
       ok = 0
     end
   end
-  if ok == 1 then
+  if ok > 0 then
     local ids = by_band[band]
     if not ids then ids = {}; by_band[band] = ids end
     ids[#ids + 1] = eid
-    acked = acked + 1
+    if ok == 1 then acked = acked + 1 end
   end
   out[#out + 1] = ok
 end
@@ -140,7 +142,8 @@ return out
 #: Moves entries to the dead-letter stream (KEYS[#KEYS - 1] is the dead stream, KEYS[#KEYS]
 #: the counters): copy the fields with the reason, XACK, dedupe record -> 'dead'.
 #: ARGV[5] dead stream cap, ARGV[6] time (s); ARGV[7..]: (band, entry id, message id,
-#: attempts, reason) quintuples. Entries another consumer holds are left alone (verdict 0).
+#: attempts, reason) quintuples. Verdicts: 1 moved; 2 moved already (a retry: XACK only);
+#: 0 another consumer holds the entry (left alone).
 DEAD_LETTER = """
 local group, consumer, prefix, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local dead, counters = KEYS[#KEYS - 1], KEYS[#KEYS]
@@ -155,10 +158,16 @@ for j = 7, #ARGV, 5 do
     local key = prefix .. mid
     local cur = redis.call('GET', key)
     local mine = stream .. '|' .. eid .. '|' .. consumer
-    if cur and cur ~= mine and cur ~= 'dead' and cur ~= 'done' then ok = 0 end
+    if cur == 'dead' then
+      ok = 2  -- dead-lettered already (a retry after a lost reply): just XACK
+    elseif cur and cur ~= mine and cur ~= 'done' then
+      ok = 0
+    end
     if ok == 1 then redis.call('SET', key, 'dead', 'EX', ttl) end
   end
-  if ok == 1 then
+  if ok == 2 then
+    redis.call('XACK', stream, group, eid)
+  elseif ok == 1 then
     local fields = {}
     local found = redis.call('XRANGE', stream, eid, eid)
     if found[1] then fields = found[1][2] end

@@ -121,6 +121,14 @@ def _fields(flat: Any) -> dict[bytes, bytes]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}
 
 
+class _Reread(Exception):
+    """A read failed and may have left entries pending here: start over from them."""
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__("re-read")
+        self.deadline = deadline
+
+
 @dataclass
 class _Delivery:
     destination: Tract
@@ -264,8 +272,17 @@ class RedisStreamsRouter(Router):
 
     # ------------------------------------------------------------------ plumbing
 
-    def _call(self, fn: Callable[[], T], what: str, destination: Tract | None = None) -> T:
-        """Runs ``fn`` against Redis, retrying outages for ``retry_timeout`` seconds."""
+    def _call(
+        self, fn: Callable[[], T], what: str, destination: Tract | None = None, *, reads: bool = False
+    ) -> T:
+        """Runs ``fn`` against Redis, retrying outages for ``retry_timeout`` seconds.
+
+        ``reads``: ``fn`` takes new entries from the group (XREADGROUP ``>``). Such a call is
+        not simply repeated after a failure, because a lost reply leaves the entries it read
+        pending on this consumer: repeating it would deliver younger entries before them.
+        After the backoff it raises :class:`_Reread` instead, and the caller starts over with
+        its own pending entries.
+        """
         deadline = time.monotonic() + self.retry_timeout
         delay = 0.05
         while True:
@@ -296,10 +313,15 @@ class RedisStreamsRouter(Router):
             log.info("Redis %s failed (%s); retrying in %.2fs", what, problem, delay)
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+            if reads:
+                raise _Reread(deadline) from problem
 
-    def _script(self, name: str, keys: list[str], args: list[Any], what: str, destination: Tract | None = None) -> Any:
+    def _script(
+        self, name: str, keys: list[str], args: list[Any], what: str,
+        destination: Tract | None = None, *, reads: bool = False,
+    ) -> Any:
         script = self._scripts[name]
-        return self._call(lambda: script(keys=keys, args=args), what, destination)
+        return self._call(lambda: script(keys=keys, args=args), what, destination, reads=reads)
 
     def _bands_and_counters(self, destination: Tract) -> list[str]:
         return [*self.keys.bands(destination), self.keys.counters(destination)]
@@ -397,8 +419,19 @@ class RedisStreamsRouter(Router):
         self._check_open()
         self._ensure_groups(dest)
         deadline = None if wait is None else time.monotonic() + wait
+        outage_deadline: float | None = None
         while True:
-            messages = self._fetch(dest, max_n)
+            try:
+                messages = self._fetch(dest, max_n)
+            except _Reread as exc:
+                outage_deadline = outage_deadline or exc.deadline
+                if time.monotonic() > outage_deadline:
+                    raise TransportError(
+                        f"Redis unavailable for reads at {self.url} after retrying for "
+                        f"{self.retry_timeout:g}s"
+                    ) from exc.__cause__
+                continue
+            outage_deadline = None
             if messages:
                 return messages
             if wait == 0:
@@ -410,7 +443,10 @@ class RedisStreamsRouter(Router):
             next_retry = self._next_retry_in(dest)
             if next_retry is not None:
                 block_ms = max(1, min(block_ms, int(next_retry * 1000) + 1))
-            messages = self._blocking_read(dest, max_n, block_ms)
+            try:
+                messages = self._blocking_read(dest, max_n, block_ms)
+            except _Reread:
+                continue  # the next _fetch recovers this consumer's pending entries first
             if messages:
                 return messages
             self._check_open()
@@ -443,6 +479,7 @@ class RedisStreamsRouter(Router):
                 [self.group, self.consumer, self.keys.done_prefix(dest), self.dedupe_ttl, max_n - len(entries)],
                 "read",
                 dest,
+                reads=True,
             )
             entries += [(int(b), eid, f, 0) for b, eid, f in fresh]
         return self._deliver(dest, entries)
@@ -455,6 +492,7 @@ class RedisStreamsRouter(Router):
             ),
             "blocking read",
             dest,
+            reads=True,
         )
         if not reply:
             return []
@@ -617,8 +655,11 @@ class RedisStreamsRouter(Router):
         if bad:
             self._dead_letter(dest, bad)
         for band, eid in dup_in_process:
+            # A second entry of a message this router is handling right now.
             key = self.keys.bands(dest)[band - 1]
             self._call(lambda key=key, eid=eid: self._client.xack(key, self.group, eid), "XACK", dest)
+            with self._lock:
+                self._counters[dest]["duplicates"] += 1
         return out
 
     # ------------------------------------------------------------------ settling
@@ -664,15 +705,15 @@ class RedisStreamsRouter(Router):
         args: list[Any] = [self.group, self.consumer, self.keys.done_prefix(dest), self.dedupe_ttl]
         for d in deliveries:
             args += (d.band, d.eid, d.mid)
-        verdicts = self._script("COMMIT", self._bands_and_counters(dest), args, "ack", dest)
-        ok = sum(1 for v in verdicts if int(v) == 1)
+        verdicts = [int(v) for v in self._script("COMMIT", self._bands_and_counters(dest), args, "ack", dest)]
+        ok = verdicts.count(1)
         with self._lock:
             self._counters[dest]["acked"] += ok
-        if ok < len(deliveries):
+        if verdicts.count(0):
             log.warning(
                 "%d of %d acks on %s skipped: another consumer took those entries over "
                 "(this consumer was silent for over claim_idle=%gs)",
-                len(deliveries) - ok, len(deliveries), dest.value, self.claim_idle,
+                verdicts.count(0), len(deliveries), dest.value, self.claim_idle,
             )
 
     def _commit_with_effects(self, by_dest: dict[Tract, list[_Delivery]], commit: Commit) -> None:
@@ -753,7 +794,7 @@ class RedisStreamsRouter(Router):
             args += (band, eid, mid, attempts, reason[:2000])
         keys = [*self.keys.bands(dest), self.keys.dead(dest), self.keys.counters(dest)]
         verdicts = self._script("DEAD_LETTER", keys, args, "dead-letter", dest)
-        moved = sum(1 for v in verdicts if int(v) == 1)
+        moved = sum(1 for v in verdicts if int(v) == 1)  # 2: moved by an earlier (retried) call
         with self._lock:
             self._counters[dest]["dead_lettered"] += moved
         for (_, _, mid, attempts, reason), v in zip(items, verdicts):
