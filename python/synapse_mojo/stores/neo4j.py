@@ -488,6 +488,9 @@ class Neo4jStore(PatternStore):
         with self._errors("clearing the store"):
             with self._session(write=True) as session:
                 session.execute_write(work)
+                if self.dialect == "neo4j":
+                    # The vector index is sized for the old dimension; the next write makes a new one.
+                    session.run(f"DROP INDEX {VECTOR_INDEX} IF EXISTS").consume()
 
     # ------------------------------------------------------------------ reads
 

@@ -38,6 +38,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 import redis
@@ -158,7 +159,7 @@ class RedisStore(PatternStore):
 
             if backing_url.split(":", 1)[0].lower() in ("redis", "rediss", "unix"):
                 raise ConfigError("a Redis store cannot be the backing store of a Redis cache")
-            if read_only and "read_only" not in backing_url:
+            if read_only and "read_only" not in dict(parse_qsl(urlsplit(backing_url).query)):
                 backing_url += ("&" if "?" in backing_url else "?") + "read_only=1"
             backing = open_store(backing_url, environ=environ)
         try:
