@@ -217,7 +217,7 @@ class MiniLMEmbedder(Embedder):
                 f"{self.model_dir} is not a sentence-transformers model directory "
                 "(config.json missing)"
             )
-        self.model = model or (DEFAULT_MODEL_NAME if model_dir is None else self.model_dir.name)
+        self.model = model or (DEFAULT_MODEL_NAME if self._is_bundled() else self.model_dir.name)
         self.batch_size = batch_size
         self._config = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
         self._check_pooling()
@@ -237,6 +237,12 @@ class MiniLMEmbedder(Embedder):
     @property
     def dim(self) -> int:
         return self._dim
+
+    def _is_bundled(self) -> bool:
+        try:
+            return self.model_dir.resolve() == default_model_dir().resolve()
+        except ConfigError:
+            return False
 
     def _check_pooling(self) -> None:
         pooling = self.model_dir / "1_Pooling" / "config.json"
