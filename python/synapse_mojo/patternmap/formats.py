@@ -177,21 +177,23 @@ def read_file(path: str | Path, format: str = "auto", *, strict: bool = False) -
 
 
 def _sniff(path: Path, text: str) -> str:
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
+    """.jsonl/.ndjson: JSON Lines; .json: PATTERN_MAP.json; otherwise a file that is one JSON
+    value is a PATTERN_MAP.json document and anything else JSON Lines."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
         return "jsonl"
-    stripped = text.lstrip()
-    if not stripped:
+    if not text.strip():
         raise ImportFormatError(f"{path}: the file is empty")
-    first_line = stripped.split("\n", 1)[0].strip()
-    # A document spanning lines starts with "{" and is not valid JSON on its first line alone.
-    if first_line.startswith("{"):
-        try:
-            json.loads(first_line)
-            one_line_doc = stripped.strip() == first_line
-            return "pattern_map" if one_line_doc and '"patterns"' in first_line else "jsonl"
-        except json.JSONDecodeError:
-            return "pattern_map"
-    raise ImportFormatError(f"{path}: expected a JSON object (PATTERN_MAP.json) or JSON Lines")
+    if suffix == ".json":
+        return "pattern_map"
+    try:
+        json.loads(text)
+        return "pattern_map"
+    except json.JSONDecodeError:
+        pass
+    if not text.lstrip().startswith("{"):
+        raise ImportFormatError(f"{path}: expected a JSON object (PATTERN_MAP.json) or JSON Lines")
+    return "jsonl"
 
 
 def parse_pattern_map(text: str, source: str = "<string>", *, strict: bool = False) -> ParsedDocument:
