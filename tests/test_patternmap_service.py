@@ -145,3 +145,14 @@ def test_store_search_needs_a_store_that_can(tmp_path, embedder):
         PatternMap.open(f"sqlite:///{tmp_path / 'p.db'}", embedder=embedder, search="store")
     with pytest.raises(InvalidInputError):
         PatternMap(open_store("sqlite://"), embedder, search="somewhere")
+
+
+def test_public_exports_are_complete():
+    import synapse_mojo.embeddings as embeddings
+    import synapse_mojo.patternmap as patternmap
+    import synapse_mojo.stores as stores
+
+    for module in (stores, embeddings, patternmap):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{module.__name__}.{name}"
+    assert stores.Neo4jStore.backend == "neo4j" and stores.RedisStore.backend == "redis"
