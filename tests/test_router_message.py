@@ -168,3 +168,10 @@ def test_tuples_come_back_as_lists_and_bytearrays_as_bytes():
 def test_undecodable_entries_raise_a_clear_error(fields):
     with pytest.raises(InvalidInputError, match="undecodable|wire version|ULID"):
         from_wire(fields)
+
+
+@given(st.lists(st.integers(0, (1 << 128) - 1), max_size=40))
+def test_vectorised_ulid_text_matches_the_scalar_one(values):
+    from synapse_mojo.router.message import ulids_to_str
+
+    assert ulids_to_str(values) == [ulid_to_str(v) for v in values]

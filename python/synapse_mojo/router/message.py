@@ -48,6 +48,7 @@ from types import MappingProxyType
 from typing import Any
 
 import msgpack
+import numpy as np
 
 from ..errors import (
     InvalidInputError,
@@ -152,18 +153,48 @@ def ulid_to_str(value: int) -> str:
     return "".join([_PAIRS[(value >> s) & 0x3FF] for s in _SHIFTS])
 
 
-# Crockford digits -> Python's base-32 digits (0-9a-v), so int(text, 32) decodes a ULID.
-_TO_INT32 = str.maketrans(
-    _CROCKFORD + _CROCKFORD.lower(), "0123456789abcdefghijklmnopqrstuv" * 2
+_CROCKFORD_BYTES = np.frombuffer(_CROCKFORD.encode("ascii"), dtype=np.uint8)
+_MASK64 = (1 << 64) - 1
+
+
+def ulids_to_str(values: Sequence[int]) -> list[str]:
+    """:func:`ulid_to_str` of many ids at once (vectorised, about twice as fast per id)."""
+    n = len(values)
+    if n < 8:
+        return [ulid_to_str(v) for v in values]
+    hi = np.fromiter((v >> 64 for v in values), dtype=np.uint64, count=n)
+    lo = np.fromiter((v & _MASK64 for v in values), dtype=np.uint64, count=n)
+    digits = np.empty((n, 26), dtype=np.uint8)
+    five = np.uint64(31)
+    for i in range(26):
+        shift = 125 - 5 * i  # bit position of digit i's lowest bit in the 130-bit number
+        if shift >= 64:
+            d = hi >> np.uint64(shift - 64)
+        elif shift + 5 <= 64:
+            d = lo >> np.uint64(shift)
+        else:  # straddles the two words
+            d = (hi << np.uint64(64 - shift)) | (lo >> np.uint64(shift))
+        digits[:, i] = d & five
+    text = _CROCKFORD_BYTES[digits].tobytes().decode("ascii")
+    return [text[i : i + 26] for i in range(0, 26 * n, 26)]
+
+
+# Crockford digits -> Python's base-32 digits (0-9a-v), so that int(text, 32) decodes a ULID;
+# every other character becomes "!", which int() refuses (I, L, O and U are not Crockford).
+_TO_INT32 = {c: "!" for c in range(128)}
+_TO_INT32.update(
+    str.maketrans(_CROCKFORD + _CROCKFORD.lower(), "0123456789abcdefghijklmnopqrstuv" * 2)
 )
-_VALID = frozenset(_CROCKFORD + _CROCKFORD.lower())
 
 
 def ulid_from_str(text: str) -> int:
     """The 128-bit integer of a ULID string (case-insensitive); raises InvalidInputError."""
-    if not isinstance(text, str) or len(text) != 26 or not _VALID.issuperset(text):
-        raise InvalidInputError(f"not a ULID (26 Crockford base32 characters): {text!r}")
-    value = int(text.translate(_TO_INT32), 32)
+    try:
+        if len(text) != 26 or not text.isascii():
+            raise ValueError
+        value = int(text.translate(_TO_INT32), 32)
+    except (ValueError, TypeError):
+        raise InvalidInputError(f"not a ULID (26 Crockford base32 characters): {text!r}") from None
     if value >> 128:
         raise InvalidInputError(f"not a ULID (over 128 bits): {text!r}")
     return value
@@ -266,11 +297,12 @@ _setattr = object.__setattr__
 def _route(destination: Tract, priority: int, payload_size: int) -> int:
     """Routing word read by the in-process router in one attribute access per message:
     bits 0-3 priority, bit 4 destination index, bits 8+ serialised payload size."""
-    return (payload_size << 8) | (_TRACT_INDEX[destination] << 4) | priority
+    # An identity test, not _TRACT_INDEX[...]: hashing an Enum member runs Python code.
+    return (payload_size << 8) | ((destination is Tract.EXTERNAL) << 4) | priority
 
 
-class Message:
-    """One message between the tracts. Immutable; build with :meth:`create`."""
+class _MessageFields:
+    """The storage of a message (see :class:`Message`)."""
 
     __slots__ = (
         "uid",
@@ -287,6 +319,12 @@ class Message:
         "_kind",
         "_packed",
     )
+
+
+class Message(_MessageFields):
+    """One message between the tracts. Immutable; build with :meth:`create`."""
+
+    __slots__ = ()
 
     uid: int
     source: Tract
@@ -383,21 +421,16 @@ class Message:
         id_str: str | None = None,
     ) -> Message:
         """A message from trusted parts (a decoded wire entry or ``replace``): no validation."""
-        self = cls.__new__(cls)
-        _setattr(self, "uid", uid)
-        _setattr(self, "_id", id_str)
-        _setattr(self, "source", source)
-        _setattr(self, "destination", destination)
-        _setattr(self, "priority", priority)
-        _setattr(self, "payload", payload)
-        _setattr(self, "headers", headers)
-        _setattr(self, "created_at", created_at)
-        _setattr(self, "attempts", attempts)
-        _setattr(self, "payload_size", payload_size)
-        _setattr(self, "_route", _route(destination, priority, payload_size))
-        _setattr(self, "_kind", kind)
-        _setattr(self, "_packed", packed)
-        return self
+        # Built as a _MessageBuilder (same storage, plain attribute stores) and then given its
+        # real class: several times cheaper than object.__setattr__ per field, which matters
+        # when a consumer decodes thousands of messages per call.
+        self = _MessageBuilder(
+            uid, id_str, source, destination, priority, payload, headers, created_at, attempts,
+            payload_size, (payload_size << 8) | ((destination is Tract.EXTERNAL) << 4) | priority,
+            kind, packed,
+        )
+        self.__class__ = Message
+        return self  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ derived fields
 
@@ -493,6 +526,30 @@ class Message:
         raise TypeError("Message objects are not pickled; send them through a router")
 
 
+class _MessageBuilder(_MessageFields):
+    """Same storage as :class:`Message` without its immutability guard (see ``_restore``)."""
+
+    __slots__ = ()
+
+    def __init__(
+        self, uid, id_str, source, destination, priority, payload, headers, created_at,  # noqa: ANN001
+        attempts, payload_size, route, kind, packed,
+    ) -> None:
+        self.uid = uid
+        self._id = id_str
+        self.source = source
+        self.destination = destination
+        self.priority = priority
+        self.payload = payload
+        self.headers = headers
+        self.created_at = created_at
+        self.attempts = attempts
+        self.payload_size = payload_size
+        self._route = route
+        self._kind = kind
+        self._packed = packed
+
+
 # --------------------------------------------------------------------------------------------
 # Wire format (Redis stream entries)
 # --------------------------------------------------------------------------------------------
@@ -508,6 +565,15 @@ FIELD_PAYLOAD = b"p"
 
 
 _TRACT_BY_VALUE = {t.value: t for t in Tract}
+
+
+def fill_ids(messages: Sequence[Message]) -> None:
+    """Computes the id strings of messages that do not have theirs yet, in one vectorised
+    pass (used before a batch is serialised)."""
+    missing = [m for m in messages if m._id is None]
+    if missing:
+        for m, text in zip(missing, ulids_to_str([m.uid for m in missing])):
+            _setattr(m, "_id", text)
 
 
 def wire_parts(message: Message) -> tuple[bytes, bytes, bytes]:
@@ -537,7 +603,9 @@ def from_wire(fields: Mapping[bytes, bytes] | Sequence[bytes], attempts: int = 0
     """Decodes a stream entry (a field mapping, or the flat [name, value, ...] list a script
     returns); raises InvalidInputError when it is not a message of ours."""
     try:
-        if isinstance(fields, Mapping):
+        if type(fields) is list and len(fields) == 6 and fields[0] == FIELD_ID and fields[2] == FIELD_HEAD and fields[4] == FIELD_PAYLOAD:
+            id_raw, head_raw, packed = fields[1], fields[3], fields[5]
+        elif isinstance(fields, Mapping):
             id_raw, head_raw, packed = fields[FIELD_ID], fields[FIELD_HEAD], fields[FIELD_PAYLOAD]
         elif len(fields) == 6 and fields[0] == FIELD_ID and fields[2] == FIELD_HEAD and fields[4] == FIELD_PAYLOAD:
             id_raw, head_raw, packed = fields[1], fields[3], fields[5]

@@ -8,8 +8,10 @@ With the default prefix ``synapse:router`` and destination ``internal``::
     synapse:router:{internal}:dead        dead letters: the original fields plus reason,
                                           attempts, stream, entry, dead_at (capped, ~100k)
     synapse:router:{internal}:done:<ULID> dedupe record of one message (TTL, default 24 h):
-                                          "<stream>|<entry id>|<consumer>" while a consumer
-                                          holds it, "done" once acked, "dead" once dead-lettered
+                                          "<stream>|<entry id>|<consumer>", the entry that
+                                          carries the message and the consumer holding it
+                                          (kept after the ack: other copies are duplicates);
+                                          "dead" once dead-lettered
     synapse:router:{internal}:counters    hash: published, acked, dead_lettered, duplicates,
                                           redelivered (totals over every process)
 

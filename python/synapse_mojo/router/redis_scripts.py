@@ -1,21 +1,23 @@
 """Server-side (Lua) scripts of the Redis Streams transport.
 
 Each script runs atomically in Redis, so a read, its dedupe decisions and the acknowledgement
-of duplicates happen in one round trip that no other client can interleave with. Common
+of duplicates happen in one round trip that no other client can interleave with. (An ack is
+plain XACK commands in a pipeline; see ``RedisStreamsRouter._commit``.) Common
 arguments: ``KEYS`` = the destination's band streams (highest priority first, see
 ``redis_keys.Keys.bands``) followed by its counters hash; ``ARGV`` starts with the group, the
 consumer name, the dedupe-key prefix and the dedupe TTL in seconds.
 
 The dedupe record of a message (``<prefix><ULID>``) names the entry that carries it and the
-consumer holding it (``<stream>|<entry>|<consumer>``), then becomes ``done`` (acked) or
-``dead`` (dead-lettered). ``claim()`` decides per delivered entry:
+consumer holding it (``<stream>|<entry>|<consumer>``); it stays after the ack (an acked entry
+is never delivered again, so the record marks every other copy as a duplicate) and becomes
+``dead`` when the message is dead-lettered. ``claim()`` decides per delivered entry:
 
 * no record: take it (write ours) and deliver;
-* ``done`` or ``dead``: a redelivered or duplicate copy of a finished message: ack, skip;
+* ``dead`` (or ``done``, written by earlier versions): a copy of a finished message: ack, skip;
 * a record for the same entry: a redelivery of this very entry (its consumer died, or this
   consumer restarted): take it over and deliver;
-* a record for another entry: a duplicate published by a producer retry while the first copy
-  is still in progress: ack this copy, skip (the first copy is retried or dead-lettered).
+* a record for another entry: a duplicate published by a producer retry: ack this copy, skip
+  (the first copy is done, or still in progress and then retried or dead-lettered).
 
 Verdicts: 1 deliver, 0 skipped as a duplicate.
 """
@@ -50,28 +52,41 @@ local function claim(stream, eid, mid)
 end
 """
 
-#: Reads up to ARGV[5] new entries, highest band first. Returns {band, entry id, fields} per
-#: delivered entry; duplicates are acked and counted. Every delivery writes its claim (one
-#: SET NX in the common case), so two copies of one message published by a producer retry
-#: are never handed to two consumers, even when they are read at the same moment.
+#: Reads up to ARGV[5] new entries, highest band first. Returns a flat list of triples
+#: {band, entries as XREADGROUP returned them, skipped entry positions (1-based)}: entries are
+#: passed through untouched (no table per entry: the reply is most of the script's cost), and
+#: duplicates are acked, counted and listed as skipped. Every delivery writes its claim (one
+#: SET NX in the common case), so two copies of one message published by a producer retry are
+#: never handed to two consumers, even when they are read at the same moment.
 READ = _CLAIM + """
 local count = tonumber(ARGV[5])
 local out = {}
 local dups = 0
+local tail = '|' .. consumer
 for i = 1, nbands do
   if count <= 0 then break end
-  local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', KEYS[i], '>')
+  local stream = KEYS[i]
+  local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream, '>')
   if r then
-    for _, entry in ipairs(r[1][2]) do
-      local eid, fields = entry[1], entry[2]
-      if claim(KEYS[i], eid, message_id(fields)) == 1 then
-        out[#out + 1] = {i, eid, fields}
-        count = count - 1
-      else
-        redis.call('XACK', KEYS[i], group, eid)
-        dups = dups + 1
+    local entries = r[1][2]
+    local head = stream .. '|'
+    local skipped = {}
+    for k = 1, #entries do
+      local eid, fields = entries[k][1], entries[k][2]
+      local mid
+      if fields[1] == 'id' then mid = fields[2] else mid = message_id(fields) end
+      if mid and not redis.call('SET', prefix .. mid, head .. eid .. tail, 'NX', 'EX', ttl) then
+        if claim(stream, eid, mid) == 0 then
+          redis.call('XACK', stream, group, eid)
+          dups = dups + 1
+          skipped[#skipped + 1] = k
+        end
       end
     end
+    out[#out + 1] = i
+    out[#out + 1] = entries
+    out[#out + 1] = skipped
+    count = count - #entries + #skipped
   end
 end
 if dups > 0 then redis.call('HINCRBY', counters, 'duplicates', dups) end
@@ -94,48 +109,6 @@ for j = 5, #ARGV, 3 do
   out[#out + 1] = verdict
 end
 if dups > 0 then redis.call('HINCRBY', counters, 'duplicates', dups) end
-return out
-"""
-
-#: Acknowledges entries this consumer still holds (no record, or its own claim): dedupe
-#: record -> 'done' (with TTL), XACK; an entry of a message already done is just acked.
-#: ARGV[5..]: (band, entry id, message id) triples. Verdicts: 1 acked; 2 the message was
-#: finished already (XACK only, not counted); 0 another consumer has taken the entry over in
-#: the meantime (left alone: its new holder acknowledges it).
-COMMIT = _CLAIM + """
-local out = {}
-local acked = 0
-local by_band = {}
-for j = 5, #ARGV, 3 do
-  local band, eid, mid = tonumber(ARGV[j]), ARGV[j + 1], ARGV[j + 2]
-  local stream = KEYS[band]
-  local ok = 1
-  if mid ~= '' then
-    local key = prefix .. mid
-    local cur = redis.call('GET', key)
-    local mine = stream .. '|' .. eid .. '|' .. consumer
-    if cur == mine or not cur then
-      redis.call('SET', key, 'done', 'EX', ttl)
-    elseif cur == 'done' or cur == 'dead' then
-      ok = 2  -- finished already (by whoever took the entry over): just XACK, do not count
-    else
-      ok = 0
-    end
-  end
-  if ok > 0 then
-    local ids = by_band[band]
-    if not ids then ids = {}; by_band[band] = ids end
-    ids[#ids + 1] = eid
-    if ok == 1 then acked = acked + 1 end
-  end
-  out[#out + 1] = ok
-end
-for band, ids in pairs(by_band) do
-  for k = 1, #ids, 1000 do
-    redis.call('XACK', KEYS[band], group, unpack(ids, k, math.min(k + 999, #ids)))
-  end
-end
-if acked > 0 then redis.call('HINCRBY', counters, 'acked', acked) end
 return out
 """
 
