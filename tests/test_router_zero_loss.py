@@ -84,13 +84,18 @@ def test_zero_loss_under_consumer_kills_and_a_redis_restart(redis_binary, tmp_pa
             start_consumer(dest)
         producers = [_spawn("produce", server.url, str(p), str(per_producer)) for p in range(PRODUCERS)]
         done = 0
+        # Each consumer is killed at a random moment 0.8-2.0 s after it was (re)started: after
+        # its interpreter has loaded and while it is working (a kill during start-up would
+        # only test process start-up).
+        kill_at = {dest: time.monotonic() + rng.uniform(0.8, 2.0) for dest in consumers}
         while done < total and time.monotonic() - started < TIME_LIMIT:
-            time.sleep(rng.uniform(0.1, 0.6))
-            dest = rng.choice(["internal", "external"])
+            dest = min(kill_at, key=kill_at.get)
+            time.sleep(max(0.0, kill_at[dest] - time.monotonic()))
             consumers[dest].send_signal(signal.SIGKILL)
             consumers[dest].wait()
             kills[dest] += 1
             start_consumer(dest)
+            kill_at[dest] = time.monotonic() + rng.uniform(0.8, 2.0)
             done = handled()
             if restarted_redis_at is None and done > total * 0.4:
                 server.restart(kill=True)  # SIGKILL: only what AOF fsynced survives
