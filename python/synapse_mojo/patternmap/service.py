@@ -120,6 +120,7 @@ class PatternMap:
             store.search(np.ones(1, dtype=np.float32), 1)
         self.store = store
         self._embedder = embedder
+        self._owns_embedder = embedder is None  # close only what we create
         self._runtime = runtime
         self.search_mode = search
         self.embed_batch = embed_batch
@@ -248,11 +249,11 @@ class PatternMap:
                 sync(progress=advance)
 
     def close(self) -> None:
-        """Closes the store and the embedder."""
+        """Closes the store, and the embedder if this map created it."""
         try:
             self.store.close()
         finally:
-            if self._embedder is not None:
+            if self._embedder is not None and self._owns_embedder:
                 self._embedder.close()
 
     def __enter__(self) -> PatternMap:

@@ -132,6 +132,7 @@ class Neo4jStore(PatternStore):
         self.batch_size = check_batch_size(batch_size)
         self.vector_index = vector_index
         self._user = auth[0] if auth else None
+        self._search_clause_refused = False
         try:
             self._driver = neo4j.GraphDatabase.driver(
                 uri,
@@ -338,7 +339,7 @@ class Neo4jStore(PatternStore):
     def _vector_search_flavour(self) -> str | None:
         if self.dialect != "neo4j" or self.version is None:
             return None
-        if self.version >= SEARCH_CLAUSE_SINCE:
+        if self.version >= SEARCH_CLAUSE_SINCE and not self._search_clause_refused:
             return "search_clause"
         if self.version >= QUERY_NODES_SINCE:
             return "query_nodes"
@@ -428,6 +429,11 @@ class Neo4jStore(PatternStore):
         new_dim = batch.dim if (batch.dim is not None and store_dim is None) else None
 
         def work(tx: neo4j.ManagedTransaction) -> None:
+            # Another writer may have fixed the dimension since it was read: check in the transaction.
+            record = tx.run(_GET_INFO, **self._encode({"key": INFO_EMBEDDING_DIM})).single()
+            current = json.loads(record["value"]) if record and record["value"] is not None else None
+            if current != store_dim:
+                prepare_batch(batch.patterns, batch.relations, current)  # raises DimensionMismatchError
             for query, rows in statements:
                 tx.run(query, **self._encode({"rows": rows, "now": now})).consume()
             if new_dim is not None:
@@ -592,7 +598,17 @@ class Neo4jStore(PatternStore):
                 "CALL db.index.vector.queryNodes($index, $k, $vector) YIELD node, score "
                 "RETURN node.id AS id, score ORDER BY score DESC, id"
             )
-        rows = self._read("searching the vector index", cypher, index=VECTOR_INDEX, k=k, vector=vector)
+        try:
+            rows = self._read("searching the vector index", cypher, index=VECTOR_INDEX, k=k, vector=vector)
+        except StoreError as exc:
+            cause = exc.__cause__
+            if flavour != "search_clause" or not isinstance(cause, neo4j_errors.ClientError):
+                raise
+            # A server that reports 2026.01+ but rejects the SEARCH clause: use the procedure,
+            # which Neo4j keeps for compatibility, from now on.
+            log.warning("%s: SEARCH clause refused (%s); using db.index.vector.queryNodes", self.url, cause.code)
+            self._search_clause_refused = True
+            return self.search(query, top_k)
         # Neo4j's cosine score is (1 + cos) / 2; give back the cosine itself.
         return [(row["id"], 2.0 * float(row["score"]) - 1.0) for row in rows]
 
@@ -660,6 +676,7 @@ DETACH DELETE p
 RETURN count(p) AS n
 """
 _SET_INFO = "MERGE (i:SynapseInfo {key: $key}) SET i.value = $value"
+_GET_INFO = "MATCH (i:SynapseInfo {key: $key}) RETURN i.value AS value"
 _SET_INFO_ROWS = """
 UNWIND $rows AS row
 MERGE (i:SynapseInfo {key: row.key})

@@ -194,12 +194,16 @@ class SQLiteStore(PatternStore):
 
     def upsert(self, patterns: Iterable[Pattern], relations: Iterable[Relation] = ()) -> WriteResult:
         self._check_writable()
+        pattern_list, relation_list = list(patterns), list(relations)
         with self._lock:
-            store_dim = self.info().get(INFO_EMBEDDING_DIM)
-            batch = prepare_batch(patterns, relations, store_dim)
-            ids = [p.id for p in batch.patterns]
             now = now_micros()
             with self._transaction() as conn:
+                # Validated inside the write transaction: another process may have fixed the
+                # store's dimension since we last looked.
+                row = conn.execute("SELECT value FROM store_info WHERE key = ?", (INFO_EMBEDDING_DIM,)).fetchone()
+                store_dim = json.loads(row[0]) if row else None
+                batch = prepare_batch(pattern_list, relation_list, store_dim)
+                ids = [p.id for p in batch.patterns]
                 existing = self._existing(conn, ids)
                 if batch.relations:
                     ends = {e for r in batch.relations for e in (r.source, r.target)}
