@@ -14,8 +14,9 @@ Schemes: ``sqlite`` (embedded default), ``neo4j``/``neo4j+s``/``neo4j+ssc``/``bo
 ``bolt+s``/``bolt+ssc`` (``Neo4jStore``), ``redis``/``rediss``/``unix`` (``RedisStore``). Any
 other scheme is a ``ConfigError``. A bare path (no scheme) is a SQLite file.
 
-Neo4j credentials come from ``NEO4J_USER``/``NEO4J_PASSWORD`` (or the URL's user info, which
-is discouraged); a URL of just ``neo4j://`` takes the address from ``NEO4J_URI``. Passwords
+Neo4j credentials come from ``NEO4J_USER`` (or ``NEO4J_USERNAME``) and ``NEO4J_PASSWORD`` (or
+the URL's user info, which is discouraged); a URL of just ``neo4j://`` takes the address from
+``NEO4J_URI``, and ``NEO4J_DATABASE`` names the database when the URL does not. Passwords
 never appear in ``store.url``, logs or error messages.
 
 Query options, all backends: ``read_only=1``. SQLite: ``timeout`` (lock wait, seconds).
