@@ -351,6 +351,13 @@ class FalkorDBServer:
         ]  # fmt: skip
 
     def start(self, timeout: float = 30.0) -> FalkorDBServer:
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()  # never leave a half-started server behind
+            raise
+
+    def _start(self, timeout: float) -> FalkorDBServer:
         if self.isolate:
             args = self._server_args(self.REDIS_PORT, self.BOLT_PORT)
             command = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', *args]
