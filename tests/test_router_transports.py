@@ -214,6 +214,23 @@ def test_bad_input_is_refused_and_nothing_is_lost(make_router):
     assert router.consume(EX, 10, 0.2) == []
 
 
+def test_settling_twice_or_settling_unknown_messages_is_harmless(make_router):
+    router = make_router()
+    router.publish_batch([Message(IN, EX, i) for i in range(3)])
+    got = router.consume(EX, 3, 1.0)
+    router.ack(got[:2])
+    router.ack(got[:2])
+    router.nack(got[:2], "late")  # already acked: ignored, not requeued
+    router.nack(got[2:], "retry")
+    router.nack(got[2:], "twice")  # already nacked: ignored
+    router.ack([Message(IN, EX, "never delivered")])
+    again = router.consume(EX, 10, 1.0)
+    assert [m.payload for m in again] == [2] and again[0].attempts == 1
+    router.ack(again)
+    stats = router.stats().destinations["external"]
+    assert (stats.acked, stats.nacked, stats.in_flight) == (3, 1, 0)
+
+
 def test_closed_router_raises_clear_errors(make_router):
     router = make_router()
     router.close()
@@ -242,3 +259,32 @@ def test_stats_and_prometheus_export(make_router):
                  "synapse_router_dead_letters_total", "synapse_router_redeliveries_total"):
         assert name in text
     assert f'transport="{router.transport}"' in text
+
+
+def test_asyncio_wrapper(make_router):
+    import asyncio
+    import contextlib
+
+    from synapse_mojo.router import AsyncRouter
+
+    async def main():
+        async with AsyncRouter(make_router()) as router:
+            await router.publish_batch([Message(IN, EX, i, priority=i % 3) for i in range(10)])
+            await router.send(IN, EX, "last", priority=0)
+            seen = []
+            async for message in router.messages(EX, poll_interval=0.1):
+                seen.append(message.payload)
+                if len(seen) == 11:
+                    await router.ack(message)  # done with it: leaving the loop does not retry it
+                    break
+            assert seen[-1] == "last" and sorted(seen[:-1]) == list(range(10))
+            assert await router.drain(5.0)
+            await router.send(IN, EX, "again")
+            async with contextlib.aclosing(router.messages(EX, poll_interval=0.1)) as stream:
+                async for message in stream:
+                    break  # not acked: delivered again
+            [back] = await router.consume(EX, 1, 2.0)
+            assert back.payload == "again" and back.attempts == 1
+            await router.ack(back)
+
+    asyncio.run(main())

@@ -19,6 +19,7 @@ system, highest priority first, with zero loss, over two transports behind one i
 The pilot's API lives in :mod:`synapse_mojo.router.compat`.
 """
 
+from .aio import AsyncRouter
 from .base import DeadLetter, DestinationStats, Router, RouterStats, Subscription
 from .memory import MemoryRouter
 from .message import (
@@ -34,6 +35,7 @@ from .redis_streams import RedisStreamsRouter
 from .url import open_router, parse_router_url
 
 __all__ = [
+    "AsyncRouter",
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "HARD_MAX_PAYLOAD_BYTES",
     "MAX_PRIORITY",

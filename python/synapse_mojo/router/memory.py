@@ -64,6 +64,7 @@ from .metrics import COUNTERS, COLLECTOR
 log = logging.getLogger("synapse_mojo.router")
 
 _ROUTE = operator.attrgetter("_route")
+_UID = operator.attrgetter("uid")
 _PRIORITY = operator.attrgetter("priority")
 _names = itertools.count(1)
 MAX_CAPACITY = (1 << 31) - 1
@@ -79,7 +80,7 @@ class _Destination:
         "not_full",
         "waiting_consumers",
         "waiting_producers",
-        "in_flight",
+        "inflight_ids",
         "dead",
         "published",
         "delivered",
@@ -98,10 +99,14 @@ class _Destination:
         self.not_full = threading.Condition(lock)
         self.waiting_consumers = 0
         self.waiting_producers = 0
-        self.in_flight = 0
+        self.inflight_ids: set[int] = set()  # uids delivered and not yet settled
         self.dead: deque[DeadLetter] = deque()
         self.published = self.delivered = self.acked = self.nacked = 0
         self.redelivered = self.dead_lettered = self.duplicates = self.rejected = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.inflight_ids)
 
     def counters(self) -> dict[str, int]:
         return {name: getattr(self, name) for name, _ in COUNTERS}
@@ -344,8 +349,10 @@ class MemoryRouter(Router):
                     d.not_full.notify_all()
                 if self._drain_waiters and q.size == 0 and d.in_flight == 0:
                     self._settled.notify_all()
+            elif n == 1:
+                d.inflight_ids.add(items[0].uid)
             else:
-                d.in_flight += n
+                d.inflight_ids.update(map(_UID, items))
         return items
 
     def _settle(self, msgs: list[Message]) -> list[tuple[_Destination, list[Message]]]:
@@ -362,6 +369,8 @@ class MemoryRouter(Router):
         ]
 
     def ack(self, messages: Message | Iterable[Message], *, commit: Commit | None = None) -> None:
+        """See :meth:`Router.ack`. Messages not in flight here (acked or nacked already, or
+        taken with ``auto_ack``) are ignored."""
         cls = messages.__class__
         if cls is list and len(messages) == 1:  # type: ignore[arg-type]
             msgs: list[Message] = messages  # type: ignore[assignment]
@@ -374,26 +383,31 @@ class MemoryRouter(Router):
         if commit is not None:
             commit(None)
         if len(msgs) == 1:
+            m = msgs[0]
             try:
-                d = self._by_index[(msgs[0]._route >> 4) & 1]
+                d = self._by_index[(m._route >> 4) & 1]
             except AttributeError:
-                raise InvalidTypeError(f"ack() takes Messages, got {type(msgs[0]).__name__}") from None
+                raise InvalidTypeError(f"ack() takes Messages, got {type(m).__name__}") from None
             with self._lock:
-                d.acked += 1
-                if d.in_flight:
-                    d.in_flight -= 1
-                if d.waiting_producers or self._drain_waiters:
-                    self._after_settle(d)
+                ids = d.inflight_ids
+                if m.uid in ids:
+                    ids.remove(m.uid)
+                    d.acked += 1
+                    if d.waiting_producers or self._drain_waiters:
+                        self._after_settle(d)
             return
         with self._lock:
             for d, group in self._settle(msgs):
-                d.acked += len(group)
-                d.in_flight = max(0, d.in_flight - len(group))
+                ids = d.inflight_ids
+                before = len(ids)
+                ids.difference_update(map(_UID, group))
+                d.acked += before - len(ids)
                 self._after_settle(d)
 
     def nack(
         self, messages: Message | Iterable[Message], error: BaseException | str | None = None
     ) -> None:
+        """See :meth:`Router.nack`. Messages not in flight here are ignored."""
         msgs = as_message_list(messages)
         if not msgs:
             return
@@ -403,10 +417,13 @@ class MemoryRouter(Router):
         now = time.time()
         with self._lock:
             for d, group in self._settle(msgs):
-                d.nacked += len(group)
-                d.in_flight = max(0, d.in_flight - len(group))
+                ids = d.inflight_ids
                 retry: list[Message] = []
                 for m in group:
+                    if m.uid not in ids:
+                        continue
+                    ids.remove(m.uid)
+                    d.nacked += 1
                     attempts = m.attempts + 1
                     again = m.replace(attempts=attempts)
                     if attempts >= self.max_attempts:
