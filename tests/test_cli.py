@@ -36,10 +36,11 @@ def test_doctor_prometheus(search_kernel, kernel_cache):
     assert "synapse_calls_total" in proc.stdout
 
 
-def test_demo_runs_small(search_kernel, kernel_cache):
+def test_demo_runs_small(search_kernel, kernel_cache, tmp_path):
     proc = run_cli(
         "demo", "--n", "3000", "--queries", "5", "--python-queries", "1",
-        env={"SYNAPSE_KERNEL_CACHE": str(kernel_cache)},
+        # The demo's pattern store lives under the user data dir: keep it in the test's tmp.
+        env={"SYNAPSE_KERNEL_CACHE": str(kernel_cache), "XDG_DATA_HOME": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stderr
     assert "answered by" in proc.stdout and "mojo" in proc.stdout

@@ -49,4 +49,16 @@ def run() -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-from . import bench, bench_compare, bench_search, demo, doctor, kernels, kernels_check, patterns, bench_router, router  # noqa: E402,F401  (commands register themselves)
+from . import (  # noqa: E402,F401  (commands register themselves)
+    bench,
+    bench_compare,
+    bench_router,
+    bench_search,
+    demo,
+    doctor,
+    kernels,
+    kernels_check,
+    patterns,
+    router,
+    search,
+)
