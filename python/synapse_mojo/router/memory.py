@@ -251,7 +251,7 @@ class MemoryRouter(Router):
             if self._closing:
                 raise RouterClosedError("the memory router is closed")
             q = d.queue
-            if q.size + d.in_flight >= self.capacity:
+            if q.size + len(d.inflight_ids) >= self.capacity:
                 self._wait_for_room({d: 1}, timeout)
             q.push(message, route & 15)
             d.published += 1
