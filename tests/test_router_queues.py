@@ -208,7 +208,8 @@ def test_injected_kernel_failures_fall_back_without_loss_or_reordering(make_runt
 
 
 def test_broken_kernel_auto_disables_and_everything_keeps_flowing(make_runtime, router_kernel):
-    rt = make_runtime(SYNAPSE_FAULT_MESSAGE_ROUTER="raise", SYNAPSE_ALERT_MIN_CALLS="20")
+    # The adapter sees one queue call per lease (see adaptive_queue): a small min_calls.
+    rt = make_runtime(SYNAPSE_FAULT_MESSAGE_ROUTER="raise", SYNAPSE_ALERT_MIN_CALLS="4")
     feature = rt.feature("message_router")
     q = AdaptiveQueue("t", 300, feature, priority_of=lambda item: 0)
     _drive(q, Model(), np.random.default_rng(5), 2000)
