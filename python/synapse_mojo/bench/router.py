@@ -399,15 +399,20 @@ def bench_redis_raw(url: str, cfg: RouterBenchConfig, msgs: list[Message], progr
         try:
             started = clock()
             if mode == "single":
-                for i in range(count):
-                    mid, head, payload = wire[i]
-                    t0 = clock()
-                    client.xadd(key, {"id": mid, "h": head, "p": payload})
-                    reply = client.xreadgroup("g", "c", {key: ">"}, count=1, block=5000)
-                    ids = [eid for _, entries in reply for eid, _ in entries]
-                    client.xack(key, "g", *ids)
-                    latencies.append(clock() - t0)
-                    received += len(ids)
+                # The router's single-message pattern: a window of single XADDs, then one
+                # XREADGROUP COUNT 1 and one XACK per message.
+                for start in range(0, count, cfg.window):
+                    chunk = wire[start : start + min(cfg.window, count - start)]
+                    sent = []
+                    for mid, head, payload in chunk:
+                        sent.append(clock())
+                        client.xadd(key, {"id": mid, "h": head, "p": payload})
+                    for i in range(len(chunk)):
+                        reply = client.xreadgroup("g", "c", {key: ">"}, count=1, block=5000)
+                        ids = [eid for _, entries in reply for eid, _ in entries]
+                        client.xack(key, "g", *ids)
+                        latencies.append(clock() - sent[i])
+                        received += len(ids)
             else:
                 for start in range(0, count, batch):
                     chunk = wire[start : start + min(batch, count - start)]
