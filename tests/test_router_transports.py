@@ -288,3 +288,14 @@ def test_asyncio_wrapper(make_router):
             await router.ack(back)
 
     asyncio.run(main())
+
+
+def test_auto_ack_takes_messages_for_good(make_router):
+    router = make_router()
+    router.publish_batch([Message(IN, EX, i) for i in range(5)])
+    got = router.consume(EX, 5, 1.0, auto_ack=True)
+    assert [m.payload for m in got] == list(range(5))
+    assert router.drain(2.0)
+    router.nack(got, "too late")  # nothing in flight: ignored
+    assert router.consume(EX, 5, 0.2) == []
+    assert router.consume_one(EX, 0.1, auto_ack=True) is None

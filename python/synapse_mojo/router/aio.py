@@ -53,9 +53,9 @@ class AsyncRouter:
         return await self.publish(message, timeout=timeout)
 
     async def consume(
-        self, destination: Tract | str, max_n: int = 1, timeout: float | None = 0.0
+        self, destination: Tract | str, max_n: int = 1, timeout: float | None = 0.0, *, auto_ack: bool = False
     ) -> list[Message]:
-        return await asyncio.to_thread(self.router.consume, destination, max_n, timeout)
+        return await asyncio.to_thread(self.router.consume, destination, max_n, timeout, auto_ack=auto_ack)
 
     async def ack(self, messages: Message | Iterable[Message], *, commit: Commit | None = None) -> None:
         await asyncio.to_thread(self.router.ack, messages, commit=commit)

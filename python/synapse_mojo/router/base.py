@@ -240,20 +240,29 @@ class Router(ABC):
 
     @abstractmethod
     def consume(
-        self, destination: Tract | str, max_n: int = 1, timeout: float | None = 0.0
+        self,
+        destination: Tract | str,
+        max_n: int = 1,
+        timeout: float | None = 0.0,
+        *,
+        auto_ack: bool = False,
     ) -> list[Message]:
         """Up to ``max_n`` messages for ``destination``, highest priority first.
 
         Returns as soon as at least one message is available. ``timeout``: 0 does not wait,
         None waits until a message arrives or the router closes, else waits at most that many
-        seconds and returns ``[]``. Every returned message must be acked or nacked.
+        seconds and returns ``[]``. Every returned message must be acked or nacked, unless
+        ``auto_ack=True``: then they are acknowledged as they are handed over (at-most-once
+        for the caller: a message whose processing then fails or crashes is not redelivered).
         Raises ``UnknownTractError`` for an unknown destination and ``RouterClosedError``
         once the router is closed.
         """
 
-    def consume_one(self, destination: Tract | str, timeout: float | None = 0.0) -> Message | None:
+    def consume_one(
+        self, destination: Tract | str, timeout: float | None = 0.0, *, auto_ack: bool = False
+    ) -> Message | None:
         """The next message for ``destination``, or None (see :meth:`consume`)."""
-        got = self.consume(destination, 1, timeout)
+        got = self.consume(destination, 1, timeout, auto_ack=auto_ack)
         return got[0] if got else None
 
     @abstractmethod

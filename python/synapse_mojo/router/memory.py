@@ -309,8 +309,8 @@ class MemoryRouter(Router):
         *,
         auto_ack: bool = False,
     ) -> list[Message]:
-        """See :meth:`Router.consume`. ``auto_ack=True`` acknowledges the messages as they
-        are taken (in-process this just settles the books; a failure is then not retried)."""
+        """See :meth:`Router.consume`. In-process, ``auto_ack=True`` is a plain "take" (the
+        cheapest way to consume: no in-flight bookkeeping)."""
         if destination is Tract.EXTERNAL:
             d = self._by_index[1]
         elif destination is Tract.INTERNAL:

@@ -418,8 +418,19 @@ class RedisStreamsRouter(Router):
     # ------------------------------------------------------------------ consuming
 
     def consume(
-        self, destination: Tract | str, max_n: int = 1, timeout: float | None = 0.0
+        self,
+        destination: Tract | str,
+        max_n: int = 1,
+        timeout: float | None = 0.0,
+        *,
+        auto_ack: bool = False,
     ) -> list[Message]:
+        messages = self._consume(destination, max_n, timeout)
+        if auto_ack and messages:
+            self.ack(messages)
+        return messages
+
+    def _consume(self, destination: Tract | str, max_n: int, timeout: float | None) -> list[Message]:
         dest = Tract.coerce(destination)
         max_n = check_max_n(max_n)
         wait = check_timeout(timeout)
