@@ -47,7 +47,7 @@ def consume(url: str, destination: str, name: str, claim_idle: float) -> None:
         messages = router.consume(dest, 64, 1.0)
         if not messages:
             continue
-        for attempt in range(600):
+        for _ in range(600):
             try:
                 client.incrby("chaos:invocations", len(messages))
                 break

@@ -281,7 +281,7 @@ def test_asyncio_wrapper(make_router):
             assert await router.drain(5.0)
             await router.send(IN, EX, "again")
             async with contextlib.aclosing(router.messages(EX, poll_interval=0.1)) as stream:
-                async for message in stream:
+                async for _message in stream:
                     break  # not acked: delivered again
             [back] = await router.consume(EX, 1, 2.0)
             assert back.payload == "again" and back.attempts == 1

@@ -113,7 +113,7 @@ def test_zero_loss_under_consumer_kills_and_a_redis_restart(redis_binary, tmp_pa
         # ---- exactly once, per producer order within a priority
         seen: dict[str, list[tuple[int, int, int]]] = {}
         for dest in ("internal", "external"):
-            raw = _retrying(lambda: client.lrange(f"chaos:handled:{dest}", 0, -1))
+            raw = _retrying(lambda key=f"chaos:handled:{dest}": client.lrange(key, 0, -1))
             seen[dest] = [tuple(int(x) for x in item.decode().split(":")) for item in raw]
         all_handled = [(p, s) for dest in seen for p, s, _ in seen[dest]]
         expected = {(p, s) for p in range(PRODUCERS) for s in range(per_producer)}

@@ -582,7 +582,9 @@ class RedisStreamsRouter(Router):
             # min-idle: if another consumer took the entry over since the nack, it is theirs.
             min_idle = max(0, int((now - retry.nacked_at) * 1000) - 50)
             entries = self._call(
-                lambda: self._client.xclaim(key, self.group, self.consumer, min_idle, [retry.eid]),
+                lambda key=key, min_idle=min_idle, eid=retry.eid: self._client.xclaim(
+                    key, self.group, self.consumer, min_idle, [eid]
+                ),
                 "XCLAIM",
                 dest,
             )
@@ -1104,7 +1106,8 @@ class RedisStreamsRouter(Router):
             if letter.message is None:
                 continue
             message = letter.message.replace(attempts=0)
-            self._call(lambda: self._client.delete(self.keys.done(dest, message.id)), "DEL", dest)
+            done_key = self.keys.done(dest, message.id)
+            self._call(lambda key=done_key: self._client.delete(key), "DEL", dest)
             self.publish(message)
             self._call(lambda letter=letter: self._client.xdel(self.keys.dead(dest), letter.ref), "XDEL", dest)
             count += 1
