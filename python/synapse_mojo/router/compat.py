@@ -83,6 +83,43 @@ class Message:
     ulid: str = ""
 
 
+def pilot_message(core: CoreMessage) -> Message:
+    """The pilot's record of a router message (ids and sizes from the compat headers)."""
+    headers = core.headers
+    size = int(headers.get(_COMPAT_SIZE, "0"))
+    priority: MessagePriority | int = core.priority
+    try:
+        priority = MessagePriority(core.priority)
+    except ValueError:
+        pass
+    return Message(
+        id=int(headers.get(_COMPAT_ID, "0")),
+        source_tract=_FROM_TRACT[core.source],
+        dest_tract=_FROM_TRACT[core.destination],
+        priority=priority,
+        timestamp_ms=int(core.created_at * 1000),
+        payload_size=size if size or core.payload is None else core.payload_size,
+        payload=core.payload,
+        ulid=core.id,
+    )
+
+
+def pilot_core_message(
+    pilot_id: int, source: Any, destination: Any, priority: Any, payload: Any, payload_size: int
+) -> CoreMessage:
+    """A router message carrying the pilot's id and payload size (validated)."""
+    if isinstance(payload_size, bool) or not isinstance(payload_size, int) or payload_size < 0:
+        raise InvalidInputError(f"payload_size must be an int >= 0, got {payload_size!r}")
+    check_priority(priority)
+    return CoreMessage(
+        _tract(source),
+        _tract(destination),
+        payload,
+        priority=int(priority),
+        headers={_COMPAT_ID: str(pilot_id), _COMPAT_SIZE: str(payload_size)},
+    )
+
+
 class MessageRouter:
     """The pilot's router API over :class:`MemoryRouter` (see the module docstring).
 
@@ -130,19 +167,10 @@ class MessageRouter:
     ) -> int:
         """Queues a message; returns its id. Raises ``QueueFullError`` when the destination is
         full (never drops), ``UnknownTractError``/``InvalidInputError`` for bad arguments."""
-        if isinstance(payload_size, bool) or not isinstance(payload_size, int) or payload_size < 0:
-            raise InvalidInputError(f"payload_size must be an int >= 0, got {payload_size!r}")
-        src, dst = _tract(source_tract), _tract(dest_tract)
-        check_priority(priority)
         with self._lock:
             mid = next(self._ids)
-        message = CoreMessage(
-            src,
-            dst,
-            payload,
-            priority=int(priority),
-            headers={_COMPAT_ID: str(mid), _COMPAT_SIZE: str(payload_size)},
-        )
+        message = pilot_core_message(mid, source_tract, dest_tract, priority, payload, payload_size)
+        dst = message.destination
         try:
             self._router.publish(message)
         except QueueFullError:
@@ -163,23 +191,7 @@ class MessageRouter:
             return None
         core = got[0]
         self._router.ack(got)
-        headers = core.headers
-        size = int(headers.get(_COMPAT_SIZE, "0"))
-        priority: MessagePriority | int = core.priority
-        try:
-            priority = MessagePriority(core.priority)
-        except ValueError:
-            pass
-        return Message(
-            id=int(headers.get(_COMPAT_ID, "0")),
-            source_tract=_FROM_TRACT[core.source],
-            dest_tract=_FROM_TRACT[core.destination],
-            priority=priority,
-            timestamp_ms=int(core.created_at * 1000),
-            payload_size=size if size or core.payload is None else core.payload_size,
-            payload=core.payload,
-            ulid=core.id,
-        )
+        return pilot_message(core)
 
     def get_queue_depth(self, tract: TractType | int) -> int:
         return self._router.depth(_tract(tract))
@@ -235,6 +247,8 @@ def reset_message_router() -> None:
 
 __all__ = [
     "Message",
+    "pilot_core_message",
+    "pilot_message",
     "MessagePriority",
     "MessageRouter",
     "TractType",
