@@ -130,7 +130,9 @@ def _time_backend(backend, matrix, queries, k, repeat: int) -> list[float]:
 @click.option("--fresh", is_flag=True, help="Use a temporary store: embed the sample set from scratch.")
 @click.option("--ask", "questions", multiple=True, metavar="TEXT",
               help="A question for the pattern map (repeatable) [default: four built-in ones].")
-@click.option("--skip-synthetic", is_flag=True, help="Only the pattern map part.")
+@click.option("--skip-synthetic", is_flag=True, help="Skip the synthetic latency comparison at scale.")
+@click.option("--skip-router", is_flag=True, help="Skip the message-router part.")
+@click.option("--router-messages", default=20_000, show_default=True, help="Messages the router part routes per transport.")
 def demo(
     n: int,
     dim: int,
@@ -142,8 +144,12 @@ def demo(
     fresh: bool,
     questions: tuple[str, ...],
     skip_synthetic: bool,
+    skip_router: bool,
+    router_messages: int,
 ) -> None:
-    """Import, embed and search the sample pattern map; then compare Mojo, NumPy and Python at scale."""
+    """The main job on the embedded default: import, embed and search the sample pattern map;
+    route messages between the tracts in-process and over Redis Streams; then compare Mojo,
+    NumPy and Python search at scale."""
     runtime = get_runtime()
     feature = runtime.feature("pattern_search")
     with console.status("loading the Mojo kernel (compiles once, then cached) ..."):
@@ -156,6 +162,10 @@ def demo(
         f"force-python: {status['force_python']}"
     )
     _pattern_map_demo(store_url, fresh, top_k, questions or DEFAULT_QUESTIONS)
+    if not skip_router:
+        from ..router.demo import run_router_demo
+
+        run_router_demo(console, messages=router_messages)
     if skip_synthetic:
         return
 
@@ -222,7 +232,7 @@ def demo(
             f"{percentile(values, 95) * 1e3:.2f}",
             f"{percentile(values, 99) * 1e3:.2f}",
             f"{matrix.nbytes / p50 / 1e9:.1f}",
-            f"{numpy_p50 / p50:.2f}x",
+            f"{numpy_p50 / p50:.2f}x" if numpy_p50 / p50 >= 0.1 else f"1/{p50 / numpy_p50:,.0f}",
         )
     console.print(table)
     if kernel is None:
