@@ -105,10 +105,10 @@ comptime I8_CHUNK = 64
 
 
 @always_inline
-def _dot_i8_chunk(acc: SIMD[DType.int32, 16], codes: U8Ptr, q: I8Ptr, i: Int) -> SIMD[DType.int32, 16]:
-    """acc + per-lane partial sums of 64 products codes[i:i+64] * q[i:i+64] (exact int32)."""
-    var c = codes.unsafe_load[width=I8_CHUNK](i)
-    var qv = q.unsafe_load[width=I8_CHUNK](i)
+def _dot_i8_chunk(
+    acc: SIMD[DType.int32, 16], c: SIMD[DType.uint8, I8_CHUNK], qv: SIMD[DType.int8, I8_CHUNK]
+) -> SIMD[DType.int32, 16]:
+    """acc + per-lane partial sums of the 64 products c * qv (exact int32)."""
     comptime if CompilationTarget.has_vnni():
         # vpdpbusd: unsigned bytes x signed bytes, groups of four summed into int32 lanes.
         return llvm_intrinsic["llvm.x86.avx512.vpdpbusd.512", SIMD[DType.int32, 16]](
@@ -151,30 +151,29 @@ def dot_i8(codes: U8Ptr, q: I8Ptr, d: Int) -> Int32:
     var acc = SIMD[DType.int32, 16](0)
     var i = 0
     while i + I8_CHUNK <= d:
-        acc = _dot_i8_chunk(acc, codes, q, i)
+        acc = _dot_i8_chunk(acc, codes.unsafe_load[width=I8_CHUNK](i), q.unsafe_load[width=I8_CHUNK](i))
         i += I8_CHUNK
     return acc.reduce_add() + _tail_i8(codes, q, i, d)
 
 
+comptime I8_ROWS = 8
+
+
 @always_inline
-def dot4_i8(c0: U8Ptr, c1: U8Ptr, c2: U8Ptr, c3: U8Ptr, q: I8Ptr, d: Int) -> SIMD[DType.int32, 4]:
-    var a0 = SIMD[DType.int32, 16](0)
-    var a1 = SIMD[DType.int32, 16](0)
-    var a2 = SIMD[DType.int32, 16](0)
-    var a3 = SIMD[DType.int32, 16](0)
+def dotn_i8[R: Int](base: U8Ptr, d: Int, q: I8Ptr) -> SIMD[DType.int32, R]:
+    """R consecutive rows at once (R independent accumulator chains, the query chunk loaded
+    once per step), each with the per-row operation order of `dot_i8`."""
+    var acc = Array[SIMD[DType.int32, 16], R](fill=SIMD[DType.int32, 16](0))
     var i = 0
     while i + I8_CHUNK <= d:
-        a0 = _dot_i8_chunk(a0, c0, q, i)
-        a1 = _dot_i8_chunk(a1, c1, q, i)
-        a2 = _dot_i8_chunk(a2, c2, q, i)
-        a3 = _dot_i8_chunk(a3, c3, q, i)
+        var qv = q.unsafe_load[width=I8_CHUNK](i)
+        comptime for r in range(R):
+            acc[r] = _dot_i8_chunk(acc[r], base.unsafe_load[width=I8_CHUNK](r * d + i), qv)
         i += I8_CHUNK
-    return SIMD[DType.int32, 4](
-        a0.reduce_add() + _tail_i8(c0, q, i, d),
-        a1.reduce_add() + _tail_i8(c1, q, i, d),
-        a2.reduce_add() + _tail_i8(c2, q, i, d),
-        a3.reduce_add() + _tail_i8(c3, q, i, d),
-    )
+    var out = SIMD[DType.int32, R](0)
+    comptime for r in range(R):
+        out[r] = acc[r].reduce_add() + _tail_i8(base.unsafe_offset(r * d), q, i, d)
+    return out
 
 
 # ===----------------------------------------------------------------------=== #
@@ -218,9 +217,10 @@ def _scan_f32(
                 q,
                 d,
             )
-            comptime for j in range(4):
-                if top.accepts_in_order(s[j]):
-                    top.push(s[j], r + j)
+            if not top.full() or s.gt(SIMD[DType.float32, 4](top.worst_score())).reduce_or():
+                comptime for j in range(4):
+                    if top.accepts_in_order(s[j]):
+                        top.push(s[j], r + j)
             r += 4
         while r < end:
             var s = dot(matrix.unsafe_offset(r * d), q, d)
@@ -433,19 +433,14 @@ def _scan_u8(
     # is 12.4M for d = 384) and keep their order above it, which is all the heap needs.
     var r = start
     if not has_mask:
-        while r + 4 <= end:
-            var s = dot4_i8(
-                codes.unsafe_offset(r * d),
-                codes.unsafe_offset((r + 1) * d),
-                codes.unsafe_offset((r + 2) * d),
-                codes.unsafe_offset((r + 3) * d),
-                qi,
-                d,
-            ).cast[DType.float32]()
-            comptime for j in range(4):
-                if top.accepts_in_order(s[j]):
-                    top.push(s[j], r + j)
-            r += 4
+        while r + I8_ROWS <= end:
+            var s = dotn_i8[I8_ROWS](codes.unsafe_offset(r * d), d, qi).cast[DType.float32]()
+            # One vector compare decides whether any of the rows can enter the heap.
+            if not top.full() or s.gt(SIMD[DType.float32, I8_ROWS](top.worst_score())).reduce_or():
+                comptime for j in range(I8_ROWS):
+                    if top.accepts_in_order(s[j]):
+                        top.push(s[j], r + j)
+            r += I8_ROWS
         while r < end:
             var s = Float32(dot_i8(codes.unsafe_offset(r * d), qi, d))
             if top.accepts_in_order(s):
