@@ -45,7 +45,8 @@ ALL_BACKENDS = (
 DEFAULT_NS = (10_000, 100_000, 1_000_000)
 DEFAULT_DIMS = (384, 1024)
 PYTHON_MAX_N = 10_000
-SETTLE_SECONDS = 1.0
+SETTLE_SECONDS = 0.5
+ROUNDS = 4
 
 
 @dataclass(frozen=True)
@@ -337,6 +338,31 @@ def _best_threads(make: Callable[[int], Runner], matrix, queries, k, candidates:
     return best
 
 
+@dataclass
+class _Prepared:
+    name: str
+    runner: Runner
+    extrapolated: bool
+    index_mb: float
+    times: list[float]
+    found: list[np.ndarray]
+    errors: int = 0
+    batch_times: list[float] | None = None
+    batch_found: np.ndarray | None = None
+    failure: str | None = None
+
+
+def _case_bandwidth(matrix: np.ndarray, kernel: Any, threads: int) -> float | None:
+    """Streaming read of the case's own data (best of three), with the Mojo read kernel."""
+    if kernel is None:
+        return None
+    best = math.inf
+    for _ in range(3):
+        t, _ = _timed(lambda: kernel.stream_read((matrix.ctypes.data, matrix.size, threads)))
+        best = min(best, t)
+    return matrix.nbytes / best / 1e9
+
+
 def measure_case(
     case: SearchCase,
     factories: list[tuple[str, Callable[[int], Runner], bool]],
@@ -346,82 +372,101 @@ def measure_case(
     threads: int,
     seed: int,
     machine_bw: float | None,
+    kernel: Any = None,
+    rounds: int = ROUNDS,
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[dict[str, Any]]:
+    """One case, every backend on the same data and queries.
+
+    Backends are prepared once, then measured in ``rounds`` interleaved rounds (each round
+    gives every backend its share of the queries and batch calls): on a shared or virtual
+    machine, memory bandwidth drifts over seconds, and interleaving spreads that drift over
+    all backends instead of favouring whichever ran during a good period. Before each turn the
+    previous backend's spinning worker threads (OpenBLAS, OpenMP) are given time to go idle.
+    """
     progress(f"N={case.n:,} d={case.dim}: generating data")
     matrix, qs = make_dataset(case.n, case.dim, max(queries, batch_size), seed)
     progress(f"N={case.n:,} d={case.dim}: exact ground truth")
     truth = ground_truth(matrix, qs, case.k)
-    records: list[dict[str, Any]] = []
+    prepared: list[_Prepared] = []
     for name, make, is_peer in factories:
-        progress(f"N={case.n:,} d={case.dim}: {name}")
+        progress(f"N={case.n:,} d={case.dim}: preparing {name}")
         gc.collect()
-        # BLAS (OpenBLAS) and OpenMP (FAISS) worker threads spin for a while after each call;
-        # spinning threads take the cores the next backend's workers need. Let them go idle.
-        time.sleep(SETTLE_SECONDS)
         rss_before = rss_mb()
+        extrapolated = name == "python" and case.n > PYTHON_MAX_N
+        data = matrix[:PYTHON_MAX_N] if extrapolated else matrix
         try:
-            records.extend(
-                _measure_backend(name, make, is_peer, case, matrix, qs, truth, queries=queries,
-                                 batch_size=batch_size, threads=threads, machine_bw=machine_bw,
-                                 rss_before=rss_before)
-            )
+            if is_peer:
+                runner = _best_threads(make, data, qs, case.k, sorted({1, threads}))
+            else:
+                runner = make(threads)
+                runner.k = case.k
+                runner.prepare(data)
+            for q in qs[: 1 if name == "python" else 3]:
+                runner.single(q)  # warm-up
+            prepared.append(_Prepared(name, runner, extrapolated, max(0.0, rss_mb() - rss_before), [], []))
         except Exception as exc:  # one broken peer must not sink the whole run
-            failed = _record(name, case, "single", 1, [], Runner(), machine_bw, errors=1)
-            failed.update(recall_at_k=None, note=f"failed: {type(exc).__name__}: {exc}")
+            failed = _Prepared(name, Runner(), extrapolated, 0.0, [], [])
+            failed.failure = f"{type(exc).__name__}: {exc}"
+            prepared.append(failed)
+
+    bandwidths = []
+    single_count = {p.name: (min(queries, 5) if p.name == "python" else queries) for p in prepared}
+    batch_calls = max(3, min(10, queries // max(1, batch_size)))
+    for r in range(rounds):
+        bw = _case_bandwidth(matrix, kernel, threads)
+        if bw:
+            bandwidths.append(bw)
+        for p in prepared:
+            if p.failure:
+                continue
+            progress(f"N={case.n:,} d={case.dim}: {p.name} (round {r + 1}/{rounds})")
+            time.sleep(SETTLE_SECONDS)
+            share = range(r * single_count[p.name] // rounds, (r + 1) * single_count[p.name] // rounds)
+            for i in share:
+                try:
+                    t, rows = _timed(lambda q=qs[i]: p.runner.single(q))
+                    p.times.append(t)
+                    p.found.append(rows)
+                except Exception:  # a failing call is counted, not fatal
+                    p.errors += 1
+            if p.runner.supports_batch and batch_size > 1:
+                batch = qs[:batch_size]
+                if p.batch_times is None:
+                    p.batch_times = []
+                    p.runner.batch(batch)  # warm-up
+                for _ in range(batch_calls // rounds + (1 if r < batch_calls % rounds else 0)):
+                    t, rows = _timed(lambda: p.runner.batch(batch))
+                    p.batch_times.append(t)
+                    p.batch_found = rows
+
+    case_bw = max(bandwidths) if bandwidths else None
+    yardstick = max(x for x in (machine_bw, case_bw) if x) if (machine_bw or case_bw) else None
+    records: list[dict[str, Any]] = []
+    for p in prepared:
+        if p.failure:
+            failed = _record(p.name, case, "single", 1, [], Runner(), yardstick, errors=1)
+            failed.update(recall_at_k=None, note=f"failed: {p.failure}")
             records.append(failed)
+            continue
+        scale = case.n / PYTHON_MAX_N if p.extrapolated else 1.0
+        record = _record(p.name, case, "single", 1, [t * scale for t in p.times], p.runner, yardstick, p.errors)
+        record["recall_at_k"] = 1.0 if p.extrapolated else recall(p.found, truth[: len(p.found)])
+        record["index_rss_mb"] = round(p.index_mb, 1)
+        record["case_bandwidth_gbps"] = round(case_bw, 2) if case_bw else None
+        if p.extrapolated:
+            record["extrapolated"] = True
+            record["note"] = f"extrapolated linearly from N={PYTHON_MAX_N:,} ({len(p.times)} queries)"
+        records.append(record)
+        if p.batch_times:
+            brecord = _record(p.name, case, "batch", batch_size, p.batch_times, p.runner, yardstick, 0)
+            brecord["recall_at_k"] = recall(list(p.batch_found), truth[:batch_size])
+            brecord["index_rss_mb"] = round(p.index_mb, 1)
+            brecord["case_bandwidth_gbps"] = record["case_bandwidth_gbps"]
+            records.append(brecord)
+        p.runner.close()
     del matrix
     gc.collect()
-    return records
-
-
-def _measure_backend(name, make, is_peer, case, matrix, qs, truth, *, queries, batch_size, threads,
-                     machine_bw, rss_before) -> list[dict[str, Any]]:
-    records = []
-    extrapolated = name == "python" and case.n > PYTHON_MAX_N
-    data = matrix[:PYTHON_MAX_N] if extrapolated else matrix
-    if is_peer:
-        runner = _best_threads(make, data, qs, case.k, sorted({1, threads}))
-    else:
-        runner = make(threads)
-        runner.k = case.k
-        runner.prepare(data)
-    try:
-        index_mb = max(0.0, rss_mb() - rss_before)
-        count = min(queries, 5) if name == "python" else queries
-        for q in qs[: 1 if name == "python" else 3]:
-            runner.single(q)  # warm-up
-        times, found, errors = [], [], 0
-        for q in qs[:count]:
-            try:
-                t, rows = _timed(lambda q=q: runner.single(q))
-                times.append(t)
-                found.append(rows)
-            except Exception:  # a failing call is counted, not fatal
-                errors += 1
-        scale = case.n / PYTHON_MAX_N if extrapolated else 1.0
-        record = _record(name, case, "single", 1, [t * scale for t in times], runner, machine_bw, errors)
-        record["recall_at_k"] = 1.0 if extrapolated else recall(found, truth[: len(found)])
-        record["index_rss_mb"] = round(index_mb, 1)
-        if extrapolated:
-            record["extrapolated"] = True
-            record["note"] = f"extrapolated linearly from N={PYTHON_MAX_N:,} ({count} queries)"
-        records.append(record)
-        if runner.supports_batch and batch_size > 1:
-            batch = qs[:batch_size]
-            runner.batch(batch)  # warm-up
-            calls = max(3, min(10, queries // batch_size))
-            btimes, bfound = [], None
-            for _ in range(calls):
-                t, rows = _timed(lambda: runner.batch(batch))
-                btimes.append(t)
-                bfound = rows
-            brecord = _record(name, case, "batch", batch_size, btimes, runner, machine_bw, 0)
-            brecord["recall_at_k"] = recall(list(bfound), truth[:batch_size])
-            brecord["index_rss_mb"] = round(index_mb, 1)
-            records.append(brecord)
-    finally:
-        runner.close()
     return records
 
 
@@ -484,6 +529,7 @@ def run_search_benchmark(
                 threads=threads,
                 seed=seed,
                 machine_bw=machine["bandwidth_gbps"],
+                kernel=kernel,
                 progress=progress,
             )
         )
