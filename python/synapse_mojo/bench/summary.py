@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .report import machine_summary, markdown_table
+
 
 def _index(doc: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
     return {(r["backend"], r["n"], r["dim"], r["mode"]): r for r in doc["records"] if r.get("p50_ms")}
@@ -58,3 +60,18 @@ def memory_markdown(records: list[dict[str, Any]]) -> str:
             f"{many if many is not None else '-'} |"
         )
     return "\n".join(lines)
+
+
+def search_markdown(doc: dict[str, Any]) -> str:
+    """The whole report of a search benchmark document."""
+    md = (
+        f"# Search benchmark\n\n{machine_summary(doc['machine'])}\n\n"
+        "`% bw`: bytes scanned per second as a share of the best streaming read measured during "
+        "the run (for in-cache cases, of that data's own best read).\n\n"
+        f"{markdown_table(doc)}\n\n## Mojo speed-ups (same run)\n\n{ratios_markdown(doc)}\n"
+    )
+    if doc.get("memory"):
+        md += "\n## Index memory (fresh processes)\n\n" + memory_markdown(doc["memory"]) + "\n"
+    for note in doc.get("notes", []):
+        md += f"\n- {note}"
+    return md + "\n"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from ..bench.report import machine_summary, markdown_table, write_document
+from ..bench.report import write_document
 from ..bench.search import ALL_BACKENDS, DEFAULT_DIMS, DEFAULT_NS, SearchCase, run_search_benchmark
-from ..bench.summary import memory_markdown, ratios_markdown
+from ..bench.summary import search_markdown
 from . import console
 from .bench import bench
 
@@ -61,16 +61,10 @@ def search_command(ns, dims, k, backends, queries, batch_size, threads, out_dir,
                 tempfile.TemporaryDirectory() as workdir:
             doc["memory"] = [measure(n_mem, d_mem, q, workdir, queries=queries) for q in (None, "int8")]
     path = write_document(doc, json_path or out / "search.json")
-    table = markdown_table(doc)
-    ratios = ratios_markdown(doc)
-    md = f"# Search benchmark\n\n{machine_summary(doc['machine'])}\n\n{table}\n\n## Mojo speed-ups (same run)\n\n{ratios}\n"
-    if doc.get("memory"):
-        md += "\n## Index memory (fresh processes)\n\n" + memory_markdown(doc["memory"]) + "\n"
-    for note in doc.get("notes", []):
-        md += f"\n- {note}"
+    md = search_markdown(doc)
     md_path = out / "search.md"
     md_path.parent.mkdir(parents=True, exist_ok=True)
-    md_path.write_text(md + "\n")
+    md_path.write_text(md)
     console.print(md)
     console.print(f"JSON: {path}\nmarkdown: {md_path}")
     if not no_plots:
