@@ -143,6 +143,7 @@ def test_redis_streams_batch(benchmark, redis_url, messages):
 def test_redis_raw_pipelines(benchmark, redis_url, messages):
     import redis
 
+    from synapse_mojo.bench.router import raw_pipeline_batch
     from synapse_mojo.router.message import wire_parts
 
     count = min(len(messages), 10_000)
@@ -156,17 +157,7 @@ def test_redis_raw_pipelines(benchmark, redis_url, messages):
         key = f"bench:pytest:raw:{next(rounds)}"
         client.xgroup_create(key, "g", id="0", mkstream=True)
         for start in range(0, count, BATCH):
-            chunk = wire[start : start + BATCH]
-            with client.pipeline(transaction=False) as pipe:
-                for mid, head, payload in chunk:
-                    pipe.xadd(key, {"id": mid, "h": head, "p": payload})
-                pipe.execute()
-            got = 0
-            while got < len(chunk):
-                reply = client.xreadgroup("g", "c", {key: ">"}, count=len(chunk) - got, block=5000)
-                ids = [eid for _, entries in reply for eid, _ in entries]
-                client.xack(key, "g", *ids)
-                got += len(ids)
+            raw_pipeline_batch(client, key, wire[start : start + BATCH])
         client.delete(key)
 
     benchmark.pedantic(run, rounds=3, warmup_rounds=1)

@@ -232,11 +232,8 @@ def download(url: str, dest: Path, expected_hex: str) -> Path:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def unpack_sdk(wheels: list[Path], dest: Path) -> Path:

@@ -379,6 +379,22 @@ def _cleanup(router: Any) -> None:
     router.close()
 
 
+def raw_pipeline_batch(client: Any, key: str, chunk: list[tuple[Any, Any, Any]]) -> int:
+    """The anchor's unit of work: XADD a chunk in one pipeline, then XREADGROUP and XACK until
+    all of it is back; returns how many entries came back."""
+    with client.pipeline(transaction=False) as pipe:
+        for mid, head, payload in chunk:
+            pipe.xadd(key, {"id": mid, "h": head, "p": payload})
+        pipe.execute()
+    got = 0
+    while got < len(chunk):
+        reply = client.xreadgroup("g", "c", {key: ">"}, count=len(chunk) - got, block=5000)
+        ids = [eid for _, entries in reply for eid, _ in entries]
+        client.xack(key, "g", *ids)
+        got += len(ids)
+    return got
+
+
 def bench_redis_raw(url: str, cfg: RouterBenchConfig, msgs: list[Message], progress: Progress) -> list[dict[str, Any]]:
     """The anchor: plain redis-py XADD pipelines, XREADGROUP and XACK on one stream, with the
     same entry fields and sizes as the router writes (id, head, payload)."""
@@ -417,16 +433,7 @@ def bench_redis_raw(url: str, cfg: RouterBenchConfig, msgs: list[Message], progr
                 for start in range(0, count, batch):
                     chunk = wire[start : start + min(batch, count - start)]
                     t0 = clock()
-                    with client.pipeline(transaction=False) as pipe:
-                        for mid, head, payload in chunk:
-                            pipe.xadd(key, {"id": mid, "h": head, "p": payload})
-                        pipe.execute()
-                    got = 0
-                    while got < len(chunk):
-                        reply = client.xreadgroup("g", "c", {key: ">"}, count=len(chunk) - got, block=5000)
-                        ids = [eid for _, entries in reply for eid, _ in entries]
-                        client.xack(key, "g", *ids)
-                        got += len(ids)
+                    got = raw_pipeline_batch(client, key, chunk)
                     latencies.extend([clock() - t0] * got)
                     received += got
             elapsed = clock() - started
