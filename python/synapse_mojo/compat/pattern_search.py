@@ -25,7 +25,7 @@ from ..search.base import results_agree
 from ..search.fingerprint import fingerprint
 from ..search.mojo_backend import MojoSearchBackend
 from ..search.numpy_backend import NumpySearchBackend
-from ..search.validation import as_query, as_top_k
+from ..search.validation import as_matrix, as_query, as_top_k
 from .runtime_adapter import RuntimeResult
 
 
@@ -39,16 +39,6 @@ def _pattern_matrix(pattern_vectors: Any) -> np.ndarray:
     if array.ndim != 2:
         raise InvalidInputError(f"pattern_vectors must be 2-D (n, d), got shape {array.shape}")
     return array
-
-
-def _normalise_allowing_zeros(array: np.ndarray) -> np.ndarray:
-    as64 = array.astype(np.float64)
-    if not np.all(np.isfinite(as64)):
-        bad = int(np.argwhere(~np.isfinite(as64))[0][0])
-        raise InvalidInputError(f"pattern vector {bad} contains NaN or infinity")
-    norms = np.linalg.norm(as64, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0  # zero vectors stay zero: similarity 0
-    return np.ascontiguousarray(as64 / norms, dtype=np.float32)
 
 
 class PatternSearch:
@@ -77,7 +67,11 @@ class PatternSearch:
                 key = fingerprint(raw)
         with self._lock:
             if key != self._key or self._matrix is None:
-                self._matrix = _normalise_allowing_zeros(raw) if raw.size else raw.astype(np.float32)
+                self._matrix = (
+                    as_matrix(raw, None, "pattern vectors", allow_zero_rows=True)
+                    if raw.size
+                    else raw.astype(np.float32)
+                )
                 self._key = key
             return self._matrix
 

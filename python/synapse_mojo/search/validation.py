@@ -14,11 +14,14 @@ import numpy as np
 from ..errors import DimensionMismatchError, InvalidInputError, InvalidTypeError
 
 
-def as_matrix(embeddings: Any, dim: int | None, what: str = "embeddings") -> np.ndarray:
+def as_matrix(
+    embeddings: Any, dim: int | None, what: str = "embeddings", *, allow_zero_rows: bool = False
+) -> np.ndarray:
     """A (m, d) float32 C-contiguous copy with L2-normalised rows.
 
     Accepts any array-like of real numbers (lists, float64 arrays, non-contiguous views; a
-    single 1-D vector counts as one row). Rejects NaN/inf, zero vectors and wrong dimensions.
+    single 1-D vector counts as one row). Rejects NaN/inf and wrong dimensions, and zero
+    vectors unless ``allow_zero_rows`` (they then stay zero: cosine 0 with everything).
     """
     array = _as_float_array(embeddings, what)
     if array.ndim == 1:
@@ -31,7 +34,7 @@ def as_matrix(embeddings: Any, dim: int | None, what: str = "embeddings") -> np.
         raise DimensionMismatchError(
             f"{what} have dimension {array.shape[1]}, the index has dimension {dim}"
         )
-    return _normalise_rows(array, what)
+    return _normalise_rows(array, what, allow_zero_rows)
 
 
 def as_query(query: Any, dim: int) -> np.ndarray:
@@ -136,7 +139,7 @@ def _as_float_array(value: Any, what: str) -> np.ndarray:
 _BLOCK_ROWS = 16384
 
 
-def _normalise_rows(array: np.ndarray, what: str) -> np.ndarray:
+def _normalise_rows(array: np.ndarray, what: str, allow_zero_rows: bool = False) -> np.ndarray:
     """Checks and normalises block by block, so a large input costs one float32 copy."""
     out = np.empty(array.shape, dtype=np.float32)
     for start in range(0, array.shape[0], _BLOCK_ROWS):
@@ -147,7 +150,9 @@ def _normalise_rows(array: np.ndarray, what: str) -> np.ndarray:
             raise InvalidInputError(f"{what} row {bad} contains NaN or infinity")
         norms = np.linalg.norm(block, axis=1, keepdims=True)
         if np.any(norms == 0):
-            bad = start + int(np.flatnonzero(norms[:, 0] == 0)[0])
-            raise InvalidInputError(f"{what} row {bad} is a zero vector; cosine is undefined")
+            if not allow_zero_rows:
+                bad = start + int(np.flatnonzero(norms[:, 0] == 0)[0])
+                raise InvalidInputError(f"{what} row {bad} is a zero vector; cosine is undefined")
+            norms[norms == 0] = 1.0
         out[start : start + block.shape[0]] = block / norms
     return out
