@@ -161,10 +161,11 @@ class FeatureRuntime:
             if self.disabled_reason is None:
                 self.disabled_reason = reason
                 log.error(
-                    "AUTO-DISABLED the Mojo path of %s: %s. Every call now runs on Python "
-                    "until reset (Runtime.reset / `synapse-mojo doctor --reset`).",
+                    "AUTO-DISABLED the Mojo path of %s: %s. Every call in this process now runs "
+                    "on Python until runtime.reset(%r) re-enables it.",
                     self.name,
                     reason,
+                    self.name,
                 )
         self._publish_state()
 
