@@ -89,8 +89,8 @@ if [ -x .venv/bin/actionlint ]; then ACTIONLINT=.venv/bin/actionlint; else ACTIO
 "$ACTIONLINT" -version | head -1
 "$ACTIONLINT" -no-color .github/workflows/*.yml
 echo "  ok" .github/workflows/*.yml
-shellcheck nix/*.sh
-echo "  ok (shellcheck)" nix/*.sh
+shellcheck -x nix/*.sh nix/lib/*.sh
+echo "  ok (shellcheck)" nix/*.sh nix/lib/*.sh
 
 step "Mojo SDK pins: uv.lock agreement and wheel hashes"
 if [ "$DOWNLOAD" = 0 ]; then
