@@ -63,7 +63,7 @@ mkdir -p "$probe"
 printf '#include <math.h>\n#include <stdio.h>\nint main(int c, char **v) { (void)v; printf("%%.1f\\n", sqrt(16.0 * c)); return 0; }\n' >"$probe/probe.c"
 if ! aarch64-linux-gnu-gcc -O1 -o "$probe/probe" "$probe/probe.c" -lm 2>"$probe/link.log"; then
     cat "$probe/link.log" >&2
-    die "aarch64-linux-gnu-gcc cannot link a trivial program (crti.o / libc / libm missing): install the Debian package libc6-dev-arm64-cross"
+    die "aarch64-linux-gnu-gcc cannot build a trivial program (aarch64 headers, crti.o, libc or libm missing): install the Debian package libc6-dev-arm64-cross"
 fi
 [ "$(qemu-aarch64-static -L /usr/aarch64-linux-gnu "$probe/probe")" = 4.0 ] \
     || die "a trivial aarch64 program does not run under qemu-aarch64-static (Debian package qemu-user-static)"
