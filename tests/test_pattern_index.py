@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import numpy as np
@@ -248,3 +249,154 @@ def test_as_matrix_blocks_large_inputs():
     raw[33_000, 1] = np.inf
     with pytest.raises(InvalidInputError, match="row 33000"):
         as_matrix(raw, 3)
+
+
+# ------------------------------------------------------------------ concurrency (issue 14)
+
+
+def _filtered_index(tmp_path, runtime, n=6000, d=16):
+    vectors = _vectors(n, d, seed=11)
+    index = PatternIndex(d, runtime=runtime)
+    index.upsert(
+        [f"p{i}" for i in range(n)], vectors, [{"lang": ("py", "go", "rs")[i % 3], "i": i} for i in range(n)]
+    )
+    index.save(tmp_path / "idx")
+    return vectors
+
+
+def test_first_filtered_searches_after_load_agree_across_threads(tmp_path, index_runtime):
+    """The metadata postings are built lazily by the first filtered search: threads that arrive
+    together must all see the complete table (before: most of 24 answers were wrong)."""
+    vectors = _filtered_index(tmp_path, index_runtime)
+    queries = vectors[:4] + 0.05
+    reference = PatternIndex.load(tmp_path / "idx", runtime=index_runtime)
+    want = [[h.id for h in reference.search(q, top_k=5, filter={"lang": "go"})] for q in queries]
+    wrong = total = 0
+    for _round in range(25):
+        index = PatternIndex.load(tmp_path / "idx", runtime=index_runtime)
+        barrier = threading.Barrier(len(queries))
+        got: list[list[str] | BaseException | None] = [None] * len(queries)
+
+        def run(t: int) -> None:
+            barrier.wait()
+            try:
+                got[t] = [h.id for h in index.search(queries[t], top_k=5, filter={"lang": "go"})]
+            except BaseException as exc:  # noqa: BLE001 - counted as wrong below
+                got[t] = exc
+
+        threads = [threading.Thread(target=run, args=(t,)) for t in range(len(queries))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        wrong += sum(1 for t in range(len(queries)) if got[t] != want[t])
+        total += len(queries)
+    assert wrong == 0, f"{wrong} of {total} concurrent first filtered searches were wrong"
+
+
+def test_filtered_searches_after_compaction_agree_across_threads(index_runtime):
+    """Compaction drops the postings; the next filtered searches rebuild them concurrently."""
+    d, n = 16, 6000
+    vectors = _vectors(n, d, seed=12)
+    queries = vectors[:4] + 0.05
+
+    def build() -> PatternIndex:
+        index = PatternIndex(d, runtime=index_runtime)
+        index.upsert([f"p{i}" for i in range(n)], vectors, [{"lang": ("py", "go")[i % 2]} for i in range(n)])
+        index.search(queries[0], filter={"lang": "go"})  # postings built ...
+        index.remove([f"p{i}" for i in range(4000, n)])  # ... and dropped by the compaction
+        return index
+
+    reference = build()
+    want = [[h.id for h in reference.search(q, top_k=5, filter={"lang": "go"})] for q in queries]
+    wrong = total = 0
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often: more interleavings per round
+    try:
+        rounds = _filtered_rounds(build, queries, want)
+    finally:
+        sys.setswitchinterval(switch)
+    wrong, total = rounds
+    assert wrong == 0, f"{wrong} of {total} concurrent filtered searches were wrong"
+
+
+def _filtered_rounds(build, queries, want, rounds=10) -> tuple[int, int]:
+    wrong = total = 0
+    for _round in range(rounds):
+        index = build()
+        barrier = threading.Barrier(len(queries))
+        got: list[list[str] | BaseException | None] = [None] * len(queries)
+
+        def run(t: int) -> None:
+            barrier.wait()
+            try:
+                got[t] = [h.id for h in index.search(queries[t], top_k=5, filter={"lang": "go"})]
+            except BaseException as exc:  # noqa: BLE001 - counted as wrong below
+                got[t] = exc
+
+        threads = [threading.Thread(target=run, args=(t,)) for t in range(len(queries))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        wrong += sum(1 for t in range(len(queries)) if got[t] != want[t])
+        total += len(queries)
+    return wrong, total
+
+
+def test_writer_is_not_starved_by_continuous_readers(index_runtime):
+    """Readers search without pause; a writer's upsert must get its turn. Counted in reader
+    operations, not seconds: searches that *start* while the writer waits must be few (each
+    reader can be at most one search ahead of the writer). Before: unbounded (the readers stop
+    at the cap below and the upsert only then completes)."""
+    d, readers, cap = 64, 4, 2000
+    vectors = _vectors(20_000, d, seed=13)
+    index = PatternIndex(d, runtime=index_runtime)
+    index.upsert([f"p{i}" for i in range(20_000)], vectors)
+    state = {"waiting": False, "done": False, "overtaking": 0}
+    counter = threading.Lock()
+    start = threading.Barrier(readers + 1)
+    worst = 0
+
+    def reader(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        start.wait()
+        while not state["done"]:
+            with counter:
+                if state["waiting"]:
+                    state["overtaking"] += 1
+                    if state["overtaking"] > cap:
+                        return  # starvation: give up so that the test ends
+            index.search(vectors[int(rng.integers(20_000))], top_k=5)
+
+    threads = [threading.Thread(target=reader, args=(s,), daemon=True) for s in range(readers)]
+    for t in threads:
+        t.start()
+    start.wait()
+    for round_ in range(20):
+        for _ in range(20):  # let the readers overlap first
+            index.search(vectors[round_], top_k=1)
+        with counter:
+            state["waiting"], state["overtaking"] = True, 0
+        index.upsert([f"w{round_}"], vectors[round_ : round_ + 1])
+        with counter:
+            state["waiting"] = False
+            worst = max(worst, state["overtaking"])
+    state["done"] = True
+    for t in threads:
+        t.join(timeout=60)
+    assert worst <= readers * 4, f"{worst} searches started while a one-row upsert waited"
+
+
+def test_boolean_filters_do_not_match_numbers(index_runtime):
+    """``True == 1`` in Python; a metadata filter compares booleans and numbers apart."""
+    index = PatternIndex(3, runtime=index_runtime)
+    index.upsert(["one", "true", "zero", "false"], np.eye(3)[[0, 1, 2, 0]] + 0.1,
+                 [{"a": 1}, {"a": True}, {"a": 0}, {"a": False}])
+    q = [1.0, 1.0, 1.0]
+    assert [h.id for h in index.search(q, 4, filter={"a": True})] == ["true"]
+    assert [h.id for h in index.search(q, 4, filter={"a": 1})] == ["one"]
+    assert sorted(h.id for h in index.search(q, 4, filter={"a": [0, False]})) == ["false", "zero"]
+    index.upsert(["true"], [q], [{"a": 1}])  # unindexing a bool key, then indexing a number
+    assert sorted(h.id for h in index.search(q, 4, filter={"a": 1})) == ["one", "true"]
+    assert index.search(q, 4, filter={"a": True}) == []

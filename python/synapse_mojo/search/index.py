@@ -17,8 +17,8 @@ Behaviour worth knowing:
   existing id replaces its vector and metadata in place (it keeps its insertion position).
 * ``top_k`` larger than the number of eligible patterns returns all of them (no padding).
 * An empty index raises ``EmptyIndexError``; a filter that matches nothing returns ``[]``.
-* ``filter`` is a mapping (``{"lang": "py"}``: equality; ``{"lang": ["py", "go"]}``: any of)
-  answered from an inverted index, or a callable ``metadata -> bool`` evaluated in Python on
+* ``filter`` is a mapping (``{"lang": "py"}``: equality, booleans apart from numbers;
+  ``{"lang": ["py", "go"]}``: any of) answered from an inverted index, or a callable ``metadata -> bool`` evaluated in Python on
   every live pattern (flexible but O(N) per query).
 * ``quantization="int8"`` keeps a uint8 copy of every row (a quarter of the float32 bytes) and
   searches it first, then re-scores the best ``top_k * rerank_factor`` rows exactly: scores
@@ -26,7 +26,9 @@ Behaviour worth knowing:
   benchmark data; ``search(..., exact=True)`` scans float32).
 * A loaded index is memory-mapped read-only; its first update copies the arrays into memory.
 * Thread-safe: searches share a lock, updates take it exclusively, so a kernel never reads a
-  buffer that an update is replacing.
+  buffer that an update is replacing. A waiting update goes before searches that arrive after
+  it (writer preference: a stream of searches cannot starve it). Structures built lazily by
+  searches (the filter postings) are published only once complete.
 """
 
 from __future__ import annotations
@@ -90,17 +92,23 @@ class BatchResult:
 
 
 class _SharedLock:
-    """Many readers or one writer."""
+    """Many readers or one writer, with writer preference.
+
+    A writer that is waiting stops new readers from entering, so a continuous stream of
+    searches cannot starve an update: it waits only for the searches already running. Not
+    re-entrant: a thread holding the read side must not take it again.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._readers = 0
         self._writer = False
+        self._writers_waiting = 0
 
     @contextmanager
     def read(self) -> Iterator[None]:
         with self._cond:
-            while self._writer:
+            while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
         try:
@@ -114,8 +122,12 @@ class _SharedLock:
     @contextmanager
     def write(self) -> Iterator[None]:
         with self._cond:
-            while self._writer or self._readers:
-                self._cond.wait()
+            self._writers_waiting += 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
             self._writer = True
         try:
             yield
@@ -126,6 +138,22 @@ class _SharedLock:
 
 
 _HASHABLE_SCALARS = (str, int, float, bool, type(None))
+
+
+def _posting_key(value: Any) -> Any:
+    """The postings key of a scalar: booleans apart from numbers (``True == 1`` in Python,
+    but ``{"a": True}`` must not match ``a == 1``)."""
+    return (bool, value) if isinstance(value, bool) else value
+
+
+def _add_postings(
+    postings: dict[str, dict[Any, set[int]]], unhashable: dict[str, set[int]], row: int, meta: Mapping[str, Any]
+) -> None:
+    for key, value in meta.items():
+        if isinstance(value, _HASHABLE_SCALARS):
+            postings.setdefault(key, {}).setdefault(_posting_key(value), set()).add(row)
+        else:
+            unhashable.setdefault(key, set()).add(row)
 
 
 def _advise(array: np.ndarray, advice: str) -> None:
@@ -163,6 +191,7 @@ class PatternIndex:
         self.rerank_factor = int(rerank_factor)
         self._runtime = runtime
         self._lock = _SharedLock()
+        self._postings_lock = threading.Lock()
         self._numpy = NumpySearchBackend()
         self._reset_storage(capacity)
 
@@ -502,7 +531,7 @@ class PatternIndex:
             key_postings = postings.get(key, {})
             for choice in choices:
                 try:
-                    rows |= key_postings.get(choice, set())
+                    rows |= key_postings.get(_posting_key(choice), set())
                 except TypeError:  # an unhashable filter value can only match unhashables
                     pass
             for row in self._unhashable.get(key, ()):
@@ -516,21 +545,29 @@ class PatternIndex:
         return out
 
     def _ensure_postings(self) -> dict[str, dict[Any, set[int]]]:
-        """Builds the inverted index on first use (a loaded index parses its metadata here)."""
-        if self._postings is None:
-            self._postings, self._unhashable = {}, {}
-            for row in range(self._n):
-                if self._ids[row] is not None:
-                    self._add_postings(row, self._meta[row] or {})
-        return self._postings
+        """Builds the inverted index on first use (a loaded index parses its metadata here).
+
+        Searches hold only the shared lock, so several may arrive here together: the tables
+        are built complete in locals and published once, under ``_postings_lock`` (updates
+        hold the exclusive lock and never run concurrently with this).
+        """
+        postings = self._postings
+        if postings is not None:
+            return postings
+        with self._postings_lock:
+            if self._postings is None:
+                built: dict[str, dict[Any, set[int]]] = {}
+                unhashable: dict[str, set[int]] = {}
+                for row in range(self._n):
+                    if self._ids[row] is not None:
+                        _add_postings(built, unhashable, row, self._meta[row] or {})
+                self._unhashable = unhashable
+                self._postings = built  # published last: readers test this one
+            return self._postings
 
     def _add_postings(self, row: int, meta: Mapping[str, Any]) -> None:
         assert self._postings is not None
-        for key, value in meta.items():
-            if isinstance(value, _HASHABLE_SCALARS):
-                self._postings.setdefault(key, {}).setdefault(value, set()).add(row)
-            else:
-                self._unhashable.setdefault(key, set()).add(row)
+        _add_postings(self._postings, self._unhashable, row, meta)
 
     def _index_meta(self, row: int, meta: Mapping[str, Any]) -> None:
         if self._postings is not None:
@@ -542,11 +579,11 @@ class PatternIndex:
         meta = self._meta[row] or {}
         for key, value in meta.items():
             if isinstance(value, _HASHABLE_SCALARS):
-                bucket = self._postings.get(key, {}).get(value)
+                bucket = self._postings.get(key, {}).get(_posting_key(value))
                 if bucket is not None:
                     bucket.discard(row)
                     if not bucket:
-                        del self._postings[key][value]
+                        del self._postings[key][_posting_key(value)]
             else:
                 self._unhashable.get(key, set()).discard(row)
 
