@@ -11,7 +11,8 @@ ordinary ``except ValueError`` code keeps working.
     │   └── KernelBuildError                   the compiler failed (message holds its output)
     ├── InvalidInputError (ValueError)       a bad argument caught before any kernel call
     │   ├── DimensionMismatchError             vector length differs from the index's
-    │   └── ImportFormatError                  a malformed import file (names the file and line)
+    │   ├── ImportFormatError                  a malformed import file (names the file and line)
+    │   └── DamagedIndexError                  a saved index that fails its checks (names the file)
     ├── InvalidTypeError (TypeError)         an argument of the wrong type
     ├── EmptyIndexError                      search on an index with no (eligible) patterns
     ├── UnknownIdError (KeyError)            an id that the index or store does not hold
@@ -90,6 +91,10 @@ class UnknownIdError(SynapseError, KeyError):
 
 class ImportFormatError(InvalidInputError):
     """An import file is malformed; the message names the file and, where known, the line."""
+
+
+class DamagedIndexError(InvalidInputError):
+    """A saved index directory failed to load or verify; the message names the file."""
 
 
 class StoreError(SynapseError):

@@ -44,7 +44,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import EmptyIndexError, InvalidInputError, InvalidTypeError, UnknownIdError
+from ..errors import DamagedIndexError, EmptyIndexError, InvalidInputError, InvalidTypeError, UnknownIdError
 from ..runtime.adapter import Outcome, Runtime, get_runtime
 from .base import BatchTopK, TopK, batch_results_agree, results_agree
 from .mojo_backend import MojoSearchBackend
@@ -233,7 +233,8 @@ class PatternIndex:
         if self._row_of_map is None:
             row_of = {pattern_id: row for row, pattern_id in enumerate(self._ids)}
             if len(row_of) != self._n:
-                raise InvalidInputError("damaged index: duplicate ids")
+                source = getattr(self._ids, "_path", "ids.jsonl")
+                raise DamagedIndexError(f"{source}: damaged index: duplicate ids")
             self._row_of_map = row_of  # type: ignore[assignment]
         return self._row_of_map  # type: ignore[return-value]
 
@@ -356,7 +357,10 @@ class PatternIndex:
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Writes the live patterns to a directory (see ``search.storage``), atomically."""
+        """Writes the live patterns to a directory (see ``search.storage``), atomically.
+
+        ``path`` must not exist, or be an empty directory, or a saved index (which is then
+        replaced); anything else is refused with ``InvalidInputError`` and left untouched."""
         with self._lock.read():
             live = np.flatnonzero(self._alive[: self._n]) if self._dead else None
             pick = (lambda a: a[live]) if live is not None else (lambda a: a[: self._n])
@@ -375,11 +379,21 @@ class PatternIndex:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], *, runtime: Runtime | None = None, mmap: bool = True
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        runtime: Runtime | None = None,
+        mmap: bool = True,
+        verify: bool = True,
     ) -> PatternIndex:
         """Opens a saved index. With ``mmap`` (default) nothing is copied: vectors and codes are
-        memory-mapped read-only and shared with every process that maps them."""
-        data = read_index(path, mmap_mode="r" if mmap else None)
+        memory-mapped read-only and shared with every process that maps them.
+
+        ``verify`` (default) reads every file once to compare its checksum with the manifest and
+        to check that the vectors are finite unit vectors; ``verify=False`` opens trusted files
+        without that pass (structure, dtypes and shapes are still checked). A damaged or
+        foreign directory raises ``DamagedIndexError`` naming the file."""
+        data = read_index(path, mmap_mode="r" if mmap else None, verify=verify)
         manifest = data["manifest"]
         index = cls(
             manifest["dim"],

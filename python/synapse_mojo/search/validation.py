@@ -109,14 +109,56 @@ def as_metadata(metadata: Any, count: int) -> list[dict[str, Any]]:
     if len(items) != count:
         raise InvalidInputError(f"{len(items)} metadata entries for {count} ids")
     out = []
-    for item in items:
+    for row, item in enumerate(items):
         if item is None:
             out.append({})
         elif isinstance(item, dict):
+            for key, value in item.items():
+                if not isinstance(key, str):
+                    raise InvalidTypeError(f"metadata row {row}: keys must be strings, got {key!r}")
+                _check_json(value, key, row)
             out.append(dict(item))
         else:
             raise InvalidTypeError(f"metadata must be a dict or None, got {type(item).__name__}")
     return out
+
+
+def _check_json(value: Any, path: Any, row: int) -> None:
+    """Metadata must survive a JSON round trip unchanged (save/load, stores): str keys; str,
+    int, finite float, bool, None, lists and dicts of those. Tuples, sets, bytes, NumPy scalars
+    and other objects would come back as something else, so they are rejected here."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidInputError(f"metadata row {row}: {_where(path)} is {value}, not representable in JSON")
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(item, (*_as_tuple(path), i), row)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidTypeError(f"metadata row {row}: {_where(path)} has a non-string key {key!r}")
+            _check_json(item, (*_as_tuple(path), key), row)
+        return
+    hint = " (use a list)" if isinstance(value, (tuple, set, frozenset)) else ""
+    if isinstance(value, np.generic):
+        hint = " (convert it with .item())"
+    raise InvalidTypeError(
+        f"metadata row {row}: {_where(path)} is a {type(value).__name__}, which does not survive a "
+        f"JSON round trip{hint}; metadata holds str, int, float, bool, None, lists and dicts"
+    )
+
+
+def _as_tuple(path: Any) -> tuple[Any, ...]:
+    return path if isinstance(path, tuple) else (path,)
+
+
+def _where(path: Any) -> str:
+    parts = _as_tuple(path)
+    return repr(parts[0]) + "".join(f"[{p!r}]" for p in parts[1:])
 
 
 def _as_float_array(value: Any, what: str) -> np.ndarray:
