@@ -8,7 +8,6 @@
 See the README for configuration (modes, ``SYNAPSE_FORCE_PYTHON``) and how fallback works.
 """
 
-from .config import FEATURES, Mode, Settings, load_settings
 from .errors import (
     ConfigError,
     DimensionMismatchError,
@@ -20,12 +19,22 @@ from .errors import (
     SynapseError,
     UnknownIdError,
 )
-from .runtime import Outcome, Runtime, get_runtime, set_runtime
-from .search import BatchResult, PatternIndex, SearchHit, SearchResult
 
-# Services with heavier dependencies (httpx, redis, neo4j, tokenizers) load on first use, so
-# `import synapse_mojo` for PatternIndex alone stays fast.
+# Everything else loads on first use (NumPy, the runtime, httpx, redis, neo4j, tokenizers), so
+# that `import synapse_mojo` (and the CLI's --help) stays fast.
 _LAZY = {
+    "FEATURES": "config",
+    "Mode": "config",
+    "Settings": "config",
+    "load_settings": "config",
+    "Outcome": "runtime",
+    "Runtime": "runtime",
+    "get_runtime": "runtime",
+    "set_runtime": "runtime",
+    "BatchResult": "search",
+    "PatternIndex": "search",
+    "SearchHit": "search",
+    "SearchResult": "search",
     "Embedder": "embeddings",
     "embedder_from_env": "embeddings",
     "PatternMap": "patternmap",
@@ -45,6 +54,11 @@ def __getattr__(name: str):  # PEP 562
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 from . import main
+from .lazy import LazyGroup
+
+#: subcommand -> (module, its line in ``bench --help``)
+SUBCOMMANDS = {
+    "compare": (
+        "synapse_mojo.cli.bench_compare",
+        "Compare two benchmark JSON documents of one suite (e.g. x86_64 vs aarch64).",
+    ),
+    "router": (
+        "synapse_mojo.cli.bench_router",
+        "In-process router (Mojo, heapq) vs a queue.PriorityQueue router, and the Redis Streams "
+        "transport vs raw redis-py pipelines: throughput, p50/p95/p99, lost messages, one run.",
+    ),
+    "search": (
+        "synapse_mojo.cli.bench_search",
+        "Exact top-k search: Mojo vs NumPy vs pure Python vs FAISS/usearch, one run, same data.",
+    ),
+}
 
 
-@main.group()
+@main.group(cls=LazyGroup, lazy=SUBCOMMANDS)
 def bench() -> None:
     """Run benchmarks and compare results across machines.
 

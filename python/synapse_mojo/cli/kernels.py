@@ -18,9 +18,18 @@ from ..runtime.kernels import (
     target_label,
 )
 from . import console, err_console, main
+from .lazy import LazyGroup
+
+#: subcommands in other modules -> (module, their line in ``kernels --help``)
+SUBCOMMANDS = {
+    "check": (
+        "synapse_mojo.cli.kernels_check",
+        "Load every kernel and run its self-checks against the Python reference.",
+    ),
+}
 
 
-@main.group()
+@main.group(cls=LazyGroup, lazy=SUBCOMMANDS)
 def kernels() -> None:
     """Build and inspect the Mojo kernels."""
 

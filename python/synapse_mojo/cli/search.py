@@ -18,11 +18,8 @@ import time
 from typing import Any
 
 import click
-from rich.table import Table
 
-from ..patternmap import PatternMap
-from ..stores import default_store_url
-from . import console, err_console, main
+from . import main
 
 
 def _field(metadata: dict[str, Any], *names: str) -> Any:
@@ -60,6 +57,13 @@ def search_command(query: str, max_results: int, store_url: str | None, as_json:
     """Rank the whole pattern map against QUERY; print the best MAX_RESULTS (default 5)."""
     if not query.strip():
         raise click.BadParameter("QUERY must not be empty", param_hint="QUERY")
+    # Imported here so that `synapse-mojo search --help` stays fast.
+    from rich.table import Table
+
+    from ..patternmap import PatternMap
+    from ..stores import default_store_url
+    from . import console, err_console
+
     with PatternMap.open(store_url or default_store_url(), start=True, progress=not as_json and err_console.is_terminal) as pmap:
         # One-time costs first (model load, kernel load and self-check): latency_ms is the search.
         pmap.embedder.embed(["warm-up"])
