@@ -66,6 +66,8 @@
         synapse-mojo-python = final.callPackage ./nix/python.nix {
           inherit workspace pyproject-nix pyproject-build-systems;
           pkgs = final;
+          # Explicitly: see nix/python.nix (pkgs.python is Python 2.7).
+          pythonInterpreter = final.python313;
         };
 
         synapse-mojo = final.callPackage ./nix/package.nix {

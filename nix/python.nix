@@ -8,12 +8,16 @@
   pyproject-nix,
   pyproject-build-systems,
   mojo-sdk,
-  # The interpreter: uv.lock resolves wheels for 3.11 to 3.14; pinned so that a nixpkgs bump
-  # does not silently move to a version the lock has no wheels for.
-  python ? pkgs.python313,
+  # The interpreter (flake.nix passes python313: uv.lock resolves wheels for 3.11 to 3.14, and
+  # a pin keeps a nixpkgs bump from moving to a version the lock has no wheels for). Not named
+  # `python` and without a default on purpose: callPackage fills every argument whose name is
+  # in pkgs, defaults included, and pkgs.python is Python 2.7 (marked insecure).
+  pythonInterpreter,
 }:
 
 let
+  python = pythonInterpreter;
+  lockedNames = map (p: p.name) (lib.importTOML ../uv.lock).package;
   overlay = workspace.mkPyprojectOverlay { sourcePreference = "wheel"; };
 
   # Wheels whose ELF files need libraries from outside glibc (found with readelf on the locked
@@ -34,8 +38,16 @@ let
     usearch = [ ];
   };
 
+  # A key that uv.lock does not lock would silently patch nothing.
+  unknownWheelLibs = builtins.filter (name: !(builtins.elem name lockedNames)) (
+    builtins.attrNames nativeWheelLibs
+  );
+
   pyprojectOverrides =
+    assert lib.assertMsg (unknownWheelLibs == [ ])
+      "nix/python.nix: nativeWheelLibs names ${toString unknownWheelLibs}, which uv.lock does not lock";
     final: prev:
+    # Only what this system's resolution contains (markers can drop a package on one system).
     lib.mapAttrs (
       name: libs:
       prev.${name}.overrideAttrs (old: {
@@ -94,9 +106,11 @@ let
     ]
   );
 
-  # Runtime dependencies only; the tests' and benchmarks' groups on top (not `max`: MAX is
-  # an optional embeddings server, several GB, and nothing in the checks runs it).
-  runtimeDeps = workspace.deps.default;
+  # The runtime package: the project's own dependencies, no extra and no group (uv2nix's
+  # `deps.default` is the project's `tool.uv.default-groups`, i.e. the dev group with pytest
+  # and friends). The dev shell and the checks add the dev group and the bench extra (not
+  # `max`: MAX is an optional embeddings server, several GB, and nothing in the checks runs it).
+  runtimeDeps = lib.mapAttrs (_: _: [ ]) workspace.deps.default;
   devDeps = {
     synapse-mojo = [
       "bench"
@@ -107,6 +121,7 @@ in
 {
   inherit
     python
+    nativeWheelLibs
     pythonSet
     editablePythonSet
     runtimeDeps

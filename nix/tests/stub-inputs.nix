@@ -1,6 +1,9 @@
 # Stand-ins for the flake's uv2nix, pyproject-nix and pyproject-build-systems inputs. The
 # workspace is read from the real pyproject.toml and uv.lock, so overrides of locked packages,
-# dependency groups and extras are checked against what the lock really contains.
+# dependency groups and extras are checked against what the lock really contains. Argument
+# sets are closed where uv2nix's are (mkPyprojectOverlay, mkEditablePyprojectOverlay), the
+# interpreter must satisfy uv.lock's requires-python as uv2nix asserts, and `deps.default` is
+# uv2nix's: the project's `tool.uv.default-groups`.
 { lib }:
 
 let
@@ -12,6 +15,8 @@ let
         pyprojectHook = stdenv.mkDerivation {
           pname = "pyproject-hook";
           version = "0";
+          # The hooks run the interpreter (pyproject.nix's pythonInterpreter substitution).
+          inherit python;
         };
         resolveBuildSystem =
           spec:
@@ -41,12 +46,43 @@ let
             deps = builtins.toJSON checked;
             # Every locked package, so that every override is evaluated.
             packages = map (n: self.${n}) self.lockedNames;
+            passthru.spec = checked;
           };
       });
   };
 
+  # uv.lock's requires-python, as uv2nix's overlay asserts it ("A,B" of ">=", ">", "<", "<=", "==").
+  satisfies =
+    version: spec:
+    let
+      clauses = map (c: builtins.replaceStrings [ " " ] [ "" ] c) (lib.filter builtins.isString (builtins.split "," spec));
+      check =
+        clause:
+        let
+          m = builtins.match "(>=|<=|==|!=|>|<|~=)([0-9.*]+)" clause;
+          op = builtins.elemAt m 0;
+          want = builtins.elemAt m 1;
+          c = builtins.compareVersions version want;
+        in
+        if m == null then
+          builtins.throw "stub uv2nix: cannot read requires-python clause ${clause}"
+        else if op == ">=" || op == "~=" then
+          c >= 0
+        else if op == ">" then
+          c > 0
+        else if op == "<=" then
+          c <= 0
+        else if op == "<" then
+          c < 0
+        else if op == "==" then
+          c == 0
+        else
+          c != 0;
+    in
+    builtins.all check clauses;
+
   uv2nix.lib.workspace.loadWorkspace =
-    { workspaceRoot }:
+    { workspaceRoot, ... }:
     let
       lock = lib.importTOML (workspaceRoot + "/uv.lock");
       pyproject = lib.importTOML (workspaceRoot + "/pyproject.toml");
@@ -55,11 +91,10 @@ let
         builtins.attrNames (project.optional-dependencies or { })
         ++ builtins.attrNames (pyproject.dependency-groups or { });
       lockedNames = map (p: p.name) lock.package;
-      mkPackage =
-        final: p:
-        final.python.stdenv or null; # unused
       packagesOverlay =
         final: prev:
+        assert lib.assertMsg (satisfies prev.python.version lock.requires-python)
+          "stub uv2nix: the interpreter ${prev.python.name} does not satisfy uv.lock's requires-python ${lock.requires-python} (uv2nix asserts this)";
         {
           inherit lockedNames;
         }
@@ -77,30 +112,45 @@ let
             });
           }) lock.package
         );
+      deps = {
+        default = {
+          ${project.name} = pyproject.tool.uv.default-groups or [ ];
+        };
+        all = {
+          ${project.name} = extrasAndGroups;
+        };
+        optionals = {
+          ${project.name} = builtins.attrNames (project.optional-dependencies or { });
+        };
+        groups = {
+          ${project.name} = builtins.attrNames (pyproject.dependency-groups or { });
+        };
+      };
     in
     {
+      # uv2nix's formals (lib/workspace.nix): a closed set.
       mkPyprojectOverlay =
-        { sourcePreference, ... }:
+        {
+          sourcePreference ? "sdist",
+          environ ? { },
+          dependencies ? deps.all,
+        }:
         assert lib.assertMsg (builtins.elem sourcePreference [
           "wheel"
           "sdist"
-        ]) "mkPyprojectOverlay: sourcePreference ${sourcePreference}";
+        ]) "Unknown sourcePreference: ${sourcePreference}";
         packagesOverlay;
       mkEditablePyprojectOverlay =
-        { root, ... }:
+        {
+          root ? toString workspaceRoot,
+          members ? [ project.name ],
+        }:
         final: prev: {
           ${project.name} = prev.${project.name}.overrideAttrs (old: {
             editableRoot = root;
           });
         };
-      deps = {
-        default = {
-          ${project.name} = [ ];
-        };
-        all = {
-          ${project.name} = extrasAndGroups;
-        };
-      };
+      inherit deps;
     };
 
   pyproject-build-systems.overlays.default = final: prev: {

@@ -69,18 +69,56 @@ let
       in
       self;
 
-    fileset = {
-      unions = paths: { _fileset = paths; };
-      toSource =
-        { root, fileset }:
-        let
-          paths = if fileset ? _fileset then fileset._fileset else [ fileset ];
-          check = map (
-            p: if builtins.pathExists p then p else builtins.throw "fileset: ${toString p} does not exist"
-          ) paths;
-        in
-        builtins.deepSeq check root;
-    };
+    # The path checks of nixpkgs' lib.fileset (lib/fileset/default.nix): `root` and every
+    # element must be paths (not strings, not store-path strings), must exist, and every
+    # element must lie under `root`.
+    fileset =
+      let
+        coerce =
+          context: value:
+          if builtins.isAttrs value && value ? _fileset then
+            value._fileset
+          else if builtins.isString value || (builtins.isAttrs value && value ? outPath) then
+            builtins.throw "lib.fileset.${context}: ${toString value} is a string-like value, but it should be a path instead"
+          else if !builtins.isPath value then
+            builtins.throw "lib.fileset.${context}: an element is of type ${builtins.typeOf value}, but it should be a path instead"
+          else if !builtins.pathExists value then
+            builtins.throw "lib.fileset.${context}: ${toString value} is a path that does not exist"
+          else
+            [ value ];
+        isUnder =
+          root: path:
+          let
+            r = toString root;
+            p = toString path;
+          in
+          p == r || builtins.substring 0 (builtins.stringLength r + 1) p == r + "/";
+      in
+      {
+        unions = paths: { _fileset = builtins.concatMap (coerce "unions") paths; };
+        toSource =
+          { root, fileset }:
+          let
+            paths = coerce "toSource" fileset;
+            rootChecked =
+              if builtins.isString root || (builtins.isAttrs root && root ? outPath) then
+                builtins.throw "lib.fileset.toSource: `root` (${toString root}) is a string-like value, but it should be a path instead"
+              else if !builtins.isPath root then
+                builtins.throw "lib.fileset.toSource: `root` is of type ${builtins.typeOf root}, but it should be a path instead"
+              else if !builtins.pathExists root then
+                builtins.throw "lib.fileset.toSource: `root` (${toString root}) is a path that does not exist"
+              else
+                root;
+            check = map (
+              p:
+              if isUnder rootChecked p then
+                p
+              else
+                builtins.throw "lib.fileset.toSource: `fileset` could contain files in ${toString p}, which is not under the `root` (${toString root})"
+            ) paths;
+          in
+          builtins.deepSeq check rootChecked;
+      };
 
     licenses = {
       asl20 = {
