@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synapse_mojo import DimensionMismatchError, InvalidInputError, set_runtime
-from synapse_mojo.compat import PatternSearch, RuntimeResult
+from synapse_mojo.compat import PatternSearch, Runtime, RuntimeResult, create_pattern_search
 from synapse_mojo.search.fingerprint import fingerprint
 
 
@@ -34,14 +34,15 @@ def test_lists_and_unnormalised_vectors(search):
     q = (np.array(patterns[42]) * 3).tolist()
     indices, scores, result = search.search(q, patterns, top_k=5)
     want_idx, want_scores = _brute_force(q, patterns, 5)
-    assert indices.tolist() == want_idx.tolist()
+    assert isinstance(indices, list) and isinstance(scores, list)  # the pilot returns lists
+    assert indices == want_idx.tolist()
     assert np.allclose(scores, want_scores, atol=1e-5)
-    assert isinstance(result, RuntimeResult) and result.success and result.runtime_used == "mojo"
+    assert isinstance(result, RuntimeResult) and result.success and result.runtime_used is Runtime.MOJO
 
 
 def test_k_larger_than_n_returns_n_without_padding(search):
     indices, scores, _ = search.search([1, 0], [[1, 0], [0, 1], [1, 1]], top_k=10)
-    assert indices.tolist() == [0, 2, 1] and len(scores) == 3
+    assert indices == [0, 2, 1] and len(scores) == 3
 
 
 def test_prepared_matrix_is_reused_and_changes_are_detected_by_content(search):
@@ -70,7 +71,7 @@ def test_version_skips_the_content_check(search):
 
 def test_zero_patterns_score_zero_and_bad_input_is_clear(search):
     idx, scores, _ = search.search([1, 0], [[0, 0], [1, 0]], top_k=2)
-    assert idx.tolist() == [1, 0] and scores[1] == 0
+    assert idx == [1, 0] and scores[1] == 0
     with pytest.raises(DimensionMismatchError):
         search.search([1, 0, 0], [[1, 0]], 1)
     with pytest.raises(InvalidInputError, match="NaN"):
@@ -78,13 +79,35 @@ def test_zero_patterns_score_zero_and_bad_input_is_clear(search):
     with pytest.raises(InvalidInputError, match="equal-length"):
         search.search([1, 0], [[1, 0], [1]], 1)
     idx, scores, result = search.search([1, 0], [], 3)
-    assert idx.size == 0 and result.success
+    assert idx == [] and scores == [] and result.success
 
 
 def test_falls_back_to_python_on_kernel_fault(make_runtime, search_kernel):
     rt = make_runtime(SYNAPSE_FAULT_PATTERN_SEARCH="raise")
     idx, _, result = PatternSearch(rt).search([0, 1], [[1, 0], [0, 1]], 1)
-    assert idx.tolist() == [1] and result.runtime_used == "python" and "injected fault" in result.error
+    assert idx == [1] and result.runtime_used is Runtime.PYTHON and "injected fault" in result.error
+
+
+def test_a_zero_query_scores_zero_as_in_the_pilot(search):
+    idx, scores, result = search.search(np.zeros(8, np.float32), np.eye(8, dtype=np.float32)[::-1], top_k=3)
+    assert idx == [0, 1, 2] and scores == [0.0, 0.0, 0.0] and result.success
+
+
+def test_factory_and_status_as_the_pilot_reports_them(make_runtime, search_kernel, monkeypatch):
+    set_runtime(make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="auto"))
+    searcher = create_pattern_search()
+    assert isinstance(searcher, PatternSearch) and searcher.adapter is not None and searcher.mojo_enabled is True
+    assert searcher.adapter.mojo_available and searcher.adapter.runtime is Runtime.MOJO
+    assert searcher.get_runtime_status() == {
+        "mojo_available": True, "mojo_enabled": True, "current_runtime": "mojo",
+        "force_python": False, "mojo_module_exists": True,
+    }
+    query = np.arange(1, 9, dtype=np.float32)
+    _, _, result = searcher.search(query, [np.roll(query, i) for i in range(8)], top_k=2)
+    assert result.runtime_used is Runtime.MOJO and result.runtime_used.value == "mojo" and result.execution_time_ms > 0
+    monkeypatch.setenv("SYNAPSE_FORCE_PYTHON", "1")
+    assert searcher.get_runtime_status()["current_runtime"] == "python"
+    assert create_pattern_search().mojo_enabled is False
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

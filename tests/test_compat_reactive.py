@@ -1,21 +1,33 @@
-"""The pilot's ReactiveCorpusCallosum over the real router (in-process and Redis Streams)."""
+"""The pilot's ReactiveCorpusCallosum over the real router (in-process and Redis Streams),
+exercised the way the pilot's tests and its orchestrator use it."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
 import time
 
+import msgpack
 import pytest
 
 from synapse_mojo import set_runtime
 from synapse_mojo.compat import (
     EVENTS_STREAM,
+    BackpressureConfig,
+    CircuitBreakerConfig,
+    CircuitOpenError,
+    CircuitState,
+    ConsciousnessMetrics,
+    EmergenceEvent,
+    EventLogEntry,
     MessagePriority,
+    MessageStats,
     ReactiveCorpusCallosum,
     TractType,
     get_reactive_message_router,
-    reset_reactive_message_router,
 )
+from synapse_mojo.compat.event_store import RedisEventStore, decode_event
 from synapse_mojo.errors import RouterClosedError
 
 
@@ -33,102 +45,283 @@ def url(request):
 
 async def _take(iterator, n, timeout=10.0):
     out = []
+
     async def run():
         async for message in iterator:
             out.append(message)
             if len(out) == n:
                 return
-    await asyncio.wait_for(run(), timeout)
+
+    try:
+        await asyncio.wait_for(run(), timeout)
+    except TimeoutError:
+        pass
     return out
 
 
-def test_priority_order_and_fifo_within_priority(url):
+def _route(cc, src, dst, payload=None, priority=MessagePriority.NORMAL, size=0):
+    return cc.route_message(source_tract=src, dest_tract=dst, priority=priority, payload=payload, payload_size=size)
+
+
+def test_pilot_constructor_keywords_ids_and_stats(url):
     async def main():
-        async with ReactiveCorpusCallosum(url) as cc:
-            plan = [(MessagePriority.LOW, "l1"), (MessagePriority.CRITICAL, "c1"), (MessagePriority.NORMAL, "n1"),
-                    (MessagePriority.CRITICAL, "c2"), (MessagePriority.LOW, "l2"), (MessagePriority.HIGH, "h1")]
-            ids = [await cc.route_message(TractType.INTERNAL, TractType.EXTERNAL, p, {"v": v}, 8) for p, v in plan]
-            assert ids == sorted(ids)
-            got = await _take(cc.subscribe("planner", TractType.EXTERNAL), len(plan))
-            assert [m.payload["v"] for m in got] == ["c1", "c2", "h1", "n1", "l1", "l2"]
-            first = got[0]
-            assert (first.source_tract, first.dest_tract, first.priority) == (TractType.INTERNAL, TractType.EXTERNAL, MessagePriority.CRITICAL)
-            assert first.payload_size == 8 and first.timestamp_ms > 0 and first.id == ids[1]
+        cc = ReactiveCorpusCallosum(
+            backpressure_config=BackpressureConfig(buffer_size=10000, batch_timeout_ms=1.0, min_batch_size=1, max_batch_size=100),
+            circuit_config=CircuitBreakerConfig(failure_threshold=10, recovery_timeout_s=5.0, success_threshold=3),
+            enable_pattern_synthesis=True,
+            enable_event_sourcing=False,
+            router_url=url,
+        )
+        await cc.start()
+        try:
+            ids = [await _route(cc, TractType.EXTERNAL, TractType.INTERNAL, f"m{i}", size=12) for i in range(3)]
+            ids.append(await _route(cc, TractType.INTERNAL, TractType.EXTERNAL, "out"))
+            assert ids == [0, 1, 2, 3]  # the pilot's ids start at 0
+            assert isinstance(cc.stats, MessageStats) and cc.get_stats() is cc.stats
+            assert (cc.stats.total_messages, cc.stats.messages_to_internal, cc.stats.messages_to_external) == (4, 3, 1)
+            assert cc.internal_circuit.state == CircuitState.CLOSED == cc.external_circuit.state
+            assert await cc.get_consciousness_metrics() is None  # event sourcing off
+            cc.reset_stats()
+            assert cc.stats.total_messages == 0
+        finally:
+            await cc.stop()
+    asyncio.run(main())
+
+
+def test_backlog_is_delivered_in_arrival_order_to_a_new_subscriber(url):
+    async def main():
+        async with ReactiveCorpusCallosum(enable_event_sourcing=False, router_url=url) as cc:
+            plan = [MessagePriority.LOW, MessagePriority.CRITICAL, MessagePriority.NORMAL, MessagePriority.URGENT]
+            for i, p in enumerate(plan):
+                await _route(cc, TractType.EXTERNAL, TractType.INTERNAL, {"n": i}, priority=p)
+            got = await _take(cc.subscribe("test_agent", TractType.INTERNAL), 4)
+            assert [m.payload["n"] for m in got] == [0, 1, 2, 3]  # FIFO, as the pilot's stream
+            assert [m.priority for m in got] == plan and [m.id for m in got] == [0, 1, 2, 3]
+            assert got[0].source_tract == TractType.EXTERNAL and got[0].dest_tract == TractType.INTERNAL
+    asyncio.run(main())
+
+
+def test_priority_ordering_is_opt_in():
+    async def main():
+        async with ReactiveCorpusCallosum(enable_event_sourcing=False, ordering="priority") as cc:
+            for i, p in enumerate([MessagePriority.LOW, MessagePriority.CRITICAL, MessagePriority.NORMAL]):
+                await _route(cc, TractType.INTERNAL, TractType.EXTERNAL, i, priority=p)
+            got = await _take(cc.subscribe("p", TractType.EXTERNAL), 3)
+            assert [m.payload for m in got] == [1, 2, 0]
     asyncio.run(main())
 
 
 def test_every_subscriber_gets_every_message_and_slow_ones_lose_nothing(url):
     async def main():
-        async with ReactiveCorpusCallosum(url, buffer_size=2) as cc:
+        async with ReactiveCorpusCallosum(enable_event_sourcing=False, router_url=url) as cc:
             fast = cc.subscribe("fast", TractType.INTERNAL)
             slow = cc.subscribe("slow", TractType.INTERNAL)
-            fast_task = asyncio.create_task(_take(fast, 40))
+            fast_task = asyncio.create_task(_take(fast, 150, timeout=30))
 
             async def slow_reader():
                 out = []
                 async for m in slow:
                     out.append(m)
-                    await asyncio.sleep(0.005)  # a slow consumer with a buffer of 2
-                    if len(out) == 40:
+                    await asyncio.sleep(0.001)
+                    if len(out) == 150:
                         return out
 
-            slow_task = asyncio.create_task(asyncio.wait_for(slow_reader(), 20))
+            slow_task = asyncio.create_task(asyncio.wait_for(slow_reader(), 30))
             await asyncio.sleep(0.2)  # both subscriptions registered
-            for i in range(40):
-                await cc.route_message(TractType.EXTERNAL, TractType.INTERNAL, MessagePriority.NORMAL, i)
+            for i in range(150):  # more than a subscriber's buffer (100)
+                assert await _route(cc, TractType.EXTERNAL, TractType.INTERNAL, i) == i
             fast_got, slow_got = await fast_task, await slow_task
-            assert [m.payload for m in fast_got] == list(range(40))
-            assert [m.payload for m in slow_got] == list(range(40))
-            assert cc.get_stats()["delivered"] == 40
+            assert [m.payload for m in fast_got] == list(range(150))
+            assert [m.payload for m in slow_got] == list(range(150))
     asyncio.run(main())
 
 
-def test_replay_returns_exactly_the_messages_routed_between_two_timestamps(url):
+def test_full_buffer_returns_minus_one_and_counts_a_loss():
     async def main():
-        async with ReactiveCorpusCallosum(url) as cc:
-            await cc.route_message(TractType.INTERNAL, TractType.EXTERNAL, payload="before")
+        async with ReactiveCorpusCallosum(BackpressureConfig(buffer_size=3), enable_event_sourcing=False) as cc:
+            ids = [await _route(cc, TractType.EXTERNAL, TractType.INTERNAL, i) for i in range(4)]
+            assert ids == [0, 1, 2, -1] and cc.stats.message_loss_count == 1 and cc.stats.total_messages == 3
+            assert await _route(cc, TractType.INTERNAL, TractType.EXTERNAL, "other tract") == 4
+            got = await _take(cc.subscribe("s", TractType.INTERNAL), 3)
+            assert [m.payload for m in got] == [0, 1, 2]
+    asyncio.run(main())
+
+
+def test_on_full_wait_loses_nothing():
+    async def main():
+        async with ReactiveCorpusCallosum(BackpressureConfig(buffer_size=2), enable_event_sourcing=False, on_full="wait") as cc:
+            reader = asyncio.create_task(_take(cc.subscribe("s", TractType.INTERNAL), 20, timeout=20))
+            await asyncio.sleep(0.05)
+            ids = [await _route(cc, TractType.EXTERNAL, TractType.INTERNAL, i) for i in range(20)]
+            assert ids == list(range(20)) and cc.stats.message_loss_count == 0
+            assert [m.payload for m in await reader] == list(range(20))
+    asyncio.run(main())
+
+
+@dataclasses.dataclass
+class AgentTask:
+    id: str
+    action: str
+
+
+def test_live_python_objects_travel_in_process():
+    # lib/orchestration.py routes {'task': AgentTask, 'action': ..., 'orchestrator': self}
+    async def main():
+        owner = object()
+        task = AgentTask("t-1", "design_architecture")
+        async with ReactiveCorpusCallosum(enable_event_sourcing=True) as cc:
+            mid = await _route(cc, TractType.EXTERNAL, TractType.INTERNAL,
+                               {"task": task, "action": task.action, "orchestrator": owner}, MessagePriority.HIGH, 30)
+            assert mid == 0
+            [got] = await _take(cc.subscribe("architect", TractType.INTERNAL), 1)
+            assert got.payload["task"] is task and got.payload["orchestrator"] is owner
+            [entry] = await cc.replay_history()
+            assert entry.payload_type == "dict" and entry.message_id == 0
+    asyncio.run(main())
+
+
+def test_circuit_breaker_opens_recovers_and_drops_while_open():
+    async def main():
+        cc = ReactiveCorpusCallosum(circuit_config=CircuitBreakerConfig(failure_threshold=2, recovery_timeout_s=0.2, success_threshold=1),
+                                    enable_event_sourcing=False)
+        await cc.start()
+        try:
+            circuit = cc.internal_circuit
+            for _ in range(2):  # two transport failures open it
+                with pytest.raises(RuntimeError):
+                    async with circuit:
+                        raise RuntimeError("transport down")
+            assert circuit.state == CircuitState.OPEN
+            with pytest.raises(CircuitOpenError):
+                async with circuit:
+                    pass
+            assert await _route(cc, TractType.EXTERNAL, TractType.INTERNAL, "x") == -1
+            assert cc.stats.message_loss_count == 1
+            assert await _route(cc, TractType.INTERNAL, TractType.EXTERNAL, "other tract") >= 0
+            await asyncio.sleep(0.25)
+            assert await _route(cc, TractType.EXTERNAL, TractType.INTERNAL, "y") >= 0  # half-open, then closed
+            assert circuit.state == CircuitState.CLOSED
+        finally:
+            await cc.stop()
+    asyncio.run(main())
+
+
+def test_balanced_dialogue_is_an_emergence_event_and_a_metric():
+    async def main():
+        async with ReactiveCorpusCallosum(enable_pattern_synthesis=True, enable_event_sourcing=True) as cc:
+            for i in range(60):
+                await _route(cc, TractType.INTERNAL, TractType.EXTERNAL, f"int_{i}")
+                await _route(cc, TractType.EXTERNAL, TractType.INTERNAL, f"ext_{i}")
+            events = cc.get_emergence_events()
+            assert events and isinstance(events[0], EmergenceEvent)
+            assert events[0].pattern_type == "balanced_dialogue" and events[0].confidence >= 0.7
+            metrics = await cc.get_consciousness_metrics()
+            assert isinstance(metrics, ConsciousnessMetrics)
+            assert (metrics.total_messages, metrics.internal_to_external, metrics.external_to_internal) == (120, 60, 60)
+            assert metrics.dialogue_balance_ratio >= 0.9 and metrics.emergence_score > 0.5
+        async with ReactiveCorpusCallosum(enable_event_sourcing=False) as one_way:
+            for i in range(150):
+                await _route(one_way, TractType.INTERNAL, TractType.EXTERNAL, i)
+            assert one_way.get_emergence_events() == []
+    asyncio.run(main())
+
+
+def test_replay_history_is_an_async_iterator_over_the_window(url):
+    async def main():
+        redis_url = url if url.startswith("redis") else None
+        async with ReactiveCorpusCallosum(enable_event_sourcing=True, redis_url=redis_url, router_url=url) as cc:
+            await _route(cc, TractType.INTERNAL, TractType.EXTERNAL, "before")
             await asyncio.sleep(0.01)
             t1 = int(time.time() * 1000)
             await asyncio.sleep(0.002)
             inside = [
-                await cc.route_message(TractType.INTERNAL, TractType.EXTERNAL, MessagePriority.HIGH, {"k": 1}, 3),
-                await cc.route_message(TractType.EXTERNAL, TractType.INTERNAL, MessagePriority.LOW, b"raw-bytes"),
-                await cc.route_message(TractType.INTERNAL, TractType.INTERNAL, MessagePriority.NORMAL, [1, "two", None]),
+                await _route(cc, TractType.INTERNAL, TractType.EXTERNAL, {"k": 1}, MessagePriority.HIGH, 3),
+                await _route(cc, TractType.EXTERNAL, TractType.INTERNAL, b"raw-bytes", MessagePriority.LOW),
+                await _route(cc, TractType.INTERNAL, TractType.INTERNAL, [1, "two", None]),
             ]
             await asyncio.sleep(0.002)
             t2 = int(time.time() * 1000)
             await asyncio.sleep(0.01)
-            await cc.route_message(TractType.INTERNAL, TractType.EXTERNAL, payload="after")
-            replay = await cc.replay_history(t1, t2)
-            assert [m.id for m in replay] == inside
-            assert [m.payload for m in replay] == [{"k": 1}, b"raw-bytes", [1, "two", None]]
-            assert replay[0].priority == MessagePriority.HIGH and replay[0].payload_size == 3
-            assert replay[1].source_tract == TractType.EXTERNAL and replay[1].dest_tract == TractType.INTERNAL
-            assert all(t1 <= m.timestamp_ms <= t2 for m in replay)
-            assert len(await cc.replay_history(0, int(time.time() * 1000) + 1000)) == 5
+            await _route(cc, TractType.INTERNAL, TractType.EXTERNAL, "after")
+            replay = [entry async for entry in cc.replay_history(from_timestamp_ms=t1, to_timestamp_ms=t2)]
+            assert all(isinstance(e, EventLogEntry) for e in replay)
+            assert [e.message_id for e in replay] == inside
+            assert [e.payload for e in replay] == [{"k": 1}, b"raw-bytes", [1, "two", None]]
+            assert replay[0].priority == 3 and replay[0].payload_size == 3 and replay[0].payload_type == "dict"
+            assert (replay[1].source_tract, replay[1].dest_tract) == ("EXTERNAL", "INTERNAL")
+            assert all(t1 <= e.timestamp_ms <= t2 for e in replay)
+            assert len([e async for e in cc.replay_history(from_timestamp_ms=t1)]) == 4
+            assert len(await cc.replay_history()) == 5  # awaiting gives the list
     asyncio.run(main())
 
 
-def test_event_log_uses_the_pilot_stream_and_field_names(redis_server):
+def test_we_write_the_pilots_event_format(redis_server):
+    """What the pilot's reader does: decode_responses=True, then int()/names on every field."""
     import redis
 
     async def main():
-        async with ReactiveCorpusCallosum(redis_server.url) as cc:
-            await cc.route_message(TractType.INTERNAL, TractType.EXTERNAL, MessagePriority.URGENT, {"a": 1}, 7)
+        async with ReactiveCorpusCallosum(enable_event_sourcing=True, redis_url=redis_server.url) as cc:
+            await _route(cc, TractType.INTERNAL, TractType.EXTERNAL, {"a": 1}, MessagePriority.URGENT, 7)
+            await _route(cc, TractType.EXTERNAL, TractType.INTERNAL, AgentTask("t", "a"), MessagePriority.LOW, 3)
     asyncio.run(main())
-    entries = redis.Redis.from_url(redis_server.url).xrange(EVENTS_STREAM)
-    assert len(entries) == 1
-    fields = {k.decode() for k in entries[0][1]}
-    assert {"message_id", "source_tract", "dest_tract", "priority", "timestamp_ms", "payload_size", "payload_type"} <= fields
-    assert "payload" in fields
-    assert entries[0][1][b"payload_type"] == b"dict" and entries[0][1][b"priority"] == b"4"
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    entries = client.xrange(EVENTS_STREAM)
+    assert len(entries) == 2
+    first, second = entries[0][1], entries[1][1]
+    assert (first["message_id"], first["source_tract"], first["dest_tract"], first["priority"]) == ("0", "INTERNAL", "EXTERNAL", "4")
+    assert (first["payload_size"], first["payload_type"]) == ("7", "dict") and int(first["timestamp_ms"]) > 1_600_000_000_000
+    assert msgpack.unpackb(base64.b64decode(first["payload_b64"])) == {"a": 1}
+    assert second["payload_type"] == "AgentTask" and "payload_b64" not in second  # logged by type only
+    metrics = client.hgetall(f"{EVENTS_STREAM}:metrics")
+    assert metrics["total_messages"] == "2" and metrics["internal_to_external"] == "1"
+
+
+def test_we_read_what_the_pilot_wrote(redis_server):
+    """Entries and metrics written as the pilot's RedisEventStore writes them."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    now = int(time.time() * 1000)
+    for i, (src, dst) in enumerate([("INTERNAL", "EXTERNAL"), ("EXTERNAL", "INTERNAL")]):
+        client.xadd(EVENTS_STREAM, {"message_id": str(i), "source_tract": src, "dest_tract": dst, "priority": "5",
+                                    "timestamp_ms": str(now + i), "payload_size": "10", "payload_type": "str"},
+                    maxlen=100000, approximate=True)
+    client.hset(f"{EVENTS_STREAM}:metrics", mapping={
+        "total_messages": 2, "internal_to_external": 1, "external_to_internal": 1, "balanced_dialogue_events": 1,
+        "emergence_score": 0.0, "last_emergence_timestamp": now, "dialogue_balance_ratio": 1.0})
+
+    async def main():
+        async with ReactiveCorpusCallosum(enable_event_sourcing=True, redis_url=redis_server.url) as cc:
+            replay = [e async for e in cc.replay_history(from_timestamp_ms=now)]
+            assert [(e.message_id, e.source_tract, e.dest_tract, e.priority, e.payload) for e in replay] == [
+                (0, "INTERNAL", "EXTERNAL", 5, None), (1, "EXTERNAL", "INTERNAL", 5, None)]
+            metrics = await cc.get_consciousness_metrics()
+            assert metrics.total_messages == 2 and metrics.last_emergence_timestamp == now
+            await _route(cc, TractType.INTERNAL, TractType.EXTERNAL, "ours")  # counts on from the pilot's numbers
+            assert (await cc.get_consciousness_metrics()).total_messages == 3
+            assert len(await cc.replay_history()) == 3
+    asyncio.run(main())
+    # and the pilot's parser (int() of every numeric field, tract names) reads our entry
+    event_id, data = client.xrange(EVENTS_STREAM)[-1]
+    assert {k: data[k] for k in ("source_tract", "dest_tract")} == {"source_tract": "INTERNAL", "dest_tract": "EXTERNAL"}
+    assert [int(data[k]) for k in ("message_id", "priority", "timestamp_ms", "payload_size")][:2] == [0, 2]
+    assert decode_event(event_id, data).payload == "ours"
+
+
+def test_event_log_must_be_reachable():
+    async def main():
+        store = RedisEventStore("redis://127.0.0.1:1/0")
+        with pytest.raises(Exception, match="event log"):
+            await store.connect()
+        assert "RedisEventStore" in repr(store)
+    asyncio.run(main())
 
 
 def test_stop_ends_subscriptions_and_keeps_undelivered_messages():
     async def main():
-        cc = ReactiveCorpusCallosum("memory://")
+        cc = ReactiveCorpusCallosum(enable_event_sourcing=False)
         await cc.start()
-        await cc.route_message(TractType.INTERNAL, TractType.EXTERNAL, payload="nobody listens")
+        await _route(cc, TractType.INTERNAL, TractType.EXTERNAL, "nobody listens")
         iterator = cc.subscribe("late", TractType.INTERNAL)
         reader = asyncio.create_task(_take(iterator, 1, timeout=5))
         await asyncio.sleep(0.1)
@@ -136,27 +329,23 @@ def test_stop_ends_subscriptions_and_keeps_undelivered_messages():
         assert await reader == []  # the iterator ended cleanly
         assert [m.payload for m in cc.undelivered] == ["nobody listens"]
         with pytest.raises(RouterClosedError):
-            await cc.route_message(TractType.INTERNAL, TractType.EXTERNAL)
+            await _route(cc, TractType.INTERNAL, TractType.EXTERNAL)
     asyncio.run(main())
 
 
-def test_bad_input_and_singleton():
+def test_bad_input_and_factory():
     async def main():
-        async with ReactiveCorpusCallosum("memory://") as cc:
+        async with ReactiveCorpusCallosum(enable_event_sourcing=False) as cc:
             with pytest.raises(ValueError):
-                await cc.route_message(TractType.INTERNAL, 7)
+                await cc.route_message(TractType.INTERNAL, 7, MessagePriority.NORMAL, None)
             with pytest.raises(ValueError):
-                await cc.route_message(TractType.INTERNAL, TractType.EXTERNAL, priority=-1)
+                await cc.route_message(TractType.INTERNAL, TractType.EXTERNAL, -1, None)
             with pytest.raises(ValueError):
-                await cc.replay_history(10, 5)
-            sub = cc.subscribe("x", TractType.EXTERNAL)
-            task = asyncio.create_task(_take(sub, 1, timeout=2))
-            await asyncio.sleep(0.05)
-            with pytest.raises(ValueError, match="already subscribed"):
-                await cc.subscribe("x", TractType.EXTERNAL).__anext__()
-            task.cancel()
+                cc.replay_history(10, 5)
     asyncio.run(main())
-    reset_reactive_message_router()
-    a = get_reactive_message_router("memory://")
-    assert get_reactive_message_router() is a
-    reset_reactive_message_router()
+    with pytest.raises(ValueError):
+        ReactiveCorpusCallosum(ordering="random")
+    a = get_reactive_message_router(BackpressureConfig(buffer_size=5), CircuitBreakerConfig(), enable_event_sourcing=False, redis_url=None)
+    b = get_reactive_message_router()
+    assert a is not b  # a factory, as in the pilot
+    assert a.backpressure_config.buffer_size == 5 and a.event_store is None and b.event_store is not None

@@ -8,24 +8,63 @@ from synapse_mojo import ConfigError, set_runtime
 from synapse_mojo.compat import (
     MOJO_FEATURES,
     ROLLOUT_CONFIG,
+    Runtime,
     RuntimeAdapter,
     RuntimeResult,
     feature_for_task,
     get_mojo_feature_enabled,
     get_rollout_percentage,
     get_runtime_adapter,
+    reset_pilot_flags,
     set_mojo_feature,
 )
 
 
 @pytest.fixture
 def pilot_runtime(make_runtime, search_kernel):
-    def factory(**env):
+    """A process-wide runtime whose features are configured explicitly (``auto``), so the
+    pilot's defaults (10% rollout) do not apply; ``pilot_defaults=True`` leaves them unset."""
+
+    def factory(pilot_defaults=False, **env):
+        if not pilot_defaults:
+            env = {"SYNAPSE_FEATURE_PATTERN_SEARCH": "auto", "SYNAPSE_FEATURE_VECTOR_ENGINE": "auto", **env}
         rt = make_runtime(**env)
         set_runtime(rt)  # the compat API works on the process-wide runtime, as the pilot did
         return rt
 
-    return factory
+    yield factory
+    reset_pilot_flags()
+
+
+def test_pilot_defaults_and_config_keys(pilot_runtime):
+    rt = pilot_runtime(pilot_defaults=True)
+    assert dict(MOJO_FEATURES) == {
+        "pattern_search": True, "message_router": False, "message_router_reactive": False,
+        "vector_engine": False, "corpus_callosum": False,
+    }
+    assert ROLLOUT_CONFIG["pattern_search_rollout"] == 10 and str(rt.feature("pattern_search").mode) == "canary:0.1"
+    assert ROLLOUT_CONFIG["message_router_rollout"] == 0 and ROLLOUT_CONFIG["message_router_reactive_rollout"] == 0
+    assert ROLLOUT_CONFIG["stages"] == [0, 10, 25, 50, 75, 100] and ROLLOUT_CONFIG["auto_rollback"] is True
+    # scripts/monitor_reactive_metrics.py reads these four
+    thresholds = ROLLOUT_CONFIG["reactive_rollback_thresholds"]
+    assert (thresholds["max_error_rate"], thresholds["min_latency_ms"], thresholds["min_emergence_score"],
+            thresholds["max_message_loss"]) == (1.0, 5.0, 0.5, 100)
+    # an explicit setting wins over the pilot's default
+    rt = pilot_runtime(pilot_defaults=True, SYNAPSE_FEATURE_PATTERN_SEARCH="on")
+    assert ROLLOUT_CONFIG["pattern_search_rollout"] == 100 and str(rt.feature("pattern_search").mode) == "on"
+
+
+def test_adapter_status_as_the_pilot_reports_it(pilot_runtime, monkeypatch):
+    pilot_runtime()
+    adapter = get_runtime_adapter()
+    assert adapter.mojo_available is True and adapter.force_python is False
+    assert adapter.runtime is Runtime.MOJO and adapter.runtime.value == "mojo"
+    status = adapter.get_status()
+    assert status == {"mojo_available": True, "current_runtime": "mojo", "force_python": False,
+                      "mojo_features": dict(MOJO_FEATURES)}
+    monkeypatch.setenv("SYNAPSE_FORCE_PYTHON", "1")
+    assert adapter.force_python and adapter.runtime is Runtime.PYTHON
+    assert adapter.get_status()["current_runtime"] == "python"
 
 
 def test_execute_task_uses_mojo_when_enabled(pilot_runtime):
@@ -34,7 +73,8 @@ def test_execute_task_uses_mojo_when_enabled(pilot_runtime):
         "pattern_search", lambda x: ("py", x), lambda x: ("mojo", x), x=7
     )
     assert isinstance(result, RuntimeResult)
-    assert result.success and result.runtime_used == "mojo" and result.result == ("mojo", 7)
+    assert result.success and result.runtime_used is Runtime.MOJO and result.result == ("mojo", 7)
+    assert result.runtime_used == "mojo" and result.runtime_used.value == "mojo"
     assert result.execution_time_ms >= 0 and result.error is None
 
 
@@ -79,11 +119,15 @@ def test_flags_read_and_write_the_runtime(pilot_runtime):
     assert RuntimeAdapter().execute_task("pattern_search", lambda: "p", lambda: "m").runtime_used == "python"
     MOJO_FEATURES["pattern_search"] = True
     assert str(rt.feature("pattern_search").mode) == "auto"
-    # corpus_callosum is the message router under the pilot's other name
-    set_mojo_feature("corpus_callosum", False)
-    assert MOJO_FEATURES["message_router"] is False and MOJO_FEATURES["message_router_reactive"] is False
+    # the router flags are switches the pilot's callers read; they leave the runtime alone
+    assert MOJO_FEATURES["message_router_reactive"] is False
+    set_mojo_feature("message_router_reactive", True)
+    assert MOJO_FEATURES["message_router_reactive"] is True and MOJO_FEATURES["corpus_callosum"] is False
+    assert str(rt.feature("message_router").mode) == "auto"
     assert get_mojo_feature_enabled("warp_drive") is False
-    with pytest.raises(ConfigError, match="unknown feature"):
+    with pytest.raises(ConfigError, match="Unknown Mojo feature"):
+        set_mojo_feature("warp_drive", True)
+    with pytest.raises(ValueError):  # the pilot raised ValueError; ConfigError is one
         set_mojo_feature("warp_drive", True)
 
 
@@ -134,6 +178,15 @@ def test_force_python_behaves_as_before(pilot_runtime, monkeypatch):
     monkeypatch.setenv("SYNAPSE_FORCE_PYTHON", "1")
     assert get_mojo_feature_enabled("pattern_search") is False
     assert RuntimeAdapter().execute_task("pattern_search", lambda: "p", lambda: "m").runtime_used == "python"
+
+
+def test_caller_flags_gate_execute_task_as_in_the_pilot(pilot_runtime):
+    pilot_runtime()
+    assert RuntimeAdapter().execute_task("message_router", lambda: "p", lambda: "m").result == "p"
+    set_mojo_feature("message_router", True)
+    assert RuntimeAdapter().execute_task("message_router", lambda: "p", lambda: "m").result == "p"  # rollout 0
+    ROLLOUT_CONFIG["message_router_rollout"] = 100
+    assert RuntimeAdapter().execute_task("message_router", lambda: "p", lambda: "m").result == "m"
 
 
 def test_task_names_map_to_features():

@@ -38,9 +38,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 
@@ -163,6 +164,8 @@ class Settings:
     faults: Mapping[str, Fault] = field(default_factory=dict)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     source: str = "defaults"
+    #: Features whose mode the TOML file or the environment set (the rest are defaults).
+    configured_modes: frozenset[str] = frozenset()
 
     def mode(self, feature: str) -> Mode:
         return self.modes.get(feature, Mode("auto"))
@@ -258,9 +261,11 @@ def load_settings(
         raise ConfigError("threads must be >= 0 (0 = all cores)")
 
     modes = {f: Mode("auto") for f in FEATURES}
+    configured: set[str] = set()
     for name, value in dict(data.get("features", {})).items():
         _check_feature(name, "[features]")
         modes[name] = Mode.parse(value)
+        configured.add(name)
     faults: dict[str, Fault] = {}
     for name, value in dict(data.get("faults", {})).items():
         _check_feature(name, "[faults]")
@@ -270,6 +275,7 @@ def load_settings(
     for name in FEATURES:
         if (v := env.get(f"SYNAPSE_FEATURE_{name.upper()}")) is not None:
             modes[name] = Mode.parse(v)
+            configured.add(name)
         if (v := env.get(f"SYNAPSE_FAULT_{name.upper()}")) is not None:
             fault = Fault.parse(v)
             if fault:
@@ -292,7 +298,12 @@ def load_settings(
 
     force_python(env)  # validate the spelling early; the value itself is read per call
     return Settings(
-        modes=modes, faults=faults, alerts=alert_settings, source=source, **runtime
+        modes=modes,
+        faults=faults,
+        alerts=alert_settings,
+        source=source,
+        configured_modes=frozenset(configured),
+        **runtime,
     )
 
 

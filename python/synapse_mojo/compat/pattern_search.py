@@ -1,4 +1,10 @@
-"""The pilot's ``PatternSearch().search(query_vector, pattern_vectors, top_k)``.
+"""The pilot's ``PatternSearch().search(query_vector, pattern_vectors, top_k)`` and
+``create_pattern_search()``.
+
+As in the pilot: ``(indices, scores, RuntimeResult)`` with Python lists, best first;
+``result.runtime_used`` is ``Runtime.MOJO`` or ``Runtime.PYTHON``; a query of zeros scores 0
+against every pattern (the first ``min(top_k, n)`` patterns, in order); no patterns give empty
+lists; ``adapter``, ``mojo_enabled`` and ``get_runtime_status()`` are there.
 
 Differences from the pilot, on purpose:
 
@@ -9,24 +15,29 @@ Differences from the pilot, on purpose:
   ``version=`` to skip even that pass.
 * ``top_k > n`` returns ``n`` results (the pilot padded with index -1 and score 0).
 * Ties rank the earlier pattern first, identically on Mojo and Python.
-* A pattern vector of zeros scores 0 (cosine is undefined for it); NaN/inf raise a clear error.
+* A pattern vector of zeros scores 0 (cosine is undefined for it); NaN/inf, a query whose
+  dimension differs from the patterns' and ``top_k < 1`` raise a clear error (the pilot
+  returned ``success=False`` and empty lists, or padded).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any, Hashable
+import time
+from collections.abc import Hashable
+from typing import Any
 
 import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError
-from ..runtime.adapter import Runtime, get_runtime
+from ..runtime.adapter import Runtime as EngineRuntime
 from ..search.base import results_agree
 from ..search.fingerprint import fingerprint
 from ..search.mojo_backend import MojoSearchBackend
 from ..search.numpy_backend import NumpySearchBackend
 from ..search.validation import as_matrix, as_query, as_top_k
-from .runtime_adapter import RuntimeResult
+from .config import get_mojo_feature_enabled, pilot_runtime
+from .runtime_adapter import Runtime, RuntimeAdapter, RuntimeResult, get_runtime_adapter
 
 
 def _pattern_matrix(pattern_vectors: Any) -> np.ndarray:
@@ -44,16 +55,39 @@ def _pattern_matrix(pattern_vectors: Any) -> np.ndarray:
 class PatternSearch:
     """Exact cosine top-k over caller-supplied vectors, Mojo-accelerated with fallback."""
 
-    def __init__(self, runtime: Runtime | None = None) -> None:
+    def __init__(self, runtime: EngineRuntime | None = None) -> None:
         self._runtime = runtime
+        self.adapter: RuntimeAdapter = get_runtime_adapter() if runtime is None else RuntimeAdapter(runtime)
+        #: The pilot's ``pattern_search`` flag when this searcher was made.
+        self.mojo_enabled: bool = get_mojo_feature_enabled("pattern_search") if runtime is None else (
+            runtime.feature("pattern_search").mode.kind != "off"
+        )
         self._key: Hashable | None = None
         self._matrix: np.ndarray | None = None
         self._numpy = NumpySearchBackend()
         self._lock = threading.Lock()
 
     @property
-    def runtime(self) -> Runtime:
-        return self._runtime if self._runtime is not None else get_runtime()
+    def runtime(self) -> EngineRuntime:
+        """The synapse-mojo runtime (the process-wide one, with the pilot's defaults, unless given)."""
+        return self._runtime if self._runtime is not None else pilot_runtime()
+
+    def get_runtime_status(self) -> dict[str, Any]:
+        """The pilot's status: ``mojo_available``, ``mojo_enabled``, ``current_runtime``,
+        ``force_python``, ``mojo_module_exists`` (the kernel's Mojo source ships here)."""
+        from ..runtime.kernels import kernel_names, source_dir
+
+        try:
+            module_exists = "pattern_search" in kernel_names(source_dir(self.runtime.settings))
+        except Exception:
+            module_exists = False
+        return {
+            "mojo_available": self.adapter.mojo_available,
+            "mojo_enabled": self.mojo_enabled,
+            "current_runtime": self.adapter.runtime.value,
+            "force_python": self.adapter.force_python,
+            "mojo_module_exists": module_exists,
+        }
 
     def _prepared(self, pattern_vectors: Any, version: Hashable | None) -> np.ndarray:
         raw = _pattern_matrix(pattern_vectors)
@@ -82,20 +116,24 @@ class PatternSearch:
         top_k: int = 10,
         *,
         version: Hashable | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, RuntimeResult]:
-        """``(indices, scores, RuntimeResult)``, best first; ``min(top_k, n)`` results."""
+    ) -> tuple[list[int], list[float], RuntimeResult]:
+        """``(indices, scores, RuntimeResult)`` as lists, best first; ``min(top_k, n)`` results."""
+        started = time.perf_counter()
         k = as_top_k(top_k)
         matrix = self._prepared(pattern_vectors, version)
         n = matrix.shape[0]
         if n == 0:
-            empty = (np.empty(0, np.int64), np.empty(0, np.float32))
-            return empty[0], empty[1], RuntimeResult(True, "python", (empty[0], empty[1]), 0.0)
+            return [], [], RuntimeResult(True, Runtime.PYTHON, ([], []), (time.perf_counter() - started) * 1e3)
         dim = matrix.shape[1]
         q_raw = np.asarray(query_vector, dtype=np.float64).reshape(-1)
         if q_raw.shape[0] != dim:
             raise DimensionMismatchError(f"query has dimension {q_raw.shape[0]}, the patterns have {dim}")
-        q = as_query(q_raw, dim)
         k = min(k, n)
+        if np.isfinite(q_raw).all() and not q_raw.any():
+            # The pilot's rule: cosine with a zero vector is 0, so every pattern ties at 0.
+            rows, scores = list(range(k)), [0.0] * k
+            return rows, scores, RuntimeResult(True, Runtime.PYTHON, (rows, scores), (time.perf_counter() - started) * 1e3)
+        q = as_query(q_raw, dim)
         feature = self.runtime.feature("pattern_search")
         threads = self.runtime.settings.threads
         outcome = feature.run(
@@ -104,6 +142,11 @@ class PatternSearch:
             python=lambda: self._numpy.topk(matrix, q, k),
             same=lambda a, b: results_agree(a, b, dim),
         )
-        rows, scores = outcome.value.rows, outcome.value.scores
-        result = RuntimeResult(True, outcome.runtime, (rows, scores), outcome.elapsed_ms, outcome.error)
+        rows, scores = outcome.value.rows.tolist(), outcome.value.scores.tolist()
+        result = RuntimeResult(True, Runtime(outcome.runtime), (rows, scores), outcome.elapsed_ms, outcome.error)
         return rows, scores, result
+
+
+def create_pattern_search() -> PatternSearch:
+    """The pilot's factory: a searcher over the process-wide runtime."""
+    return PatternSearch()

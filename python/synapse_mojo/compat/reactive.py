@@ -1,26 +1,37 @@
 """The pilot's reactive corpus callosum (asyncio), over the real router.
 
-    cc = get_reactive_message_router("redis://127.0.0.1:6379/0")   # or "memory://"
+    cc = ReactiveCorpusCallosum(enable_event_sourcing=True, redis_url="redis://127.0.0.1:6379/0")
     await cc.start()
-    await cc.route_message(TractType.INTERNAL, TractType.EXTERNAL, MessagePriority.HIGH, {"goal": "x"})
+    msg_id = await cc.route_message(TractType.INTERNAL, TractType.EXTERNAL, MessagePriority.HIGH, {"goal": "x"})
+    if msg_id < 0: ...                        # circuit open or buffer full, as in the pilot
     async for message in cc.subscribe("planner", TractType.EXTERNAL):
-        ...                                   # pilot Message records, highest priority first
-    history = await cc.replay_history(from_ms, to_ms)
+        ...                                   # pilot Message records
+    async for entry in cc.replay_history(from_timestamp_ms=start):
+        ...                                   # EventLogEntry (pilot fields + payload)
+    cc.stats.total_messages; cc.get_emergence_events(); await cc.get_consciousness_metrics()
     await cc.stop()
 
-Delivery: messages wait in the router (in-process or Redis Streams) until a tract has at least
-one subscriber; a dispatcher then takes them highest priority first and gives every subscriber
-of that tract its own copy, through its own bounded buffer (``buffer_size``). A slow subscriber
-gets backpressure: the dispatcher waits for room in its buffer, so nothing is dropped (other
-subscribers of the tract wait with it; use separate tracts or a larger buffer to decouple
-them). Router messages are acknowledged only once every subscriber's buffer holds them.
+As in the pilot: constructor keywords ``backpressure_config``, ``circuit_config``,
+``enable_pattern_synthesis``, ``enable_event_sourcing``, ``redis_url``; ids 0, 1, 2, ...;
+messages wait in their tract (up to ``BackpressureConfig.buffer_size``) until it has a
+subscriber and are then delivered **in arrival order** (``ordering="priority"`` serves the
+highest priority first instead); every subscriber of a tract gets every message (broadcast);
+a full tract buffer or an open circuit makes ``route_message`` return -1 and count the message
+in ``stats.message_loss_count``; one circuit breaker per destination tract
+(``internal_circuit``/``external_circuit``) opens after ``failure_threshold`` transport
+failures; balanced dialogue between the tracts is reported as ``EmergenceEvent``s and in the
+event store's ``ConsciousnessMetrics``; the event log ``corpus_callosum:events`` is written and
+read in the pilot's format (:mod:`synapse_mojo.compat.event_store`).
 
-Event log: every routed message is appended to the Redis stream ``corpus_callosum:events`` with
-the pilot's fields (``message_id, source_tract, dest_tract, priority, timestamp_ms,
-payload_size, payload_type``) plus ``ulid`` and the msgpack-encoded ``payload``, so
-``replay_history`` returns whole messages, not metadata. Without Redis the log is kept in
-memory (the last ``max_events``). ``stop()`` ends every subscription; messages still queued in
-an in-process router are kept in ``undelivered`` (and logged), never silently discarded.
+Differences (see docs/migrating-from-the-pilot.md): ``on_full="wait"`` makes a full buffer wait
+for room instead of dropping; a slow subscriber is never skipped (the pilot skipped a
+subscriber whose buffer was full once another had taken the message): the dispatcher waits for
+room in its buffer; ``stop()`` ends every subscription and keeps messages still queued in
+process in ``undelivered``; ``router_url`` (or ``SYNAPSE_ROUTER_URL``) can put the tracts on
+Redis Streams, so producers and subscribers may be separate processes; ``redis_url=None``
+keeps the event log in memory (the pilot tried ``redis://localhost:6379/0``). Payloads that
+msgpack cannot carry (the pilot's callers route dataclasses and live objects) are handed over
+as the same object in process; over Redis they raise ``UnserializablePayloadError``.
 """
 
 from __future__ import annotations
@@ -33,31 +44,181 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
-import msgpack
-
-from ..errors import InvalidInputError, RouterClosedError
+from ..errors import InvalidInputError, QueueFullError, RouterClosedError
 from ..router.aio import AsyncRouter
 from ..router.compat import (
     Message,
     MessagePriority,
+    MessageStats,
     TractType,
     _tract,
     pilot_core_message,
     pilot_message,
+    pilot_priority,
+    pilot_tract,
 )
 from ..router.message import Message as CoreMessage
 from ..router.message import Tract
 from ..router.url import open_router
+from .event_store import (
+    EVENTS_STREAM,
+    ConsciousnessMetrics,
+    EventLogEntry,
+    InMemoryEventStore,
+    RedisEventStore,
+    Replay,
+    create_event_store,
+)
 
 log = logging.getLogger("synapse_mojo.compat.reactive")
 
-EVENTS_STREAM = "corpus_callosum:events"
-#: Replay reads the stream by server time with this margin, then filters on ``timestamp_ms``
-#: (producers' clocks and the Redis server's may differ).
-_REPLAY_MARGIN_MS = 60_000
 _END = object()
+_LOCAL_HEADER = "x-pilot-local-payload"
+ORDERINGS = ("fifo", "priority")
+ON_FULL = ("drop", "wait")
+#: The pilot's per-subscriber buffer (``ReactiveMessageStream.subscribe(buffer_size=100)``).
+SUBSCRIBER_BUFFER = 100
+
+
+# ---------------------------------------------------------------------------- pilot config
+
+
+class CircuitState(Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitOpenError(Exception):
+    """Raised inside the router when a tract's circuit is open (``route_message`` returns -1)."""
+
+
+@dataclass
+class BackpressureConfig:
+    """``buffer_size``: messages a tract holds before ``route_message`` returns -1. The batch
+    fields are accepted for compatibility (the pilot did not use them either)."""
+
+    buffer_size: int = 1000
+    batch_timeout_ms: float = 1.0
+    min_batch_size: int = 1
+    max_batch_size: int = 100
+    adaptive: bool = True
+
+
+@dataclass
+class CircuitBreakerConfig:
+    failure_threshold: int = 10
+    recovery_timeout_s: float = 5.0
+    success_threshold: int = 3
+
+
+@dataclass
+class EmergenceEvent:
+    timestamp_ms: int
+    pattern_type: str
+    source_tract: TractType
+    dest_tract: TractType
+    confidence: float
+    description: str
+
+
+class CircuitBreaker:
+    """The pilot's breaker: ``async with breaker:`` around a call; ``failure_threshold``
+    failures open it, after ``recovery_timeout_s`` it lets calls through half-open, and
+    ``success_threshold`` successes close it again (a failure while half-open reopens it)."""
+
+    def __init__(self, config: CircuitBreakerConfig) -> None:
+        self.config = config
+        self.state = CircuitState.CLOSED
+        self.failure_count = 0
+        self.success_count = 0
+        self.last_failure_time = 0.0
+
+    async def __aenter__(self) -> CircuitBreaker:
+        if self.state == CircuitState.OPEN:
+            if time.time() - self.last_failure_time >= self.config.recovery_timeout_s:
+                self.state = CircuitState.HALF_OPEN
+                self.success_count = 0
+                log.info("circuit breaker half-open")
+            else:
+                raise CircuitOpenError("Circuit breaker is OPEN")
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is None:
+            if self.state == CircuitState.HALF_OPEN:
+                self.success_count += 1
+                if self.success_count >= self.config.success_threshold:
+                    self.state = CircuitState.CLOSED
+                    self.failure_count = 0
+                    log.info("circuit breaker closed (recovered)")
+            elif self.state == CircuitState.CLOSED:
+                self.failure_count = max(0, self.failure_count - 1)
+        else:
+            self.failure_count += 1
+            self.last_failure_time = time.time()
+            if self.failure_count >= self.config.failure_threshold:
+                if self.state != CircuitState.OPEN:
+                    log.warning("circuit breaker open (failures: %d)", self.failure_count)
+                self.state = CircuitState.OPEN
+            elif self.state == CircuitState.HALF_OPEN:
+                self.state = CircuitState.OPEN
+                log.warning("circuit breaker reopened during recovery")
+        return False
+
+
+class PatternSynthesizer:
+    """Balanced cross-tract dialogue over the last ``window_size`` messages, in O(1) per
+    message. An event is recorded when both directions have more than 10 messages in the
+    window and their balance exceeds 0.7, at most once per ``window_size`` messages (the
+    pilot detected the same condition but never recorded it)."""
+
+    def __init__(self, window_size: int = 100, max_events: int = 1000) -> None:
+        self.window_size = window_size
+        self.max_history_size = window_size
+        self._window: collections.deque[int] = collections.deque(maxlen=window_size)
+        self._counts = [0, 0, 0]  # other, internal->external, external->internal
+        self._since_event = window_size
+        self.emergence_events: collections.deque[EmergenceEvent] = collections.deque(maxlen=max_events)
+
+    def add_event(self, message: Message) -> None:
+        kind = (
+            1 if message.source_tract == TractType.INTERNAL and message.dest_tract == TractType.EXTERNAL
+            else 2 if message.source_tract == TractType.EXTERNAL and message.dest_tract == TractType.INTERNAL
+            else 0
+        )
+        if len(self._window) == self.window_size:
+            self._counts[self._window[0]] -= 1
+        self._window.append(kind)
+        self._counts[kind] += 1
+        self._since_event += 1
+
+    def detect_emergence(self, window_size: int | None = None) -> EmergenceEvent | None:
+        if len(self._window) < self.window_size:
+            return None
+        i2e, e2i = self._counts[1], self._counts[2]
+        if i2e > 10 and e2i > 10:
+            balance = min(i2e, e2i) / max(i2e, e2i)
+            if balance > 0.7:
+                event = EmergenceEvent(
+                    timestamp_ms=int(time.time() * 1000),
+                    pattern_type="balanced_dialogue",
+                    source_tract=TractType.INTERNAL,
+                    dest_tract=TractType.EXTERNAL,
+                    confidence=balance,
+                    description=f"Balanced cross-tract dialogue detected: {i2e}→{e2i}",
+                )
+                if self._since_event >= self.window_size:
+                    self._since_event = 0
+                    self.emergence_events.append(event)
+                return event
+        return None
+
+
+# ---------------------------------------------------------------------------- the router
 
 
 @dataclass
@@ -66,6 +227,7 @@ class _Subscriber:
     tract: Tract
     queue: asyncio.Queue
     delivered: int = 0
+    readers: int = 0
 
 
 @dataclass
@@ -80,33 +242,55 @@ class ReactiveCorpusCallosum:
 
     def __init__(
         self,
-        router_url: str | None = None,
+        backpressure_config: BackpressureConfig | None = None,
+        circuit_config: CircuitBreakerConfig | None = None,
+        enable_pattern_synthesis: bool = True,
+        enable_event_sourcing: bool = True,
+        redis_url: str | None = None,
         *,
-        event_log_url: str | None = None,
-        buffer_size: int = 1000,
-        capacity: int = 10000,
+        router_url: str | None = None,
+        ordering: str = "fifo",
+        on_full: str = "drop",
         max_events: int = 100_000,
         batch_size: int = 64,
     ) -> None:
-        if buffer_size < 1 or capacity < 1 or batch_size < 1 or max_events < 0:
-            raise InvalidInputError("buffer_size, capacity and batch_size must be >= 1; max_events >= 0")
+        self.backpressure_config = backpressure_config or BackpressureConfig()
+        self.circuit_config = circuit_config or CircuitBreakerConfig()
+        buffer_size = self.backpressure_config.buffer_size
+        if type(buffer_size) is not int or buffer_size < 1 or batch_size < 1 or max_events < 0:
+            raise InvalidInputError("buffer_size and batch_size must be ints >= 1; max_events >= 0")
+        if ordering not in ORDERINGS:
+            raise InvalidInputError(f"ordering must be one of {list(ORDERINGS)}, got {ordering!r}")
+        if on_full not in ON_FULL:
+            raise InvalidInputError(f"on_full must be one of {list(ON_FULL)}, got {on_full!r}")
         self.router_url = router_url or os.environ.get("SYNAPSE_ROUTER_URL") or "memory://"
-        if event_log_url is None and self.router_url.startswith(("redis://", "rediss://", "unix://")):
-            event_log_url = self.router_url.split("?", 1)[0]
-        self.event_log_url = event_log_url
-        self.buffer_size = buffer_size
-        self.capacity = capacity
-        self.max_events = max_events
+        self._in_process = self.router_url.startswith("memory://")
+        if redis_url is None and not self._in_process and self.router_url.startswith(("redis://", "rediss://", "unix://")):
+            redis_url = self.router_url.split("?", 1)[0]
+        self.redis_url = redis_url
+        self.ordering = ordering
+        self.on_full = on_full
         self.batch_size = batch_size
+        self.internal_circuit = CircuitBreaker(self.circuit_config)
+        self.external_circuit = CircuitBreaker(self.circuit_config)
+        self.pattern_synthesizer = PatternSynthesizer() if enable_pattern_synthesis else None
+        self.event_store: RedisEventStore | InMemoryEventStore | None = (
+            create_event_store(redis_url=redis_url, max_events=max_events) if enable_event_sourcing else None
+        )
+        self.stats = MessageStats()
         self.undelivered: list[Message] = []
         self._router: AsyncRouter | None = None
-        self._redis: Any = None
-        self._memory_log: collections.deque[dict[str, Any]] = collections.deque(maxlen=max_events or None)
         self._tracts: dict[Tract, _TractState] = {}
+        self._local: dict[int, Any] = {}
         self._ids = 0
         self._id_lock = threading.Lock()
         self._running = False
-        self._counts = {"routed": 0, "delivered": 0}
+        self._delivered = 0
+
+    def __repr__(self) -> str:
+        from ..stores.url import redact
+
+        return f"ReactiveCorpusCallosum(router_url={redact(self.router_url)!r}, running={self._running})"
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -118,14 +302,12 @@ class ReactiveCorpusCallosum:
         if self._running:
             return
         kwargs: dict[str, Any] = {}
-        if self.router_url.startswith("memory://") and "capacity=" not in self.router_url:
-            kwargs["capacity"] = self.capacity
+        if self._in_process and "capacity=" not in self.router_url:
+            kwargs["capacity"] = self.backpressure_config.buffer_size
+            kwargs["backpressure"] = "reject" if self.on_full == "drop" else "block"
         self._router = AsyncRouter(await asyncio.to_thread(open_router, self.router_url, **kwargs))
-        if self.event_log_url:
-            import redis.asyncio as aioredis
-
-            self._redis = aioredis.Redis.from_url(self.event_log_url)
-            await self._redis.ping()
+        if self.event_store is not None:
+            await self.event_store.connect()
         self._tracts = {t: _TractState() for t in (Tract.INTERNAL, Tract.EXTERNAL)}
         self._running = True
         for tract, state in self._tracts.items():
@@ -151,14 +333,13 @@ class ReactiveCorpusCallosum:
         if self._router is not None:
             left = await self._router.close()
             if left:
-                self.undelivered.extend(pilot_message(m) for m in left)
+                self.undelivered.extend(self._pilot(m) for m in left)
                 log.warning(
                     "corpus callosum stopped with %d undelivered in-process messages; they are in .undelivered",
                     len(left),
                 )
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+        if self.event_store is not None:
+            await self.event_store.disconnect()
 
     async def __aenter__(self) -> ReactiveCorpusCallosum:
         await self.start()
@@ -177,50 +358,101 @@ class ReactiveCorpusCallosum:
         payload: Any = None,
         payload_size: int = 0,
     ) -> int:
-        """Routes a message (backpressure when the destination is full); returns its id."""
+        """Routes a message; returns its id (0, 1, 2, ...), or -1 when the tract's buffer is
+        full or its circuit is open (counted in ``stats.message_loss_count``). Bad arguments
+        raise ``InvalidInputError``."""
         if not self._running or self._router is None:
             raise RouterClosedError("the corpus callosum is not running: await start() first")
         with self._id_lock:
-            self._ids += 1
             pilot_id = self._ids
-        core = pilot_core_message(pilot_id, source_tract, dest_tract, priority, payload, payload_size)
-        await self._router.publish(core)
-        await self._log_event(core, pilot_id, payload_size)
-        self._counts["routed"] += 1
+            self._ids += 1
+        core, local = pilot_core_message(
+            pilot_id,
+            source_tract,
+            dest_tract,
+            priority,
+            payload,
+            payload_size,
+            local_ok=self._in_process,
+            # FIFO: one priority on the wire (arrival order); the caller's travels in a header
+            wire_priority=MessagePriority.NORMAL if self.ordering == "fifo" else None,
+        )
+        dst = core.destination
+        circuit = self.internal_circuit if dst is Tract.INTERNAL else self.external_circuit
+        if local:
+            self._local[pilot_id] = payload
+        try:
+            async with circuit:
+                if self._in_process and self.on_full == "drop":
+                    self._router.router.publish(core)  # never blocks: rejects when full
+                else:
+                    await self._router.publish(core)
+        except (CircuitOpenError, QueueFullError) as exc:
+            self._local.pop(pilot_id, None)
+            self.stats.message_loss_count += 1
+            log.warning("%s: message %d for %s dropped (the pilot's behaviour)", type(exc).__name__, pilot_id, dst.value)
+            return -1
+        except Exception:
+            self._local.pop(pilot_id, None)
+            self.stats.message_loss_count += 1
+            log.exception("routing message %d for %s failed", pilot_id, dst.value)
+            return -1
+        self.stats.total_messages += 1
+        if dst is Tract.INTERNAL:
+            self.stats.messages_to_internal += 1
+        else:
+            self.stats.messages_to_external += 1
+        state = self._tracts[dst]
+        if state.subscribers:
+            state.wake.set()
+        if self._in_process:
+            depth = self._router.router.depth()
+            self.stats.peak_queue_depth = max(self.stats.peak_queue_depth, depth)
+        if self.event_store is not None or self.pattern_synthesizer is not None:
+            message = Message(
+                id=pilot_id,
+                source_tract=pilot_tract(core.source),
+                dest_tract=TractType.INTERNAL if dst is Tract.INTERNAL else TractType.EXTERNAL,
+                priority=pilot_priority(int(priority)),
+                timestamp_ms=int(core.created_at * 1000),
+                payload_size=payload_size,
+                payload=payload,
+                ulid=core.id,
+            )
+            if self.event_store is not None:
+                try:
+                    await self.event_store.append_event(message)
+                except Exception:
+                    log.exception("failed to persist event %d to %s", pilot_id, EVENTS_STREAM)
+            if self.pattern_synthesizer is not None:
+                self.pattern_synthesizer.add_event(message)
+                emergence = self.pattern_synthesizer.detect_emergence()
+                if emergence is not None:
+                    log.debug("emergence detected: %s", emergence.description)
         return pilot_id
 
-    async def _log_event(self, core: CoreMessage, pilot_id: int, payload_size: int) -> None:
-        fields = {
-            "message_id": pilot_id,
-            "ulid": core.id,
-            "source_tract": int(_to_pilot_tract(core.source)),
-            "dest_tract": int(_to_pilot_tract(core.destination)),
-            "priority": core.priority,
-            "timestamp_ms": int(core.created_at * 1000),
-            "payload_size": payload_size,
-            "payload_type": type(core.payload).__name__,
-            "payload": msgpack.packb(core.payload, use_bin_type=True),
-        }
-        if self._redis is not None:
-            trim = {"maxlen": self.max_events, "approximate": True} if self.max_events else {}
-            await self._redis.xadd(EVENTS_STREAM, fields, **trim)
-        else:
-            self._memory_log.append(fields)
+    def _pilot(self, core: CoreMessage) -> Message:
+        headers = core.headers
+        if headers.get(_LOCAL_HEADER):
+            return pilot_message(core, self._local.pop(int(headers["x-pilot-id"]), None), local=True)
+        return pilot_message(core)
 
     # ------------------------------------------------------------------ delivery
 
     async def subscribe(self, subscriber_id: str, tract: TractType | int) -> AsyncIterator[Message]:
-        """Every message routed to ``tract`` from now on (and any still waiting), as an async
-        iterator; leaving the ``async for`` unsubscribes."""
+        """Every message routed to ``tract`` (those waiting first, in order), as an async
+        iterator; leaving the ``async for`` unsubscribes. Subscribing again with the same id
+        shares that subscription (as in the pilot)."""
         if not self._running:
             raise RouterClosedError("the corpus callosum is not running: await start() first")
         target = _tract(tract)
         state = self._tracts[target]
-        if subscriber_id in state.subscribers:
-            raise InvalidInputError(f"subscriber {subscriber_id!r} is already subscribed to {target.value}")
-        sub = _Subscriber(subscriber_id, target, asyncio.Queue(maxsize=self.buffer_size))
-        state.subscribers[subscriber_id] = sub
-        state.wake.set()
+        sub = state.subscribers.get(subscriber_id)
+        if sub is None:
+            sub = _Subscriber(subscriber_id, target, asyncio.Queue(maxsize=SUBSCRIBER_BUFFER))
+            state.subscribers[subscriber_id] = sub
+            state.wake.set()
+        sub.readers += 1
         try:
             while True:
                 item = await sub.queue.get()
@@ -229,66 +461,88 @@ class ReactiveCorpusCallosum:
                 sub.delivered += 1
                 yield item
         finally:
-            state.subscribers.pop(subscriber_id, None)
+            sub.readers -= 1
+            if sub.readers == 0 and state.subscribers.get(subscriber_id) is sub:
+                del state.subscribers[subscriber_id]
 
     async def _dispatch(self, tract: Tract) -> None:
         state = self._tracts[tract]
         assert self._router is not None
+        core_router = self._router.router
         while self._running:
             if not state.subscribers:
                 state.wake.clear()
                 await state.wake.wait()
                 continue
-            batch = await self._router.consume(tract, self.batch_size, 0.05)
-            if not batch:
-                continue
+            if self._in_process:
+                state.wake.clear()
+                batch = core_router.consume(tract, self.batch_size, 0)
+                if not batch:
+                    await state.wake.wait()
+                    continue
+            else:
+                batch = await self._router.consume(tract, self.batch_size, 0.05)
+                if not batch:
+                    continue
             done = 0
             try:
                 for core in batch:
-                    message = pilot_message(core)
+                    message = self._pilot(core)
                     for sub in list(state.subscribers.values()):
-                        await sub.queue.put(message)  # backpressure: waits for room, never drops
+                        await sub.queue.put(message)  # backpressure: waits for room, never skips
                     done += 1
             except asyncio.CancelledError:
                 # stop() while delivering: in process, keep what is not delivered (it has left
                 # the queue); on Redis leave it unacknowledged, so it is delivered again later.
-                if self.router_url.startswith("memory://"):
-                    self.undelivered.extend(pilot_message(m) for m in batch[done:])
-                    await asyncio.shield(self._router.ack(batch))
+                if self._in_process:
+                    self.undelivered.extend(self._pilot(m) for m in batch[done:])
+                    core_router.ack(batch)
                 else:
                     await asyncio.shield(self._router.ack(batch[:done]))
                 raise
-            await self._router.ack(batch)
-            self._counts["delivered"] += len(batch)
+            if self._in_process:
+                core_router.ack(batch)
+            else:
+                await self._router.ack(batch)
+            self._delivered += len(batch)
 
-    # ------------------------------------------------------------------ history
+    # ------------------------------------------------------------------ history and metrics
 
-    async def replay_history(self, from_ms: int, to_ms: int) -> list[Message]:
-        """Messages routed with ``from_ms <= timestamp_ms <= to_ms``, oldest first, payloads
-        included."""
-        if to_ms < from_ms:
-            raise InvalidInputError(f"to_ms ({to_ms}) is before from_ms ({from_ms})")
-        if self._redis is not None:
-            start = max(0, int(from_ms) - _REPLAY_MARGIN_MS)
-            entries = await self._redis.xrange(EVENTS_STREAM, min=f"{start}-0", max=f"{int(to_ms) + _REPLAY_MARGIN_MS}-18446744073709551615")
-            events = [{k.decode(): v for k, v in fields.items()} for _, fields in entries]
-        else:
-            events = list(self._memory_log)
-        out = []
-        for event in events:
-            ts = int(event["timestamp_ms"])
-            if from_ms <= ts <= to_ms:
-                out.append(_event_message(event))
-        out.sort(key=lambda m: (m.timestamp_ms, m.ulid))
-        return out
+    def replay_history(self, from_timestamp_ms: int | None = None, to_timestamp_ms: int | None = None) -> Replay:
+        """Logged messages with ``from_timestamp_ms <= timestamp_ms <= to_timestamp_ms`` (None:
+        unbounded), oldest first, as :class:`EventLogEntry`: ``async for entry in ...`` as in
+        the pilot, or ``await`` for a list. Empty when event sourcing is off."""
+        if from_timestamp_ms is not None and to_timestamp_ms is not None and to_timestamp_ms < from_timestamp_ms:
+            raise InvalidInputError(f"to_timestamp_ms ({to_timestamp_ms}) is before from_timestamp_ms ({from_timestamp_ms})")
+        return Replay(self._replay(from_timestamp_ms, to_timestamp_ms))
 
-    def get_stats(self) -> dict[str, Any]:
+    async def _replay(self, from_ms: int | None, to_ms: int | None) -> AsyncIterator[EventLogEntry]:
+        if self.event_store is None:
+            log.warning("event sourcing is off: nothing to replay")
+            return
+        if isinstance(self.event_store, RedisEventStore) and self.event_store.redis_client is None:
+            raise RouterClosedError("the event log is not connected: await start() first")
+        async for entry in self.event_store.replay_events(from_ms, to_ms):
+            yield entry
+
+    def get_stats(self) -> MessageStats:
+        return self.stats
+
+    def reset_stats(self) -> None:
+        self.stats = MessageStats()
+
+    def get_emergence_events(self) -> list[EmergenceEvent]:
+        return list(self.pattern_synthesizer.emergence_events) if self.pattern_synthesizer else []
+
+    async def get_consciousness_metrics(self) -> ConsciousnessMetrics | None:
+        return await self.event_store.get_metrics() if self.event_store is not None else None
+
+    def get_subscriber_stats(self) -> dict[str, Any]:
+        """Buffered messages per subscriber, delivered and undelivered counts (an addition)."""
         return {
             "running": self._running,
-            "router_url": self.router_url,
-            "event_log": EVENTS_STREAM if self._redis is not None else "memory",
-            "routed": self._counts["routed"],
-            "delivered": self._counts["delivered"],
+            "event_log": EVENTS_STREAM if isinstance(self.event_store, RedisEventStore) else "memory",
+            "delivered": self._delivered,
             "subscribers": {
                 t.value: {sid: s.queue.qsize() for sid, s in st.subscribers.items()} for t, st in self._tracts.items()
             },
@@ -296,49 +550,18 @@ class ReactiveCorpusCallosum:
         }
 
 
-def _to_pilot_tract(tract: Tract) -> TractType:
-    return TractType.INTERNAL if tract == Tract.INTERNAL else TractType.EXTERNAL
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _event_message(event: dict[str, Any]) -> Message:
-    priority: MessagePriority | int = int(event["priority"])
-    try:
-        priority = MessagePriority(priority)
-    except ValueError:
-        pass
-    raw = event["payload"]
-    return Message(
-        id=int(event["message_id"]),
-        source_tract=TractType(int(event["source_tract"])),
-        dest_tract=TractType(int(event["dest_tract"])),
-        priority=priority,
-        timestamp_ms=int(event["timestamp_ms"]),
-        payload_size=int(event["payload_size"]),
-        payload=msgpack.unpackb(raw, raw=False) if raw is not None else None,
-        ulid=_text(event.get("ulid", "")),
+def get_reactive_message_router(
+    backpressure_config: BackpressureConfig | None = None,
+    circuit_config: CircuitBreakerConfig | None = None,
+    enable_event_sourcing: bool = True,
+    redis_url: str | None = None,
+    **kwargs: Any,
+) -> ReactiveCorpusCallosum:
+    """A new reactive router (a factory, as in the pilot: every call returns a new one)."""
+    return ReactiveCorpusCallosum(
+        backpressure_config=backpressure_config,
+        circuit_config=circuit_config,
+        enable_event_sourcing=enable_event_sourcing,
+        redis_url=redis_url,
+        **kwargs,
     )
-
-
-_singleton: ReactiveCorpusCallosum | None = None
-_singleton_lock = threading.Lock()
-
-
-def get_reactive_message_router(router_url: str | None = None, **kwargs: Any) -> ReactiveCorpusCallosum:
-    """The process-wide reactive router (``SYNAPSE_ROUTER_URL`` or in-process by default).
-    Arguments apply when it is created; call ``start()`` on it before use."""
-    global _singleton
-    with _singleton_lock:
-        if _singleton is None:
-            _singleton = ReactiveCorpusCallosum(router_url, **kwargs)
-        return _singleton
-
-
-def reset_reactive_message_router() -> None:
-    """Forgets the singleton (stop it first); for tests."""
-    global _singleton
-    with _singleton_lock:
-        _singleton = None

@@ -1,15 +1,32 @@
-"""The pilot's ``RuntimeAdapter.execute_task`` over the synapse-mojo runtime adapter."""
+"""The pilot's ``runtime_adapter``: ``Runtime``, ``RuntimeResult``, ``RuntimeAdapter``,
+``get_runtime_adapter``, over the synapse-mojo runtime.
+
+``Runtime`` is the pilot's enum (``Runtime.MOJO.value == "mojo"``); it is also a ``str``, so
+``result.runtime_used == "mojo"`` holds too. ``RuntimeAdapter.mojo_available`` is True when the
+Mojo kernels load and pass their self-check here (the pilot ran ``mojo --version``);
+``runtime`` is ``Runtime.MOJO`` then, unless ``force_python``. The engine underneath is
+``adapter.engine``.
+"""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
-from ..runtime.adapter import Runtime, get_runtime
-from .config import PILOT_FEATURES
+from ..config import force_python
+from ..runtime.adapter import Runtime as EngineRuntime
+from .config import (
+    CALLER_FLAGS,
+    ENGINE_FEATURES,
+    MOJO_FEATURES,
+    get_rollout_percentage,
+    pilot_runtime,
+)
 
 #: Task-name keywords -> feature, for task names that are not feature names themselves.
 _TASK_KEYWORDS = (
@@ -19,13 +36,23 @@ _TASK_KEYWORDS = (
 )
 
 
+class Runtime(str, Enum):
+    """The pilot's runtime names."""
+
+    MOJO = "mojo"
+    PYTHON = "python"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class RuntimeResult:
     """What the pilot's callers read: whether it worked, which runtime produced the result,
     the result, the time, and the error (of the Mojo path when Python answered instead)."""
 
     success: bool
-    runtime_used: str  # "mojo" | "python"
+    runtime_used: Runtime
     result: Any
     execution_time_ms: float
     error: str | None = None
@@ -33,8 +60,10 @@ class RuntimeResult:
 
 def feature_for_task(task_name: str) -> str:
     """The feature whose mode, rollout and health govern a task (documented in the README)."""
-    if task_name in PILOT_FEATURES:
-        return PILOT_FEATURES[task_name]
+    if task_name in ENGINE_FEATURES:
+        return ENGINE_FEATURES[task_name]
+    if task_name in CALLER_FLAGS:
+        return "message_router"
     lowered = task_name.lower()
     for keywords, feature in _TASK_KEYWORDS:
         if any(word in lowered for word in keywords):
@@ -51,12 +80,46 @@ class RuntimeAdapter:
     ``python_impl``; any Mojo failure falls back to ``python_impl`` in the same call and is
     recorded. ``runtime_used`` is the runtime that really produced the result."""
 
-    def __init__(self, runtime: Runtime | None = None) -> None:
-        self._runtime = runtime
+    def __init__(self, engine: EngineRuntime | None = None) -> None:
+        self._engine = engine
+        self._mojo_available: bool | None = None
+        #: The pilot's metrics collector; synapse-mojo's metrics are in ``get_metrics()``.
+        self.metrics = None
+
+    @property
+    def engine(self) -> EngineRuntime:
+        """The synapse-mojo runtime underneath (the process-wide one, with the pilot's defaults,
+        unless one was given)."""
+        return self._engine if self._engine is not None else pilot_runtime()
+
+    @property
+    def mojo_available(self) -> bool:
+        """True when the Mojo kernels load and pass their self-check (checked once)."""
+        if self._mojo_available is None:
+            self._mojo_available = self.engine.feature("pattern_search").kernel() is not None
+        return self._mojo_available
+
+    @property
+    def force_python(self) -> bool:
+        return force_python()
 
     @property
     def runtime(self) -> Runtime:
-        return self._runtime if self._runtime is not None else get_runtime()
+        return Runtime.MOJO if self.mojo_available and not self.force_python else Runtime.PYTHON
+
+    @property
+    def mojo_features(self) -> dict[str, bool]:
+        return dict(MOJO_FEATURES)
+
+    def get_status(self) -> dict[str, Any]:
+        """The pilot's status: ``mojo_available``, ``current_runtime``, ``force_python``,
+        ``mojo_features``."""
+        return {
+            "mojo_available": self.mojo_available,
+            "current_runtime": self.runtime.value,
+            "force_python": self.force_python,
+            "mojo_features": self.mojo_features,
+        }
 
     def execute_task(
         self,
@@ -65,7 +128,11 @@ class RuntimeAdapter:
         mojo_impl: Callable[..., Any] | None = None,
         **kwargs: Any,
     ) -> RuntimeResult:
-        feature = self.runtime.feature(feature_for_task(task_name))
+        if task_name in CALLER_FLAGS and mojo_impl is not None:
+            # The pilot's gate for its caller flags: on, and within the rollout share.
+            if not (MOJO_FEATURES[task_name] and random.random() * 100 < get_rollout_percentage(task_name)):
+                mojo_impl = None
+        feature = self.engine.feature(feature_for_task(task_name))
 
         def mojo(_kernel: Any, fault: int) -> Any:
             if fault == 1:  # SYNAPSE_FAULT_<FEATURE>=raise applies to caller-supplied code too
@@ -82,12 +149,12 @@ class RuntimeAdapter:
             )
         except Exception as exc:  # python_impl itself failed: nothing answered
             return RuntimeResult(
-                False, "python", None, (time.perf_counter() - started) * 1e3, f"{type(exc).__name__}: {exc}"
+                False, Runtime.PYTHON, None, (time.perf_counter() - started) * 1e3, f"{type(exc).__name__}: {exc}"
             )
-        return RuntimeResult(True, outcome.runtime, outcome.value, outcome.elapsed_ms, outcome.error)
+        return RuntimeResult(True, Runtime(outcome.runtime), outcome.value, outcome.elapsed_ms, outcome.error)
 
     def get_metrics(self) -> dict[str, Any]:
-        return self.runtime.metrics_json()
+        return self.engine.metrics_json()
 
 
 _adapter: RuntimeAdapter | None = None

@@ -1,47 +1,55 @@
 """Drop-in for the pilot's message-router API (``TractType``, ``MessagePriority``,
-``MessageRouter``, ``get_message_router``), as a thin layer over :class:`MemoryRouter`.
+``Message``, ``MessageStats``, ``MessageRouter``, ``get_message_router``), as a thin layer over
+:class:`MemoryRouter`.
 
     from synapse_mojo.router.compat import MessageRouter, TractType, MessagePriority
 
     router = MessageRouter(capacity=10000)
     mid = router.route_message(TractType.INTERNAL, TractType.EXTERNAL,
                                MessagePriority.HIGH, payload={"goal": "reply"}, payload_size=64)
+    if mid < 0: ...                                       # full queue: dropped, as the pilot did
     msg = router.get_next_message(TractType.EXTERNAL)     # Message or None
-    msg.id, msg.priority, msg.timestamp_ms, msg.payload
+    stats = router.get_stats(); stats.total_messages      # MessageStats (attributes)
 
-Behaviour differences from the pilot, on purpose:
+As in the pilot: ids are per-router integers 0, 1, 2, ...; a full destination makes
+``route_message`` return -1 and count the message in ``message_loss_count``; payloads can be
+any Python object in process (the very same object is handed over; what msgpack cannot carry
+stays beside the queue, as the pilot's Mojo router kept its payload cache); ``payload_size`` is
+what the caller said. ``using_mojo`` tells whether the Mojo queue kernel orders the queues.
 
-* **No silent loss.** The pilot dropped a message on a full queue and counted it in
-  ``message_loss_count``. Here ``route_message`` raises ``QueueFullError`` (a clear error; the
-  message is still the caller's) and ``message_loss_count`` stays 0; refusals are counted in
-  ``get_stats()["rejected_count"]``.
-* **Payloads are data.** Payloads must be bytes or msgpack/JSON-like data (what the Redis
-  transport can carry); anything else raises ``UnserializablePayloadError`` at once. In-process
-  the very same object is handed over (no copy).
-* **Priorities** are validated (1..5 named, any int 0..9 accepted); tracts must be
-  ``TractType`` (or 0/1, "internal"/"external").
-* Ids are per-router integers 1, 2, 3, ... as before; the underlying message also has a ULID
-  (``Message.ulid``).
+Opt-in differences: ``MessageRouter(on_full="raise")`` raises ``QueueFullError`` instead of
+dropping (the message is still the caller's; ``message_loss_count`` stays 0 and refusals are
+counted in ``rejected_count``). Bad arguments (unknown tract, priority outside 0..9, negative
+``payload_size``) raise a clear ``InvalidInputError`` where the pilot failed later or not at
+all. Each message also has a ULID (``Message.ulid``).
 """
 
 from __future__ import annotations
 
 import enum
 import itertools
+import logging
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..config import Mode
 from ..config import force_python as force_python_env
-from ..errors import InvalidInputError, QueueFullError
+from ..errors import InvalidInputError, QueueFullError, UnserializablePayloadError
 from ..runtime.adapter import Runtime, get_runtime
 from .memory import MemoryRouter
 from .message import Message as CoreMessage
 from .message import Tract, check_priority
 
+log = logging.getLogger("synapse_mojo.router.compat")
+
 _COMPAT_ID = "x-pilot-id"
 _COMPAT_SIZE = "x-pilot-payload-size"
+#: Header marking a payload kept beside the queue (not msgpack-serialisable, in process only).
+_COMPAT_LOCAL = "x-pilot-local-payload"
+#: Header with the caller's priority when the message is queued at another (FIFO delivery).
+_COMPAT_PRIORITY = "x-pilot-priority"
+ON_FULL = ("drop", "raise")
 
 
 class TractType(enum.IntEnum):
@@ -69,9 +77,21 @@ def _tract(value: Any) -> Tract:
     return Tract.coerce(value)
 
 
+def pilot_tract(value: Any) -> TractType:
+    """The pilot's ``TractType`` of a tract given as ``TractType``, 0/1, a name or a ``Tract``."""
+    return _FROM_TRACT[_tract(value)]
+
+
+def pilot_priority(value: int) -> MessagePriority | int:
+    try:
+        return MessagePriority(value)
+    except ValueError:
+        return value
+
+
 @dataclass
 class Message:
-    """The pilot's message record."""
+    """The pilot's message record (plus the router message's ULID)."""
 
     id: int
     source_tract: TractType
@@ -83,41 +103,83 @@ class Message:
     ulid: str = ""
 
 
-def pilot_message(core: CoreMessage) -> Message:
-    """The pilot's record of a router message (ids and sizes from the compat headers)."""
+@dataclass
+class MessageStats:
+    """The pilot's router statistics, read as attributes (``stats.total_messages``).
+
+    ``rejected_count`` (refused with ``on_full="raise"``) and ``runtime`` ("mojo" or "python")
+    are additions; ``stats["total_messages"]`` also works."""
+
+    total_messages: int = 0
+    messages_to_internal: int = 0
+    messages_to_external: int = 0
+    peak_queue_depth: int = 0
+    message_loss_count: int = 0
+    rejected_count: int = 0
+    runtime: str = "python"
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in _STATS_FIELDS:
+            raise KeyError(name)
+        return getattr(self, name)
+
+
+_STATS_FIELDS = frozenset(f.name for f in fields(MessageStats))
+
+
+def pilot_message(core: CoreMessage, payload: Any = None, local: bool = False) -> Message:
+    """The pilot's record of a router message (id and size from the compat headers).
+    ``local``: the payload was kept beside the queue and is ``payload``."""
     headers = core.headers
-    size = int(headers.get(_COMPAT_SIZE, "0"))
-    priority: MessagePriority | int = core.priority
-    try:
-        priority = MessagePriority(core.priority)
-    except ValueError:
-        pass
+    size = headers.get(_COMPAT_SIZE)
+    real = headers.get(_COMPAT_PRIORITY)
     return Message(
         id=int(headers.get(_COMPAT_ID, "0")),
         source_tract=_FROM_TRACT[core.source],
         dest_tract=_FROM_TRACT[core.destination],
-        priority=priority,
+        priority=pilot_priority(int(real) if real is not None else core.priority),
         timestamp_ms=int(core.created_at * 1000),
-        payload_size=size if size or core.payload is None else core.payload_size,
-        payload=core.payload,
+        payload_size=int(size) if size is not None else core.payload_size,
+        payload=payload if local else core.payload,
         ulid=core.id,
     )
 
 
-def pilot_core_message(
-    pilot_id: int, source: Any, destination: Any, priority: Any, payload: Any, payload_size: int
-) -> CoreMessage:
-    """A router message carrying the pilot's id and payload size (validated)."""
+def check_payload_size(payload_size: Any) -> int:
     if isinstance(payload_size, bool) or not isinstance(payload_size, int) or payload_size < 0:
         raise InvalidInputError(f"payload_size must be an int >= 0, got {payload_size!r}")
+    return payload_size
+
+
+def pilot_core_message(
+    pilot_id: int,
+    source: Any,
+    destination: Any,
+    priority: Any,
+    payload: Any,
+    payload_size: int,
+    *,
+    local_ok: bool = False,
+    wire_priority: int | None = None,
+) -> tuple[CoreMessage, bool]:
+    """A router message carrying the pilot's id and payload size (validated), and whether its
+    payload must travel beside it: with ``local_ok`` a payload msgpack cannot carry is left out
+    of the message (the caller keeps it), else it raises ``UnserializablePayloadError``.
+    ``wire_priority``: queue it at this priority, keeping the caller's in a header."""
+    check_payload_size(payload_size)
     check_priority(priority)
-    return CoreMessage(
-        _tract(source),
-        _tract(destination),
-        payload,
-        priority=int(priority),
-        headers={_COMPAT_ID: str(pilot_id), _COMPAT_SIZE: str(payload_size)},
-    )
+    headers = {_COMPAT_ID: str(pilot_id), _COMPAT_SIZE: str(payload_size)}
+    src, dst, prio = _tract(source), _tract(destination), int(priority)
+    if wire_priority is not None and wire_priority != prio:
+        headers[_COMPAT_PRIORITY] = str(prio)
+        prio = wire_priority
+    try:
+        return CoreMessage(src, dst, payload, priority=prio, headers=headers), False
+    except UnserializablePayloadError:
+        if not local_ok:
+            raise
+    headers[_COMPAT_LOCAL] = "1"
+    return CoreMessage(src, dst, None, priority=prio, headers=headers), True
 
 
 class MessageRouter:
@@ -125,21 +187,34 @@ class MessageRouter:
 
     ``capacity``: messages per destination. ``force_python=True`` runs this router's queues on
     the ``heapq`` fallback whatever the feature mode (``SYNAPSE_FORCE_PYTHON=1`` does the same
-    for every router).
+    for every router). ``on_full``: ``"drop"`` (the pilot's: return -1, count a loss) or
+    ``"raise"`` (``QueueFullError``; nothing is lost).
     """
 
-    def __init__(self, capacity: int = 10000, force_python: bool = False, *, runtime: Runtime | None = None) -> None:
+    def __init__(
+        self,
+        capacity: int = 10000,
+        force_python: bool = False,
+        *,
+        on_full: str = "drop",
+        runtime: Runtime | None = None,
+    ) -> None:
+        if on_full not in ON_FULL:
+            raise InvalidInputError(f"on_full must be one of {list(ON_FULL)}, got {on_full!r}")
+        force_python = bool(force_python) or force_python_env()
         if runtime is None:
             runtime = get_runtime()
-            if force_python:
-                settings = runtime.settings
-                modes = dict(settings.modes)
-                modes["message_router"] = Mode("off")
-                runtime = Runtime(replace(settings, modes=modes))
+        if force_python:
+            settings = runtime.settings
+            modes = dict(settings.modes)
+            modes["message_router"] = Mode("off")
+            runtime = Runtime(replace(settings, modes=modes))
         self.force_python = force_python
+        self.on_full = on_full
         self._router = MemoryRouter(capacity=capacity, backpressure="reject", runtime=runtime)
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(0)
         self._lock = threading.Lock()
+        self._local: dict[int, Any] = {}
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -147,10 +222,21 @@ class MessageRouter:
         self._to = {Tract.INTERNAL: 0, Tract.EXTERNAL: 0}
         self._peak = 0
         self._rejected = 0
+        self._lost = 0
 
     @property
     def capacity(self) -> int:
         return self._router.capacity
+
+    @property
+    def using_mojo(self) -> bool:
+        """True when the Mojo queue kernel orders this router's queues."""
+        return self._router.runtime_in_use() == "mojo"
+
+    @property
+    def backend(self) -> MemoryRouter:
+        """The pilot's name for the engine underneath (the same object as ``router``)."""
+        return self._router
 
     @property
     def router(self) -> MemoryRouter:
@@ -165,18 +251,31 @@ class MessageRouter:
         payload: Any = None,
         payload_size: int = 0,
     ) -> int:
-        """Queues a message; returns its id. Raises ``QueueFullError`` when the destination is
-        full (never drops), ``UnknownTractError``/``InvalidInputError`` for bad arguments."""
+        """Queues a message; returns its id (0, 1, 2, ...), or -1 when the destination is full
+        (``on_full="raise"``: raises ``QueueFullError`` instead). Bad arguments raise
+        ``UnknownTractError``/``InvalidInputError``."""
         with self._lock:
             mid = next(self._ids)
-        message = pilot_core_message(mid, source_tract, dest_tract, priority, payload, payload_size)
+        message, local = pilot_core_message(
+            mid, source_tract, dest_tract, priority, payload, payload_size, local_ok=True
+        )
         dst = message.destination
+        if local:
+            with self._lock:
+                self._local[mid] = payload
         try:
             self._router.publish(message)
         except QueueFullError:
             with self._lock:
-                self._rejected += 1
-            raise
+                self._local.pop(mid, None)
+                if self.on_full == "raise":
+                    self._rejected += 1
+                else:
+                    self._lost += 1
+            if self.on_full == "raise":
+                raise
+            log.warning("message queue %s full, dropping message %d (the pilot's behaviour)", dst.value, mid)
+            return -1
         depth = self._router.depth()
         with self._lock:
             self._total += 1
@@ -191,6 +290,10 @@ class MessageRouter:
             return None
         core = got[0]
         self._router.ack(got)
+        if core.headers.get(_COMPAT_LOCAL):
+            with self._lock:
+                payload = self._local.pop(int(core.headers[_COMPAT_ID]), None)
+            return pilot_message(core, payload, local=True)
         return pilot_message(core)
 
     def get_queue_depth(self, tract: TractType | int) -> int:
@@ -199,20 +302,19 @@ class MessageRouter:
     def get_total_queue_depth(self) -> int:
         return self._router.depth()
 
-    def get_stats(self) -> dict[str, Any]:
-        """The pilot's counters (``message_loss_count`` is always 0), plus ``rejected_count``
-        (refused on a full queue) and ``runtime`` (mojo or python)."""
+    def get_stats(self) -> MessageStats:
+        """The pilot's counters as a :class:`MessageStats`."""
         runtime = self._router.runtime_in_use()
         with self._lock:
-            return {
-                "total_messages": self._total,
-                "messages_to_internal": self._to[Tract.INTERNAL],
-                "messages_to_external": self._to[Tract.EXTERNAL],
-                "peak_queue_depth": self._peak,
-                "message_loss_count": 0,
-                "rejected_count": self._rejected,
-                "runtime": runtime,
-            }
+            return MessageStats(
+                total_messages=self._total,
+                messages_to_internal=self._to[Tract.INTERNAL],
+                messages_to_external=self._to[Tract.EXTERNAL],
+                peak_queue_depth=self._peak,
+                message_loss_count=self._lost,
+                rejected_count=self._rejected,
+                runtime=runtime,
+            )
 
     def reset_stats(self) -> None:
         with self._lock:
@@ -226,13 +328,14 @@ _singleton: MessageRouter | None = None
 _singleton_lock = threading.Lock()
 
 
-def get_message_router(capacity: int = 10000) -> MessageRouter:
-    """The process-wide router (created on first use). ``SYNAPSE_FORCE_PYTHON=1`` at creation
-    makes it Python-only; set later, it still takes effect (the runtime reads it per call)."""
+def get_message_router(capacity: int = 10000, force_python: bool = False) -> MessageRouter:
+    """The process-wide router, created on first use with these arguments (later calls return
+    it whatever they pass, as in the pilot). ``SYNAPSE_FORCE_PYTHON=1`` at creation makes it
+    Python-only; set later, it still takes effect (the runtime reads it per call)."""
     global _singleton
     with _singleton_lock:
         if _singleton is None or _singleton._router.closed:
-            _singleton = MessageRouter(capacity=capacity, force_python=force_python_env())
+            _singleton = MessageRouter(capacity=capacity, force_python=force_python)
         return _singleton
 
 
@@ -247,12 +350,13 @@ def reset_message_router() -> None:
 
 __all__ = [
     "Message",
-    "pilot_core_message",
-    "pilot_message",
     "MessagePriority",
     "MessageRouter",
+    "MessageStats",
     "TractType",
     "get_message_router",
+    "pilot_core_message",
+    "pilot_message",
+    "pilot_tract",
     "reset_message_router",
 ]
-
