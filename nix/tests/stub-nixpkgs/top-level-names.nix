@@ -11,9 +11,12 @@
 # the check is weaker for that name; a name that is here but not in nixpkgs makes the check
 # stricter than nixpkgs, never wrong about a real capture.
 [
-  # Interpreters and their package sets (pkgs/top-level/all-packages.nix: `python = python2`,
-  # `python2 = python27`, `python3 = python313`, ...).
+  # Interpreters and their package sets: pkgs/top-level/aliases.nix has `python = python2;
+  # # Added 2022-01-11` and `pythonPackages = python.pkgs`, all-packages.nix `python2 =
+  # python27; python3 = python313;` (aliases are part of pkgs unless config.allowAliases = false).
   "python"
+  "pythonFull"
+  "python2Full"
   "python2"
   "python3"
   "python27"
