@@ -196,6 +196,11 @@ def test_evaluation_catches_mistakes(nix_instantiate, flake_copy, edits, message
             [("flake.nix", "pythonInterpreter = final.python313;", "pythonInterpreter = final.python;")],
             "Package 'python-2.7.18.8' is marked as insecure",
         ),
+        # uv2nix asserts that the interpreter satisfies uv.lock's requires-python (>=3.11).
+        (
+            [("flake.nix", "pythonInterpreter = final.python313;", "pythonInterpreter = final.python310;")],
+            "does not satisfy uv.lock's requires-python >=3.11",
+        ),
         # uv2nix's deps.default is the project's default-groups (dev: pytest, hypothesis, ...).
         (
             [("nix/python.nix", "runtimeDeps = lib.mapAttrs (_: _: [ ]) workspace.deps.default;",
@@ -229,6 +234,7 @@ def test_evaluation_catches_mistakes(nix_instantiate, flake_copy, edits, message
     ids=[
         "callpackage-captures-python",
         "python-is-insecure-python2",
+        "python-below-requires-python",
         "runtime-venv-with-dev-group",
         "mkPyprojectOverlay-unknown-argument",
         "writeShellApplication-unknown-argument",

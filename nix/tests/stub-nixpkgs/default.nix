@@ -346,6 +346,7 @@ let
       meta.knownVulnerabilities = [ "Python 2.7 has reached its end of life after 2020-01-01" ];
     };
     python3 = final.python313;
+    python310 = python final "3.10" "3.10.18" { };
     python311 = python final "3.11" "3.11.13" { };
     python313 = python final "3.13" "3.13.7" { };
   };
