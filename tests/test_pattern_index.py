@@ -400,3 +400,17 @@ def test_boolean_filters_do_not_match_numbers(index_runtime):
     index.upsert(["true"], [q], [{"a": 1}])  # unindexing a bool key, then indexing a number
     assert sorted(h.id for h in index.search(q, 4, filter={"a": 1})) == ["one", "true"]
     assert index.search(q, 4, filter={"a": True}) == []
+
+
+@pytest.mark.parametrize("magnitude", [1e-200, 1e-30, 1.0, 1e30, 1e155, 1e300])
+def test_norms_neither_overflow_nor_underflow(index_runtime, magnitude):
+    """Huge finite components (> ~1e154) used to overflow the float64 norm: the row became
+    zero and such a query scored everything 0.0. Tiny ones underflowed to a 'zero vector'."""
+    raw = np.array([[3.0, 4.0, 0.0], [0.0, 0.0, 1.0]]) * magnitude
+    out = as_matrix(raw, 3)
+    assert np.allclose(out, [[0.6, 0.8, 0.0], [0.0, 0.0, 1.0]], atol=1e-7)
+    index = PatternIndex(3, runtime=index_runtime)
+    index.upsert(["a", "b"], raw)
+    hits = index.search(raw[0], top_k=2)
+    assert [h.id for h in hits] == ["a", "b"]
+    assert hits[0].score == pytest.approx(1.0, abs=1e-6)

@@ -185,16 +185,18 @@ def _normalise_rows(array: np.ndarray, what: str, allow_zero_rows: bool = False)
     """Checks and normalises block by block, so a large input costs one float32 copy."""
     out = np.empty(array.shape, dtype=np.float32)
     for start in range(0, array.shape[0], _BLOCK_ROWS):
-        # Norms in float64: float32 squares of large inputs would overflow to inf.
         block = np.asarray(array[start : start + _BLOCK_ROWS], dtype=np.float64)
         if not np.all(np.isfinite(block)):
             bad = start + int(np.argwhere(~np.isfinite(block))[0][0])
             raise InvalidInputError(f"{what} row {bad} contains NaN or infinity")
-        norms = np.linalg.norm(block, axis=1, keepdims=True)
-        if np.any(norms == 0):
+        # Scaled by each row's largest magnitude before squaring: components above ~1e154
+        # would overflow the squares (and below ~1e-154 underflow them) even in float64.
+        peaks = np.max(np.abs(block), axis=1, keepdims=True)
+        if np.any(peaks == 0):
             if not allow_zero_rows:
-                bad = start + int(np.flatnonzero(norms[:, 0] == 0)[0])
+                bad = start + int(np.flatnonzero(peaks[:, 0] == 0)[0])
                 raise InvalidInputError(f"{what} row {bad} is a zero vector; cosine is undefined")
-            norms[norms == 0] = 1.0
-        out[start : start + block.shape[0]] = block / norms
+            peaks[peaks == 0] = 1.0
+        block = block / peaks
+        out[start : start + block.shape[0]] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
