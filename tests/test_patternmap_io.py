@@ -273,3 +273,51 @@ def test_format_detection(tmp_path):
         read_file(tmp_path / "prose.txt")
     with pytest.raises(ValueError, match="unknown import format"):
         read_file(tmp_path / "map.txt", "yaml")
+
+
+def test_unusable_embeddings_in_an_import_are_left_out_with_a_reason(tmp_path):
+    """An all-zero (or non-finite) embedding used to be imported; afterwards every search and
+    PatternMap.open failed with 'embeddings row 0 is a zero vector', naming no pattern."""
+    path = tmp_path / "in.jsonl"
+    good = [0.1] * 384
+    path.write_text(
+        '{"kind": "header", "info": {"embedding_model": "sentence-transformers/all-MiniLM-L6-v2"}}\n'
+        + json.dumps({"id": "zero", "text": "all zeros", "embedding": [0.0] * 384}) + "\n"
+        + '{"id": "nan", "text": "not a number", "embedding": [NaN' + ", 0.1" * 383 + "]}\n"
+        + json.dumps({"id": "huge", "text": "beyond float32", "embedding": [1e39] + [0.0] * 383}) + "\n"
+        + json.dumps({"id": "good", "text": "fine", "embedding": good}) + "\n"
+    )
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with PatternMap.open(url, start=False) as pmap:
+        if pmap.embedder.model != "sentence-transformers/all-MiniLM-L6-v2":  # pragma: no cover
+            pytest.skip(f"the test file names MiniLM; the embedder is {pmap.embedder.model}")
+        report = pmap.import_file(path)
+        reasons = {s.where: s.reason for s in report.skipped}
+        assert "all zeros" in reasons["line 2"] and "'zero'" in reasons["line 2"]
+        assert "NaN or infinity" in reasons["line 3"] and "NaN or infinity" in reasons["line 4"]
+        assert (report.added, report.embedded) == (4, 3)  # the three texts were embedded instead
+        for pid in ("zero", "nan", "huge"):
+            assert np.any(pmap.store.get(pid).embedding != 0)
+        with pytest.raises(ImportFormatError, match="all zeros"):
+            read_file(path, strict=True)
+    with PatternMap.open(url) as pmap:
+        assert pmap.search(np.array(good), top_k=1)[0].id == "good"
+
+
+def test_a_store_holding_a_zero_embedding_names_the_pattern(tmp_path):
+    from synapse_mojo.errors import InvalidInputError
+    from synapse_mojo.stores import Pattern
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with open_store(url) as store:  # written directly, as an older version could have
+        store.upsert([Pattern("ok", "fine", {}, np.ones(8, dtype=np.float32)),
+                      Pattern("p_bad", "zero", {}, np.zeros(8, dtype=np.float32))])
+    with pytest.raises(InvalidInputError, match=r"'p_bad'.*all zeros.*patterns delete p_bad"):
+        PatternMap.open(url)
+    with PatternMap.open(url, start=False) as pmap:
+        with pytest.raises(InvalidInputError, match=r"'p_new'.*all zeros"):
+            pmap.upsert([Pattern("p_new", "zero", {}, np.zeros(8, dtype=np.float32))])
+        assert "p_new" not in pmap
+        pmap.delete(["p_bad"])
+    with PatternMap.open(url) as pmap:
+        assert [h.id for h in pmap.search(np.ones(8), top_k=5)] == ["ok"]

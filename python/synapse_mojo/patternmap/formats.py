@@ -62,7 +62,8 @@ One JSON object per line (blank lines ignored)::
     {"kind": "relation", "source": "p_001", "target": "p_002", "type": "refines", "weight": 0.5}
 
 ``kind`` defaults to ``pattern``; fields of a pattern line other than the ones above go into
-its metadata. ``export`` in this format is complete (patterns, embeddings, relations, info).
+its metadata. An embedding that cannot be indexed (NaN, infinity, beyond float32, all zeros)
+is left out with the reason in ``skipped`` and the pattern's text is embedded instead. ``export`` in this format is complete (patterns, embeddings, relations, info).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ from typing import IO, Any
 import numpy as np
 
 from ..errors import ImportFormatError, InvalidInputError, InvalidTypeError
+from ..search.validation import unusable_rows
 from ..stores.base import INFO_EMBEDDING_DIM, INFO_EMBEDDING_MODEL, Pattern, PatternStore, Relation
 
 JSONL_FORMAT = "synapse-mojo.patterns"
@@ -397,6 +399,15 @@ def _pattern_from_record(record: dict[str, Any], number: int, skip: Any) -> Patt
         skip(str(number), f"pattern {pattern_id!r}: no text to embed")
         return None
     embedding = record.get("embedding")
+    if embedding is not None:
+        vector = np.asarray(embedding, dtype=np.float64)
+        if vector.ndim == 1 and vector.size:
+            _bad, reasons = unusable_rows(vector.reshape(1, -1))
+            if reasons:
+                # The pattern is still imported: its text is embedded instead.
+                skip(str(number), f"pattern {pattern_id!r}: the embedding {reasons[0]}; it was "
+                                  "left out and the text is embedded instead")
+                embedding = None
     return Pattern(
         pattern_id,
         text,

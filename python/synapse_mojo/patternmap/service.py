@@ -48,6 +48,7 @@ from ..errors import (
 )
 from ..runtime.adapter import Runtime
 from ..search.index import Filter, PatternIndex
+from ..search.validation import unusable_rows
 from ..stores import INFO_EMBEDDING_DIM, INFO_EMBEDDING_MODEL, Pattern, PatternStore, Relation, WriteResult, open_store
 from . import formats
 from .progress import progress_bar
@@ -217,11 +218,17 @@ class PatternMap:
                 if embedded:
                     if index is None:  # pragma: no cover - dim is recorded with the first embedding
                         index = PatternIndex(int(embedded[0].embedding.shape[0]), runtime=self._runtime, capacity=max(total, 16))  # type: ignore[union-attr]
-                    index.upsert(
-                        [p.id for p in embedded],
-                        np.stack([p.embedding for p in embedded]),  # type: ignore[misc]
-                        [p.metadata for p in embedded],
-                    )
+                    vectors = np.stack([p.embedding for p in embedded])  # type: ignore[misc]
+                    bad, reasons = unusable_rows(vectors)
+                    if bad.size:
+                        pid = embedded[int(bad[0])].id
+                        raise InvalidInputError(
+                            f"{self.store.url}: pattern {pid!r} has an embedding that cannot be "
+                            f"searched (it {reasons[0]}; {bad.size} such in this batch): delete it "
+                            f"(synapse-mojo patterns delete {pid}) or write it again with its text "
+                            "and no embedding, so that it is embedded"
+                        )
+                    index.upsert([p.id for p in embedded], vectors, [p.metadata for p in embedded])
                 advance(len(batch))
         self.index = index
         self.not_indexed = 0
@@ -286,6 +293,17 @@ class PatternMap:
                 p = pattern_list[i]
                 pattern_list[i] = Pattern(p.id, p.text, p.metadata, vector, p.created_at, p.updated_at)
             embedder_used = True
+        by_dim: dict[int, list[Pattern]] = {}
+        for p in pattern_list:
+            if p.embedding is not None:
+                by_dim.setdefault(p.embedding.shape[0], []).append(p)
+        for group in by_dim.values():  # before the store write: store and index stay in step
+            bad, reasons = unusable_rows(np.stack([p.embedding for p in group]))  # type: ignore[misc]
+            if bad.size:
+                raise InvalidInputError(
+                    f"pattern {group[int(bad[0])].id!r}: the embedding {reasons[0]}; cosine "
+                    "search needs a finite, non-zero vector"
+                )
         if self.index is not None:
             for p in pattern_list:
                 if p.embedding is not None and p.embedding.shape[0] != self.index.dim:

@@ -37,6 +37,21 @@ def as_matrix(
     return _normalise_rows(array, what, allow_zero_rows)
 
 
+def unusable_rows(matrix: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Rows of a (m, d) array that cannot be indexed, and why: ``(rows, reasons)``.
+
+    A row is unusable when it holds NaN or infinity (also after conversion to float32, so a
+    component above ~3.4e38 counts) or is all zeros (cosine is undefined).
+    """
+    array = np.asarray(matrix)
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.all(np.isfinite(array.astype(np.float32, copy=False)), axis=1)
+    nonzero = np.any(array != 0, axis=1)
+    bad = np.flatnonzero(~(finite & nonzero))
+    reasons = ["contains NaN or infinity" if not finite[r] else "is all zeros" for r in bad]
+    return bad, reasons
+
+
 def as_query(query: Any, dim: int) -> np.ndarray:
     """A (d,) float32 contiguous, L2-normalised copy of one query vector."""
     array = _as_float_array(query, "query")
