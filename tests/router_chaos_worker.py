@@ -43,6 +43,13 @@ def consume(url: str, destination: str, name: str, claim_idle: float) -> None:
     client = redis.Redis.from_url(url, socket_timeout=10)
     dest = Tract(destination)
     rng = random.Random()
+    # Tell the test this consumer has loaded and connected: its kill is timed from here.
+    for _ in range(600):
+        try:
+            client.incr(f"chaos:ready:{destination}")
+            break
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+            time.sleep(0.2)
     while True:
         messages = router.consume(dest, 64, 1.0)
         if not messages:
