@@ -3,6 +3,8 @@ dead letters, trimming, backpressure, restarts, exactly-once commits."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 
 import pytest
@@ -12,7 +14,7 @@ from synapse_mojo.errors import ConfigError, QueueFullError, TransportError
 from synapse_mojo.router import Message, RedisStreamsRouter, Tract, open_router
 from synapse_mojo.router.message import to_wire
 
-from .servers import RedisServer
+from .servers import RedisServer, free_port
 
 IN, EX = Tract.INTERNAL, Tract.EXTERNAL
 
@@ -215,6 +217,111 @@ def test_a_subscription_handler_can_return_a_commit(redis_server):
     assert r.drain(10.0)
     assert sorted(int(x) for x in client.lrange("handled", 0, -1)) == list(range(40))
     r.close()
+
+
+class ReplyDroppingProxy:
+    """A TCP relay between the router and a real Redis that can lose one reply: once armed,
+    the first EXEC the client sends is passed on, the server's reply is read and thrown away,
+    and the connection is closed, as when Redis dies (or the network breaks) after executing
+    a transaction but before its reply arrives. Not a mock: every command runs on Redis."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.armed = threading.Event()
+        self.dropped = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._closing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _accept(self) -> None:
+        while not self._closing:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream_port))
+            cut = threading.Event()
+            threading.Thread(target=self._pump, args=(client, server, cut, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, cut, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, cut: threading.Event, upstream: bool) -> None:
+        try:
+            while chunk := src.recv(65536):
+                if not upstream and cut.is_set():
+                    self.dropped.set()  # the reply to EXEC: executed by Redis, never delivered
+                    break
+                dst.sendall(chunk)
+                if upstream and self.armed.is_set() and b"EXEC" in chunk:
+                    self.armed.clear()
+                    cut.set()
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self) -> None:
+        self._closing = True
+        self._listener.close()
+
+
+def test_a_commit_whose_reply_is_lost_is_not_applied_again(redis_server):
+    proxy = ReplyDroppingProxy(redis_server.port)
+    r = make(redis_server, consumer="a")
+    via_proxy = RedisStreamsRouter(proxy.url, consumer="a", retry_timeout=10.0)
+    client = redis.Redis.from_url(redis_server.url)
+    r.publish_batch([Message(IN, EX, i) for i in range(3)])
+    got = via_proxy.consume(EX, 10, 1.0)
+    assert len(got) == 3
+    proxy.armed.set()
+    via_proxy.ack(got, commit=lambda tx: tx.incrby("balance", 10))  # EXEC runs, its reply is lost
+    assert proxy.dropped.is_set()
+    assert int(client.get("balance")) == 10, "the retried transaction applied the commit again"
+    assert via_proxy.stats().destinations["external"].acked == 3
+    assert via_proxy.consume(EX, 10, 0.2) == []
+    via_proxy.close()
+    r.close()
+    proxy.close()
+
+
+def test_recovery_after_an_outage_leaves_a_batch_being_acknowledged_alone(redis_binary):
+    """One thread is committing a batch when Redis goes away; another thread's read after the
+    restart recovers this consumer's pending entries. The batch in the middle of its
+    acknowledgement is not one of them: handing it out again ran its handler and its commit
+    twice (issue 14, item 5)."""
+    with RedisServer(redis_binary, appendonly=True, appendfsync="always") as server:
+        r = make(server, consumer="c", retry_timeout=30)
+        client = redis.Redis.from_url(server.url, socket_timeout=10)
+        r.publish_batch([Message(IN, EX, i) for i in range(3)])
+        batch = r.consume(EX, 10, 1.0)
+        in_commit, release = threading.Event(), threading.Event()
+
+        def commit(tx):
+            in_commit.set()
+            release.wait(30)
+            tx.rpush("effects", *(m.payload for m in batch))
+
+        acker = threading.Thread(target=r.ack, args=(batch,), kwargs={"commit": commit})
+        acker.start()
+        assert in_commit.wait(10)
+        server.stop(kill=True)
+        threading.Timer(0.5, server.start).start()
+        again = r.consume(EX, 10, 0)  # fails until the restart, then recovers pending entries
+        release.set()
+        acker.join(30)
+        assert [m.payload for m in again] == []
+        r.ack(again, commit=lambda tx: tx.rpush("effects", *(m.payload for m in again)))
+        assert sorted(int(x) for x in client.lrange("effects", 0, -1)) == [0, 1, 2]
+        assert r.drain(5.0)
+        r.close()
 
 
 def test_undecodable_entries_go_to_the_dead_letters(redis_server):

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from synapse_mojo.router import RedisStreamsRouter, Tract
+from synapse_mojo.router import Message, RedisStreamsRouter, Tract
 
 from .servers import RedisServer
 
@@ -196,4 +196,66 @@ def test_zero_loss_under_consumer_kills_and_a_redis_restart(redis_binary, tmp_pa
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        server.cleanup()
+
+
+# --------------------------------------------------------------------------------------------
+# Exactly-once commit effects across Redis restarts, per subscription shape
+# --------------------------------------------------------------------------------------------
+
+RESTART_MESSAGES = 1200
+RESTARTS = 3
+RESTART_TIME_LIMIT = 90.0
+
+
+@pytest.mark.parametrize("threads,batch_size", [(1, 1), (1, 64), (2, 1), (2, 64), (4, 1), (4, 64)])
+@pytest.mark.timeout(240)
+def test_commit_effects_exactly_once_across_redis_restarts(redis_binary, threads, batch_size):
+    """A subscription whose handler (3 ms of "work") returns a commit: Redis (AOF, fsync
+    always) is killed with SIGKILL and restarted several times while batches are in hand. Every
+    message's effect must be committed exactly once and the ``acked`` counter must match.
+
+    This once failed with 2+ threads: a thread recovering this consumer's pending entries
+    after the outage re-delivered the batch another thread was still acknowledging, and both
+    commits applied (issue 14, item 5)."""
+    rng = random.Random(1400 + 10 * threads + batch_size)
+    server = RedisServer(redis_binary, appendonly=True, appendfsync="always").start()
+    client = redis.Redis.from_url(server.url, socket_timeout=10)
+    router = RedisStreamsRouter(
+        server.url, consumer="effects", retry_timeout=60, claim_idle=60, trim_interval=0.2
+    )
+
+    def handler(message):
+        time.sleep(0.003)
+        return lambda tx, s=message.payload: tx.rpush("effects", s)
+
+    def effects() -> int:
+        return int(_retrying(lambda: client.llen("effects")))
+
+    try:
+        router.publish_batch([Message(Tract.INTERNAL, Tract.EXTERNAL, i) for i in range(RESTART_MESSAGES)])
+        sub = router.subscribe(Tract.EXTERNAL, handler, batch_size=batch_size, threads=threads, poll_interval=0.05)
+        started = time.monotonic()
+        restarts = 0
+        # Kills land at random points while work remains (a batch of 64 takes ~0.2 s).
+        while restarts < RESTARTS and time.monotonic() - started < RESTART_TIME_LIMIT:
+            time.sleep(rng.uniform(0.3, 0.9))
+            if effects() >= RESTART_MESSAGES * (restarts + 1) / (RESTARTS + 2):
+                server.stop(kill=True)  # SIGKILL: only what AOF fsynced survives
+                time.sleep(rng.uniform(0.05, 1.0))  # down for a while: every thread hits it
+                server.start()
+                restarts += 1
+        while effects() < RESTART_MESSAGES and time.monotonic() - started < RESTART_TIME_LIMIT:
+            time.sleep(0.1)
+        assert router.drain(30.0), "entries still pending or waiting"
+        sub.stop(10.0)
+        handled = [int(x) for x in _retrying(lambda: client.lrange("effects", 0, -1))]
+        duplicates = len(handled) - len(set(handled))
+        missing = set(range(RESTART_MESSAGES)) - set(handled)
+        assert restarts == RESTARTS, f"only {restarts} restarts happened"
+        assert duplicates == 0, f"{duplicates} effects committed twice (threads={threads}, batch={batch_size})"
+        assert not missing, f"{len(missing)} messages never handled, e.g. {sorted(missing)[:5]}"
+        assert router.stats().destinations["external"].acked == RESTART_MESSAGES
+    finally:
+        router.close()
         server.cleanup()

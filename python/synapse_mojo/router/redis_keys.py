@@ -11,7 +11,8 @@ With the default prefix ``synapse:router`` and destination ``internal``::
                                           "<stream>|<entry id>|<consumer>", the entry that
                                           carries the message and the consumer holding it
                                           (kept after the ack: other copies are duplicates);
-                                          "dead" once dead-lettered
+                                          "...|done" appended by an ack that committed
+                                          writes; "dead" once dead-lettered
     synapse:router:{internal}:counters    hash: published, acked, dead_lettered, duplicates,
                                           redelivered (totals over every process)
 

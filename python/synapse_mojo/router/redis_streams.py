@@ -18,7 +18,9 @@ Guarantees
   duplicated copies of an acked message are acked without running the handler. Writes a
   handler queues on the commit transaction (``subscribe`` handlers return ``commit(pipe)``;
   ``ack(..., commit=...)``) commit atomically with the ack and the dedupe record, so they happen
-  exactly once even across crashes; other side effects are at-least-once, with a window of one
+  exactly once even across crashes, restarts and lost replies (the record is marked committed
+  in the same transaction; a batch being acknowledged is never handed to another thread of
+  this router meanwhile); other side effects are at-least-once, with a window of one
   round trip (between the handler returning and the ack committing).
 * **Priority**: every read takes the highest non-empty band first (9 .. 0); within a band,
   entries are delivered in stream order, so one producer's messages of one priority reach a
@@ -54,6 +56,8 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ..errors import (
     ConfigError,
@@ -253,6 +257,10 @@ class RedisStreamsRouter(Router):
                     socket_timeout=socket_timeout,
                     socket_connect_timeout=min(5.0, socket_timeout),
                     health_check_interval=30,
+                    # No silent retries inside redis-py: a read, a publish or a transaction
+                    # whose reply was lost must not simply be sent again. Every failure
+                    # reaches _call, which knows how to retry each operation safely.
+                    retry=Retry(NoBackoff(), 0),
                 )
             except (ValueError, TypeError) as exc:
                 raise ConfigError(f"invalid Redis URL {url!r}: {exc}") from exc
@@ -682,7 +690,10 @@ class RedisStreamsRouter(Router):
                     continue
                 uid = message.uid
                 if uid in inflight:
-                    dup_in_process.append((band, eid))
+                    if (dest, band, eid) not in inflight_entries:
+                        dup_in_process.append((band, eid))
+                    # else: this very entry, read by a call whose reply was lost and
+                    # recovered meanwhile by another thread, which is handling it.
                     continue
                 inflight[uid] = new_delivery(_Delivery, (dest, band, eid, message._id, attempts))
                 inflight_entries.add((dest, band, eid))
@@ -726,6 +737,10 @@ class RedisStreamsRouter(Router):
     # ------------------------------------------------------------------ settling
 
     def _take_deliveries(self, messages: Message | Iterable[Message]) -> dict[Tract, list[tuple[int, _Delivery]]]:
+        """Takes messages out of flight for an ack or a nack. Their entries stay marked as
+        held (``_inflight_entries``) until :meth:`_settle` is called: until the ack commits,
+        an entry is still pending in Redis, and a recovery of this consumer's pending
+        entries (after an outage, in another thread) must not hand it out a second time."""
         msgs = as_message_list(messages)
         by_dest: dict[Tract, list[tuple[int, _Delivery]]] = {}
         with self._lock:
@@ -733,9 +748,15 @@ class RedisStreamsRouter(Router):
                 d = self._inflight.pop(m.uid, None)
                 if d is None:
                     continue  # acked already, or not delivered by this router
-                self._inflight_entries.discard((d.destination, d.band, d.eid))
                 by_dest.setdefault(d.destination, []).append((m.uid, d))
         return by_dest
+
+    def _settle(self, by_dest: dict[Tract, list[tuple[int, _Delivery]]]) -> None:
+        """The entries taken are acknowledged, scheduled for a retry or dead-lettered."""
+        with self._lock:
+            for deliveries in by_dest.values():
+                for _, d in deliveries:
+                    self._inflight_entries.discard((d.destination, d.band, d.eid))
 
     def _restore_deliveries(self, by_dest: dict[Tract, list[tuple[int, _Delivery]]]) -> None:
         """Puts deliveries back in flight after an acknowledgement failed to reach Redis."""
@@ -743,7 +764,6 @@ class RedisStreamsRouter(Router):
             for deliveries in by_dest.values():
                 for uid, d in deliveries:
                     self._inflight[uid] = d
-                    self._inflight_entries.add((d.destination, d.band, d.eid))
 
     def ack(self, messages: Message | Iterable[Message], *, commit: Commit | None = None) -> None:
         taken = self._take_deliveries(messages)
@@ -761,6 +781,10 @@ class RedisStreamsRouter(Router):
         except TransportError:
             self._restore_deliveries(taken)
             raise
+        except BaseException:
+            self._settle(taken)  # e.g. the commit callable failed: redelivered after claim_idle
+            raise
+        self._settle(taken)
 
     def _commit(self, dest: Tract, deliveries: list[_Delivery]) -> None:
         """One pipeline: an XACK per band with all its entry ids, then the counter. The dedupe
@@ -795,37 +819,55 @@ class RedisStreamsRouter(Router):
 
     def _commit_with_effects(self, by_dest: dict[Tract, list[_Delivery]], commit: Commit) -> None:
         """WATCH the dedupe records, check they still name this consumer, then MULTI: the
-        caller's writes + XACK + counters, EXEC. A concurrent change (a takeover) aborts EXEC
-        and the check runs again; entries taken over are left to their new holder, and then
-        the caller's writes are not applied at all."""
+        caller's writes + XACK + counters + the records marked committed, EXEC. A concurrent
+        change (a takeover) aborts EXEC and the check runs again; entries taken over are left
+        to their new holder, and then the caller's writes are not applied at all.
+
+        The committed mark (``<stream>|<entry>|<consumer>|done``) makes the transaction
+        idempotent: when Redis executed it but its reply was lost (Redis killed after the AOF
+        write, a broken connection), the retry finds every record marked and stops there
+        instead of applying the caller's writes a second time. Any copy delivered later is a
+        duplicate (``claim()`` matches no carrier in a marked record)."""
         mine = {
             self.keys.done(dest, d.mid): f"{self.keys.bands(dest)[d.band - 1]}|{d.eid.decode()}|{self.consumer}".encode()
             for dest, deliveries in by_dest.items()
             for d in deliveries
         }
+        committed = {key: value + b"|done" for key, value in mine.items()}
 
-        def transaction() -> bool:
+        def transaction() -> str:
             with self._client.pipeline(transaction=True) as pipe:
                 while True:
                     try:
                         pipe.watch(*mine)
                         current = pipe.mget(list(mine))
+                        if all(cur == done for cur, done in zip(current, committed.values())):
+                            pipe.unwatch()
+                            return "committed before"
                         if any(cur not in (want, None) for cur, want in zip(current, mine.values())):
                             pipe.unwatch()
-                            return False
+                            return "taken over"
                         pipe.multi()
                         commit(pipe)
+                        for key, done in committed.items():
+                            pipe.set(key, done, ex=self.dedupe_ttl)
                         for dest, deliveries in by_dest.items():
                             bands = self.keys.bands(dest)
                             for d in deliveries:
                                 pipe.xack(bands[d.band - 1], self.group, d.eid)
                             pipe.hincrby(self.keys.counters(dest), "acked", len(deliveries))
                         pipe.execute()
-                        return True
+                        return "committed"
                     except redis.WatchError:
                         continue
 
-        if self._call(transaction, "ack transaction"):
+        outcome = self._call(transaction, "ack transaction")
+        if outcome == "committed before":
+            log.info(
+                "ack transaction of %d entries had been applied already (its reply was lost); "
+                "not applied again", len(mine),
+            )
+        if outcome != "taken over":
             with self._lock:
                 for dest, deliveries in by_dest.items():
                     self._counters[dest]["acked"] += len(deliveries)
@@ -860,7 +902,12 @@ class RedisStreamsRouter(Router):
                     with state.lock:
                         heapq.heappush(state.retries, _Retry(now + delay, d.band, d.eid, attempts, now))
             if dead:
-                self._dead_letter(dest, dead)
+                try:
+                    self._dead_letter(dest, dead)
+                finally:
+                    self._settle({dest: items})
+            else:
+                self._settle({dest: items})
 
     def _dead_letter(self, dest: Tract, items: list[tuple[int, bytes, str, int, str]]) -> None:
         args: list[Any] = [
