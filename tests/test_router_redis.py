@@ -255,10 +255,10 @@ class ReplyDroppingProxy:
                 if not upstream and cut.is_set():
                     self.dropped.set()  # the reply to EXEC: executed by Redis, never delivered
                     break
-                dst.sendall(chunk)
                 if upstream and self.armed.is_set() and b"EXEC" in chunk:
                     self.armed.clear()
-                    cut.set()
+                    cut.set()  # before the EXEC reaches Redis, so its reply is caught
+                dst.sendall(chunk)
         except OSError:
             pass
         for s in (src, dst):
