@@ -30,6 +30,10 @@ COMMANDS = {
         "synapse_mojo.cli.doctor",
         "Per feature: compiler, kernel, self-check, mode, force-python, auto-disable, metrics.",
     ),
+    "health": (
+        "synapse_mojo.cli.health",
+        "Check the pattern store, Redis, the embedder and the tools; say if ready for MCP.",
+    ),
     "kernels": ("synapse_mojo.cli.kernels", "Build and inspect the Mojo kernels."),
     "patterns": ("synapse_mojo.cli.patterns", "Import, add, search, inspect and export the pattern map."),
     "router": (
@@ -38,7 +42,7 @@ COMMANDS = {
     ),
     "search": (
         "synapse_mojo.cli.search",
-        "Rank the whole pattern map against QUERY; print the best MAX_RESULTS (default 5).",
+        "Rank the whole pattern map against QUERY; print the best MAX_RESULTS (default 10).",
     ),
 }
 
