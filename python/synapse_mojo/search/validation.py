@@ -213,5 +213,7 @@ def _normalise_rows(array: np.ndarray, what: str, allow_zero_rows: bool = False)
                 raise InvalidInputError(f"{what} row {bad} is a zero vector; cosine is undefined")
             peaks[peaks == 0] = 1.0
         block = block / peaks
-        out[start : start + block.shape[0]] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0  # an allowed zero row stays zero (not 0/0 = NaN)
+        out[start : start + block.shape[0]] = block / norms
     return out
