@@ -349,3 +349,25 @@ def test_bad_input_and_factory():
     b = get_reactive_message_router()
     assert a is not b  # a factory, as in the pilot
     assert a.backpressure_config.buffer_size == 5 and a.event_store is None and b.event_store is not None
+
+
+@pytest.mark.asyncio
+async def test_the_pilots_own_style_with_pytest_asyncio():
+    """As the pilot's tests are written: an async test, start/stop around the body."""
+    router = ReactiveCorpusCallosum(enable_event_sourcing=True, redis_url=None)
+    await router.start()
+    try:
+        for i in range(5):
+            assert await router.route_message(source_tract=TractType.EXTERNAL, dest_tract=TractType.INTERNAL,
+                                               priority=MessagePriority.NORMAL, payload=f"msg_{i}", payload_size=10) == i
+        received = []
+        async for message in router.subscribe("test_agent", TractType.INTERNAL):
+            received.append(message)
+            if len(received) >= 5:
+                break
+        assert [m.payload for m in received] == [f"msg_{i}" for i in range(5)]
+        assert router.stats.total_messages == 5 and router.stats.messages_to_internal == 5
+        assert len([e async for e in router.replay_history(from_timestamp_ms=0)]) == 5
+        assert (await router.get_consciousness_metrics()).external_to_internal == 5
+    finally:
+        await router.stop()
