@@ -27,8 +27,8 @@ from synapse_mojo.compat import (
     TractType,
     get_reactive_message_router,
 )
-from synapse_mojo.compat.event_store import RedisEventStore, decode_event
-from synapse_mojo.errors import RouterClosedError
+from synapse_mojo.compat.event_store import decode_event
+from synapse_mojo.errors import RouterClosedError, TransportError
 
 
 @pytest.fixture(autouse=True)
@@ -308,13 +308,20 @@ def test_we_read_what_the_pilot_wrote(redis_server):
     assert decode_event(event_id, data).payload == "ours"
 
 
-def test_event_log_must_be_reachable():
+def test_an_unreachable_event_log_is_kept_in_memory_unless_required(caplog):
+    # lib/orchestration.py passes redis_url="redis://localhost:6379/0" whether or not one runs
     async def main():
-        store = RedisEventStore("redis://127.0.0.1:1/0")
-        with pytest.raises(Exception, match="event log"):
-            await store.connect()
-        assert "RedisEventStore" in repr(store)
+        async with ReactiveCorpusCallosum(enable_event_sourcing=True, redis_url="redis://127.0.0.1:1/0") as cc:
+            assert await _route(cc, TractType.EXTERNAL, TractType.INTERNAL, "x") == 0
+            assert "event log at redis://127.0.0.1:1/0" in cc.event_store.fallback_reason
+            assert [e.payload for e in await cc.replay_history()] == ["x"]
+            assert (await cc.get_consciousness_metrics()).total_messages == 1
+        strict = ReactiveCorpusCallosum(redis_url="redis://127.0.0.1:1/0", require_event_log=True)
+        with pytest.raises(TransportError, match="event log"):
+            await strict.start()
+        assert "RedisEventStore" in repr(strict.event_store)
     asyncio.run(main())
+    assert "keeping the event log in memory" in caplog.text
 
 
 def test_stop_ends_subscriptions_and_keeps_undelivered_messages():

@@ -257,8 +257,12 @@ def _entry(event_id: str, message: Message) -> EventLogEntry:
 
 class RedisEventStore:
     """The stream ``stream_key`` (trimmed to about ``max_stream_length``) and its metrics hash
-    ``<stream_key>:metrics``. Unlike the pilot, a Redis that cannot be reached at ``connect()``
-    is an error (``TransportError``), not a silent switch to no persistence."""
+    ``<stream_key>:metrics``.
+
+    A Redis that cannot be reached at ``connect()`` is logged as an error and the log is kept
+    in memory instead (``fallback_reason`` says why), as the pilot carried on without
+    persistence (its replay then returned nothing; here it returns this process's events).
+    ``required=True`` makes it an error (``TransportError``) instead."""
 
     def __init__(
         self,
@@ -266,14 +270,19 @@ class RedisEventStore:
         stream_key: str = EVENTS_STREAM,
         max_stream_length: int = 100000,
         enable_metrics: bool = True,
+        *,
+        required: bool = False,
     ) -> None:
         self.redis_url = redis_url
         self.stream_key = stream_key
         self.max_stream_length = max_stream_length
         self.enable_metrics = enable_metrics
+        self.required = required
         self.metrics = ConsciousnessMetrics()
         self._metrics_key = f"{stream_key}:metrics"
         self.redis_client: Any = None
+        self.fallback_reason: str | None = None
+        self._memory: InMemoryEventStore | None = None
 
     def __repr__(self) -> str:
         from ..stores.url import redact
@@ -291,8 +300,17 @@ class RedisEventStore:
             await client.ping()
         except Exception as exc:
             await client.aclose()
-            raise TransportError(f"event log at {redact(self.redis_url)}: {type(exc).__name__}: {exc}") from exc
+            reason = f"event log at {redact(self.redis_url)}: {type(exc).__name__}: {exc}"
+            if self.required:
+                raise TransportError(reason) from exc
+            log.error("%s; keeping the event log in memory (not persistent)", reason)
+            self.fallback_reason = reason
+            self._memory = InMemoryEventStore(self.max_stream_length or 10000)
+            self._memory.metrics = self.metrics
+            return
         self.redis_client = client
+        self.fallback_reason = None
+        self._memory = None
         if self.enable_metrics:
             await self._load_metrics()
 
@@ -302,6 +320,8 @@ class RedisEventStore:
             self.redis_client = None
 
     async def append_event(self, message: Message) -> str:
+        if self._memory is not None:
+            return await self._memory.append_event(message)
         trim = {"maxlen": self.max_stream_length, "approximate": True} if self.max_stream_length else {}
         event_id = await self.redis_client.xadd(self.stream_key, encode_event(message), **trim)
         if self.enable_metrics:
@@ -314,6 +334,8 @@ class RedisEventStore:
             await self.append_event(message)
 
     async def get_events(self, start_id: str = "0", count: int = 100, block_ms: int | None = None) -> list[EventLogEntry]:
+        if self._memory is not None:
+            return await self._memory.get_events(start_id, count, block_ms)
         if block_ms:
             got = await self.redis_client.xread({self.stream_key: start_id}, count=count, block=block_ms)
             rows = [row for _, entries in got for row in entries]
@@ -322,6 +344,10 @@ class RedisEventStore:
         return [decode_event(event_id, data) for event_id, data in rows]
 
     async def replay_events(self, from_timestamp_ms: int | None = None, to_timestamp_ms: int | None = None) -> AsyncIterator[EventLogEntry]:
+        if self._memory is not None:
+            async for entry in self._memory.replay_events(from_timestamp_ms, to_timestamp_ms):
+                yield entry
+            return
         start = "-" if from_timestamp_ms is None else f"{max(0, int(from_timestamp_ms) - _REPLAY_MARGIN_MS)}-0"
         end = "+" if to_timestamp_ms is None else f"{int(to_timestamp_ms) + _REPLAY_MARGIN_MS}-18446744073709551615"
         while True:
@@ -335,7 +361,7 @@ class RedisEventStore:
             start = "(" + _text(rows[-1][0])
 
     async def get_metrics(self) -> ConsciousnessMetrics:
-        if self.enable_metrics:
+        if self.enable_metrics and self.redis_client is not None:
             await self._load_metrics()
         return self.metrics
 
@@ -349,7 +375,9 @@ def create_event_store(redis_url: str | None = None, use_redis: bool = True, **k
     """A Redis event store at ``redis_url``, or in memory when ``redis_url`` is None or
     ``use_redis`` is False (the pilot tried ``redis://localhost:6379/0`` when given None)."""
     max_events = kwargs.pop("max_events", None)
+    required = kwargs.pop("required", False)
     if use_redis and redis_url:
+        kwargs["required"] = required
         if max_events is not None:
             kwargs.setdefault("max_stream_length", max_events)
         return RedisEventStore(redis_url=redis_url, **kwargs)

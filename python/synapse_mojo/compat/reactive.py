@@ -29,7 +29,9 @@ subscriber whose buffer was full once another had taken the message): the dispat
 room in its buffer; ``stop()`` ends every subscription and keeps messages still queued in
 process in ``undelivered``; ``router_url`` (or ``SYNAPSE_ROUTER_URL``) can put the tracts on
 Redis Streams, so producers and subscribers may be separate processes; ``redis_url=None``
-keeps the event log in memory (the pilot tried ``redis://localhost:6379/0``). Payloads that
+keeps the event log in memory (the pilot tried ``redis://localhost:6379/0``); an event-log Redis
+that cannot be reached is logged and the log kept in memory, as the pilot carried on
+(``require_event_log=True`` makes it an error). Payloads that
 msgpack cannot carry (the pilot's callers route dataclasses and live objects) are handed over
 as the same object in process; over Redis they raise ``UnserializablePayloadError``.
 """
@@ -253,6 +255,7 @@ class ReactiveCorpusCallosum:
         on_full: str = "drop",
         max_events: int = 100_000,
         batch_size: int = 64,
+        require_event_log: bool = False,
     ) -> None:
         self.backpressure_config = backpressure_config or BackpressureConfig()
         self.circuit_config = circuit_config or CircuitBreakerConfig()
@@ -275,7 +278,9 @@ class ReactiveCorpusCallosum:
         self.external_circuit = CircuitBreaker(self.circuit_config)
         self.pattern_synthesizer = PatternSynthesizer() if enable_pattern_synthesis else None
         self.event_store: RedisEventStore | InMemoryEventStore | None = (
-            create_event_store(redis_url=redis_url, max_events=max_events) if enable_event_sourcing else None
+            create_event_store(redis_url=redis_url, max_events=max_events, required=require_event_log)
+            if enable_event_sourcing
+            else None
         )
         self.stats = MessageStats()
         self.undelivered: list[Message] = []
@@ -520,7 +525,7 @@ class ReactiveCorpusCallosum:
         if self.event_store is None:
             log.warning("event sourcing is off: nothing to replay")
             return
-        if isinstance(self.event_store, RedisEventStore) and self.event_store.redis_client is None:
+        if isinstance(self.event_store, RedisEventStore) and not self._running and self.event_store.redis_client is None:
             raise RouterClosedError("the event log is not connected: await start() first")
         async for entry in self.event_store.replay_events(from_ms, to_ms):
             yield entry
