@@ -22,7 +22,7 @@ from synapse_mojo.stores.redis_keys import RedisKeys
 
 from .servers import RedisServer
 
-WRITE_COMMANDS = ("hset", "del", "unlink", "zadd", "zrem", "incrby", "sadd", "srem", "hdel", "expire", "vadd", "vrem", "set")
+WRITE_COMMANDS = ("hset", "del", "unlink", "zadd", "zrem", "incrby", "sadd", "srem", "hdel", "expire", "vadd", "vrem", "set", "xadd")
 
 
 def _vec(seed: int, dim: int = 16) -> np.ndarray:
@@ -42,7 +42,7 @@ def test_key_schema_is_the_documented_one(redis_server):
     keys = RedisKeys("pm-test")
     assert {k.decode() for k in client.keys("*")} == {
         keys.pattern("a"), keys.pattern("b"), keys.ids, keys.seq, keys.info,
-        keys.relations_out("a"), keys.relations_in("b"), keys.vectors,
+        keys.relations_out("a"), keys.relations_in("b"), keys.vectors, keys.changes,
     }  # fmt: skip
     fields = client.hgetall(keys.pattern("a"))
     assert fields[b"text"] == b"text a" and fields[b"metadata"] == b'{"k":1}'

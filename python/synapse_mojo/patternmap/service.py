@@ -245,6 +245,20 @@ class PatternMap:
         """Rebuilds the index from the store (to see other processes' writes)."""
         return self.start(progress=progress)
 
+    def apply_changes(self, ids: Iterable[str]) -> int:
+        """Brings the index in step with the store for ``ids`` (patterns another process wrote
+        or deleted, e.g. from ``store.changes()``): re-reads them, re-indexes those that exist
+        with an embedding and removes the rest. Returns how many ids were applied."""
+        id_list = list(dict.fromkeys(ids))
+        if not self.started or self.search_mode == "store" or not id_list:
+            return 0
+        current = self.store.get_many(id_list)
+        gone = [i for i in id_list if i not in current or current[i].embedding is None]
+        if self.index is not None and gone:
+            self.index.remove(gone, missing_ok=True)
+        self._index_upsert([p for p in current.values() if p.embedding is not None])
+        return len(id_list)
+
     def _sync_store_vectors(self, progress: bool) -> None:
         sync = getattr(self.store, "sync_vectors", None)
         vector_count = getattr(self.store, "vector_count", None)

@@ -162,6 +162,18 @@ class WriteResult(NamedTuple):
     relations: int
 
 
+class ChangeFeed(NamedTuple):
+    """What changed in a store since a token (``PatternStore.changes``).
+
+    ``token``: pass it to the next call (None: this store keeps no change feed). ``ids``: the
+    patterns written or deleted since the token given, each once; None when the store cannot
+    tell (the feed was trimmed past the token, or the store was cleared): rebuild from scratch.
+    """
+
+    token: Any
+    ids: list[str] | None
+
+
 # --------------------------------------------------------------------------------------------
 # The interface
 # --------------------------------------------------------------------------------------------
@@ -255,6 +267,15 @@ class PatternStore(ABC):
             f"{self.backend} store {self.url} cannot search on the server; "
             "use the in-memory index (PatternMap with search='memory')"
         )
+
+    def changes(self, since: Any = None) -> ChangeFeed:
+        """The patterns written or deleted (by any process) since ``since``, a token from an
+        earlier call; ``changes()`` gives the current token and no ids. Cheap when nothing
+        changed (one small read), so that a server can poll it to keep its index live.
+
+        Stores without a change feed return ``ChangeFeed(None, [])``.
+        """
+        return ChangeFeed(None, [])
 
     @abstractmethod
     def close(self) -> None:

@@ -55,6 +55,7 @@ from ..errors import (
 from ..search.validation import as_query, as_top_k
 from .base import (
     INFO_EMBEDDING_DIM,
+    ChangeFeed,
     Pattern,
     PatternStore,
     Relation,
@@ -87,6 +88,8 @@ _QUANTIZATION = {"noquant": "NOQUANT", "q8": "Q8", "bin": "BIN"}
 _URL_OPTIONS = ("read_only", "prefix", "backing", "ttl", "vector_set", "quantization", "timeout")
 _WATCH_RETRIES = 16
 _PIPELINE_CHUNK = 500
+#: Entries kept (approximately) in the change feed stream.
+_CHANGES_KEEP = 10_000
 
 
 class RedisStore(PatternStore):
@@ -281,10 +284,43 @@ class RedisStore(PatternStore):
                 pipe.sadd(self.keys.relations_in(relation.target), _rel_field(relation.source, relation.type))
             if batch.dim is not None and store_dim is None:
                 pipe.hset(self.keys.info, INFO_EMBEDDING_DIM, json.dumps(batch.dim))
+            self._queue_change(pipe, ids)
             outcome["result"] = WriteResult(len(new_ids), len(ids) - len(new_ids), len(batch.relations))
 
         self._transaction("writing patterns", [self.keys.ids, self.keys.info], build)
         return outcome["result"]
+
+    def _queue_change(self, pipe: Any, ids: list[str]) -> None:
+        """Appends the written ids to the change feed, inside the write transaction."""
+        if ids:
+            pipe.xadd(self.keys.changes, {"ids": json.dumps(ids)}, maxlen=_CHANGES_KEEP, approximate=True)
+
+    def changes(self, since: Any = None) -> ChangeFeed:
+        """Token: (entries ever added to the feed stream, last entry id). A stream that was
+        trimmed past the token, or deleted by ``clear``, shows as a count that does not add up."""
+        if self.backing is not None:
+            return self.backing.changes(since)
+        with self._errors("reading the change feed"):
+            try:
+                info = self._client.xinfo_stream(self.keys.changes)
+            except redis_errors.ResponseError as exc:
+                if "no such key" not in str(exc).lower():
+                    raise
+                return ChangeFeed((0, "0-0"), [] if since in (None, (0, "0-0")) else None)
+            last = info["last-generated-id"]
+            token = (int(info["entries-added"]), last.decode() if isinstance(last, bytes) else str(last))
+            if since is None or tuple(since) == token:
+                return ChangeFeed(token, [])
+            added, after = since
+            entries = self._client.xrange(self.keys.changes, min=f"({after}", max=token[1])
+        if len(entries) != token[0] - added:
+            return ChangeFeed(token, None)
+        ids: dict[str, None] = {}
+        for _entry_id, fields in entries:
+            for pattern_id in json.loads(fields[b"ids"]):
+                ids.pop(pattern_id, None)
+                ids[pattern_id] = None
+        return ChangeFeed(token, list(ids))
 
     def _queue_vector(self, pipe: Any, pattern: Pattern) -> None:
         if not self.vector_set:
@@ -349,6 +385,7 @@ class RedisStore(PatternStore):
                     source, rel_type = json.loads(member)
                     pipe.hdel(self.keys.relations_out(source), _rel_field(i, rel_type))
                 pipe.delete(self.keys.relations_out(i), self.keys.relations_in(i))
+            self._queue_change(pipe, present)
             outcome["removed"] = len(present)
 
         self._transaction("deleting patterns", watch, build)

@@ -26,6 +26,9 @@ key                                    type        content
 ``<prefix>:vectors``                   vector set  Redis 8 vector set: element = pattern id,
                                                    FP32 vector (``VADD``/``VSIM``), for search
                                                    push-down shared by many processes.
+``<prefix>:changes``                   stream      change feed: one entry per write transaction,
+                                                   field ``ids`` = JSON list of the pattern ids
+                                                   written or deleted (trimmed to ~10,000).
 =====================================  ==========  =============================================
 
 In cache mode (a ``backing`` store of record) only ``pattern:<id>`` entries and ``vectors``
@@ -89,6 +92,10 @@ class RedisKeys:
     @property
     def vectors(self) -> str:
         return f"{self.prefix}:vectors"
+
+    @property
+    def changes(self) -> str:
+        return f"{self.prefix}:changes"
 
     @property
     def all_keys_glob(self) -> str:

@@ -17,6 +17,12 @@ Schema (``PRAGMA user_version`` = 1)::
               PRIMARY KEY (source, target, type),
               FOREIGN KEYs -> patterns(id) ON DELETE CASCADE)
     store_info(key TEXT PRIMARY KEY, value TEXT (JSON))
+    changes(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT)  -- change feed, filled by triggers
+
+The ``changes`` table is the change feed (``changes()``): triggers on ``patterns`` append the id
+of every inserted, updated or deleted pattern, so writes by any process (and older versions of
+this package) are seen; the oldest rows are pruned beyond ``CHANGE_LOG_KEEP``. It is added to an
+existing file the first time the file is opened writable (older versions ignore it).
 
 WAL lets readers in other processes work while one process writes; ``upsert`` runs in one
 ``BEGIN IMMEDIATE`` transaction (all or nothing). One connection per store object, shared by
@@ -38,6 +44,7 @@ import numpy as np
 from ..errors import ReadOnlyStoreError, StoreError, StoreUnavailableError
 from .base import (
     INFO_EMBEDDING_DIM,
+    ChangeFeed,
     Pattern,
     PatternStore,
     Relation,
@@ -79,6 +86,24 @@ CREATE TABLE IF NOT EXISTS store_info (
     value TEXT NOT NULL
 );
 """
+
+#: Rows kept in the change feed; a reader further behind rebuilds its index.
+CHANGE_LOG_KEEP = 10_000
+
+_CHANGE_FEED = (
+    """CREATE TABLE IF NOT EXISTS changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id  TEXT NOT NULL
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS changes_on_insert AFTER INSERT ON patterns
+        BEGIN INSERT INTO changes (id) VALUES (NEW.id); END""",
+    """CREATE TRIGGER IF NOT EXISTS changes_on_update AFTER UPDATE ON patterns
+        BEGIN INSERT INTO changes (id) VALUES (NEW.id); END""",
+    """CREATE TRIGGER IF NOT EXISTS changes_on_delete AFTER DELETE ON patterns
+        BEGIN INSERT INTO changes (id) VALUES (OLD.id); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS changes_prune AFTER INSERT ON changes WHEN NEW.seq % 1000 = 0
+        BEGIN DELETE FROM changes WHERE seq <= NEW.seq - {CHANGE_LOG_KEEP}; END""",
+)
 
 #: SQLite's default limit on bound parameters is 999 on old builds; stay under it.
 _IN_CHUNK = 500
@@ -150,6 +175,13 @@ class SQLiteStore(PatternStore):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        has_feed = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'changes_%'"
+        ).fetchone()[0]
+        if has_feed < 4:
+            with self._transaction():
+                for statement in _CHANGE_FEED:
+                    conn.execute(statement)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -340,6 +372,30 @@ class SQLiteStore(PatternStore):
         with self._reading() as conn:
             rows = conn.execute("SELECT key, value FROM store_info ORDER BY key").fetchall()
         return {key: json.loads(value) for key, value in rows}
+
+    def changes(self, since: Any = None) -> ChangeFeed:
+        with self._reading() as conn:
+            try:
+                row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+            except sqlite3.OperationalError:  # no AUTOINCREMENT table yet: no feed
+                return ChangeFeed(None, [])
+            if row is None and not self._has_feed(conn):
+                return ChangeFeed(None, [])  # a read-only file from before the change feed
+            token = int(row[0]) if row is not None else 0
+            if since is None or since == token:
+                return ChangeFeed(token, [])
+            if token < since:  # the sequence went back: not the history we know
+                return ChangeFeed(token, None)
+            oldest = conn.execute("SELECT min(seq) FROM changes").fetchone()[0]
+            if oldest is None or oldest > since + 1:  # pruned past our token
+                return ChangeFeed(token, None)
+            ids = [r[0] for r in conn.execute(
+                "SELECT id FROM changes WHERE seq > ? AND seq <= ? GROUP BY id ORDER BY max(seq)", (since, token)
+            )]  # fmt: skip
+        return ChangeFeed(token, ids)
+
+    def _has_feed(self, conn: sqlite3.Connection) -> bool:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'changes'").fetchone() is not None
 
     def close(self) -> None:
         with self._lock:
