@@ -40,6 +40,10 @@ COMMANDS = {
         "synapse_mojo.cli.router",
         "Inspect the message router: depths, rates, consumers, dead letters.",
     ),
+    "serve": (
+        "synapse_mojo.cli.serve",
+        "Serve the pattern map to agents over MCP, warm: store, embedder and index stay loaded.",
+    ),
     "search": (
         "synapse_mojo.cli.search",
         "Rank the whole pattern map against QUERY; print the best MAX_RESULTS (default 10).",

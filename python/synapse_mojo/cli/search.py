@@ -9,7 +9,9 @@ The Synapse system's tools call this command and parse its JSON (built by
 As the pilot's ``synapse_search.py``: ``MAX_RESULTS`` defaults to 10 and 0 gives no results; an
 empty query prints an empty result list; a store that cannot be searched (or an empty one)
 prints the same keys plus ``error``; with ``--json`` the exit status is 0 in every one of these
-cases. It ranks the whole pattern map of the configured store (``--store`` /
+cases. When a ``synapse-mojo serve`` of the same store is running (``SYNAPSE_SERVER_URL``, or its
+Unix socket in the runtime directory), it answers instead: same document, no model or index
+loaded here. It ranks the whole pattern map of the configured store (``--store`` /
 ``SYNAPSE_STORE_URL`` / the embedded default) with exact cosine similarity; the pilot's Cypher
 query applied ``LIMIT`` before ranking, so it ranked an arbitrary subset.
 """
@@ -17,6 +19,7 @@ query applied ``LIMIT`` before ranking, so it ranked an arbitrary subset.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 import click
@@ -32,10 +35,22 @@ from . import main
 @click.option("--json", "as_json", is_flag=True, help="Print the pilot's JSON contract (exit status 0, errors in 'error').")
 def search_command(query: str, max_results: int, store_url: str | None, as_json: bool) -> None:
     """Rank the whole pattern map against QUERY; print the best MAX_RESULTS (default 10)."""
+    # A running server (SYNAPSE_SERVER_URL, or the socket in the runtime dir; see docs/serve.md)
+    # answers without loading anything here; otherwise the search runs in this process.
     # Imported here so that `synapse-mojo search --help` stays fast.
-    from ..compat.tools import search_patterns
+    from ..serve.client import call as call_server
+    from ..serve.limits import LIMITS
 
-    payload = search_patterns(query, max_results, store_url=store_url)
+    payload = None
+    if max_results <= LIMITS.max_results and len(query) <= LIMITS.query_chars:  # else: over the server's bounds
+        arguments = {"query": query, "max_results": max_results}
+        payload = call_server("search_pattern_map", arguments, store_url=store_url)
+    if payload is not None:
+        logging.getLogger("synapse_mojo.cli").info("answered by the server")
+    else:
+        from ..compat.tools import search_patterns
+
+        payload = search_patterns(query, max_results, store_url=store_url)
     if as_json:
         click.echo(json.dumps(payload, ensure_ascii=False))
         return

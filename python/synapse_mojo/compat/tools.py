@@ -141,21 +141,22 @@ def search_patterns(query: str, max_results: int = DEFAULT_MAX_RESULTS, *, store
 # ---------------------------------------------------------------------------- health
 
 
-def check_store(store_url: str | None = None) -> dict[str, Any]:
+def check_store(store_url: str | None = None, *, pmap: PatternMap | None = None) -> dict[str, Any]:
     """``{"status": "up", "latency_ms", "version", "backend", "store", "patterns"}`` or
-    ``{"status": "down", "error"}`` for the pattern store."""
+    ``{"status": "down", "error"}`` for the pattern store (``pmap``'s open store when given)."""
     from ..stores import open_store
     from ..stores.url import default_store_url, redact
 
-    url = store_url or default_store_url()
+    url = pmap.store.url if pmap is not None else (store_url or default_store_url())
     started = time.perf_counter()
     try:
-        store = open_store(url)
+        store = pmap.store if pmap is not None else open_store(url)
         try:
             patterns = store.count()
             backend = store.backend
         finally:
-            store.close()
+            if pmap is None:
+                store.close()
     except Exception as exc:  # a health check reports every failure, it never raises
         return {"status": "down", "error": _error_text(exc), "store": redact(url)}
     from importlib.metadata import version
@@ -197,20 +198,20 @@ def check_redis(redis_url: str | None = None) -> dict[str, Any]:
     return {"status": "up", "latency_ms": int((time.perf_counter() - started) * 1000), "optional": True, "url": redact(redis_url)}
 
 
-def check_embedder() -> dict[str, Any]:
+def check_embedder(*, pmap: PatternMap | None = None) -> dict[str, Any]:
     """The configured embedder (the pilot checked its BGE-M3 model): ``available`` when it can
-    be created here, with its model name and path (or server URL)."""
+    be created here (or ``pmap``'s loaded one), with its model name and path (or server URL)."""
     from ..embeddings import embedder_from_env
     from ..stores.url import redact
 
     try:
-        embedder = embedder_from_env()
+        embedder = pmap.embedder if pmap is not None else embedder_from_env()
     except Exception as exc:  # reported, not raised
         return {"status": "unavailable", "error": _error_text(exc)}
     path = getattr(embedder, "model_dir", None) or getattr(embedder, "url", None) or getattr(embedder, "base_url", None)
     out = {"status": "available", "model": embedder.model, "model_path": redact(str(path)) if path else None}
     close = getattr(embedder, "close", None)
-    if callable(close):
+    if callable(close) and pmap is None:
         close()
     return out
 
@@ -233,12 +234,15 @@ def ready_for_mcp(checks: dict[str, Any]) -> bool:
     return checks["neo4j"]["status"] == "up" and all(s == "executable" for s in checks["cli_tools"].values())
 
 
-def health_report(*, store_url: str | None = None, redis_url: str | None = None) -> dict[str, Any]:
-    """The health contract (see the module docstring)."""
+def health_report(
+    *, store_url: str | None = None, redis_url: str | None = None, pmap: PatternMap | None = None
+) -> dict[str, Any]:
+    """The health contract (see the module docstring). ``pmap``: check this open pattern map's
+    store and embedder instead of opening new ones (``synapse-mojo serve``)."""
     checks = {
-        "neo4j": check_store(store_url),
+        "neo4j": check_store(store_url, pmap=pmap),
         "redis": check_redis(redis_url),
-        "bge_m3": check_embedder(),
+        "bge_m3": check_embedder(pmap=pmap),
         "cli_tools": check_cli_tools(),
     }
     return {
