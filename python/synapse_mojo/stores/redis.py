@@ -306,7 +306,7 @@ class RedisStore(PatternStore):
             except redis_errors.ResponseError as exc:
                 if "no such key" not in str(exc).lower():
                     raise
-                return ChangeFeed((0, "0-0"), [] if since in (None, (0, "0-0")) else None)
+                return ChangeFeed((0, "0-0"), [] if since is None or tuple(since) == (0, "0-0") else None)
             last = info["last-generated-id"]
             token = (int(info["entries-added"]), last.decode() if isinstance(last, bytes) else str(last))
             if since is None or tuple(since) == token:
@@ -317,6 +317,8 @@ class RedisStore(PatternStore):
             return ChangeFeed(token, None)
         ids: dict[str, None] = {}
         for _entry_id, fields in entries:
+            if b"ids" not in fields:  # a clear
+                return ChangeFeed(token, None)
             for pattern_id in json.loads(fields[b"ids"]):
                 ids.pop(pattern_id, None)
                 ids[pattern_id] = None
@@ -411,14 +413,21 @@ class RedisStore(PatternStore):
         if self.backing is not None:
             self.backing.clear()
         with self._errors("clearing the store"):
+            # The change feed stays (a new stream could reuse the old entry ids); a ``clear``
+            # entry tells followers to rebuild.
+            feed = self.keys.changes.encode()
             batch: list[bytes] = []
             for key in self._client.scan_iter(match=self.keys.all_keys_glob, count=1000):
+                if key == feed:
+                    continue
                 batch.append(key)
                 if len(batch) >= 1000:
                     self._client.unlink(*batch)
                     batch = []
             if batch:
                 self._client.unlink(*batch)
+            if self.backing is None:
+                self._client.xadd(self.keys.changes, {"clear": "1"}, maxlen=_CHANGES_KEEP, approximate=True)
 
     def sync_vectors(self, progress: Callable[[int], None] | None = None, batch_size: int = 1000) -> int:
         """Rebuilds the vector set from the store of record; returns the vectors added.

@@ -28,7 +28,9 @@ key                                    type        content
                                                    push-down shared by many processes.
 ``<prefix>:changes``                   stream      change feed: one entry per write transaction,
                                                    field ``ids`` = JSON list of the pattern ids
-                                                   written or deleted (trimmed to ~10,000).
+                                                   written or deleted (trimmed to ~10,000);
+                                                   ``clear`` = 1 for a cleared store (kept by
+                                                   ``clear``, so entry ids never go back).
 =====================================  ==========  =============================================
 
 In cache mode (a ``backing`` store of record) only ``pattern:<id>`` entries and ``vectors``
