@@ -146,6 +146,8 @@ def test_prebuilt_directory_is_preferred_and_bad_files_are_skipped(mojo_compiler
     proc = run_cli("kernels", "build", "--out", str(out), env={"SYNAPSE_KERNEL_CACHE": str(tmp_path / "c1")})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (out / "pattern_search.so").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["artefacts"]["pattern_search"]["sha256"] == kernels_module.file_sha256(out / "pattern_search.so")[1]
     handle = load_kernel("pattern_search", _settings(SYNAPSE_KERNEL_DIR=str(out)))
     assert handle.origin == "prebuilt" and handle.path == str(out / "pattern_search.so")
 
@@ -157,6 +159,117 @@ def test_prebuilt_directory_is_preferred_and_bad_files_are_skipped(mojo_compiler
     )
     assert handle.loaded and handle.origin == "compiled"
     assert any("prebuilt" in a and "bad" in a for a in handle.attempts)
+
+
+# --------------------------------------------------------------------------------------------
+# Damaged modules: verified before import, probed in a child, rebuilt or refused (issue 14.3)
+# --------------------------------------------------------------------------------------------
+
+
+def _session_entry(kernel_cache: Path, compiler) -> Path:
+    """The session cache's entry (pattern_search built there by the ``search_kernel`` fixture)."""
+    settings = _settings(SYNAPSE_KERNEL_CACHE=str(kernel_cache))
+    return kernel_cache / kernels_module.cache_key(source_dir(settings), compiler, settings)
+
+
+def _copy_entry(entry: Path, cache: Path) -> Path:
+    shutil.copytree(entry, cache / entry.name, ignore=shutil.ignore_patterns("*.lock", ".*"))
+    return cache / entry.name / "pattern_search.so"
+
+
+def _truncate(path: Path) -> None:
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 3)
+
+
+def _flip_code_bytes(path: Path) -> None:
+    """Inverts 256 bytes in the middle of the first third of the file (inside .text)."""
+    data = bytearray(path.read_bytes())
+    at = len(data) // 6
+    data[at : at + 256] = bytes(b ^ 0xFF for b in data[at : at + 256])
+    path.write_bytes(data)
+
+
+def _doctor(cache: Path, **env: str) -> dict:
+    proc = run_cli("doctor", "--json", "--no-smoke", env={"SYNAPSE_KERNEL_CACHE": str(cache), **env})
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+    return json.loads(proc.stdout)["features"]["pattern_search"]
+
+
+@pytest.mark.parametrize(
+    "damage,reason",
+    [(_truncate, "bytes"), (_flip_code_bytes, "SHA-256")],
+    ids=["truncated", "flipped-code-bytes"],
+)
+def test_a_damaged_cache_entry_is_rebuilt_not_fatal(search_kernel, mojo_compiler, kernel_cache, tmp_path, damage, reason):
+    """Once: exit 135 (SIGBUS) on every command for a truncated entry, with nothing printed."""
+    so = _copy_entry(_session_entry(kernel_cache, mojo_compiler), tmp_path / "cache")
+    assert kernels_module.sidecar_path(so).is_file()
+    damage(so)
+    status = _doctor(tmp_path / "cache")
+    assert status["kernel_loaded"] and status["kernel_origin"] == "compiled", status
+    notes = " ".join(status["kernel_notes"])
+    assert "damaged" in notes and reason in notes and "rebuilding" in notes
+    assert status["self_check"].startswith("passed") and status["active_runtime"] == "mojo"
+    again = _doctor(tmp_path / "cache")  # the rebuilt entry is used as it is
+    assert again["kernel_origin"] == "cache" and not again["kernel_notes"]
+
+
+def test_an_entry_without_a_record_is_probed_in_a_child_first(search_kernel, mojo_compiler, kernel_cache, tmp_path):
+    """An entry from before the records (or whose record was lost) cannot be checked against a
+    digest: a child process imports it first, takes the SIGBUS, and the entry is rebuilt."""
+    so = _copy_entry(_session_entry(kernel_cache, mojo_compiler), tmp_path / "cache")
+    kernels_module.sidecar_path(so).unlink()
+    _truncate(so)
+    proc = run_cli("doctor", "--no-smoke", env={"SYNAPSE_KERNEL_CACHE": str(tmp_path / "cache"), "COLUMNS": "200"})
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
+    assert "SIGBUS" in proc.stdout and "rebuilding" in proc.stdout  # the doctor's kernel note
+    record = json.loads(kernels_module.sidecar_path(so).read_text())
+    assert record["size"] == so.stat().st_size
+
+
+def test_prebuilt_modules_are_verified_against_their_manifest(search_kernel, mojo_compiler, kernel_cache, tmp_path):
+    good = _session_entry(kernel_cache, mojo_compiler) / "pattern_search.so"
+    prebuilt = tmp_path / "prebuilt"
+    prebuilt.mkdir()
+    so = prebuilt / "pattern_search.so"
+    settings = _settings(SYNAPSE_KERNEL_DIR=str(prebuilt), SYNAPSE_KERNEL_CACHE=str(kernel_cache))
+
+    def load(expect_refusal: str | None):
+        handle = load_kernel("pattern_search", settings)
+        assert handle.loaded, handle.error
+        if expect_refusal is None:
+            assert handle.origin == "prebuilt", handle.attempts
+        else:  # refused with the reason, then the (verified) compile cache answered
+            assert handle.origin == "cache"
+            assert any(expect_refusal in a and str(so) in a for a in handle.attempts), handle.attempts
+
+    shutil.copyfile(good, so)
+    load("unverified: no manifest.json")
+    kernels_module.record_prebuilt(prebuilt, "pattern_search", mojo_compiler, "")
+    load(None)
+    _flip_code_bytes(so)
+    load("damaged: SHA-256")
+    # A module that matches its manifest but crashes on import (damaged before the manifest
+    # was written, or built for another CPU): the probe process takes the crash.
+    _truncate(so)
+    kernels_module.record_prebuilt(prebuilt, "pattern_search", mojo_compiler, "")
+    load("SIGBUS")
+
+
+def test_a_warm_start_hashes_each_module_once(search_kernel, mojo_compiler, kernel_cache, monkeypatch):
+    hashed: list[str] = []
+    real = kernels_module.hashlib.file_digest
+
+    def counting(f, digest):
+        hashed.append(f.name)
+        return real(f, digest)
+
+    monkeypatch.setattr(kernels_module.hashlib, "file_digest", counting)
+    monkeypatch.setattr(kernels_module, "_digests", {})
+    for _ in range(3):
+        assert load_kernel("pattern_search", _settings(SYNAPSE_KERNEL_CACHE=str(kernel_cache))).origin == "cache"
+    assert len(hashed) == 1, hashed
 
 
 def test_kernels_build_reports_compiler_errors(mojo_compiler, tmp_path):

@@ -6,6 +6,7 @@ import json
 
 import click
 import numpy as np
+from rich.markup import escape
 from rich.table import Table
 
 from ..config import FEATURES
@@ -72,7 +73,10 @@ def doctor(smoke: bool, as_json: bool, prometheus: bool) -> None:
         if f["kernel_loaded"]:
             table.add_row("kernel", f"{f['kernel']}: {f['kernel_origin']} ({f['kernel_path']})")
         else:
-            table.add_row("kernel", f"{f['kernel']}: [red]{f['kernel_error']}[/red]")
+            table.add_row("kernel", f"{f['kernel']}: [red]{escape(str(f['kernel_error']))}[/red]")
+        for note in f.get("kernel_notes", []):
+            if not note.endswith(": not present"):  # where a prebuilt module would be: noise
+                table.add_row("kernel note", f"[yellow]{escape(note)}[/yellow]")
         table.add_row("self-check", f["self_check"])
         table.add_row(
             "auto-disabled", f"[red]{f['auto_disabled']}[/red]" if f["auto_disabled"] else "no"

@@ -14,6 +14,8 @@ from ..runtime.kernels import (
     cache_key,
     find_compiler,
     kernel_names,
+    record_cache_entry,
+    record_prebuilt,
     source_dir,
     target_label,
 )
@@ -41,7 +43,8 @@ def kernels() -> None:
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Write <name>.so files here (use with SYNAPSE_KERNEL_DIR); default: the compile cache.",
+    help="Write <name>.so files and their manifest.json (SHA-256 of each) here, for "
+    "SYNAPSE_KERNEL_DIR; default: the compile cache.",
 )
 @click.option("--name", "names", multiple=True, help="Build only this kernel (repeatable).")
 def build(target_cpu: str, out_dir: Path | None, names: tuple[str, ...]) -> None:
@@ -71,6 +74,11 @@ def build(target_cpu: str, out_dir: Path | None, names: tuple[str, ...]) -> None
         with console.status(f"compiling {name} ..."):
             try:
                 seconds = build_kernel(name, src, destination / f"{name}.so", compiler, target_cpu)
+                # What was built, for verification before import (size + SHA-256).
+                if out_dir is not None:
+                    record_prebuilt(out_dir, name, compiler, target_cpu)
+                else:
+                    record_cache_entry(destination / f"{name}.so")
             except KernelBuildError as exc:
                 failed = True
                 err_console.print(f"[red]✗ {name}[/red]: {exc}\n{exc.compiler_output}")

@@ -371,6 +371,7 @@ class FeatureRuntime:
             "kernel_origin": handle.origin if handle else "not loaded yet",
             "kernel_path": handle.path if handle else None,
             "kernel_error": handle.error if handle else None,
+            "kernel_notes": list(handle.attempts) if handle else [],
             "self_check": self.self_check,
             "auto_disabled": self.disabled_reason,
             "active_runtime": "mojo" if self.mojo_active() else "python",

@@ -12,11 +12,26 @@ Each kernel is a Python extension module written in Mojo (``mojo/<name>.mojo``, 
 
 No step raises to the caller: every failure is kept as the handle's ``error`` (with the
 compiler's own message) and logged.
+
+Files are verified before they are imported, because importing a damaged shared library does
+not raise: a truncated one kills the process with SIGBUS, flipped code bytes with SIGILL.
+
+* Every build records the module's size and SHA-256: in the cache a sidecar
+  ``<entry>/<name>.so.manifest.json``, in a prebuilt directory ``manifest.json``
+  (``artefacts.<name>.sha256``, the format ``mojo_build.py`` and ``kernels build --out`` write).
+  A cache entry that does not match is rebuilt once; a prebuilt module that does not match, or
+  has no manifest, is refused with the reason. The digest is computed once per process per
+  file version (path, inode, size, mtime).
+* A module that has not been imported on this machine before (just built, or an older cache
+  entry without a sidecar) is first imported in a child process that also runs the kernel's
+  self-checks (:mod:`.kernel_probe`); only when the child exits cleanly does this process import
+  it. The outcome is remembered per SHA-256 and CPU under ``<cache>/probed/``.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -25,6 +40,7 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -190,6 +206,7 @@ def source_hash(src: Path) -> str:
     return h.hexdigest()
 
 
+@functools.cache
 def host_cpu_fingerprint() -> str:
     """A stable description of the host CPU: arch, model name and a hash of its features."""
     model, flags = "", ""
@@ -261,7 +278,7 @@ def build_kernel(
 
 
 # --------------------------------------------------------------------------------------------
-# Loading
+# Handles and importing
 # --------------------------------------------------------------------------------------------
 
 
@@ -322,8 +339,182 @@ def _prebuilt_dirs(settings: Settings) -> list[Path]:
     return dirs
 
 
+# --------------------------------------------------------------------------------------------
+# Verifying files before they are imported
+# --------------------------------------------------------------------------------------------
+
+#: A prebuilt directory's record of what was built (written by mojo_build.py and
+#: ``synapse-mojo kernels build --out``): ``{"artefacts": {name: {"path", "sha256", ...}}}``.
+PREBUILT_MANIFEST = "manifest.json"
+_PROBE_TIMEOUT_S = 300.0
+
+_digests: dict[tuple[str, int, int, int, int], str] = {}
+_digests_lock = threading.Lock()
+
+
+def file_sha256(path: Path) -> tuple[int, str]:
+    """``(size, sha256)`` of ``path``; hashed once per process per file version."""
+    st = os.stat(path)
+    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    with _digests_lock:
+        digest = _digests.get(key)
+    if digest is None:
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        with _digests_lock:
+            _digests[key] = digest
+    return st.st_size, digest
+
+
+def sidecar_path(so_path: Path) -> Path:
+    """The cache entry's record of a module: ``<name>.so.manifest.json``."""
+    return so_path.with_name(so_path.name + ".manifest.json")
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def record_cache_entry(so_path: Path) -> dict:
+    """Writes the sidecar of a module just built into the cache; returns it."""
+    size, digest = file_sha256(so_path)
+    record = {
+        "file": so_path.name,
+        "size": size,
+        "sha256": digest,
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _write_json_atomic(sidecar_path(so_path), record)
+    return record
+
+
+def record_prebuilt(out_dir: Path, name: str, compiler: Compiler, target: str) -> None:
+    """Adds ``name`` to ``out_dir/manifest.json`` (kept in the format ``mojo_build.py`` writes)."""
+    path = out_dir / PREBUILT_MANIFEST
+    try:
+        manifest = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        manifest = {}
+    if not isinstance(manifest, dict):
+        manifest = {}
+    size, digest = file_sha256(out_dir / f"{name}.so")
+    manifest.setdefault("compiler", compiler.version)
+    manifest.setdefault("target_cpu", target or "host")
+    artefacts = manifest.get("artefacts")
+    if not isinstance(artefacts, dict):
+        artefacts = manifest["artefacts"] = {}
+    artefacts[name] = {"kind": "shared-lib", "path": f"{name}.so", "sha256": digest, "size": size}
+    _write_json_atomic(path, manifest)
+
+
+def _mismatch(path: Path, expected: dict) -> str | None:
+    """Why ``path`` is not the file ``expected`` describes (None when it is)."""
+    size, digest = file_sha256(path)
+    want_size = expected.get("size")
+    if isinstance(want_size, int) and size != want_size:
+        return f"damaged: {size} bytes, {want_size} were built (truncated or overwritten?)"
+    if expected.get("sha256") != digest:
+        return f"damaged: SHA-256 {digest[:16]}... differs from the {expected.get('sha256', '?')[:16]}... recorded at build"
+    return None
+
+
+def verify_cache_entry(so_path: Path) -> tuple[bool, str | None]:
+    """``(recorded, problem)``: whether the entry has a sidecar, and why it does not match it."""
+    try:
+        record = json.loads(sidecar_path(so_path).read_text())
+    except FileNotFoundError:
+        return False, None
+    except (OSError, ValueError) as exc:
+        return True, f"unreadable record {sidecar_path(so_path).name}: {exc}"
+    if not isinstance(record, dict):
+        return True, f"unreadable record {sidecar_path(so_path).name}"
+    return True, _mismatch(so_path, record)
+
+
+def verify_prebuilt(directory: Path, name: str) -> str | None:
+    """Why ``directory/<name>.so`` must not be imported (None: it matches its manifest)."""
+    manifest_path = directory / PREBUILT_MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError:
+        return (
+            f"unverified: no {PREBUILT_MANIFEST} in {directory} recording its SHA-256 "
+            "(build with `synapse-mojo kernels build --out DIR` or mojo_build.py, which write one)"
+        )
+    except (OSError, ValueError) as exc:
+        return f"unverified: {manifest_path} is unreadable: {exc}"
+    artefacts = manifest.get("artefacts") if isinstance(manifest, dict) else None
+    entry = artefacts.get(name) if isinstance(artefacts, dict) else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+        return f"unverified: {manifest_path} records no SHA-256 for {name}"
+    if entry.get("path", f"{name}.so") != f"{name}.so":
+        return f"unverified: {manifest_path} records {name} at {entry.get('path')!r}, not {name}.so"
+    return _mismatch(directory / f"{name}.so", entry)
+
+
+def _probe_marker(settings: Settings, digest: str) -> Path:
+    cpu = hashlib.sha256(host_cpu_fingerprint().encode()).hexdigest()[:12]
+    return settings.cache_dir() / "probed" / f"{digest}-{cpu}"
+
+
+def probe(name: str, path: Path, compiler: Compiler) -> str | None:
+    """Imports ``path`` in a child process and runs the kernel's self-checks there; returns why
+    it is unusable (None: the child exited cleanly). A crash (SIGBUS, SIGILL, SIGSEGV) only
+    takes the child down."""
+    cmd = [sys.executable, "-m", "synapse_mojo.runtime.kernel_probe", name, str(path)]
+    if compiler.lib_dir:
+        cmd += ["--lib-dir", compiler.lib_dir]
+    env = dict(os.environ, SYNAPSE_KERNEL_PROBE="1")
+    # The child imports this very package, wherever this process found it.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PACKAGE_DIR.parent), env.get("PYTHONPATH")]))
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=_PROBE_TIMEOUT_S, env=env,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return f"the probe importing it did not finish within {_PROBE_TIMEOUT_S:.0f} s"
+    except OSError as exc:
+        return f"the probe could not start: {exc}"
+    if proc.returncode < 0:
+        try:
+            signame = signal.Signals(-proc.returncode).name
+        except ValueError:
+            signame = f"signal {-proc.returncode}"
+        return f"importing it in a probe process crashed it with {signame} (damaged or built for another CPU)"
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stdout + proc.stderr).strip().splitlines() if ln.strip()]
+        return f"the probe importing it failed (exit {proc.returncode}): {lines[-1] if lines else 'no output'}"
+    return None
+
+
+def _ensure_probed(name: str, path: Path, compiler: Compiler, settings: Settings) -> None:
+    """Raises ``KernelError`` unless ``path`` was (or now is) imported cleanly in a child."""
+    if os.environ.get("SYNAPSE_KERNEL_PROBE") == "1":
+        return  # this is the probe
+    _, digest = file_sha256(path)
+    marker = _probe_marker(settings, digest)
+    if marker.exists():
+        return
+    problem = probe(name, path, compiler)
+    if problem is not None:
+        raise KernelError(problem)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{name} {path}\n")
+    except OSError as exc:  # a read-only cache: probe again next time
+        log.debug("cannot record the probe of %s: %s", path, exc)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
 def load_kernel(name: str, settings: Settings) -> KernelHandle:
-    """Finds, builds if needed, and imports the kernel ``name``. Never raises."""
+    """Finds, builds if needed, verifies and imports the kernel ``name``. Never raises."""
     handle = KernelHandle(name)
     compiler = find_compiler()
     handle.compiler_version = compiler.version
@@ -335,12 +526,16 @@ def load_kernel(name: str, settings: Settings) -> KernelHandle:
             handle.attempts.append(f"prebuilt {candidate}: not present")
             continue
         try:
+            problem = verify_prebuilt(directory, name)
+            if problem is not None:
+                raise KernelError(problem)
             _preload_runtime(compiler)
+            _ensure_probed(name, candidate, compiler, settings)
             module = _import_extension(name, candidate)
             _check_abi(name, module)
         except Exception as exc:
-            handle.attempts.append(f"prebuilt {candidate}: {exc}")
-            log.warning("prebuilt kernel %s at %s rejected: %s", name, candidate, exc)
+            handle.attempts.append(f"prebuilt {candidate}: refused: {exc}")
+            log.warning("prebuilt kernel %s at %s refused: %s", name, candidate, exc)
             continue
         handle.module, handle.origin, handle.path = module, "prebuilt", str(candidate)
         return handle
@@ -364,19 +559,7 @@ def load_kernel(name: str, settings: Settings) -> KernelHandle:
         entry.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(entry / f"{name}.lock"), timeout=_LOCK_TIMEOUT_S)
         with lock:
-            origin = "cache"
-            if not so_path.is_file():
-                log.info(
-                    "compiling Mojo kernel %s for %s (one-time; cached in %s)",
-                    name,
-                    handle.target,
-                    entry,
-                )
-                handle.build_seconds = build_kernel(
-                    name, src, so_path, compiler, settings.target_cpu
-                )
-                origin = "compiled"
-                _write_meta(entry, name, src, compiler, settings, handle.build_seconds)
+            origin = _load_cache_entry(handle, name, src, so_path, compiler, settings)
             _preload_runtime(compiler)
             module = _import_extension(name, so_path)
             _check_abi(name, module)
@@ -391,12 +574,45 @@ def load_kernel(name: str, settings: Settings) -> KernelHandle:
         handle.error = f"timed out waiting for another process to compile {name} ({entry})"
         log.error(handle.error)
         return handle
-    except Exception as exc:  # import errors, ABI mismatch, unwritable cache
-        handle.error = f"{type(exc).__name__}: {exc}"
-        log.error("Mojo kernel %s could not be loaded; running on Python: %s", name, exc)
+    except Exception as exc:  # damaged entries, import errors, ABI mismatch, unwritable cache
+        handle.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, KernelError) else str(exc)
+        log.error("Mojo kernel %s could not be loaded; running on Python: %s", name, handle.error)
         return handle
     handle.module, handle.origin, handle.path = module, origin, str(so_path)
     return handle
+
+
+def _load_cache_entry(
+    handle: KernelHandle, name: str, src: Path, so_path: Path, compiler: Compiler, settings: Settings
+) -> str:
+    """Makes ``so_path`` a verified, probed module (called under the entry's lock); returns its
+    origin (``cache`` or ``compiled``). A damaged or crashing entry is rebuilt once; a fresh
+    build that still fails its probe raises ``KernelError`` with the reason."""
+    if so_path.is_file():
+        recorded, problem = verify_cache_entry(so_path)
+        if problem is None:
+            try:
+                _ensure_probed(name, so_path, compiler, settings)
+                if not recorded:  # an entry from before sidecars: record it once it has proved itself
+                    record_cache_entry(so_path)
+                return "cache"
+            except KernelError as exc:
+                problem = str(exc)
+        note = f"cache {so_path}: {problem}; rebuilding it"
+        handle.attempts.append(note)
+        log.warning("Mojo kernel %s: %s", name, note)
+    else:
+        log.info(
+            "compiling Mojo kernel %s for %s (one-time; cached in %s)", name, handle.target, so_path.parent
+        )
+    handle.build_seconds = build_kernel(name, src, so_path, compiler, settings.target_cpu)
+    record_cache_entry(so_path)
+    _write_meta(so_path.parent, name, src, compiler, settings, handle.build_seconds)
+    try:
+        _ensure_probed(name, so_path, compiler, settings)
+    except KernelError as exc:
+        raise KernelError(f"freshly built {so_path}: {exc}") from exc
+    return "compiled"
 
 
 def _write_meta(
@@ -439,4 +655,5 @@ def build_all(
     timings = {}
     for name in selected:
         timings[name] = build_kernel(name, src, out_dir / f"{name}.so", compiler, target_cpu)
+        record_prebuilt(out_dir, name, compiler, target_cpu)
     return timings
