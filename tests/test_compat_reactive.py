@@ -142,6 +142,9 @@ def test_full_buffer_returns_minus_one_and_counts_a_loss():
             ids = [await _route(cc, TractType.EXTERNAL, TractType.INTERNAL, i) for i in range(4)]
             assert ids == [0, 1, 2, -1] and cc.stats.message_loss_count == 1 and cc.stats.total_messages == 3
             assert await _route(cc, TractType.INTERNAL, TractType.EXTERNAL, "other tract") == 4
+            for _ in range(20):  # a full buffer is not a failure of the tract: the circuit stays closed
+                assert await _route(cc, TractType.EXTERNAL, TractType.INTERNAL, "more") == -1
+            assert cc.internal_circuit.state == CircuitState.CLOSED and cc.stats.message_loss_count == 21
             got = await _take(cc.subscribe("s", TractType.INTERNAL), 3)
             assert [m.payload for m in got] == [0, 1, 2]
     asyncio.run(main())

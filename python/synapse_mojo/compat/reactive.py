@@ -59,8 +59,7 @@ from ..router.compat import (
     _tract,
     pilot_core_message,
     pilot_message,
-    pilot_priority,
-    pilot_tract,
+    _PRIORITIES,
 )
 from ..router.message import Message as CoreMessage
 from ..router.message import Tract
@@ -81,6 +80,7 @@ _END = object()
 _LOCAL_HEADER = "x-pilot-local-payload"
 ORDERINGS = ("fifo", "priority")
 ON_FULL = ("drop", "wait")
+_NORMAL = int(MessagePriority.NORMAL)
 #: The pilot's per-subscriber buffer (``ReactiveMessageStream.subscribe(buffer_size=100)``).
 SUBSCRIBER_BUFFER = 100
 
@@ -187,11 +187,11 @@ class PatternSynthesizer:
         self.emergence_events: collections.deque[EmergenceEvent] = collections.deque(maxlen=max_events)
 
     def add_event(self, message: Message) -> None:
-        kind = (
-            1 if message.source_tract == TractType.INTERNAL and message.dest_tract == TractType.EXTERNAL
-            else 2 if message.source_tract == TractType.EXTERNAL and message.dest_tract == TractType.INTERNAL
-            else 0
-        )
+        self.add(message.source_tract, message.dest_tract)
+
+    def add(self, source: int, dest: int) -> None:
+        """``add_event`` for a message going from tract ``source`` to tract ``dest``."""
+        kind = 1 if source == 0 and dest == 1 else 2 if source == 1 and dest == 0 else 0
         if len(self._window) == self.window_size:
             self._counts[self._window[0]] -= 1
         self._window.append(kind)
@@ -286,7 +286,7 @@ class ReactiveCorpusCallosum:
         self.undelivered: list[Message] = []
         self._router: AsyncRouter | None = None
         self._tracts: dict[Tract, _TractState] = {}
-        self._local: dict[int, Any] = {}
+        self._capacity = buffer_size
         self._ids = 0
         self._id_lock = threading.Lock()
         self._running = False
@@ -366,80 +366,87 @@ class ReactiveCorpusCallosum:
         """Routes a message; returns its id (0, 1, 2, ...), or -1 when the tract's buffer is
         full or its circuit is open (counted in ``stats.message_loss_count``). Bad arguments
         raise ``InvalidInputError``."""
-        if not self._running or self._router is None:
+        router = self._router
+        if not self._running or router is None:
             raise RouterClosedError("the corpus callosum is not running: await start() first")
         with self._id_lock:
             pilot_id = self._ids
             self._ids += 1
-        core, local = pilot_core_message(
+        core = pilot_core_message(
             pilot_id,
             source_tract,
             dest_tract,
             priority,
             payload,
             payload_size,
-            local_ok=self._in_process,
+            in_process=self._in_process,
             # FIFO: one priority on the wire (arrival order); the caller's travels in a header
-            wire_priority=MessagePriority.NORMAL if self.ordering == "fifo" else None,
+            wire_priority=_NORMAL if self.ordering == "fifo" else None,
         )
         dst = core.destination
-        circuit = self.internal_circuit if dst is Tract.INTERNAL else self.external_circuit
-        if local:
-            self._local[pilot_id] = payload
+        internal = dst is Tract.INTERNAL
+        circuit = self.internal_circuit if internal else self.external_circuit
+        stats = self.stats
+        full = False
         try:
             async with circuit:
+                # A full buffer is not a failure of the tract (as in the pilot): caught inside.
                 if self._in_process and self.on_full == "drop":
-                    self._router.router.publish(core)  # never blocks: rejects when full
+                    memory = router.router
+                    if memory.depth(dst) >= self._capacity:  # full: no exception to build
+                        full = True
+                    else:
+                        try:
+                            memory.publish(core)  # never blocks: rejects when full
+                        except QueueFullError:
+                            full = True
                 else:
-                    await self._router.publish(core)
-        except (CircuitOpenError, QueueFullError) as exc:
-            self._local.pop(pilot_id, None)
-            self.stats.message_loss_count += 1
-            log.warning("%s: message %d for %s dropped (the pilot's behaviour)", type(exc).__name__, pilot_id, dst.value)
+                    try:
+                        await router.publish(core)
+                    except QueueFullError:
+                        full = True
+        except CircuitOpenError:
+            stats.message_loss_count += 1
+            log.warning("circuit open for %s: message %d dropped (the pilot's behaviour)", dst.value, pilot_id)
             return -1
         except Exception:
-            self._local.pop(pilot_id, None)
-            self.stats.message_loss_count += 1
+            stats.message_loss_count += 1
             log.exception("routing message %d for %s failed", pilot_id, dst.value)
             return -1
-        self.stats.total_messages += 1
-        if dst is Tract.INTERNAL:
-            self.stats.messages_to_internal += 1
+        if full:
+            stats.message_loss_count += 1
+            log.warning("buffer of %s full: message %d dropped (the pilot's behaviour)", dst.value, pilot_id)
+            return -1
+        stats.total_messages += 1
+        if internal:
+            stats.messages_to_internal += 1
         else:
-            self.stats.messages_to_external += 1
+            stats.messages_to_external += 1
         state = self._tracts[dst]
         if state.subscribers:
             state.wake.set()
         if self._in_process:
-            depth = self._router.router.depth()
-            self.stats.peak_queue_depth = max(self.stats.peak_queue_depth, depth)
-        if self.event_store is not None or self.pattern_synthesizer is not None:
-            message = Message(
-                id=pilot_id,
-                source_tract=pilot_tract(core.source),
-                dest_tract=TractType.INTERNAL if dst is Tract.INTERNAL else TractType.EXTERNAL,
-                priority=pilot_priority(int(priority)),
-                timestamp_ms=int(core.created_at * 1000),
-                payload_size=payload_size,
-                payload=payload,
-                ulid=core.id,
-            )
-            if self.event_store is not None:
-                try:
-                    await self.event_store.append_event(message)
-                except Exception:
-                    log.exception("failed to persist event %d to %s", pilot_id, EVENTS_STREAM)
-            if self.pattern_synthesizer is not None:
-                self.pattern_synthesizer.add_event(message)
-                emergence = self.pattern_synthesizer.detect_emergence()
-                if emergence is not None:
-                    log.debug("emergence detected: %s", emergence.description)
+            depth = router.router.depth(dst)
+            if depth > stats.peak_queue_depth:
+                stats.peak_queue_depth = depth
+        src = TractType.INTERNAL if core.source is Tract.INTERNAL else TractType.EXTERNAL
+        dest = TractType.INTERNAL if internal else TractType.EXTERNAL
+        if self.pattern_synthesizer is not None:
+            self.pattern_synthesizer.add(src, dest)
+            emergence = self.pattern_synthesizer.detect_emergence()
+            if emergence is not None:
+                log.debug("emergence detected: %s", emergence.description)
+        if self.event_store is not None:
+            prio = int(priority)
+            message = Message(pilot_id, src, dest, _PRIORITIES.get(prio, prio), int(core.created_at * 1000),
+                              payload_size, payload, core.id)
+            try:
+                await self.event_store.append_event(message)
+            except Exception:
+                log.exception("failed to persist event %d to %s", pilot_id, EVENTS_STREAM)
         return pilot_id
 
     def _pilot(self, core: CoreMessage) -> Message:
-        headers = core.headers
-        if headers.get(_LOCAL_HEADER):
-            return pilot_message(core, self._local.pop(int(headers["x-pilot-id"]), None), local=True)
         return pilot_message(core)
 
     # ------------------------------------------------------------------ delivery

@@ -13,9 +13,8 @@
 
 As in the pilot: ids are per-router integers 0, 1, 2, ...; a full destination makes
 ``route_message`` return -1 and count the message in ``message_loss_count``; payloads can be
-any Python object in process (the very same object is handed over; what msgpack cannot carry
-stays beside the queue, as the pilot's Mojo router kept its payload cache); ``payload_size`` is
-what the caller said. ``using_mojo`` tells whether the Mojo queue kernel orders the queues.
+any Python object in process (the very same object is handed over, never serialised);
+``payload_size`` is what the caller said. ``using_mojo`` tells whether the Mojo queue kernel orders the queues.
 
 Opt-in differences: ``MessageRouter(on_full="raise")`` raises ``QueueFullError`` instead of
 dropping (the message is still the caller's; ``message_loss_count`` stays 0 and refusals are
@@ -30,23 +29,23 @@ import enum
 import itertools
 import logging
 import threading
+import time
 from dataclasses import dataclass, fields, replace
+from types import MappingProxyType
 from typing import Any
 
 from ..config import Mode
 from ..config import force_python as force_python_env
-from ..errors import InvalidInputError, QueueFullError, UnserializablePayloadError
+from ..errors import InvalidInputError, QueueFullError
 from ..runtime.adapter import Runtime, get_runtime
 from .memory import MemoryRouter
+from .message import KIND_MSGPACK, ULID, Tract, check_priority
 from .message import Message as CoreMessage
-from .message import Tract, check_priority
 
 log = logging.getLogger("synapse_mojo.router.compat")
 
 _COMPAT_ID = "x-pilot-id"
 _COMPAT_SIZE = "x-pilot-payload-size"
-#: Header marking a payload kept beside the queue (not msgpack-serialisable, in process only).
-_COMPAT_LOCAL = "x-pilot-local-payload"
 #: Header with the caller's priority when the message is queued at another (FIFO delivery).
 _COMPAT_PRIORITY = "x-pilot-priority"
 ON_FULL = ("drop", "raise")
@@ -68,6 +67,8 @@ class MessagePriority(enum.IntEnum):
 
 
 _TO_TRACT = {TractType.INTERNAL: Tract.INTERNAL, TractType.EXTERNAL: Tract.EXTERNAL}
+#: Keyed by the members' int values: an int-keyed lookup runs no Python code.
+_TO_TRACT_FAST = {0: Tract.INTERNAL, 1: Tract.EXTERNAL}
 _FROM_TRACT = {v: k for k, v in _TO_TRACT.items()}
 
 
@@ -127,26 +128,31 @@ class MessageStats:
 _STATS_FIELDS = frozenset(f.name for f in fields(MessageStats))
 
 
-def pilot_message(core: CoreMessage, payload: Any = None, local: bool = False) -> Message:
-    """The pilot's record of a router message (id and size from the compat headers).
-    ``local``: the payload was kept beside the queue and is ``payload``."""
+_PRIORITIES = {int(p): p for p in MessagePriority}
+
+
+def pilot_message(core: CoreMessage) -> Message:
+    """The pilot's record of a router message (id, size and priority from the compat headers)."""
     headers = core.headers
     size = headers.get(_COMPAT_SIZE)
     real = headers.get(_COMPAT_PRIORITY)
+    prio = int(real) if real is not None else core.priority
     return Message(
         id=int(headers.get(_COMPAT_ID, "0")),
-        source_tract=_FROM_TRACT[core.source],
-        dest_tract=_FROM_TRACT[core.destination],
-        priority=pilot_priority(int(real) if real is not None else core.priority),
+        source_tract=TractType.INTERNAL if core.source is Tract.INTERNAL else TractType.EXTERNAL,
+        dest_tract=TractType.INTERNAL if core.destination is Tract.INTERNAL else TractType.EXTERNAL,
+        priority=_PRIORITIES.get(prio, prio),
         timestamp_ms=int(core.created_at * 1000),
         payload_size=int(size) if size is not None else core.payload_size,
-        payload=payload if local else core.payload,
+        payload=core.payload,
         ulid=core.id,
     )
 
 
 def check_payload_size(payload_size: Any) -> int:
-    if isinstance(payload_size, bool) or not isinstance(payload_size, int) or payload_size < 0:
+    if type(payload_size) is not int or payload_size < 0:
+        if isinstance(payload_size, int) and not isinstance(payload_size, bool) and payload_size >= 0:
+            return int(payload_size)
         raise InvalidInputError(f"payload_size must be an int >= 0, got {payload_size!r}")
     return payload_size
 
@@ -159,27 +165,30 @@ def pilot_core_message(
     payload: Any,
     payload_size: int,
     *,
-    local_ok: bool = False,
+    in_process: bool = False,
     wire_priority: int | None = None,
-) -> tuple[CoreMessage, bool]:
-    """A router message carrying the pilot's id and payload size (validated), and whether its
-    payload must travel beside it: with ``local_ok`` a payload msgpack cannot carry is left out
-    of the message (the caller keeps it), else it raises ``UnserializablePayloadError``.
-    ``wire_priority``: queue it at this priority, keeping the caller's in a header."""
+) -> CoreMessage:
+    """A router message carrying the pilot's id and payload size (validated). ``in_process``:
+    the payload is handed over as the very object (any Python object, never serialised: the
+    message must not leave the process); otherwise it must be msgpack data
+    (``UnserializablePayloadError``). ``wire_priority``: queue it at this priority, keeping the
+    caller's in a header."""
     check_payload_size(payload_size)
-    check_priority(priority)
+    prio = check_priority(priority)
+    src = _TO_TRACT_FAST.get(source) if type(source) is TractType else None
+    src = src if src is not None else _tract(source)
+    dst = _TO_TRACT_FAST.get(destination) if type(destination) is TractType else None
+    dst = dst if dst is not None else _tract(destination)
     headers = {_COMPAT_ID: str(pilot_id), _COMPAT_SIZE: str(payload_size)}
-    src, dst, prio = _tract(source), _tract(destination), int(priority)
     if wire_priority is not None and wire_priority != prio:
         headers[_COMPAT_PRIORITY] = str(prio)
         prio = wire_priority
-    try:
-        return CoreMessage(src, dst, payload, priority=prio, headers=headers), False
-    except UnserializablePayloadError:
-        if not local_ok:
-            raise
-    headers[_COMPAT_LOCAL] = "1"
-    return CoreMessage(src, dst, None, priority=prio, headers=headers), True
+    if not in_process:
+        return CoreMessage(src, dst, payload, priority=prio, headers=headers)
+    # Trusted parts (validated above); the in-process router never reads the packed payload.
+    return CoreMessage._restore(
+        ULID.new(), src, dst, prio, payload, MappingProxyType(headers), time.time(), 0, KIND_MSGPACK, None, 0
+    )
 
 
 class MessageRouter:
@@ -214,7 +223,6 @@ class MessageRouter:
         self._router = MemoryRouter(capacity=capacity, backpressure="reject", runtime=runtime)
         self._ids = itertools.count(0)
         self._lock = threading.Lock()
-        self._local: dict[int, Any] = {}
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -256,18 +264,12 @@ class MessageRouter:
         ``UnknownTractError``/``InvalidInputError``."""
         with self._lock:
             mid = next(self._ids)
-        message, local = pilot_core_message(
-            mid, source_tract, dest_tract, priority, payload, payload_size, local_ok=True
-        )
+        message = pilot_core_message(mid, source_tract, dest_tract, priority, payload, payload_size, in_process=True)
         dst = message.destination
-        if local:
-            with self._lock:
-                self._local[mid] = payload
         try:
             self._router.publish(message)
         except QueueFullError:
             with self._lock:
-                self._local.pop(mid, None)
                 if self.on_full == "raise":
                     self._rejected += 1
                 else:
@@ -288,13 +290,8 @@ class MessageRouter:
         got = self._router.consume(_tract(tract), 1, 0)
         if not got:
             return None
-        core = got[0]
         self._router.ack(got)
-        if core.headers.get(_COMPAT_LOCAL):
-            with self._lock:
-                payload = self._local.pop(int(core.headers[_COMPAT_ID]), None)
-            return pilot_message(core, payload, local=True)
-        return pilot_message(core)
+        return pilot_message(got[0])
 
     def get_queue_depth(self, tract: TractType | int) -> int:
         return self._router.depth(_tract(tract))
