@@ -29,11 +29,12 @@ from kernel_support.scan import (
     stream_sum,
     topk_f32,
     topk_f32_batch,
+    topk_f32_cosine,
     topk_u8_rerank,
 )
 
 # Bump when a Python-visible signature or argument layout changes; the loader checks it.
-comptime ABI_VERSION = 3
+comptime ABI_VERSION = 4
 
 # Fault injection (documented in the README): 1 raises from inside the kernel, 2 returns the
 # least similar rows instead of the most similar ones (the query is negated).
@@ -88,6 +89,32 @@ def topk(args: PythonObject) raises -> PythonObject:
     var count: Int
     with GILReleased(Python()):
         count = topk_f32(matrix, n, d, q, k, mask, has_mask, threads, out_rows, out_scores)
+    _ = neg^
+    return PythonObject(count)
+
+
+def topk_cosine(args: PythonObject) raises -> PythonObject:
+    """`topk_cosine((matrix, n, d, query, k, threads, out_rows, out_scores, fault)) -> int`.
+
+    Cosine top-k over raw rows (not normalised; zero rows score 0) for a normalised query.
+    Returns the count written, or -1 when a row's squared norm is not finite.
+    """
+    var matrix = _f32(args[0])
+    var n = Int(py=args[1])
+    var d = Int(py=args[2])
+    var q = _f32(args[3])
+    var k = Int(py=args[4])
+    var threads = Int(py=args[5])
+    var out_rows = I64Ptr(unsafe_from_address=Int(py=args[6]))
+    var out_scores = _f32(args[7])
+    var fault = Int(py=args[8])
+    _check_fault(fault)
+    var neg = _negated(q, d if fault == FAULT_WRONG else 0)
+    if fault == FAULT_WRONG:
+        q = F32Ptr(unsafe_from_address=Int(neg.unsafe_ptr()))
+    var count: Int
+    with GILReleased(Python()):
+        count = topk_f32_cosine(matrix, n, d, q, k, threads, out_rows, out_scores)
     _ = neg^
     return PythonObject(count)
 
@@ -200,6 +227,7 @@ def PyInit_pattern_search() abi("C") -> PythonObject:
     try:
         var m = PythonModuleBuilder("pattern_search")
         m.def_function[topk]("topk", docstring="Exact top-k over one query.")
+        m.def_function[topk_cosine]("topk_cosine", docstring="Cosine top-k over raw rows.")
         m.def_function[topk_batch]("topk_batch", docstring="Exact top-k over a batch of queries.")
         m.def_function[topk_int8]("topk_int8", docstring="uint8 scan + exact float32 rerank.")
         m.def_function[stream_read]("stream_read", docstring="Streaming read-sum (bandwidth).")

@@ -12,9 +12,14 @@ var n = topk_f32(matrix, n_rows, dim, query, k, mask, has_mask, threads, out_row
 Three strategies, one result order (higher score first, ties to the lower row):
 
 * `topk_f32`: one query is a streaming problem (every row read once, two flops per four bytes),
-  so the scan is organised for memory bandwidth: contiguous row ranges per worker, four rows in
-  flight per step (independent accumulator chains hide FMA latency), a bounded heap per worker
-  with a one-compare admission test, heaps merged at the end. No score array is materialised.
+  so the scan is organised for memory bandwidth: each worker owns a run of row chunks (the
+  same run on every call, so it stays in that core's cache) and helps the others when done;
+  the calling thread is one of the workers (`kernel_support.parallel.ChunkPlan`), so a worker
+  slow to start or to get a core costs only what the others take over. Four rows in flight
+  per step (independent accumulator chains hide FMA latency), a bounded heap per worker with a one-compare admission
+  test, heaps merged at the end. No score array is materialised.
+* `topk_f32_cosine`: the same scan over the caller's raw rows; each row's dot product and
+  squared norm come from one read, so no normalised copy of the data is needed.
 * `topk_f32_batch`: many queries make the same scan compute-bound. Each worker copies a block of
   32 rows into a small transposed buffer (dimension-major, L1/L2 resident) and multiplies it with
   tiles of 8 queries: every step broadcasts one query value and does 16 FMAs per loaded vector,
@@ -33,10 +38,11 @@ Every row is reduced in one canonical operation order per strategy, whichever pa
 so identical rows get bit-identical scores and exact ties follow insertion order.
 """
 
+from std.math import sqrt
 from std.memory import bitcast
 from std.sys import CompilationTarget, llvm_intrinsic, simd_width_of
 
-from kernel_support.parallel import parallel_for
+from kernel_support.parallel import ChunkPlan, parallel_for
 from kernel_support.topk import TopK
 
 comptime W = simd_width_of[DType.float32]()
@@ -253,7 +259,7 @@ def topk_f32(
     if n <= 0 or k <= 0:
         return 0
     var workers = max(1, min(threads, (n + 63) // 64))
-    var chunk = _chunk(n, workers)
+    var plan = ChunkPlan(n, workers)
     var tops = List[TopK]()
     for _ in range(workers):
         tops.append(TopK(k))
@@ -261,12 +267,173 @@ def topk_f32(
 
     @__parameter
     def work(w: Int):
-        var start = w * chunk
-        var end = min(n, start + chunk)
-        if start < end:
-            _scan_f32(matrix, d, q, mask, has_mask, start, end, tops_ptr[unsafe_offset=w])
+        while True:
+            var c = plan.take(w)
+            if c < 0:
+                break
+            var start = c * plan.chunk
+            _scan_f32(matrix, d, q, mask, has_mask, start, min(n, start + plan.chunk), tops_ptr[unsafe_offset=w])
 
     parallel_for[work](workers)
+    _ = plan^
+    return _merge_write(tops, k, out_rows, out_scores)
+
+
+# ===----------------------------------------------------------------------=== #
+# Cosine over raw (not normalised) rows, one query
+# ===----------------------------------------------------------------------=== #
+
+comptime F32_MAX_FINITE = Float32(3.4028234663852886e38)
+
+
+@always_inline
+def _cosine(dot_: Float32, sq: Float32) -> Float32:
+    """dot / |row| for a normalised query; a zero row scores 0 (cosine is undefined there)."""
+    return dot_ / sqrt(sq) if sq > 0 else Float32(0)
+
+
+@always_inline
+def cos4(
+    r0: F32Ptr, r1: F32Ptr, r2: F32Ptr, r3: F32Ptr, q: F32Ptr, d: Int, mut bad: Bool
+) -> SIMD[DType.float32, 4]:
+    """Four rows' dot products with `q` and their squared norms in one pass over the rows
+    (eight chains in flight), per row in the canonical order of `cos1`. Sets `bad` when a
+    squared norm is not finite (NaN/inf in the row, or a norm beyond float32's range)."""
+    var a0 = SIMD[DType.float32, W](0)
+    var a1 = SIMD[DType.float32, W](0)
+    var a2 = SIMD[DType.float32, W](0)
+    var a3 = SIMD[DType.float32, W](0)
+    var n0 = SIMD[DType.float32, W](0)
+    var n1 = SIMD[DType.float32, W](0)
+    var n2 = SIMD[DType.float32, W](0)
+    var n3 = SIMD[DType.float32, W](0)
+    var i = 0
+    while i + W <= d:
+        var qv = q.unsafe_load[width=W](i)
+        var v0 = r0.unsafe_load[width=W](i)
+        var v1 = r1.unsafe_load[width=W](i)
+        var v2 = r2.unsafe_load[width=W](i)
+        var v3 = r3.unsafe_load[width=W](i)
+        a0 += v0 * qv
+        a1 += v1 * qv
+        a2 += v2 * qv
+        a3 += v3 * qv
+        n0 += v0 * v0
+        n1 += v1 * v1
+        n2 += v2 * v2
+        n3 += v3 * v3
+        i += W
+    var s = SIMD[DType.float32, 4](a0.reduce_add(), a1.reduce_add(), a2.reduce_add(), a3.reduce_add())
+    var nn = SIMD[DType.float32, 4](n0.reduce_add(), n1.reduce_add(), n2.reduce_add(), n3.reduce_add())
+    while i < d:
+        var qs = q.unsafe_load[width=1](i)
+        var x = SIMD[DType.float32, 4](
+            r0.unsafe_load[width=1](i),
+            r1.unsafe_load[width=1](i),
+            r2.unsafe_load[width=1](i),
+            r3.unsafe_load[width=1](i),
+        )
+        s += x * qs
+        nn += x * x
+        i += 1
+    if not nn.le(SIMD[DType.float32, 4](F32_MAX_FINITE)).reduce_and():
+        bad = True
+    var out = SIMD[DType.float32, 4](0)
+    comptime for j in range(4):
+        out[j] = _cosine(s[j], nn[j])
+    return out
+
+
+@always_inline
+def cos1(row: F32Ptr, q: F32Ptr, d: Int, mut bad: Bool) -> Float32:
+    var acc = SIMD[DType.float32, W](0)
+    var sq = SIMD[DType.float32, W](0)
+    var i = 0
+    while i + W <= d:
+        var v = row.unsafe_load[width=W](i)
+        acc += v * q.unsafe_load[width=W](i)
+        sq += v * v
+        i += W
+    var s = acc.reduce_add()
+    var nn = sq.reduce_add()
+    while i < d:
+        var x = row.unsafe_load[width=1](i)
+        s += x * q.unsafe_load[width=1](i)
+        nn += x * x
+        i += 1
+    if not nn <= F32_MAX_FINITE:
+        bad = True
+    return _cosine(s, nn)
+
+
+def _scan_cosine(
+    matrix: F32Ptr, d: Int, q: F32Ptr, start: Int, end: Int, mut top: TopK, mut bad: Bool
+):
+    var r = start
+    while r + 4 <= end:
+        var s = cos4(
+            matrix.unsafe_offset(r * d),
+            matrix.unsafe_offset((r + 1) * d),
+            matrix.unsafe_offset((r + 2) * d),
+            matrix.unsafe_offset((r + 3) * d),
+            q,
+            d,
+            bad,
+        )
+        if not top.full() or s.gt(SIMD[DType.float32, 4](top.worst_score())).reduce_or():
+            comptime for j in range(4):
+                if top.accepts_in_order(s[j]):
+                    top.push(s[j], r + j)
+        r += 4
+    while r < end:
+        var s = cos1(matrix.unsafe_offset(r * d), q, d, bad)
+        if top.accepts_in_order(s):
+            top.push(s, r)
+        r += 1
+
+
+def topk_f32_cosine(
+    matrix: F32Ptr,
+    n: Int,
+    d: Int,
+    q: F32Ptr,
+    k: Int,
+    threads: Int,
+    out_rows: I64Ptr,
+    out_scores: F32Ptr,
+) -> Int:
+    """Best `k` rows of a raw (not normalised) `matrix` by cosine with the normalised `q`:
+    each row's dot product and squared norm come from one read of the row, so the caller's
+    data needs no normalised copy. Zero rows score 0. Returns the count written, or -1 when a
+    row's squared norm is not finite (NaN/inf, or beyond float32's range): the caller then
+    decides (an error, or a float64 path)."""
+    if n <= 0 or k <= 0:
+        return 0
+    var workers = max(1, min(threads, (n + 63) // 64))
+    var plan = ChunkPlan(n, workers)
+    var tops = List[TopK]()
+    for _ in range(workers):
+        tops.append(TopK(k))
+    var tops_ptr = tops.unsafe_ptr()
+    var flags = List[Bool](length=workers, fill=False)
+    var flags_ptr = flags.unsafe_ptr()
+
+    @__parameter
+    def work(w: Int):
+        var bad = False
+        while True:
+            var c = plan.take(w)
+            if c < 0:
+                break
+            var start = c * plan.chunk
+            _scan_cosine(matrix, d, q, start, min(n, start + plan.chunk), tops_ptr[unsafe_offset=w], bad)
+        flags_ptr[unsafe_offset=w] = bad
+
+    parallel_for[work](workers)
+    _ = plan^
+    for w in range(workers):
+        if flags[w]:
+            return -1
     return _merge_write(tops, k, out_rows, out_scores)
 
 
@@ -478,7 +645,7 @@ def topk_u8_rerank(
     var cand = max(k, candidates)
 
     var workers = max(1, min(threads, (n + 63) // 64))
-    var chunk = _chunk(n, workers)
+    var plan = ChunkPlan(n, workers)
     var tops = List[TopK]()
     for _ in range(workers):
         tops.append(TopK(cand))
@@ -486,12 +653,15 @@ def topk_u8_rerank(
 
     @__parameter
     def work(w: Int):
-        var start = w * chunk
-        var end = min(n, start + chunk)
-        if start < end:
-            _scan_u8(codes, d, qi, mask, has_mask, start, end, tops_ptr[unsafe_offset=w])
+        while True:
+            var c = plan.take(w)
+            if c < 0:
+                break
+            var start = c * plan.chunk
+            _scan_u8(codes, d, qi, mask, has_mask, start, min(n, start + plan.chunk), tops_ptr[unsafe_offset=w])
 
     parallel_for[work](workers)
+    _ = plan^
 
     var merged = TopK(cand)
     for w in range(workers):

@@ -10,6 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..config import FEATURES
+# The services register their kernels' self-checks when imported.
+from ..router import mojo_queue as _router_checks  # noqa: F401
+from ..search import mojo_backend as _search_checks  # noqa: F401
 from ..runtime.adapter import get_runtime
 from ..search.index import PatternIndex
 from . import console, main

@@ -16,6 +16,9 @@ import click
 from rich.table import Table
 
 from ..config import load_settings
+# The services register their kernels' self-checks when imported.
+from ..router import mojo_queue as _router_checks  # noqa: F401
+from ..search import mojo_backend as _search_checks  # noqa: F401
 from ..runtime.adapter import FEATURE_KERNELS, Runtime
 from ..runtime.kernels import kernel_names, source_dir
 from . import console, err_console
@@ -71,7 +74,7 @@ def check_kernels(kernel_dir: Path | None = None, names: list[str] | None = None
         except Exception as exc:  # a kernel that loads but cannot describe itself is broken
             result.error = f"kernel_info() failed: {type(exc).__name__}: {exc}"
             continue
-        for feature, (kernel, _check) in FEATURE_KERNELS.items():
+        for feature, kernel in FEATURE_KERNELS.items():
             if kernel != name:
                 continue
             feature_runtime = runtime.feature(feature)

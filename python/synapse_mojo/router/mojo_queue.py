@@ -15,6 +15,8 @@ from types import ModuleType
 
 import numpy as np
 
+from ..runtime.adapter import register_self_check
+
 from .message import PRIORITY_LEVELS
 from .queues import (
     H_SIZE,
@@ -151,3 +153,6 @@ def self_check(kernel: ModuleType, seed: int = 20261125, steps: int = 3000) -> N
         after = mojo.export()
         if before[1].tolist() != after[1].tolist():
             raise SelfCheckError("a rejected batch changed the queue")
+
+
+register_self_check("message_router", self_check)

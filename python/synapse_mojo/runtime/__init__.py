@@ -1,6 +1,14 @@
 """Runtime layer: kernel loading, the Mojo/Python adapter, metrics."""
 
-from .adapter import FEATURE_KERNELS, FeatureRuntime, Outcome, Runtime, get_runtime, set_runtime
+from .adapter import (
+    FEATURE_KERNELS,
+    FeatureRuntime,
+    Outcome,
+    Runtime,
+    get_runtime,
+    register_self_check,
+    set_runtime,
+)
 from .kernels import Compiler, KernelHandle, find_compiler, load_kernel
 from .metrics import prometheus_text
 
@@ -15,5 +23,6 @@ __all__ = [
     "get_runtime",
     "load_kernel",
     "prometheus_text",
+    "register_self_check",
     "set_runtime",
 ]

@@ -11,6 +11,10 @@ the Mojo path and the Python path::
     )
     outcome.value, outcome.runtime        # the result and who produced it
 
+Hot paths use ``FeatureRuntime.call`` instead, with callables bound once and the arguments
+passed separately, so that nothing is built per call (``mojo(kernel, fault, *args)``,
+``python(*args)``).
+
 Decisions, in order: ``SYNAPSE_FORCE_PYTHON`` (read on every call) > mode ``off`` > a canary
 draw > an automatic disable > the kernel being unavailable (not built, not loaded, or failing
 its start-up self-check). Any exception on the Mojo path is answered by the Python path in the
@@ -21,11 +25,12 @@ regression against Python (shadow mode) raise warnings.
 
 from __future__ import annotations
 
-import importlib
+import inspect
 import logging
 import random
 import threading
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from types import ModuleType
@@ -43,17 +48,34 @@ T = TypeVar("T")
 #: Fault codes understood by every kernel (see ``config.Fault``).
 FAULT_CODES = {"raise": 1, "wrong": 2}
 
-#: feature -> (kernel module name, "module:function" of its start-up self-check).
-#: The self-check lives with the backend that knows the kernel's contract; it is imported by
-#: name so that this layer does not depend on the services above it.
-FEATURE_KERNELS: dict[str, tuple[str, str]] = {
-    "pattern_search": ("pattern_search", "synapse_mojo.search.mojo_backend:self_check"),
-    "vector_engine": ("pattern_search", "synapse_mojo.search.mojo_backend:self_check_batch"),
-    "message_router": ("message_router", "synapse_mojo.router.mojo_queue:self_check"),
+#: feature -> the kernel module that implements it.
+FEATURE_KERNELS: dict[str, str] = {
+    "pattern_search": "pattern_search",
+    "vector_engine": "pattern_search",
+    "message_router": "message_router",
 }
 
+#: feature -> its start-up self-check, registered by the backend that knows the kernel's
+#: contract (``search.mojo_backend``, ``router.mojo_queue``) when it is imported: this layer
+#: does not know the services above it.
+_SELF_CHECKS: dict[str, Callable[[ModuleType], None]] = {}
 
-@dataclass(frozen=True)
+
+def register_self_check(feature: str, check: Callable[[ModuleType], None]) -> None:
+    """Registers the check a feature's kernel must pass before its first Mojo call.
+
+    ``check(kernel_module)`` raises when the kernel disagrees with the reference.
+    """
+    if feature not in FEATURE_KERNELS:
+        raise config_module.ConfigError(f"unknown feature {feature!r} for a self-check")
+    _SELF_CHECKS[feature] = check
+
+
+def registered_self_check(feature: str) -> Callable[[ModuleType], None] | None:
+    return _SELF_CHECKS.get(feature)
+
+
+@dataclass(slots=True)
 class Outcome(Generic[T]):
     """One answered call: the value, the runtime that produced it, and why if it fell back."""
 
@@ -85,14 +107,16 @@ class FeatureRuntime:
         self._fallback_count = 0
         self._shadow_calls = 0
         self._rng = random.Random()
+        self._health_lock = threading.Lock()
+        #: Hooks run after the kernel passed its self-check (``add_ready_hook``).
+        self._ready_hooks: list[Callable[[], Callable[[ModuleType], None] | None]] = []
         self.metrics.set_state(False, False)
 
     # ---------------------------------------------------------------------------- kernel
 
     @property
     def kernel_name(self) -> str | None:
-        spec = FEATURE_KERNELS.get(self.name)
-        return spec[0] if spec else None
+        return FEATURE_KERNELS.get(self.name)
 
     def kernel_handle(self) -> KernelHandle | None:
         name = self.kernel_name
@@ -111,6 +135,11 @@ class FeatureRuntime:
                 self.self_check = "no kernel for this feature"
             elif module is None:
                 self.self_check = f"skipped: kernel unavailable ({handle.error})"
+            elif self.name not in _SELF_CHECKS:
+                # Nothing above has registered the check yet (its backend module is not
+                # imported): not trusted now, decided again on the next call.
+                self.self_check = "not run: no self-check registered for this feature yet"
+                return None
             else:
                 module = self._run_self_check(module)
             self._module = module
@@ -119,14 +148,11 @@ class FeatureRuntime:
             return module
 
     def _run_self_check(self, module: ModuleType) -> ModuleType | None:
-        spec = FEATURE_KERNELS[self.name][1]
-        mod_name, _, func_name = spec.partition(":")
+        check = _SELF_CHECKS[self.name]
         try:
-            check = getattr(importlib.import_module(mod_name), func_name)
             started = time.perf_counter()
             check(module)
             self.self_check = f"passed ({(time.perf_counter() - started) * 1e3:.1f} ms)"
-            return module
         except Exception as exc:
             self.self_check = f"failed: {type(exc).__name__}: {exc}"
             log.error(
@@ -136,6 +162,32 @@ class FeatureRuntime:
                 exc,
             )
             return None
+        for ref in list(self._ready_hooks):
+            hook = ref()
+            if hook is None:  # its owner is gone (hooks of bound methods are weak)
+                self._ready_hooks.remove(ref)
+                continue
+            try:
+                hook(module)
+            except Exception as exc:  # a hook (e.g. a calibration) must not disable the kernel
+                log.warning("%s: start-up hook %r failed: %s", self.name, hook, exc)
+        return module
+
+    def add_ready_hook(self, hook: Callable[[ModuleType], None]) -> None:
+        """Runs ``hook(kernel)`` once the kernel has passed its self-check (at once if it has).
+
+        Backends use it to re-check their calibration against this kernel on this machine.
+        A bound method is held weakly: the hook goes away with its object.
+        """
+        ref: Any = weakref.WeakMethod(hook) if inspect.ismethod(hook) else (lambda: hook)
+        with self._lock:
+            self._ready_hooks.append(ref)
+            ready = self._kernel_ready and self._module is not None
+        if ready:
+            try:
+                hook(self._module)  # type: ignore[arg-type]
+            except Exception as exc:
+                log.warning("%s: start-up hook %r failed: %s", self.name, hook, exc)
 
     # ---------------------------------------------------------------------------- control
 
@@ -149,10 +201,11 @@ class FeatureRuntime:
             if self.disabled_reason:
                 log.warning("Mojo path for %s re-enabled by reset()", self.name)
             self.disabled_reason = None
-            self._window.clear()
-            self._window_errors = 0
-            self._fallback_window.clear()
-            self._fallback_count = 0
+            with self._health_lock:
+                self._window.clear()
+                self._window_errors = 0
+                self._fallback_window.clear()
+                self._fallback_count = 0
             self.alerts.clear()
         self._publish_state()
 
@@ -207,51 +260,77 @@ class FeatureRuntime:
         ``mojo_impl`` callables): they run when the feature is enabled and in its rollout
         share, whether or not this feature's own kernel loaded; they get ``None`` as kernel.
         """
+        return self.call(op, mojo, python, (), same, requires_kernel=requires_kernel)
+
+    def call(
+        self,
+        op: str,
+        mojo: Callable[..., T] | None,
+        python: Callable[..., T],
+        args: tuple[Any, ...],
+        same: Callable[[T, T], bool] | None = None,
+        *,
+        requires_kernel: bool = True,
+        python_faster: bool = False,
+    ) -> Outcome[T]:
+        """``run`` without per-call closures: ``mojo(kernel, fault, *args)`` or ``python(*args)``.
+
+        ``python_faster``: the caller's cost model says the Python path is the faster one
+        for this call; in ``auto`` mode Python then answers (not a fallback). The other modes
+        ignore it: ``on``, ``canary`` and ``shadow`` are explicit requests for Mojo.
+        """
         if config_module.force_python():
-            return self._python(python)
+            return self._python(python, args)
         mode = self.mode
-        if mode.kind == "off" or mojo is None:
-            return self._python(python)
-        if mode.kind == "canary" and self._rng.random() >= mode.fraction:
-            return self._python(python)
+        kind = mode.kind
+        if kind == "off" or mojo is None:
+            return self._python(python, args)
+        if kind == "canary" and self._rng.random() >= mode.fraction:
+            return self._python(python, args)
         if self.disabled_reason is not None:
-            return self._python(python, fallback="auto_disabled")
-        module = self.kernel() if requires_kernel else None
+            return self._python(python, args, fallback="auto_disabled")
+        module = (self._module if self._kernel_ready else self.kernel()) if requires_kernel else None
         if requires_kernel and module is None:
             # In auto mode Python is the expected answer when there is no healthy kernel;
             # in on/canary/shadow the caller asked for Mojo, so it is a fallback.
-            reason = None if mode.kind == "auto" else "kernel_unavailable"
-            return self._python(python, fallback=reason)
-        if mode.kind == "shadow":
-            return self._shadow(op, module, mojo, python, same)
-        return self._mojo(op, module, mojo, python)
+            reason = None if kind == "auto" else "kernel_unavailable"
+            return self._python(python, args, fallback=reason)
+        if kind == "auto" and python_faster:
+            return self._python(python, args)
+        if kind == "shadow":
+            return self._shadow(op, module, mojo, python, args, same)
+        return self._mojo(op, module, mojo, python, args)
 
-    def _python(self, python: Callable[[], T], fallback: str | None = None) -> Outcome[T]:
+    def _python(
+        self, python: Callable[..., T], args: tuple[Any, ...], fallback: str | None = None
+    ) -> Outcome[T]:
         started = time.perf_counter()
-        value = python()
+        value = python(*args)
         elapsed = time.perf_counter() - started
         self.metrics.record_call("python", elapsed)
         if fallback is not None:
             self.metrics.record_fallback(fallback)
             self._note_fallback(True)
-        return Outcome(value, "python", elapsed * 1e3, fallback_reason=fallback)
+        return Outcome(value, "python", elapsed * 1e3, fallback)
 
     def _mojo(
         self,
         op: str,
         module: ModuleType | None,
-        mojo: Callable[[ModuleType, int], T],
-        python: Callable[[], T],
+        mojo: Callable[..., T],
+        python: Callable[..., T],
+        args: tuple[Any, ...],
     ) -> Outcome[T]:
+        fault = self._fault_code() if self._owner.settings.faults else 0
         started = time.perf_counter()
         try:
-            value = mojo(module, self._fault_code())  # type: ignore[arg-type]
+            value = mojo(module, fault, *args)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             log.warning("Mojo %s.%s failed, answered by Python: %s", self.name, op, reason)
             self.metrics.record_error("exception")
             self._note_result(error=True)
-            outcome = self._python(python, fallback=f"exception:{type(exc).__name__}")
+            outcome = self._python(python, args, fallback=f"exception:{type(exc).__name__}")
             return Outcome(
                 outcome.value,
                 "python",
@@ -261,23 +340,23 @@ class FeatureRuntime:
             )
         elapsed = time.perf_counter() - started
         self.metrics.record_call("mojo", elapsed)
-        self._note_result(error=False)
-        self._note_fallback(False)
+        self._note_ok()
         return Outcome(value, "mojo", elapsed * 1e3)
 
     def _shadow(
         self,
         op: str,
         module: ModuleType | None,
-        mojo: Callable[[ModuleType, int], T],
-        python: Callable[[], T],
+        mojo: Callable[..., T],
+        python: Callable[..., T],
+        args: tuple[Any, ...],
         same: Callable[[T, T], bool] | None,
     ) -> Outcome[T]:
-        outcome = self._python(python)
+        outcome = self._python(python, args)
         started = time.perf_counter()
         error: str | None = None
         try:
-            mojo_value = mojo(module, self._fault_code())  # type: ignore[arg-type]
+            mojo_value = mojo(module, self._fault_code(), *args)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("Mojo %s.%s failed in shadow mode: %s", self.name, op, error)
@@ -299,9 +378,23 @@ class FeatureRuntime:
 
     # ---------------------------------------------------------------------------- health
 
+    def _note_ok(self) -> None:
+        """A Mojo call that succeeded: both windows in one step (the common case)."""
+        with self._health_lock:
+            window = self._window
+            if len(window) == window.maxlen and window[0]:
+                self._window_errors -= 1
+            window.append(False)
+            fallbacks = self._fallback_window
+            if len(fallbacks) == fallbacks.maxlen and fallbacks[0]:
+                self._fallback_count -= 1
+            fallbacks.append(False)
+        if "fallback_rate" in self.alerts:
+            self._note_fallback(None)
+
     def _note_result(self, error: bool) -> None:
         alerts = self._owner.settings.alerts
-        with self._lock:
+        with self._health_lock:
             if len(self._window) == self._window.maxlen and self._window[0]:
                 self._window_errors -= 1
             self._window.append(error)
@@ -313,13 +406,15 @@ class FeatureRuntime:
                 f"calls exceeds {alerts.error_rate:.1%}"
             )
 
-    def _note_fallback(self, fell_back: bool) -> None:
+    def _note_fallback(self, fell_back: bool | None) -> None:
+        """Records a call in the fallback window (None: only re-evaluate the alert)."""
         alerts = self._owner.settings.alerts
-        with self._lock:
-            if len(self._fallback_window) == self._fallback_window.maxlen and self._fallback_window[0]:
-                self._fallback_count -= 1
-            self._fallback_window.append(fell_back)
-            self._fallback_count += int(fell_back)
+        with self._health_lock:
+            if fell_back is not None:
+                if len(self._fallback_window) == self._fallback_window.maxlen and self._fallback_window[0]:
+                    self._fallback_count -= 1
+                self._fallback_window.append(fell_back)
+                self._fallback_count += int(fell_back)
             calls, fallbacks = len(self._fallback_window), self._fallback_count
         if calls < alerts.min_calls:
             return

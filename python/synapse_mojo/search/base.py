@@ -76,6 +76,23 @@ class SearchBackend(ABC):
         the best ``max(k, candidates)``, re-score those exactly from ``vectors`` (float32) with
         ``query`` and return the best ``k`` with exact scores."""
 
+    def topk_cosine(self, rows: np.ndarray, query: np.ndarray, k: int) -> TopK | None:
+        """``topk`` over raw rows: ``rows`` (n, d) float32 C-contiguous, NOT normalised (the
+        caller's own data, used in place); a zero row scores 0. Returns None, without a
+        result, when a row's squared norm is not finite in float32 (NaN/inf in the row, or a
+        norm beyond float32's range): the caller validates that input the slow way.
+
+        This default normalises a float64 copy of the rows; backends override it with a scan
+        that needs no copy.
+        """
+        wide = rows.astype(np.float64)
+        squares = np.einsum("ij,ij->i", wide, wide)
+        if not np.all(squares <= np.finfo(np.float32).max):
+            return None
+        norms = np.sqrt(squares)
+        norms[norms == 0] = 1.0
+        return self.topk(np.ascontiguousarray(wide / norms[:, None], dtype=np.float32), query, k)
+
 
 def score_tolerance(dim: int) -> float:
     """Largest difference allowed between two backends' float32 scores for unit vectors.

@@ -46,9 +46,8 @@ import numpy as np
 
 from ..errors import DamagedIndexError, EmptyIndexError, InvalidInputError, InvalidTypeError, UnknownIdError
 from ..runtime.adapter import Outcome, Runtime, get_runtime
-from .base import BatchTopK, TopK, batch_results_agree, results_agree
-from .mojo_backend import MojoSearchBackend
-from .numpy_backend import NumpySearchBackend
+from .adaptive import AdaptiveSearchBackend
+from .base import BatchTopK, TopK
 from .quantization import ScalarQuantizer, quantize_query
 from .storage import LazyJsonLines, read_index, write_index
 from .validation import as_ids, as_matrix, as_metadata, as_queries, as_query, as_top_k
@@ -192,7 +191,9 @@ class PatternIndex:
         self._runtime = runtime
         self._lock = _SharedLock()
         self._postings_lock = threading.Lock()
-        self._numpy = NumpySearchBackend()
+        #: The Mojo/NumPy seam: one object for the index's life, nothing built per call.
+        self._backend = AdaptiveSearchBackend(runtime)
+        self._view: np.ndarray | None = None  # the last storage view searched (see _prepare)
         self._reset_storage(capacity)
 
     def _reset_storage(self, capacity: int) -> None:
@@ -444,30 +445,15 @@ class PatternIndex:
             matrix, mask = self._prepare(filter)
             if mask is not None and not mask.any():
                 return SearchResult([], "python", 0.0)
-            feature = self.runtime.feature("pattern_search")
-            threads = self.runtime.settings.threads
             outcome: Outcome[TopK]
             if use_codes:
                 codes = self._codes[: self._n]  # type: ignore[index]
                 qi = quantize_query(q, self._quantizer.scale)  # type: ignore[union-attr]
-                candidates = k * self.rerank_factor
-                outcome = feature.run(
-                    "topk_int8",
-                    mojo=lambda kernel, fault: MojoSearchBackend(kernel, threads, fault).topk_int8(
-                        codes, matrix, qi, q, k, candidates, mask
-                    ),
-                    python=lambda: self._numpy.topk_int8(codes, matrix, qi, q, k, candidates, mask),
-                    same=lambda a, b: results_agree(a, b, self.dim),
+                outcome = self._backend.topk_int8_outcome(
+                    codes, matrix, qi, q, k, k * self.rerank_factor, mask
                 )
             else:
-                outcome = feature.run(
-                    "topk",
-                    mojo=lambda kernel, fault: MojoSearchBackend(kernel, threads, fault).topk(
-                        matrix, q, k, mask
-                    ),
-                    python=lambda: self._numpy.topk(matrix, q, k, mask),
-                    same=lambda a, b: results_agree(a, b, self.dim),
-                )
+                outcome = self._backend.topk_outcome(matrix, q, k, mask, pinned=True)
             hits = [
                 SearchHit(self._ids[r], float(s), dict(self._meta[r] or {}))  # type: ignore[arg-type]
                 for r, s in zip(outcome.value.rows.tolist(), outcome.value.scores.tolist())
@@ -485,16 +471,7 @@ class PatternIndex:
             if mask is not None and not mask.any():
                 empty = np.empty((qs.shape[0], 0))
                 return BatchResult(empty.astype(object), empty.astype(np.float32), "python", 0.0)
-            feature = self.runtime.feature("vector_engine")
-            threads = self.runtime.settings.threads
-            outcome: Outcome[BatchTopK] = feature.run(
-                "topk_batch",
-                mojo=lambda kernel, fault: MojoSearchBackend(kernel, threads, fault).topk_batch(
-                    matrix, qs, k, mask
-                ),
-                python=lambda: self._numpy.topk_batch(matrix, qs, k, mask),
-                same=lambda a, b: batch_results_agree(a, b, self.dim),
-            )
+            outcome: Outcome[BatchTopK] = self._backend.topk_batch_outcome(matrix, qs, k, mask)
             rows = outcome.value.rows
             ids = np.empty(rows.shape, dtype=object)
             for i, row_list in enumerate(rows.tolist()):
@@ -514,7 +491,11 @@ class PatternIndex:
         if len(self) == 0:
             raise EmptyIndexError("the index is empty: add patterns before searching")
         n = self._n
-        matrix = self._vectors[:n]
+        # The same view object while storage and size are unchanged: the kernel seam looks
+        # its address up once per view (``AdaptiveSearchBackend.topk_outcome(pinned=True)``).
+        matrix = self._view
+        if matrix is None or matrix.base is not self._vectors or matrix.shape[0] != n:
+            matrix = self._view = self._vectors[:n]
         mask = self._alive[:n] if self._dead else None
         if filter is None:
             return matrix, mask

@@ -7,11 +7,15 @@ at start-up (the runtime adapter calls them before the first Mojo call).
 
 from __future__ import annotations
 
+import threading
+import weakref
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 from ..config import available_cores
+from ..runtime.adapter import register_self_check
 from .base import (
     BatchTopK,
     SearchBackend,
@@ -21,48 +25,153 @@ from .base import (
     results_agree,
     threads_for,
 )
+from .dispatch import shipped_crossovers
 from .quantization import ScalarQuantizer, quantize_query
 from .reference import PythonSearchBackend
 
 
+class _Scratch(threading.local):
+    """Per-thread output buffers with their addresses looked up once (``ndarray.ctypes``
+    costs about a microsecond per call, as much as a small scan)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.rows = np.empty(0, np.int64)
+        self.scores = np.empty(0, np.float32)
+        self.rows_addr = self.scores_addr = 0
+
+    def reserve(self, width: int) -> None:
+        if width > self.size:
+            self.size = max(width, 64)
+            self.rows = np.empty(self.size, np.int64)
+            self.scores = np.empty(self.size, np.float32)
+            self.rows_addr, self.scores_addr = self.rows.ctypes.data, self.scores.ctypes.data
+
+
 class MojoSearchBackend(SearchBackend):
+    """``threads``: the most workers a call uses (0 = all cores). A call whose work (rows x
+    dimensions multiply-adds) is below ``inline_below`` runs on the calling thread alone (no
+    task group: see ``search.dispatch``); above it, one worker per ``grain`` multiply-adds,
+    the calling thread being one of them."""
+
     name = "mojo"
 
     def __init__(
-        self, kernel: ModuleType, threads: int = 0, fault: int = 0, grain: int = 1 << 17
+        self,
+        kernel: ModuleType,
+        threads: int = 0,
+        fault: int = 0,
+        grain: int = 1 << 17,
+        inline_below: int | None = None,
     ) -> None:
-        self._kernel = kernel
+        self.kernel = kernel
         self._threads = threads if threads > 0 else available_cores()
         self._fault = fault
-        self._grain = grain  # multiply-adds per worker below which fewer workers start
+        self._grain = grain
+        self.inline_below = shipped_crossovers().inline_below if inline_below is None else inline_below
+        self._scratch = _Scratch()
+        self._pinned: tuple[Any, int] = (None, 0)
+
+    def workers(self, work: int) -> int:
+        """Workers for a scan of ``work`` multiply-adds."""
+        if work < self.inline_below:
+            return 1
+        return threads_for(work, self._threads, self._grain)
+
+    def pinned_address(self, array: np.ndarray) -> int:
+        """The data address of an array whose owner never reallocates it in place (an
+        index's own storage views): looked up once per array object."""
+        ref, addr = self._pinned
+        if ref is not None and ref() is array:
+            return addr
+        addr = array.ctypes.data
+        self._pinned = (weakref.ref(array), addr)
+        return addr
+
+    # ------------------------------------------------------------------ single query
 
     def topk(
         self, matrix: np.ndarray, query: np.ndarray, k: int, mask: np.ndarray | None = None
     ) -> TopK:
+        return self.topk_with(self._fault, matrix, query, k, mask)
+
+    def topk_with(
+        self,
+        fault: int,
+        matrix: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        mask: np.ndarray | None = None,
+        matrix_addr: int = 0,
+    ) -> TopK:
+        """``topk`` with a per-call fault code; ``matrix_addr`` when the caller knows it."""
         n, d = matrix.shape
-        width = min(k, eligible_count(n, mask))
-        rows = np.empty(max(width, 1), dtype=np.int64)
-        scores = np.empty(max(width, 1), dtype=np.float32)
+        width = k if mask is None and k <= n else min(k, eligible_count(n, mask))
         if width == 0:
-            return TopK(rows[:0], scores[:0])
-        count = self._kernel.topk(
+            return TopK(np.empty(0, np.int64), np.empty(0, np.float32))
+        scratch = self._scratch
+        if width > scratch.size:
+            scratch.reserve(width)
+        count = self.kernel.topk(
             (
-                matrix.ctypes.data,
+                matrix_addr or matrix.ctypes.data,
                 n,
                 d,
                 query.ctypes.data,
                 width,
                 0 if mask is None else mask.ctypes.data,
-                threads_for(n * d, self._threads, self._grain),
-                rows.ctypes.data,
-                scores.ctypes.data,
-                self._fault,
+                self.workers(n * d),
+                scratch.rows_addr,
+                scratch.scores_addr,
+                fault,
             )
         )
-        return TopK(rows[:count], scores[:count])
+        return TopK(scratch.rows[:count].copy(), scratch.scores[:count].copy())
+
+    def topk_cosine(self, rows: np.ndarray, query: np.ndarray, k: int) -> TopK | None:
+        return self.topk_cosine_with(self._fault, rows, query, k)
+
+    def topk_cosine_with(
+        self, fault: int, rows: np.ndarray, query: np.ndarray, k: int
+    ) -> TopK | None:
+        n, d = rows.shape
+        width = min(k, n)
+        if width == 0:
+            return TopK(np.empty(0, np.int64), np.empty(0, np.float32))
+        scratch = self._scratch
+        if width > scratch.size:
+            scratch.reserve(width)
+        count = self.kernel.topk_cosine(
+            (
+                rows.ctypes.data,
+                n,
+                d,
+                query.ctypes.data,
+                width,
+                self.workers(n * d),
+                scratch.rows_addr,
+                scratch.scores_addr,
+                fault,
+            )
+        )
+        if count < 0:
+            return None
+        return TopK(scratch.rows[:count].copy(), scratch.scores[:count].copy())
+
+    # ------------------------------------------------------------------ batch
 
     def topk_batch(
         self, matrix: np.ndarray, queries: np.ndarray, k: int, mask: np.ndarray | None = None
+    ) -> BatchTopK:
+        return self.topk_batch_with(self._fault, matrix, queries, k, mask)
+
+    def topk_batch_with(
+        self,
+        fault: int,
+        matrix: np.ndarray,
+        queries: np.ndarray,
+        k: int,
+        mask: np.ndarray | None = None,
     ) -> BatchTopK:
         n, d = matrix.shape
         b = queries.shape[0]
@@ -71,7 +180,7 @@ class MojoSearchBackend(SearchBackend):
         scores = np.empty((b, max(width, 1)), dtype=np.float32)
         if width == 0 or b == 0:
             return BatchTopK(rows[:, :0], scores[:, :0])
-        count = self._kernel.topk_batch(
+        count = self.kernel.topk_batch(
             (
                 matrix.ctypes.data,
                 n,
@@ -83,11 +192,12 @@ class MojoSearchBackend(SearchBackend):
                 threads_for(n * d, self._threads, self._grain),
                 rows.ctypes.data,
                 scores.ctypes.data,
-                self._fault,
+                fault,
             )
         )
         return BatchTopK(rows[:, :count], scores[:, :count])
 
+    # ------------------------------------------------------------------ quantised
 
     def topk_int8(
         self,
@@ -99,13 +209,27 @@ class MojoSearchBackend(SearchBackend):
         candidates: int,
         mask: np.ndarray | None = None,
     ) -> TopK:
+        return self.topk_int8_with(self._fault, codes, vectors, query_i8, query, k, candidates, mask)
+
+    def topk_int8_with(
+        self,
+        fault: int,
+        codes: np.ndarray,
+        vectors: np.ndarray,
+        query_i8: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        candidates: int,
+        mask: np.ndarray | None = None,
+    ) -> TopK:
         n, d = codes.shape
         width = min(k, eligible_count(n, mask))
-        rows = np.empty(max(width, 1), dtype=np.int64)
-        scores = np.empty(max(width, 1), dtype=np.float32)
         if width == 0:
-            return TopK(rows[:0], scores[:0])
-        count = self._kernel.topk_int8(
+            return TopK(np.empty(0, np.int64), np.empty(0, np.float32))
+        scratch = self._scratch
+        if width > scratch.size:
+            scratch.reserve(width)
+        count = self.kernel.topk_int8(
             (
                 codes.ctypes.data,
                 vectors.ctypes.data,
@@ -116,14 +240,14 @@ class MojoSearchBackend(SearchBackend):
                 width,
                 max(width, candidates),
                 0 if mask is None else mask.ctypes.data,
-                # uint8 codes: a quarter of the bytes per row, so a quarter of the grain.
-                threads_for(n * d // 4, self._threads, self._grain),
-                rows.ctypes.data,
-                scores.ctypes.data,
-                self._fault,
+                # uint8 codes: a quarter of the bytes per row, so a quarter of the work.
+                self.workers(n * d // 4),
+                scratch.rows_addr,
+                scratch.scores_addr,
+                fault,
             )
         )
-        return TopK(rows[:count], scores[:count])
+        return TopK(scratch.rows[:count].copy(), scratch.scores[:count].copy())
 
 
 class SelfCheckError(AssertionError):
@@ -153,7 +277,7 @@ def self_check(kernel: ModuleType) -> None:
     reference = PythonSearchBackend()
     d = matrix.shape[1]
     for threads in (1, 2):
-        backend = MojoSearchBackend(kernel, threads=threads, grain=1 << 12)
+        backend = MojoSearchBackend(kernel, threads=threads, grain=1 << 12, inline_below=0)
         for q in queries:
             for m in (None, mask):
                 for k in (1, 7, 40):
@@ -165,13 +289,34 @@ def self_check(kernel: ModuleType) -> None:
                             f"kernel rows {got.rows[:5].tolist()} vs reference "
                             f"{want.rows[:5].tolist()}"
                         )
-    top = MojoSearchBackend(kernel, threads=2, grain=1 << 12).topk(matrix, queries[0], 3)
+    top = MojoSearchBackend(kernel, threads=2, grain=1 << 12, inline_below=0).topk(matrix, queries[0], 3)
     if top.rows[:3].tolist() != [17, 500, 900]:
         raise SelfCheckError(f"exact ties out of insertion order: {top.rows[:3].tolist()}")
+    # Cosine over raw rows: scaled copies of the data, a zero row, exact duplicates.
+    rng = np.random.default_rng(5)
+    raw = (matrix * rng.uniform(0.1, 10.0, (matrix.shape[0], 1))).astype(np.float32)
+    raw[300] = 0.0
+    raw[500] = raw[17]
+    raw[900] = raw[17]
+    for threads in (1, 2):
+        backend = MojoSearchBackend(kernel, threads=threads, grain=1 << 12, inline_below=0)
+        for q in queries:
+            for k in (1, 7, 40):
+                want_c = reference.topk_cosine(raw, q, k)
+                got_c = backend.topk_cosine(raw, q, k)
+                if want_c is None or got_c is None or not results_agree(want_c, got_c, d):
+                    raise SelfCheckError(f"topk_cosine k={k} threads={threads} disagrees with the reference")
+        tied = backend.topk_cosine(raw, raw[17] / np.linalg.norm(raw[17]), 3)
+        if tied is None or tied.rows.tolist() != [17, 500, 900]:
+            raise SelfCheckError(f"topk_cosine: exact ties out of insertion order: {tied}")
+        bad = raw.copy()
+        bad[1030, 5] = np.nan
+        if backend.topk_cosine(bad, queries[0], 5) is not None:
+            raise SelfCheckError("topk_cosine accepted a row with NaN")
     # Quantised scan with a rerank wide enough to be exact on this data.
     quantizer = ScalarQuantizer.fit(matrix)
     codes = quantizer.encode(matrix)
-    backend = MojoSearchBackend(kernel, threads=2, grain=1 << 12)
+    backend = MojoSearchBackend(kernel, threads=2, grain=1 << 12, inline_below=0)
     for q in queries:
         qi = quantize_query(q, quantizer.scale)
         for m in (None, mask):
@@ -188,9 +333,13 @@ def self_check_batch(kernel: ModuleType) -> None:
     """Batch kernel vs the reference."""
     matrix, queries, mask = _check_data(seed=7)
     reference = PythonSearchBackend()
-    backend = MojoSearchBackend(kernel, threads=2, grain=1 << 12)
+    backend = MojoSearchBackend(kernel, threads=2, grain=1 << 12, inline_below=0)
     for m in (None, mask):
         want = reference.topk_batch(matrix, queries, 9, m)
         got = backend.topk_batch(matrix, queries, 9, m)
         if not batch_results_agree(want, got, matrix.shape[1]):
             raise SelfCheckError(f"topk_batch mask={m is not None} disagrees with the reference")
+
+
+register_self_check("pattern_search", self_check)
+register_self_check("vector_engine", self_check_batch)

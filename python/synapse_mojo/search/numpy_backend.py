@@ -64,6 +64,16 @@ class NumpySearchBackend(SearchBackend):
                 scores[start + i] = top.scores
         return BatchTopK(rows, scores)
 
+    def topk_cosine(self, rows: np.ndarray, query: np.ndarray, k: int) -> TopK | None:
+        squares = np.einsum("ij,ij->i", rows, rows)
+        if not np.isfinite(squares).all():
+            return None
+        scores = rows @ query
+        norms = np.sqrt(squares)
+        np.divide(scores, norms, out=scores, where=norms > 0)
+        scores[norms == 0] = 0.0
+        return select_topk(scores, k)
+
     def topk_int8(
         self,
         codes: np.ndarray,

@@ -6,6 +6,7 @@ L2-normalised) or raises one of the library's errors with a message that says wh
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Sequence
 
@@ -52,8 +53,25 @@ def unusable_rows(matrix: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return bad, reasons
 
 
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+#: Sums of squares inside this range need no float64 pass: no overflow, no underflow.
+_SAFE_SQUARES = (1e-30, 1e30)
+
+
 def as_query(query: Any, dim: int) -> np.ndarray:
     """A (d,) float32 contiguous, L2-normalised copy of one query vector."""
+    if type(query) is np.ndarray and query.ndim == 1 and query.shape[0] == dim:
+        dtype = query.dtype
+        if dtype is _F32 or dtype is _F64 or dtype == _F32 or dtype == _F64:
+            # One pass for both checks: NaN or inf anywhere makes the sum of squares
+            # non-finite, so a sum inside the safe range proves the vector finite and non-zero.
+            squares = float(np.dot(query, query))
+            if _SAFE_SQUARES[0] < squares < _SAFE_SQUARES[1]:
+                scale = 1.0 / math.sqrt(squares)
+                if dtype == _F32:
+                    return query * np.float32(scale)
+                return (query * scale).astype(np.float32)
     array = _as_float_array(query, "query")
     if array.ndim == 2 and array.shape[0] == 1:
         array = array[0]

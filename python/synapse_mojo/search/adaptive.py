@@ -1,0 +1,258 @@
+"""The Mojo/Python seam of search as one object.
+
+``AdaptiveSearchBackend`` implements ``SearchBackend`` once over the feature runtime: it holds
+the Mojo backend (built once per kernel), the NumPy backend and the dispatch crossovers, and
+answers every call through ``FeatureRuntime.call`` with methods bound once, so a call builds
+no backend and no closure::
+
+    backend = AdaptiveSearchBackend()                 # the process runtime, resolved per call
+    outcome = backend.topk_outcome(matrix, query, 10)  # Outcome: value, runtime, elapsed_ms, ...
+    rows, scores = backend.topk(matrix, query, 10)     # the SearchBackend interface
+
+``PatternIndex`` and ``compat.PatternSearch`` both call it. Modes keep their meaning (see
+``runtime.adapter``); in ``auto`` a call goes to NumPy where the crossovers say NumPy is
+faster for its size (``search.dispatch``).
+"""
+
+from __future__ import annotations
+
+import logging
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ..runtime.adapter import FeatureRuntime, Outcome, Runtime, get_runtime
+from .base import BatchTopK, SearchBackend, TopK, batch_results_agree, results_agree
+from .dispatch import Crossovers, calibrate, shipped_crossovers
+from .mojo_backend import MojoSearchBackend
+from .numpy_backend import NumpySearchBackend
+
+log = logging.getLogger("synapse_mojo.search")
+
+
+def _same_topk(dim: int) -> Any:
+    """Shadow-mode comparison of two single-query answers for vectors of dimension ``dim``."""
+
+    def same(a: TopK | None, b: TopK | None) -> bool:
+        if a is None or b is None:
+            return a is b
+        return results_agree(a, b, dim)
+
+    return same
+
+
+class _Calibration:
+    """Crossovers of one kernel module on this machine, measured once after its self-check."""
+
+    measured: dict[int, Crossovers] = {}
+
+    @classmethod
+    def get(cls, kernel: ModuleType) -> Crossovers | None:
+        return cls.measured.get(id(kernel))
+
+
+class AdaptiveSearchBackend(SearchBackend):
+    """Every search operation on Mojo or NumPy, chosen per call by mode, health and size."""
+
+    name = "adaptive"
+
+    def __init__(
+        self,
+        runtime: Runtime | None = None,
+        *,
+        feature: str = "pattern_search",
+        batch_feature: str = "vector_engine",
+        calibrate_on_start: bool = True,
+    ) -> None:
+        self._runtime = runtime
+        self._feature_name = feature
+        self._batch_feature_name = batch_feature
+        self._calibrate = calibrate_on_start
+        self.numpy = NumpySearchBackend()
+        self._bound: tuple[Runtime | None, FeatureRuntime | None, FeatureRuntime | None] = (None, None, None)
+        self._mojo: MojoSearchBackend | None = None
+        self._crossovers = shipped_crossovers()
+        self._same: dict[int, Any] = {}
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._runtime if self._runtime is not None else get_runtime()
+
+    def _features(self) -> tuple[FeatureRuntime, FeatureRuntime]:
+        runtime = self._runtime if self._runtime is not None else get_runtime()
+        bound = self._bound
+        if bound[0] is not runtime:
+            feature = runtime.feature(self._feature_name)
+            batch = runtime.feature(self._batch_feature_name)
+            self._bound = bound = (runtime, feature, batch)
+            self._mojo = None
+            feature.add_ready_hook(self._on_kernel_ready)
+        return bound[1], bound[2]  # type: ignore[return-value]
+
+    @property
+    def feature(self) -> FeatureRuntime:
+        return self._features()[0]
+
+    def _on_kernel_ready(self, kernel: ModuleType) -> None:
+        """After the self-check: the Mojo backend for this kernel, and this machine's crossovers."""
+        mojo = self._mojo_for(kernel)
+        if not self._calibrate:
+            return
+        measured = _Calibration.get(kernel)
+        if measured is None:
+            measured = calibrate(mojo, self.numpy)
+            _Calibration.measured[id(kernel)] = measured
+            log.info("search crossovers measured: %s", measured)
+        self._apply(measured)
+
+    def _apply(self, crossovers: Crossovers) -> None:
+        self._crossovers = crossovers
+        if self._mojo is not None:
+            self._mojo.inline_below = crossovers.inline_below
+
+    @property
+    def crossovers(self) -> Crossovers:
+        return self._crossovers
+
+    def set_crossovers(self, crossovers: Crossovers) -> None:
+        """Overrides the crossovers (benchmarks and tests that pin a dispatch)."""
+        self._apply(crossovers)
+
+    def _mojo_for(self, kernel: ModuleType) -> MojoSearchBackend:
+        mojo = self._mojo
+        if mojo is None or mojo.kernel is not kernel:
+            runtime = self._bound[0] or self.runtime
+            mojo = MojoSearchBackend(
+                kernel, runtime.settings.threads, inline_below=self._crossovers.inline_below
+            )
+            self._mojo = mojo
+        return mojo
+
+    def _same_for(self, dim: int) -> Any:
+        same = self._same.get(dim)
+        if same is None:
+            same = self._same[dim] = _same_topk(dim)
+        return same
+
+    # Bound once: the runtime calls these with (kernel, fault, *args).
+
+    def _mojo_topk(self, kernel: ModuleType, fault: int, matrix, query, k, mask, addr) -> TopK:  # type: ignore[no-untyped-def]
+        mojo = self._mojo
+        if mojo is None or mojo.kernel is not kernel:
+            mojo = self._mojo_for(kernel)
+        return mojo.topk_with(fault, matrix, query, k, mask, addr)
+
+    def _numpy_topk(self, matrix, query, k, mask, addr) -> TopK:  # type: ignore[no-untyped-def]
+        return self.numpy.topk(matrix, query, k, mask)
+
+    def _mojo_cosine(self, kernel: ModuleType, fault: int, rows, query, k) -> TopK | None:  # type: ignore[no-untyped-def]
+        mojo = self._mojo
+        if mojo is None or mojo.kernel is not kernel:
+            mojo = self._mojo_for(kernel)
+        return mojo.topk_cosine_with(fault, rows, query, k)
+
+    def _mojo_batch(self, kernel: ModuleType, fault: int, matrix, queries, k, mask) -> BatchTopK:  # type: ignore[no-untyped-def]
+        return self._mojo_for(kernel).topk_batch_with(fault, matrix, queries, k, mask)
+
+    def _mojo_int8(self, kernel: ModuleType, fault: int, *args: Any) -> TopK:
+        return self._mojo_for(kernel).topk_int8_with(fault, *args)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def topk_outcome(
+        self,
+        matrix: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        mask: np.ndarray | None = None,
+        *,
+        pinned: bool = False,
+    ) -> Outcome[TopK]:
+        """``topk`` and who answered. ``pinned``: ``matrix`` is a view its owner never
+        reallocates while the view object lives (an index's storage), so its address is
+        looked up once."""
+        feature = self._features()[0]
+        mojo = self._mojo
+        addr = mojo.pinned_address(matrix) if pinned and mojo is not None else 0
+        return feature.call(
+            "topk",
+            self._mojo_topk,
+            self._numpy_topk,
+            (matrix, query, k, mask, addr),
+            self._same_for(query.shape[0]),
+            python_faster=matrix.size < self._crossovers.numpy_below,
+        )
+
+    def topk_cosine_outcome(self, rows: np.ndarray, query: np.ndarray, k: int) -> Outcome[TopK | None]:
+        """``topk_cosine`` (raw rows, value None when a row's norm is not finite)."""
+        feature = self._features()[0]
+        return feature.call(
+            "topk_cosine",
+            self._mojo_cosine,
+            self.numpy.topk_cosine,
+            (rows, query, k),
+            self._same_for(query.shape[0]),
+            python_faster=rows.size < self._crossovers.cosine_numpy_below,
+        )
+
+    def topk_batch_outcome(
+        self, matrix: np.ndarray, queries: np.ndarray, k: int, mask: np.ndarray | None = None
+    ) -> Outcome[BatchTopK]:
+        batch = self._features()[1]
+        dim = matrix.shape[1]
+        return batch.call(
+            "topk_batch",
+            self._mojo_batch,
+            self.numpy.topk_batch,
+            (matrix, queries, k, mask),
+            lambda a, b: batch_results_agree(a, b, dim),
+        )
+
+    def topk_int8_outcome(
+        self,
+        codes: np.ndarray,
+        vectors: np.ndarray,
+        query_i8: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        candidates: int,
+        mask: np.ndarray | None = None,
+    ) -> Outcome[TopK]:
+        feature = self._features()[0]
+        return feature.call(
+            "topk_int8",
+            self._mojo_int8,
+            self.numpy.topk_int8,
+            (codes, vectors, query_i8, query, k, candidates, mask),
+            self._same_for(query.shape[0]),
+        )
+
+    # ------------------------------------------------------------------ SearchBackend
+
+    def topk(
+        self, matrix: np.ndarray, query: np.ndarray, k: int, mask: np.ndarray | None = None
+    ) -> TopK:
+        return self.topk_outcome(matrix, query, k, mask).value
+
+    def topk_batch(
+        self, matrix: np.ndarray, queries: np.ndarray, k: int, mask: np.ndarray | None = None
+    ) -> BatchTopK:
+        return self.topk_batch_outcome(matrix, queries, k, mask).value
+
+    def topk_int8(
+        self,
+        codes: np.ndarray,
+        vectors: np.ndarray,
+        query_i8: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        candidates: int,
+        mask: np.ndarray | None = None,
+    ) -> TopK:
+        return self.topk_int8_outcome(codes, vectors, query_i8, query, k, candidates, mask).value
+
+    def topk_cosine(self, rows: np.ndarray, query: np.ndarray, k: int) -> TopK | None:
+        return self.topk_cosine_outcome(rows, query, k).value
