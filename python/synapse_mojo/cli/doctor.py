@@ -34,6 +34,25 @@ def _fmt_latency(summary: dict) -> str:
     return f"{summary['p50_ms']:.3f} / {summary['p95_ms']:.3f} / {summary['p99_ms']:.3f}"
 
 
+def _dispatch_status() -> dict:
+    """Search crossovers: the shipped ones (steering calls) and this machine's re-check."""
+    from ..search.adaptive import measured_crossovers
+    from ..search.dispatch import shipped_crossovers
+
+    measured = measured_crossovers()
+    return {"shipped": shipped_crossovers().as_dict(), "measured": measured.as_dict() if measured else None}
+
+
+def _fmt_crossovers(c: dict) -> str:
+    def work(value: int) -> str:
+        return "never" if value >= 1 << 40 else f"{value:,}"
+
+    return (
+        f"inline below {work(c['inline_below'])}, NumPy below {work(c['numpy_below'])}, "
+        f"cosine NumPy below {work(c['cosine_numpy_below'])} (rows x dims; {c['source']})"
+    )
+
+
 @main.command()
 @click.option("--smoke/--no-smoke", default=True, help="Run a small search workload first so metrics have data.")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
@@ -48,6 +67,7 @@ def doctor(smoke: bool, as_json: bool, prometheus: bool) -> None:
             with console.status("running a small search workload ..."):
                 _smoke()
     status = runtime.status()
+    status["search_dispatch"] = _dispatch_status()
     if prometheus:
         click.echo(runtime.metrics_prometheus(), nl=False)
         return
@@ -73,6 +93,13 @@ def doctor(smoke: bool, as_json: bool, prometheus: bool) -> None:
         )
         table.add_row("mode", f["mode"])
         table.add_row("force python", "[yellow]yes[/yellow]" if f["force_python"] else "no")
+        if name == "pattern_search":
+            dispatch = status["search_dispatch"]
+            table.add_row("crossovers", _fmt_crossovers(dispatch["shipped"]) + " (used)")
+            table.add_row(
+                "measured here",
+                _fmt_crossovers(dispatch["measured"]) if dispatch["measured"] else "not yet (kernel not checked)",
+            )
         if f["kernel_loaded"]:
             table.add_row("kernel", f"{f['kernel']}: {f['kernel_origin']} ({f['kernel_path']})")
         else:

@@ -8,11 +8,11 @@ lists; ``adapter``, ``mojo_enabled`` and ``get_runtime_status()`` are there.
 
 Differences from the pilot, on purpose:
 
-* The pattern matrix is normalised once and reused while the caller passes the same data.
-  Sameness is decided by content (a position-sensitive 64-bit fingerprint computed at memory
-  speed, see ``search.fingerprint``), never by ``id()``: an array edited in place, or a new
-  list with equal contents, is handled correctly. Callers that version their data can pass
-  ``version=`` to skip even that pass.
+* The caller's vectors are scanned where they are: one pass per row computes its dot product
+  with the query and its squared norm together (``AdaptiveSearchBackend.topk_cosine``), so
+  nothing is normalised, copied or cached between calls (a float32 C-contiguous 2-D array is
+  used as is; a list of vectors is stacked once, as NumPy would). Data edited between calls
+  is therefore always seen as it is; ``version=`` is accepted for compatibility and unused.
 * ``top_k > n`` returns ``n`` results (the pilot padded with index -1 and score 0).
 * Ties rank the earlier pattern first, identically on Mojo and Python.
 * A pattern vector of zeros scores 0 (cosine is undefined for it); NaN/inf, a query whose
@@ -22,7 +22,6 @@ Differences from the pilot, on purpose:
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Hashable
 from typing import Any
@@ -31,16 +30,21 @@ import numpy as np
 
 from ..errors import DimensionMismatchError, InvalidInputError
 from ..runtime.adapter import Runtime as EngineRuntime
-from ..search.base import results_agree
-from ..search.fingerprint import fingerprint
-from ..search.mojo_backend import MojoSearchBackend
-from ..search.numpy_backend import NumpySearchBackend
+from ..search.adaptive import AdaptiveSearchBackend
 from ..search.validation import as_matrix, as_query, as_top_k
 from .config import get_mojo_feature_enabled, pilot_runtime
 from .runtime_adapter import Runtime, RuntimeAdapter, RuntimeResult, get_runtime_adapter
 
 
+_F32 = np.dtype(np.float32)
+
+
 def _pattern_matrix(pattern_vectors: Any) -> np.ndarray:
+    """The caller's vectors as a float32 C-contiguous (n, d) array, copied only if needed."""
+    if type(pattern_vectors) is np.ndarray:
+        array = pattern_vectors
+        if array.ndim == 2 and array.dtype == _F32 and array.flags.c_contiguous:
+            return array
     try:
         array = np.asarray(pattern_vectors, dtype=np.float32)
     except (TypeError, ValueError) as exc:
@@ -49,7 +53,7 @@ def _pattern_matrix(pattern_vectors: Any) -> np.ndarray:
         return array.reshape(0, 0)
     if array.ndim != 2:
         raise InvalidInputError(f"pattern_vectors must be 2-D (n, d), got shape {array.shape}")
-    return array
+    return np.ascontiguousarray(array)
 
 
 class PatternSearch:
@@ -62,10 +66,8 @@ class PatternSearch:
         self.mojo_enabled: bool = get_mojo_feature_enabled("pattern_search") if runtime is None else (
             runtime.feature("pattern_search").mode.kind != "off"
         )
-        self._key: Hashable | None = None
-        self._matrix: np.ndarray | None = None
-        self._numpy = NumpySearchBackend()
-        self._lock = threading.Lock()
+        #: The Mojo/NumPy seam, built once: a search builds no backend and no closure.
+        self._backend = AdaptiveSearchBackend(runtime, resolve=pilot_runtime)
 
     @property
     def runtime(self) -> EngineRuntime:
@@ -89,26 +91,6 @@ class PatternSearch:
             "mojo_module_exists": module_exists,
         }
 
-    def _prepared(self, pattern_vectors: Any, version: Hashable | None) -> np.ndarray:
-        raw = _pattern_matrix(pattern_vectors)
-        if version is not None:
-            key: Hashable = ("version", version, raw.shape)
-        else:
-            kernel = self.runtime.feature("pattern_search").kernel()
-            try:
-                key = fingerprint(raw, kernel)
-            except Exception:  # the kernel path failed: the NumPy fingerprint is the same value
-                key = fingerprint(raw)
-        with self._lock:
-            if key != self._key or self._matrix is None:
-                self._matrix = (
-                    as_matrix(raw, None, "pattern vectors", allow_zero_rows=True)
-                    if raw.size
-                    else raw.astype(np.float32)
-                )
-                self._key = key
-            return self._matrix
-
     def search(
         self,
         query_vector: Any,
@@ -120,31 +102,43 @@ class PatternSearch:
         """``(indices, scores, RuntimeResult)`` as lists, best first; ``min(top_k, n)`` results."""
         started = time.perf_counter()
         k = as_top_k(top_k)
-        matrix = self._prepared(pattern_vectors, version)
-        n = matrix.shape[0]
+        rows_in = _pattern_matrix(pattern_vectors)
+        n = rows_in.shape[0]
         if n == 0:
             return [], [], RuntimeResult(True, Runtime.PYTHON, ([], []), (time.perf_counter() - started) * 1e3)
-        dim = matrix.shape[1]
-        q_raw = np.asarray(query_vector, dtype=np.float64).reshape(-1)
-        if q_raw.shape[0] != dim:
-            raise DimensionMismatchError(f"query has dimension {q_raw.shape[0]}, the patterns have {dim}")
+        dim = rows_in.shape[1]
         k = min(k, n)
-        if np.isfinite(q_raw).all() and not q_raw.any():
-            # The pilot's rule: cosine with a zero vector is 0, so every pattern ties at 0.
-            rows, scores = list(range(k)), [0.0] * k
-            return rows, scores, RuntimeResult(True, Runtime.PYTHON, (rows, scores), (time.perf_counter() - started) * 1e3)
-        q = as_query(q_raw, dim)
-        feature = self.runtime.feature("pattern_search")
-        threads = self.runtime.settings.threads
-        outcome = feature.run(
-            "topk",
-            mojo=lambda kernel, fault: MojoSearchBackend(kernel, threads, fault).topk(matrix, q, k),
-            python=lambda: self._numpy.topk(matrix, q, k),
-            same=lambda a, b: results_agree(a, b, dim),
-        )
-        rows, scores = outcome.value.rows.tolist(), outcome.value.scores.tolist()
+        q = _fast_query(query_vector, dim)
+        if q is None:
+            q_raw = np.asarray(query_vector, dtype=np.float64).reshape(-1)
+            if q_raw.shape[0] != dim:
+                raise DimensionMismatchError(f"query has dimension {q_raw.shape[0]}, the patterns have {dim}")
+            if np.isfinite(q_raw).all() and not q_raw.any():
+                # The pilot's rule: cosine with a zero vector is 0, so every pattern ties at 0.
+                rows, scores = list(range(k)), [0.0] * k
+                return rows, scores, RuntimeResult(
+                    True, Runtime.PYTHON, (rows, scores), (time.perf_counter() - started) * 1e3
+                )
+            q = as_query(q_raw, dim)
+        outcome = self._backend.topk_cosine_outcome(rows_in, q, k)
+        top = outcome.value
+        if top is None:
+            # A row's squared norm is not finite in float32: NaN/inf raise here with the row
+            # named; finite rows too large for float32 squares are normalised in float64.
+            matrix = as_matrix(rows_in, None, "pattern vectors", allow_zero_rows=True)
+            outcome = self._backend.topk_outcome(matrix, q, k)  # type: ignore[assignment]
+            top = outcome.value
+        rows, scores = top.rows.tolist(), top.scores.tolist()  # type: ignore[union-attr]
         result = RuntimeResult(True, Runtime(outcome.runtime), (rows, scores), outcome.elapsed_ms, outcome.error)
         return rows, scores, result
+
+
+def _fast_query(query: Any, dim: int) -> np.ndarray | None:
+    """The normalised query when it is a finite, non-zero float vector of dimension ``dim``
+    (the common case, one pass); None for everything else (zero, lists, errors)."""
+    if type(query) is np.ndarray and query.ndim == 1 and query.shape[0] == dim and query.dtype.kind == "f":
+        return as_query(query, dim) if np.dot(query, query) > 1e-30 else None
+    return None
 
 
 def create_pattern_search() -> PatternSearch:

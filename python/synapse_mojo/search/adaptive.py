@@ -6,19 +6,24 @@ answers every call through ``FeatureRuntime.call`` with methods bound once, so a
 no backend and no closure::
 
     backend = AdaptiveSearchBackend()                 # the process runtime, resolved per call
+                                                      # (resolve=... for another resolver)
     outcome = backend.topk_outcome(matrix, query, 10)  # Outcome: value, runtime, elapsed_ms, ...
     rows, scores = backend.topk(matrix, query, 10)     # the SearchBackend interface
 
 ``PatternIndex`` and ``compat.PatternSearch`` both call it. Modes keep their meaning (see
 ``runtime.adapter``); in ``auto`` a call goes to NumPy where the crossovers say NumPy is
-faster for its size (``search.dispatch``).
+faster for its size (``search.dispatch``). The crossovers used are the ones shipped for the
+architecture; after the kernel's self-check they are re-measured on this machine (reported by
+``doctor``, logged when they differ, applied with ``apply_measured=True``): a start-up
+measurement on a busy machine is too noisy to steer every call of the process.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -42,14 +47,29 @@ def _same_topk(dim: int) -> Any:
     return same
 
 
+class _QueryScratch(threading.local):
+    """Per thread: a float32 query buffer whose address is looked up once."""
+
+    def __init__(self) -> None:
+        self.buffer = np.empty(0, np.float32)
+        self.address = 0
+
+
 class _Calibration:
-    """Crossovers of one kernel module on this machine, measured once after its self-check."""
+    """Crossovers of one kernel module on this machine, measured once after its self-check
+    (``measured_crossovers()`` reports them)."""
 
     measured: dict[int, Crossovers] = {}
 
     @classmethod
     def get(cls, kernel: ModuleType) -> Crossovers | None:
         return cls.measured.get(id(kernel))
+
+
+def measured_crossovers() -> Crossovers | None:
+    """The crossovers measured in this process after the kernel's self-check, if any."""
+    values = list(_Calibration.measured.values())
+    return values[-1] if values else None
 
 
 class AdaptiveSearchBackend(SearchBackend):
@@ -61,28 +81,33 @@ class AdaptiveSearchBackend(SearchBackend):
         self,
         runtime: Runtime | None = None,
         *,
+        resolve: Callable[[], Runtime] = get_runtime,
         feature: str = "pattern_search",
         batch_feature: str = "vector_engine",
         calibrate_on_start: bool = True,
+        apply_measured: bool = False,
     ) -> None:
         self._runtime = runtime
+        self._resolve = resolve
         self._feature_name = feature
         self._batch_feature_name = batch_feature
         self._calibrate = calibrate_on_start
+        self._apply_measured = apply_measured
         self.numpy = NumpySearchBackend()
         self._bound: tuple[Runtime | None, FeatureRuntime | None, FeatureRuntime | None] = (None, None, None)
         self._mojo: MojoSearchBackend | None = None
         self._crossovers = shipped_crossovers()
         self._same: dict[int, Any] = {}
+        self._query_scratch = _QueryScratch()
 
     # ------------------------------------------------------------------ plumbing
 
     @property
     def runtime(self) -> Runtime:
-        return self._runtime if self._runtime is not None else get_runtime()
+        return self._runtime if self._runtime is not None else self._resolve()
 
     def _features(self) -> tuple[FeatureRuntime, FeatureRuntime]:
-        runtime = self._runtime if self._runtime is not None else get_runtime()
+        runtime = self._runtime if self._runtime is not None else self._resolve()
         bound = self._bound
         if bound[0] is not runtime:
             feature = runtime.feature(self._feature_name)
@@ -97,7 +122,8 @@ class AdaptiveSearchBackend(SearchBackend):
         return self._features()[0]
 
     def _on_kernel_ready(self, kernel: ModuleType) -> None:
-        """After the self-check: the Mojo backend for this kernel, and this machine's crossovers."""
+        """After the self-check: the Mojo backend for this kernel, and the re-check of the
+        shipped crossovers on this machine (once per kernel; applied only when asked)."""
         mojo = self._mojo_for(kernel)
         if not self._calibrate:
             return
@@ -105,8 +131,11 @@ class AdaptiveSearchBackend(SearchBackend):
         if measured is None:
             measured = calibrate(mojo, self.numpy)
             _Calibration.measured[id(kernel)] = measured
-            log.info("search crossovers measured: %s", measured)
-        self._apply(measured)
+            shipped = shipped_crossovers()
+            if (measured.numpy_below, measured.cosine_numpy_below) != (shipped.numpy_below, shipped.cosine_numpy_below):
+                log.info("search crossovers measured here %s differ from the shipped %s", measured, shipped)
+        if self._apply_measured:
+            self._apply(measured)
 
     def _apply(self, crossovers: Crossovers) -> None:
         self._crossovers = crossovers
@@ -131,6 +160,15 @@ class AdaptiveSearchBackend(SearchBackend):
             self._mojo = mojo
         return mojo
 
+    def query_buffer(self, dim: int) -> np.ndarray:
+        """This thread's float32 (dim,) buffer for a normalised query: a query written into it
+        reaches the kernel without an address lookup. Valid until this thread's next call."""
+        scratch = self._query_scratch
+        if scratch.buffer.shape[0] != dim:
+            scratch.buffer = np.empty(dim, np.float32)
+            scratch.address = scratch.buffer.ctypes.data
+        return scratch.buffer
+
     def _same_for(self, dim: int) -> Any:
         same = self._same.get(dim)
         if same is None:
@@ -139,13 +177,13 @@ class AdaptiveSearchBackend(SearchBackend):
 
     # Bound once: the runtime calls these with (kernel, fault, *args).
 
-    def _mojo_topk(self, kernel: ModuleType, fault: int, matrix, query, k, mask, addr) -> TopK:  # type: ignore[no-untyped-def]
+    def _mojo_topk(self, kernel: ModuleType, fault: int, matrix, query, k, mask, addr, qaddr) -> TopK:  # type: ignore[no-untyped-def]
         mojo = self._mojo
         if mojo is None or mojo.kernel is not kernel:
             mojo = self._mojo_for(kernel)
-        return mojo.topk_with(fault, matrix, query, k, mask, addr)
+        return mojo.topk_with(fault, matrix, query, k, mask, addr, qaddr)
 
-    def _numpy_topk(self, matrix, query, k, mask, addr) -> TopK:  # type: ignore[no-untyped-def]
+    def _numpy_topk(self, matrix, query, k, mask, addr, qaddr) -> TopK:  # type: ignore[no-untyped-def]
         return self.numpy.topk(matrix, query, k, mask)
 
     def _mojo_cosine(self, kernel: ModuleType, fault: int, rows, query, k) -> TopK | None:  # type: ignore[no-untyped-def]
@@ -177,11 +215,13 @@ class AdaptiveSearchBackend(SearchBackend):
         feature = self._features()[0]
         mojo = self._mojo
         addr = mojo.pinned_address(matrix) if pinned and mojo is not None else 0
+        scratch = self._query_scratch
+        qaddr = scratch.address if query is scratch.buffer else 0
         return feature.call(
             "topk",
             self._mojo_topk,
             self._numpy_topk,
-            (matrix, query, k, mask, addr),
+            (matrix, query, k, mask, addr, qaddr),
             self._same_for(query.shape[0]),
             python_faster=matrix.size < self._crossovers.numpy_below,
         )

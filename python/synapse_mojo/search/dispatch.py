@@ -9,11 +9,10 @@ A search call's work is ``rows x dimensions`` multiply-adds. Two crossovers, in 
   kernel call; 0 means the kernel is faster at every size. ``cosine_numpy_below`` is the same
   for the cosine scan over raw rows (``compat.PatternSearch``).
 
-Shipped values per architecture (``crossovers.json``, measured on the CI machines with
-``synapse-mojo bench search --grid latency``) apply until the kernel's start-up self-check
-has passed; then ``calibrate`` re-measures them on this machine in a few milliseconds
-(interleaved, best of several rounds) and the measured values replace the shipped ones.
-``synapse-mojo doctor`` shows both. ``auto`` mode follows the crossovers (never knowingly
+Shipped values per architecture (``crossovers.json``, from ``synapse-mojo bench search --grid
+latency`` on the CI machines) steer the calls; after the kernel's start-up self-check,
+``calibrate`` re-measures them on this machine (interleaved, medians of several rounds, tens
+of milliseconds) and ``synapse-mojo doctor`` shows both. ``auto`` mode follows the crossovers (never knowingly
 the slower path); ``on``, ``canary`` and ``shadow`` always run the kernel when asked.
 """
 
@@ -70,16 +69,18 @@ def shipped_crossovers() -> Crossovers:
 
 #: (rows, dim) probes, by increasing work; d = 256 sits between the common 384 and 128.
 _PROBES = ((8, 256), (64, 256), (512, 256), (4096, 256), (16384, 256))
-_ROUNDS = 7
+_ROUNDS = 9
 
 
-def _best(fn: Callable[[], Any], rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
+def _time(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
 
 
 #: A side must be this much faster to count as the winner of a probe (timing noise).
@@ -100,32 +101,39 @@ def _crossing(probes: list[tuple[int, float, float]]) -> int | None:
 
 def calibrate(backend: Any, numpy_backend: Any, seed: int = 11) -> Crossovers:
     """Measures this machine's crossovers for ``backend`` (a ``MojoSearchBackend``) against
-    ``numpy_backend``: interleaved best-of rounds at a few sizes, about 10 ms in all."""
+    ``numpy_backend``: the calls as the seam makes them (addresses known), interleaved,
+    medians of several rounds at a few sizes; some tens of milliseconds in all."""
     rng = np.random.default_rng(seed)
     inline_probes: list[tuple[int, float, float]] = []
     numpy_probes: list[tuple[int, float, float]] = []
     cosine_probes: list[tuple[int, float, float]] = []
     saved = backend.inline_below
+    never = 1 << 62
     try:
         for n, d in _PROBES:
             matrix = rng.standard_normal((n, d), dtype=np.float32)
             matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
             query = matrix[n // 2].copy()
-            work = n * d
-            t_inline = t_pool = t_mojo = t_numpy = t_cos = t_npcos = float("inf")
+            maddr, qaddr = matrix.ctypes.data, query.ctypes.data
+
+            def mojo() -> Any:
+                return backend.topk_with(0, matrix, query, 10, None, maddr, qaddr)
+
+            samples: dict[str, list[float]] = {k: [] for k in ("inline", "pool", "numpy", "cos", "npcos")}
             for _ in range(_ROUNDS):
-                backend.inline_below = 1 << 62
-                t_inline = min(t_inline, _best(lambda: backend.topk(matrix, query, 10), 1))
+                backend.inline_below = never
+                samples["inline"].append(_time(mojo))
                 backend.inline_below = 0
-                t_pool = min(t_pool, _best(lambda: backend.topk(matrix, query, 10), 1))
-                t_numpy = min(t_numpy, _best(lambda: numpy_backend.topk(matrix, query, 10), 1))
-                t_npcos = min(t_npcos, _best(lambda: numpy_backend.topk_cosine(matrix, query, 10), 1))
+                samples["pool"].append(_time(mojo))
+                samples["numpy"].append(_time(lambda: numpy_backend.topk(matrix, query, 10)))
+                samples["npcos"].append(_time(lambda: numpy_backend.topk_cosine(matrix, query, 10)))
                 backend.inline_below = saved
-                t_cos = min(t_cos, _best(lambda: backend.topk_cosine(matrix, query, 10), 1))
-            inline_probes.append((work, t_inline, t_pool))
-            t_mojo = min(t_inline, t_pool)
-            numpy_probes.append((work, t_numpy, t_mojo))
-            cosine_probes.append((work, t_npcos, t_cos))
+                samples["cos"].append(_time(lambda: backend.topk_cosine(matrix, query, 10)))
+            t = {name: _median(values) for name, values in samples.items()}
+            work = n * d
+            inline_probes.append((work, t["inline"], t["pool"]))
+            numpy_probes.append((work, t["numpy"], min(t["inline"], t["pool"])))
+            cosine_probes.append((work, t["npcos"], t["cos"]))
     finally:
         backend.inline_below = saved
     # Beyond the largest probe the scan is bandwidth-bound and the kernel's pool wins: the

@@ -103,8 +103,9 @@ class MojoSearchBackend(SearchBackend):
         k: int,
         mask: np.ndarray | None = None,
         matrix_addr: int = 0,
+        query_addr: int = 0,
     ) -> TopK:
-        """``topk`` with a per-call fault code; ``matrix_addr`` when the caller knows it."""
+        """``topk`` with a per-call fault code; addresses when the caller knows them."""
         n, d = matrix.shape
         width = k if mask is None and k <= n else min(k, eligible_count(n, mask))
         if width == 0:
@@ -117,7 +118,7 @@ class MojoSearchBackend(SearchBackend):
                 matrix_addr or matrix.ctypes.data,
                 n,
                 d,
-                query.ctypes.data,
+                query_addr or query.ctypes.data,
                 width,
                 0 if mask is None else mask.ctypes.data,
                 self.workers(n * d),

@@ -59,8 +59,12 @@ _F64 = np.dtype(np.float64)
 _SAFE_SQUARES = (1e-30, 1e30)
 
 
-def as_query(query: Any, dim: int) -> np.ndarray:
-    """A (d,) float32 contiguous, L2-normalised copy of one query vector."""
+def as_query(query: Any, dim: int, out: np.ndarray | None = None) -> np.ndarray:
+    """A (d,) float32 contiguous, L2-normalised copy of one query vector.
+
+    ``out``: a float32 (d,) buffer to write the common case into (a caller's scratch whose
+    address it already knows); the result may or may not be ``out``.
+    """
     if type(query) is np.ndarray and query.ndim == 1 and query.shape[0] == dim:
         dtype = query.dtype
         if dtype is _F32 or dtype is _F64 or dtype == _F32 or dtype == _F64:
@@ -69,6 +73,8 @@ def as_query(query: Any, dim: int) -> np.ndarray:
             squares = float(np.dot(query, query))
             if _SAFE_SQUARES[0] < squares < _SAFE_SQUARES[1]:
                 scale = 1.0 / math.sqrt(squares)
+                if out is not None:
+                    return np.multiply(query, scale, out=out, casting="same_kind")
                 if dtype == _F32:
                     return query * np.float32(scale)
                 return (query * scale).astype(np.float32)
