@@ -259,3 +259,26 @@ def test_live_index_on_redis(redis_server, search_kernel, kernel_cache, tmp_path
                 break
             assert time.monotonic() < deadline, got
             time.sleep(0.2)
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+@pytest.mark.slow
+def test_bench_serve_runs_small(search_kernel, kernel_cache, tmp_path):
+    """`synapse-mojo bench serve` at tiny counts: every path runs, no errors, a valid document."""
+    from synapse_mojo.bench.report import load_document
+
+    out = tmp_path / "serve.json"
+    proc = subprocess.run(
+        [*CLI, "bench", "serve", "--patterns", "12", "--calls", "2", "--clients", "1,2",
+         "--startup-runs", "1", "--pilot-runs", "1", "--json", str(out)],
+        env=clean_env(SYNAPSE_KERNEL_CACHE=str(kernel_cache)), capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = load_document(out)
+    paths = {(r["path"], r["transport"], r["clients"]) for r in doc["records"]}
+    assert {("mcp", "http", 2), ("mcp", "stdio", 2), ("in-process", "-", 1), ("pilot", "cli-process", 1),
+            ("cli-via-server", "unix", 1), ("startup", "synapse-mojo --help", 1)} <= paths  # fmt: skip
+    assert doc["summary"]["errors"] == 0 and doc["summary"]["pilot_over_mcp_http"] is not None
+    assert out.with_suffix(".md").exists()

@@ -21,12 +21,14 @@ SCHEMA = "synapse-mojo-bench/1"
 CASE_KEYS: dict[str, tuple[str, ...]] = {
     "search": ("backend", "n", "dim", "k", "mode", "batch_size"),
     "router": ("backend", "mode", "batch_size", "messages"),
+    "serve": ("path", "transport", "clients"),
 }
 
 #: Fields every record of a suite must carry.
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "search": ("backend", "n", "dim", "k", "mode", "p50_ms", "p95_ms", "p99_ms", "qps", "gbps", "recall_at_k"),
     "router": ("backend", "mode", "messages", "msgs_per_s", "p50_ms", "p95_ms", "p99_ms", "lost"),
+    "serve": ("path", "transport", "clients", "calls", "p50_ms", "p95_ms", "p99_ms", "calls_per_s", "errors"),
 }
 
 #: Columns of the markdown table, per suite: (field, header, format).
@@ -57,6 +59,17 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("p95_ms", "p95 ms", "{:.4f}"),
         ("p99_ms", "p99 ms", "{:.4f}"),
         ("lost", "lost", "{}"),
+    ),
+    "serve": (
+        ("path", "path", "{}"),
+        ("transport", "transport", "{}"),
+        ("clients", "clients", "{}"),
+        ("calls", "calls", "{}"),
+        ("p50_ms", "p50 ms", "{:.2f}"),
+        ("p95_ms", "p95 ms", "{:.2f}"),
+        ("p99_ms", "p99 ms", "{:.2f}"),
+        ("calls_per_s", "calls/s", "{:,.1f}"),
+        ("errors", "errors", "{}"),
     ),
 }
 
@@ -132,7 +145,7 @@ def markdown_table(doc: dict[str, Any], records: Iterable[dict[str, Any]] | None
     rows = list(records if records is not None else doc["records"])
     lines = [
         "| " + " | ".join(h for _, h, _ in columns) + " |",
-        "| " + " | ".join("---" if f in ("backend", "mode") else "---:" for f, _, _ in columns) + " |",
+        "| " + " | ".join("---" if f in ("backend", "mode", "path", "transport") else "---:" for f, _, _ in columns) + " |",
     ]
     for record in rows:
         lines.append("| " + " | ".join(_cell(record, f, fmt) for f, _, fmt in columns) + " |")

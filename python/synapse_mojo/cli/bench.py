@@ -16,6 +16,10 @@ SUBCOMMANDS = {
         "In-process router (Mojo, heapq) vs a queue.PriorityQueue router, and the Redis Streams "
         "transport vs raw redis-py pipelines: throughput, p50/p95/p99, lost messages, one run.",
     ),
+    "serve": (
+        "synapse_mojo.cli.bench_serve",
+        "MCP tool calls (HTTP, stdio; 1/4/16 clients) vs in-process PatternMap.search vs the pilot's CLI process per query, one run.",
+    ),
     "search": (
         "synapse_mojo.cli.bench_search",
         "Exact top-k search: Mojo vs NumPy vs pure Python vs FAISS/usearch, one run, same data.",
