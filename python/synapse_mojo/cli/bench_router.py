@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from .._urls import redact_text
 from ..bench.report import machine_summary, markdown_table, write_document
 from ..bench.router import (
     ALL_BACKENDS,
@@ -60,7 +61,7 @@ def router_command(messages, redis_messages, batch_size, backends, redis_url, pa
         paced_seconds=paced_seconds,
     )
     out = out_dir or Path("bench-results") / platform.machine()
-    command = "synapse-mojo " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "synapse-mojo " + " ".join(shlex.quote(redact_text(a)) for a in sys.argv[1:])  # no passwords in results
     with ExitStack() as stack:
         url = redis_url
         if url is None and any(b.startswith("redis") for b in names):

@@ -20,7 +20,9 @@ texts. Failures:
 Vectors are L2-normalised here (MAX returns un-normalised vectors). The dimension is checked:
 every vector must have the same length, equal to ``dim`` when given; when ``dim`` is not
 given, the first answer fixes it (``dim`` probes the server once if asked before any call).
-The API key is sent as a bearer token and never appears in logs, errors or ``repr``.
+The API key is sent as a bearer token and never appears in logs, errors or ``repr``. User
+info in the URL (``https://user:pw@host/v1``) becomes HTTP basic authentication and is left
+out of ``base_url``; the URL takes no query options (use ``api_key`` for a key).
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 
+from .._urls import check_options, parse_url
 from ..errors import (
     ConfigError,
     DimensionMismatchError,
@@ -83,7 +85,7 @@ class OpenAIEmbeddings(Embedder):
             raise InvalidInputError("max_retries and backoff must be >= 0 and timeout > 0")
         if dim is not None and dim < 1:
             raise InvalidInputError(f"dim must be >= 1, got {dim}")
-        self.base_url = _api_root(base_url)
+        self.base_url, auth = _api_root(base_url)
         self.model = model
         self.batch_size = batch_size
         self.max_retries = max_retries
@@ -97,6 +99,7 @@ class OpenAIEmbeddings(Embedder):
         self._client = httpx.Client(
             base_url=self.base_url,
             headers=headers,
+            auth=auth,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
         )
@@ -228,18 +231,20 @@ class OpenAIEmbeddings(Embedder):
         return vectors
 
 
-def _api_root(base_url: str) -> str:
+def _api_root(base_url: str) -> tuple[str, tuple[str, str] | None]:
+    """(API root without user info, basic-auth credentials from the user info or None)."""
     if not isinstance(base_url, str) or not base_url.strip():
         raise ConfigError("the embeddings server URL is empty")
-    url = base_url.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(
-            f"embeddings server URL {base_url!r} must be http(s)://host[:port][/v1]"
-        )
-    if parts.path in ("", "/"):
-        url += "/v1"
-    return url
+    parsed = parse_url(base_url.strip().rstrip("/"), what="embeddings server URL")
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigError(f"embeddings server URL {parsed.redacted()!r} must be http(s)://host[:port][/v1]")
+    check_options(parsed, (), what="embeddings server URL", hint="pass a key as api_key / SYNAPSE_EMBEDDINGS_API_KEY")
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    url = f"{parsed.scheme}://{host}" + (f":{parsed.port}" if parsed.port is not None else "") + parsed.path
+    if parsed.path in ("", "/"):
+        url = url.rstrip("/") + "/v1"
+    auth = (parsed.username, parsed.password or "") if parsed.username is not None else None
+    return url, auth
 
 
 def _error_detail(response: httpx.Response) -> str:

@@ -59,6 +59,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .._urls import check_options, parse_url, redact, redis_driver_options, scrub
 from ..errors import (
     ConfigError,
     InvalidInputError,
@@ -247,10 +248,13 @@ class RedisStreamsRouter(Router):
         self.trim_interval = float(trim_interval)
         if client is not None:
             self._client = client
-            self.url = url
+            self.url = redact(url)  # safe to show: the password is ***
         else:
-            if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
-                raise ConfigError(f"not a Redis URL: {url!r} (expected redis://, rediss:// or unix://)")
+            parsed = parse_url(url, what="Redis URL", schemes=("redis", "rediss", "unix"))
+            check_options(
+                parsed, redis_driver_options(parsed.scheme), what="Redis URL",
+                hint="router options go in keyword arguments, or use open_router(url)",
+            )
             try:
                 self._client = redis.Redis.from_url(
                     url,
@@ -263,8 +267,8 @@ class RedisStreamsRouter(Router):
                     retry=Retry(NoBackoff(), 0),
                 )
             except (ValueError, TypeError) as exc:
-                raise ConfigError(f"invalid Redis URL {url!r}: {exc}") from exc
-            self.url = url
+                raise ConfigError(f"invalid Redis URL {parsed.redacted()!r}: {scrub(str(exc), parsed)}") from exc
+            self.url = parsed.redacted()  # safe to show: the password is ***
         self._owns_client = client is None
         self._scripts = {
             name: self._client.register_script(getattr(redis_scripts, name))

@@ -7,17 +7,20 @@
     open_router("unix:///run/redis.sock?db=0")
 
 Query parameters set router options (see :class:`~.memory.MemoryRouter` and
-:class:`~.redis_streams.RedisStreamsRouter`); other query parameters of a Redis URL are passed
-to redis-py. Keyword arguments override the URL. An unknown scheme or option is a
-``ConfigError``. ``SYNAPSE_ROUTER_URL`` is the default URL (else ``memory://``).
+:class:`~.redis_streams.RedisStreamsRouter`); a Redis URL may also carry the redis-py options
+listed by ``synapse_mojo._urls.redis_driver_options`` (``client_name``, ``max_connections``,
+TLS files for ``rediss``, ...), which are passed on. Keyword arguments override the URL. An
+unknown scheme or option is a ``ConfigError`` (the one rule of :mod:`synapse_mojo._urls`);
+passwords are shown as ``***`` everywhere. ``SYNAPSE_ROUTER_URL`` is the default URL (else
+``memory://``).
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .._urls import check_options, parse_url, redact, redis_driver_options
 from ..errors import ConfigError
 from .base import Router
 
@@ -68,42 +71,34 @@ def _coerce(name: str, value: str, kind: type) -> Any:
 
 
 def parse_router_url(url: str) -> tuple[str, str, dict[str, Any]]:
-    """(transport, url for the driver, router options) of a router URL."""
+    """(transport, url for the driver, router options) of a router URL.
+
+    The driver URL keeps the credentials: hand it to the router, never show it.
+    """
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigError(f"router URL {url!r}: expected memory:// or redis://host:port/db")
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if scheme == "memory":
-        if parts.netloc or parts.path not in ("", "/"):
-            raise ConfigError(f"router URL {url!r}: memory:// takes no host or path, only ?options")
-        options = {}
-        for name, value in query:
-            if name not in MEMORY_OPTIONS:
-                raise ConfigError(
-                    f"router URL {url!r}: unknown option {name!r} for memory://; "
-                    f"expected {sorted(MEMORY_OPTIONS)}"
-                )
-            options[name] = _coerce(name, value, MEMORY_OPTIONS[name])
+        shown = redact(url) if isinstance(url, str) else repr(url)
+        raise ConfigError(f"router URL {shown!r}: expected memory:// or redis://host:port/db")
+    parsed = parse_url(url, what="router URL", schemes=("memory", *_REDIS_SCHEMES))
+    if parsed.scheme == "memory":
+        if parsed.host or parsed.port or parsed.username or parsed.path not in ("", "/"):
+            raise ConfigError(f"router URL {parsed.redacted()!r}: memory:// takes no host or path, only ?options")
+        check_options(parsed, MEMORY_OPTIONS, what="router URL")
+        options = {name: _coerce(name, value, MEMORY_OPTIONS[name]) for name, value in parsed.options.items()}
         return "memory", url, options
-    if scheme in _REDIS_SCHEMES:
-        options, passthrough = {}, []
-        for name, value in query:
-            if name in REDIS_OPTIONS:
-                options[name] = _coerce(name, value, REDIS_OPTIONS[name])
-            else:
-                passthrough.append((name, value))
-        driver_url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(passthrough), ""))
-        return "redis", driver_url, options
-    raise ConfigError(
-        f"router URL {url!r}: unknown scheme {parts.scheme!r}; expected memory://, redis://, "
-        "rediss:// or unix://"
-    )
+    driver_options = redis_driver_options(parsed.scheme)
+    check_options(parsed, (*REDIS_OPTIONS, *driver_options), what="router URL")
+    options = {
+        name: _coerce(name, value, REDIS_OPTIONS[name])
+        for name, value in parsed.options.items()
+        if name in REDIS_OPTIONS
+    }
+    return "redis", parsed.driver_url(keep=driver_options), options
 
 
 def open_router(url: str | None = None, **overrides: Any) -> Router:
     """A router for ``url`` (default ``SYNAPSE_ROUTER_URL`` or ``memory://``)."""
-    transport, driver_url, options = parse_router_url(url if url is not None else default_url())
+    target = url if url is not None else default_url()
+    transport, driver_url, options = parse_router_url(target)
     options.update(overrides)
     if transport == "memory":
         from .memory import MemoryRouter
@@ -114,4 +109,4 @@ def open_router(url: str | None = None, **overrides: Any) -> Router:
     try:
         return RedisStreamsRouter(driver_url, **options)
     except TypeError as exc:
-        raise ConfigError(f"router URL {url!r}: {exc}") from exc
+        raise ConfigError(f"router URL {redact(target)!r}: {exc}") from exc

@@ -59,6 +59,7 @@ import neo4j
 import neo4j.exceptions as neo4j_errors
 import numpy as np
 
+from .._urls import redact_text
 from ..errors import (
     ConfigError,
     InvalidInputError,
@@ -143,7 +144,7 @@ class Neo4jStore(PatternStore):
                 user_agent="synapse-mojo",
             )
         except (neo4j_errors.ConfigurationError, ValueError) as exc:
-            raise ConfigError(f"Neo4j URL {redact(uri)!r}: {exc}") from exc
+            raise ConfigError(f"Neo4j URL {redact(uri)!r}: {redact_text(str(exc))}") from exc
         try:
             self._connect(auth is not None)
             self.dialect = dialect if dialect != "auto" else self._detect_dialect()
@@ -175,7 +176,7 @@ class Neo4jStore(PatternStore):
             env_uri = environ.get("NEO4J_URI", "").strip()
             if not env_uri:
                 raise ConfigError(
-                    f"store URL {url!r} names no host and NEO4J_URI is not set"
+                    f"store URL {redact(url)!r} names no host and NEO4J_URI is not set"
                 )
             parts = urlsplit(env_uri)
             if parts.scheme not in ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc"):

@@ -44,6 +44,7 @@ import numpy as np
 import redis
 import redis.exceptions as redis_errors
 
+from .._urls import parse_url, redis_driver_options, scrub
 from ..errors import (
     ConfigError,
     ReadOnlyStoreError,
@@ -148,14 +149,15 @@ class RedisStore(PatternStore):
             vector_set = take_flag(opts, "vector_set", True, url)
         quantization = opts.pop("quantization", "noquant").strip().lower()
         timeout = take_number(opts, "timeout", 10.0, url, minimum=0.1)
-        reject_unknown(opts, url, _URL_OPTIONS)
-        base_url = url.split("?", 1)[0]
+        parsed = parse_url(url, what="store URL")
+        reject_unknown(opts, url, _URL_OPTIONS + redis_driver_options(parsed.scheme))
+        base_url = parsed.driver_url(keep=opts)  # only the redis-py options are left in opts
         try:
             client = redis.Redis.from_url(
                 base_url, socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=False
             )
         except ValueError as exc:
-            raise ConfigError(f"Redis URL {redact(base_url)!r}: {exc}") from exc
+            raise ConfigError(f"Redis URL {redact(base_url)!r}: {scrub(str(exc), parsed)}") from exc
         backing = None
         if backing_url is not None:
             from .url import open_store

@@ -24,7 +24,10 @@ Neo4j: ``database``, ``batch_size`` (rows per UNWIND), ``batch_bytes`` (paramete
 statement), ``timeout`` (connect, seconds), ``vector_index=0|1``, ``dialect=auto|neo4j|
 falkordb``. Redis: ``prefix`` (key namespace), ``backing`` (the store of record's URL),
 ``ttl`` (seconds cached entries live, 0 = no expiry), ``vector_set=auto|0|1``,
-``quantization=noquant|q8|bin``. Unknown options are an error, not ignored.
+``quantization=noquant|q8|bin``, and the redis-py options listed by
+``synapse_mojo._urls.redis_driver_options`` (``client_name``, ``max_connections``, TLS files
+for ``rediss``, ...), which are passed on. Unknown options are an error, not ignored (the one
+rule of :mod:`synapse_mojo._urls`).
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote
 
+from .._urls import check_options, parse_url
+from .._urls import redact as redact
 from ..errors import ConfigError
 from .base import PatternStore
 
@@ -70,8 +75,7 @@ def open_store(url: str | None = None, *, environ: Mapping[str, str] | None = No
     scheme = text.split(":", 1)[0].lower() if "://" in text or text.startswith("sqlite:") else ""
     if not scheme:
         return _open_sqlite_path(text, {})
-    parts = urlsplit(text)
-    options = _options(parts.query, text)
+    options = dict(parse_url(text, what="store URL").options)
     if scheme in SQLITE_SCHEMES:
         return _open_sqlite(text, options)
     if scheme in NEO4J_SCHEMES:
@@ -86,33 +90,6 @@ def open_store(url: str | None = None, *, environ: Mapping[str, str] | None = No
         f"store URL {redact(text)!r}: unknown scheme {scheme!r}; expected sqlite, "
         "neo4j/bolt (+s, +ssc) or redis/rediss"
     )
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = parts.username or ""
-    safe = f"{user}:***@{netloc[1]}" if len(netloc) == 2 else parts.netloc
-    return parts._replace(netloc=safe).geturl()
-
-
-def _options(query: str, url: str) -> dict[str, str]:
-    try:
-        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
-    except ValueError:
-        raise ConfigError(f"store URL {redact(url)!r}: malformed query string") from None
-    options: dict[str, str] = {}
-    for key, value in pairs:
-        if key in options:
-            raise ConfigError(f"store URL {redact(url)!r}: option {key!r} given twice")
-        options[key] = value
-    return options
 
 
 def take_flag(options: dict[str, str], key: str, default: bool, url: str) -> bool:
@@ -144,11 +121,8 @@ def take_number(options: dict[str, str], key: str, default: float, url: str, *, 
 
 
 def reject_unknown(options: Mapping[str, str], url: str, known: tuple[str, ...]) -> None:
-    if options:
-        raise ConfigError(
-            f"store URL {redact(url)!r}: unknown option(s) {sorted(options)}; "
-            f"this backend understands {sorted(known)}"
-        )
+    """Options left over after a backend took its own are an error (``_urls.check_options``)."""
+    check_options(url, known, what="store URL", options=options)
 
 
 def _open_sqlite(url: str, options: dict[str, str]) -> PatternStore:
@@ -159,7 +133,7 @@ def _open_sqlite(url: str, options: dict[str, str]) -> PatternStore:
         path = "/" + rest[3:].lstrip("/")  # sqlite:///abs and sqlite:////abs both mean /abs
     elif rest.startswith("//"):
         raise ConfigError(
-            f"store URL {url!r}: SQLite URLs have no host; use sqlite:///absolute/path.db "
+            f"store URL {redact(url)!r}: SQLite URLs have no host; use sqlite:///absolute/path.db "
             "or sqlite:relative/path.db"
         )
     else:
