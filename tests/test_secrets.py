@@ -307,21 +307,29 @@ def test_compat_event_store_and_reactive_router(closed_port, logs):
     from synapse_mojo.compat.reactive import ReactiveCorpusCallosum
 
     url = f"redis://:{ENC}@127.0.0.1:{closed_port}/0"
-    events = RedisEventStore(url)
+    events = RedisEventStore(url, required=True)
     check_object(events, SECRET)
     exc = raises(RouterError, lambda: asyncio.run(events.connect()))
     assert_hidden(error_text(exc), SECRET)
+    events = RedisEventStore(url)  # not required: logged, kept in memory
+    asyncio.run(events.connect())
+    assert events.fallback_reason and "***" in events.fallback_reason
+    assert_hidden(events.fallback_reason, SECRET)
     cc = ReactiveCorpusCallosum(router_url=f"{url}?retry_timeout=0.2", enable_event_sourcing=True)
     check_object(cc, SECRET)
 
-    async def start() -> None:
+    async def run() -> None:
+        await cc.start()
         try:
-            await cc.start()
+            check_object(cc, SECRET)
+            await cc.route_message(0, 1, payload={"x": 1})  # the router cannot reach Redis
         finally:
             await cc.stop()
 
-    exc = raises(SynapseError, lambda: asyncio.run(start()))
-    assert_hidden(error_text(exc), SECRET)
+    try:
+        asyncio.run(run())
+    except SynapseError as exc:
+        assert_hidden(error_text(exc), SECRET)
     assert_hidden(logs(), SECRET)
 
 
@@ -334,3 +342,36 @@ def test_local_redis_shows_no_secret():
         assert "@" not in server.url
     finally:
         server.stop()
+
+
+def test_health_report(closed_port, monkeypatch, logs):
+    """The health contract (CLI ``health``, MCP ``check_system_health``) reports failures as
+    text: no secret in it."""
+    import json
+
+    from synapse_mojo.compat.tools import health_report
+
+    monkeypatch.setenv("SYNAPSE_ROUTER_URL", f"redis://:{ENC}@127.0.0.1:{closed_port}/0?retry_timeout=0.2")
+    monkeypatch.setenv("SYNAPSE_EMBEDDINGS_URL", f"http://user:{ENC}@127.0.0.1:{closed_port}/v1")
+    monkeypatch.setenv("SYNAPSE_EMBEDDINGS_MODEL", "m")
+    monkeypatch.setenv("SYNAPSE_EMBEDDINGS_API_KEY", KEY)
+    report = health_report(store_url=f"redis://:{ENC}@127.0.0.1:{closed_port}/0?timeout=0.5")
+    assert report["checks"]["neo4j"]["status"] == "down" and report["checks"]["redis"]["status"] == "down"
+    assert_hidden(json.dumps(report), SECRET, KEY)
+    report = health_report(store_url=f"bolt://neo4j:{ENC}@127.0.0.1:{closed_port}?timeout=0.5")
+    assert_hidden(json.dumps(report), SECRET, KEY)
+    assert_hidden(logs(), SECRET, KEY)
+
+
+def test_serve_client_and_service(closed_port, monkeypatch, logs):
+    from synapse_mojo.serve.client import call
+    from synapse_mojo.serve.service import PatternService
+
+    monkeypatch.setenv("SYNAPSE_SERVER_URL", f"ftp://user:{ENC}@127.0.0.1:{closed_port}")
+    assert_hidden(error_text(raises(ConfigError, lambda: call("search_pattern_map", {"query": "x"}))), SECRET)
+    monkeypatch.setenv("SYNAPSE_SERVER_URL", f"http://user:{ENC}@127.0.0.1:{closed_port}")
+    monkeypatch.setenv("SYNAPSE_SERVE_TOKEN", KEY)
+    assert call("search_pattern_map", {"query": "x"}) is None  # nothing listens: answer in process
+    exc = raises(StoreError, lambda: PatternService.open(f"redis://:{ENC}@127.0.0.1:{closed_port}/0?timeout=0.5"))
+    assert_hidden(error_text(exc), SECRET)
+    assert_hidden(logs(), SECRET, KEY)

@@ -19,6 +19,7 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._urls import redact
 from ..errors import ConfigError, InvalidInputError, SynapseError
 from .paths import default_socket, trusted_socket
 
@@ -54,7 +55,7 @@ def _connection(timeout: float) -> tuple[http.client.HTTPConnection, str] | None
             return _UnixConnection(configured[5:].removeprefix("//"), timeout), "/call"
         parts = urlsplit(configured)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"{SERVER_ENV}: expected http://host:port or unix:/path, got {configured!r}")
+            raise ConfigError(f"{SERVER_ENV}: expected http://host:port or unix:/path, got {redact(configured)!r}")
         cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         base = parts.path.rstrip("/").removesuffix("/mcp")
         return cls(parts.hostname, parts.port, timeout=timeout), f"{base}/call"

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._urls import redact, redact_text
 from ..errors import ConfigError, SynapseError
-from ..stores.url import redact
 from .paths import default_socket, private_dir, trusted_socket
 from .client import store_fingerprint
 from .service import PatternService
@@ -166,7 +166,7 @@ async def _follow(service: PatternService, interval: float) -> None:
         try:
             service.follow()
         except SynapseError as exc:  # the store may be away for a while: keep serving
-            log.warning("live index: %s", redact(str(exc)))
+            log.warning("live index: %s", redact_text(str(exc)))
 
 
 async def serve(options: ServeOptions, *, ready: Any = None) -> None:

@@ -20,8 +20,8 @@ import time
 from types import TracebackType
 from typing import Any
 
+from .._urls import redact
 from ..errors import InvalidInputError, InvalidTypeError
-from ..stores.url import redact
 from .client import store_fingerprint
 from .limits import Limits
 
