@@ -126,6 +126,14 @@ def test_one_rule_for_unknown_options():
         message = str(raises(ConfigError, fn))
         assert "colour" in message and "allowed" in message
         assert_hidden(message, SECRET, KEY)
+    from synapse_mojo.router import parse_router_url
+
+    # The redis-py options the router forwards are listed: kept, the rest refused; TLS ones
+    # only on rediss://; unix:// socket URLs stay unix:///path.
+    assert parse_router_url("unix:///run/r.sock?db=2&group=g") == ("redis", "unix:///run/r.sock?db=2", {"group": "g"})
+    assert parse_router_url("rediss://h/0?ssl_cert_reqs=none&claim_idle=3")[1:] == ("rediss://h/0?ssl_cert_reqs=none", {"claim_idle": 3.0})
+    assert "ssl_cert_reqs" in str(raises(ConfigError, lambda: parse_router_url("redis://h/0?ssl_cert_reqs=none")))
+    assert "given twice" in str(raises(ConfigError, lambda: parse_router_url("redis://h/0?group=a&group=b")))
     for bad in (f"{url}&colour=blue", f"redis://:{ENC}@h:1/0?a", f"postgres://u:{ENC}@h/db", f"memory://u:{ENC}@"):
         for opener in ("open_store", "open_router"):
             module = __import__("synapse_mojo.stores" if opener == "open_store" else "synapse_mojo.router", fromlist=[opener])
@@ -198,6 +206,8 @@ def test_redis_store(closed_port, redis_with_password, logs):
         exc = raises(StoreAuthError, lambda: open_store(with_password(redis_with_password.url, password)))
         assert_hidden(error_text(exc), SECRET)
     with open_store(f"{with_password(redis_with_password.url)}?client_name=secret-test") as store:
+        assert store._client.client_getname() in ("secret-test", b"secret-test")  # a redis-py option passed on
+        check_object(store._client, SECRET)  # redis-py's own repr too
         check_object(store, SECRET)
         assert_hidden(store.url, SECRET)
         redis_with_password.stop()
