@@ -170,5 +170,5 @@ def test_singleton_honours_force_python(router_runtime, monkeypatch):
 def test_the_underlying_router_is_the_new_api(router):
     router.route_message(TractType.INTERNAL, TractType.EXTERNAL, MessagePriority.URGENT, payload="x")
     [core] = router.router.consume("external", 1)
-    assert core.priority == 4 and core.payload == "x"
+    assert core.priority == 4 and isinstance(core.payload, Message) and core.payload.payload == "x"
     router.router.ack(core)

@@ -252,7 +252,7 @@ def _entry(event_id: str, message: Message) -> EventLogEntry:
         payload_type=type(message.payload).__name__,
         payload=message.payload,
         ulid=message.ulid,
-    )
+    )  # (EventLogEntry keeps the string: entries read back from Redis have no uid)
 
 
 class RedisEventStore:

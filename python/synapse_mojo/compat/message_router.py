@@ -4,10 +4,12 @@ from ..router.compat import (
     Message,
     MessagePriority,
     MessageRouter,
+    MessageRouterMojo,
+    MessageRouterPython,
     MessageStats,
     TractType,
     get_message_router,
     reset_message_router,
 )
 
-__all__ = ["Message", "MessagePriority", "MessageRouter", "MessageStats", "TractType", "get_message_router", "reset_message_router"]
+__all__ = ["Message", "MessagePriority", "MessageRouter", "MessageRouterMojo", "MessageRouterPython", "MessageStats", "TractType", "get_message_router", "reset_message_router"]

@@ -439,7 +439,7 @@ class ReactiveCorpusCallosum:
         if self.event_store is not None:
             prio = int(priority)
             message = Message(pilot_id, src, dest, _PRIORITIES.get(prio, prio), int(core.created_at * 1000),
-                              payload_size, payload, core.id)
+                              payload_size, payload, core.uid)
             try:
                 await self.event_store.append_event(message)
             except Exception:

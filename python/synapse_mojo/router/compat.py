@@ -30,7 +30,7 @@ import itertools
 import logging
 import threading
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -39,7 +39,7 @@ from ..config import force_python as force_python_env
 from ..errors import InvalidInputError, QueueFullError
 from ..runtime.adapter import Runtime, get_runtime
 from .memory import MemoryRouter
-from .message import KIND_MSGPACK, ULID, Tract, check_priority
+from .message import KIND_MSGPACK, ULID, Tract, check_priority, ulid_to_str
 from .message import Message as CoreMessage
 
 log = logging.getLogger("synapse_mojo.router.compat")
@@ -92,7 +92,7 @@ def pilot_priority(value: int) -> MessagePriority | int:
 
 @dataclass
 class Message:
-    """The pilot's message record (plus the router message's ULID)."""
+    """The pilot's message record, plus ``ulid``: the router message's id (from ``uid``)."""
 
     id: int
     source_tract: TractType
@@ -101,7 +101,12 @@ class Message:
     timestamp_ms: int
     payload_size: int
     payload: Any = None
-    ulid: str = ""
+    uid: int = field(default=0, repr=False, compare=False)
+
+    @property
+    def ulid(self) -> str:
+        """The router message's ULID string ("" for a message that has none)."""
+        return ulid_to_str(self.uid) if self.uid else ""
 
 
 @dataclass
@@ -129,6 +134,8 @@ _STATS_FIELDS = frozenset(f.name for f in fields(MessageStats))
 
 
 _PRIORITIES = {int(p): p for p in MessagePriority}
+#: Headers of an in-process message whose payload is the pilot's record (see ``route_message``).
+_RECORD_HEADERS = MappingProxyType({"x-pilot-record": "1"})
 
 
 def pilot_message(core: CoreMessage) -> Message:
@@ -145,7 +152,7 @@ def pilot_message(core: CoreMessage) -> Message:
         timestamp_ms=int(core.created_at * 1000),
         payload_size=int(size) if size is not None else core.payload_size,
         payload=core.payload,
-        ulid=core.id,
+        uid=core.uid,
     )
 
 
@@ -227,7 +234,8 @@ class MessageRouter:
 
     def _reset_counters(self) -> None:
         self._total = 0
-        self._to = {Tract.INTERNAL: 0, Tract.EXTERNAL: 0}
+        self._to_internal = 0
+        self._to_external = 0
         self._peak = 0
         self._rejected = 0
         self._lost = 0
@@ -248,7 +256,8 @@ class MessageRouter:
 
     @property
     def router(self) -> MemoryRouter:
-        """The underlying router (new-API access to the same queues)."""
+        """The underlying router (new-API access to the same queues; a queued message's payload
+        is the pilot's :class:`Message` record, whose ``payload`` is the caller's)."""
         return self._router
 
     def route_message(
@@ -262,12 +271,31 @@ class MessageRouter:
         """Queues a message; returns its id (0, 1, 2, ...), or -1 when the destination is full
         (``on_full="raise"``: raises ``QueueFullError`` instead). Bad arguments raise
         ``UnknownTractError``/``InvalidInputError``."""
-        with self._lock:
-            mid = next(self._ids)
-        message = pilot_core_message(mid, source_tract, dest_tract, priority, payload, payload_size, in_process=True)
-        dst = message.destination
+        mid = next(self._ids)  # atomic in CPython
+        check_payload_size(payload_size)
+        prio = check_priority(priority)
+        src = _TO_TRACT_FAST.get(source_tract) if type(source_tract) is TractType else None
+        src = src if src is not None else _tract(source_tract)
+        dst = _TO_TRACT_FAST.get(dest_tract) if type(dest_tract) is TractType else None
+        dst = dst if dst is not None else _tract(dest_tract)
+        now = time.time()
+        # In process the queued message carries the pilot's record itself (as the pilot's Mojo
+        # router kept its records beside the kernel's queue): nothing to convert on the way out.
+        record = Message(
+            mid,
+            TractType.INTERNAL if src is Tract.INTERNAL else TractType.EXTERNAL,
+            TractType.INTERNAL if dst is Tract.INTERNAL else TractType.EXTERNAL,
+            _PRIORITIES.get(prio, prio),
+            int(now * 1000),
+            payload_size,
+            payload,
+        )
+        uid = ULID.new()
+        record.uid = uid
+        message = CoreMessage._restore(uid, src, dst, prio, record, _RECORD_HEADERS, now, 0, KIND_MSGPACK, None, 0)
+        router = self._router
         try:
-            self._router.publish(message)
+            router.publish(message)
         except QueueFullError:
             with self._lock:
                 if self.on_full == "raise":
@@ -278,20 +306,29 @@ class MessageRouter:
                 raise
             log.warning("message queue %s full, dropping message %d (the pilot's behaviour)", dst.value, mid)
             return -1
-        depth = self._router.depth()
+        depth = router.depth(Tract.INTERNAL) + router.depth(Tract.EXTERNAL)
         with self._lock:
             self._total += 1
-            self._to[dst] += 1
-            self._peak = max(self._peak, depth)
+            if dst is Tract.INTERNAL:
+                self._to_internal += 1
+            else:
+                self._to_external += 1
+            if depth > self._peak:
+                self._peak = depth
         return mid
 
     def get_next_message(self, tract: TractType | int) -> Message | None:
         """The highest-priority message for ``tract`` (FIFO within a priority), or None."""
-        got = self._router.consume(_tract(tract), 1, 0)
+        target = _TO_TRACT_FAST.get(tract) if type(tract) is TractType else None
+        got = self._router.consume(target if target is not None else _tract(tract), 1, 0)
         if not got:
             return None
         self._router.ack(got)
-        return pilot_message(got[0])
+        core = got[0]
+        record = core.payload
+        if type(record) is Message and core.headers is _RECORD_HEADERS:
+            return record
+        return pilot_message(core)
 
     def get_queue_depth(self, tract: TractType | int) -> int:
         return self._router.depth(_tract(tract))
@@ -305,8 +342,8 @@ class MessageRouter:
         with self._lock:
             return MessageStats(
                 total_messages=self._total,
-                messages_to_internal=self._to[Tract.INTERNAL],
-                messages_to_external=self._to[Tract.EXTERNAL],
+                messages_to_internal=self._to_internal,
+                messages_to_external=self._to_external,
                 peak_queue_depth=self._peak,
                 message_loss_count=self._lost,
                 rejected_count=self._rejected,
@@ -319,6 +356,21 @@ class MessageRouter:
 
     def close(self) -> list[CoreMessage]:
         return self._router.close()
+
+
+class MessageRouterPython(MessageRouter):
+    """The pilot's Python backend: a :class:`MessageRouter` on the ``heapq`` queues."""
+
+    def __init__(self, capacity: int = 10000, *, on_full: str = "drop") -> None:
+        super().__init__(capacity, force_python=True, on_full=on_full)
+
+
+class MessageRouterMojo(MessageRouter):
+    """The pilot's Mojo backend: a :class:`MessageRouter` on the Mojo queue kernel when it is
+    available (``using_mojo`` tells; the pilot's FFI handles ``lib``/``router_ptr`` do not exist)."""
+
+    def __init__(self, capacity: int = 10000, *, on_full: str = "drop") -> None:
+        super().__init__(capacity, force_python=False, on_full=on_full)
 
 
 _singleton: MessageRouter | None = None
@@ -349,6 +401,8 @@ __all__ = [
     "Message",
     "MessagePriority",
     "MessageRouter",
+    "MessageRouterMojo",
+    "MessageRouterPython",
     "MessageStats",
     "TractType",
     "get_message_router",
