@@ -72,9 +72,12 @@ def check_object(obj: object, *secrets: str) -> None:
     assert_hidden(str(obj), *secrets)
 
 
-def raises(kind: type[BaseException], fn: Callable[[], object]) -> BaseException:
+def raises(
+    kind: type[BaseException], fn: Callable[..., object], *args: object, **kwargs: object
+) -> BaseException:
+    """The error ``fn(*args, **kwargs)`` raises, checked to be a ``kind``."""
     with pytest.raises(kind) as info:
-        fn()
+        fn(*args, **kwargs)
     return info.value
 
 
@@ -98,7 +101,9 @@ def with_password(url: str, password: str = SECRET) -> str:
 
 def test_redaction_rules():
     assert redact(f"redis://:{ENC}@h:6379/0") == "redis://:***@h:6379/0"
-    assert redact(f"neo4j://neo4j:{ENC}@db:7687?database=x") == "neo4j://neo4j:***@db:7687?database=x"
+    assert (
+        redact(f"neo4j://neo4j:{ENC}@db:7687?database=x") == "neo4j://neo4j:***@db:7687?database=x"
+    )
     assert redact(f"https://{KEY}@api.example.com/v1") == "https://***@api.example.com/v1"
     nested = f"redis://c:6379/0?backing=neo4j://u:{ENC}@db:7687&ttl=5&token={KEY}&api_key={KEY}"
     assert_hidden(redact(nested), SECRET, KEY)
@@ -108,7 +113,11 @@ def test_redaction_rules():
     assert_hidden(redact_text(f"--redis-url redis://:{ENC}@h:1/0 --x"), SECRET)
     parsed = parse_url(f"redis://:{ENC}@127.0.0.1:6379/2?client_name=a", what="test URL")
     assert (parsed.scheme, parsed.host, parsed.port, parsed.database, parsed.password) == (
-        "redis", "127.0.0.1", 6379, "2", SECRET,
+        "redis",
+        "127.0.0.1",
+        6379,
+        "2",
+        SECRET,
     )
     check_object(parsed, SECRET)
     assert SECRET in parsed.driver_url() or ENC in parsed.driver_url()
@@ -117,27 +126,41 @@ def test_redaction_rules():
 
 def test_one_rule_for_unknown_options():
     """Every URL taker refuses options it does not know, naming the option and the allowed."""
+    from synapse_mojo.router import open_router, parse_router_url
+    from synapse_mojo.stores import open_store
+
     url = f"redis://:{ENC}@h:1/0?colour=red&password={KEY}"
-    for fn in (
-        lambda: check_options(parse_url(url), ("prefix",), what="x URL"),
-        lambda: __import__("synapse_mojo.stores", fromlist=["open_store"]).open_store(url),
-        lambda: __import__("synapse_mojo.router", fromlist=["open_router"]).open_router(url),
+    for fn, args in (
+        (check_options, (parse_url(url), ("prefix",))),
+        (open_store, (url,)),
+        (open_router, (url,)),
     ):
-        message = str(raises(ConfigError, fn))
+        message = str(raises(ConfigError, fn, *args))
         assert "colour" in message and "allowed" in message
         assert_hidden(message, SECRET, KEY)
-    from synapse_mojo.router import parse_router_url
-
     # The redis-py options the router forwards are listed: kept, the rest refused; TLS ones
     # only on rediss://; unix:// socket URLs stay unix:///path.
-    assert parse_router_url("unix:///run/r.sock?db=2&group=g") == ("redis", "unix:///run/r.sock?db=2", {"group": "g"})
-    assert parse_router_url("rediss://h/0?ssl_cert_reqs=none&claim_idle=3")[1:] == ("rediss://h/0?ssl_cert_reqs=none", {"claim_idle": 3.0})
-    assert "ssl_cert_reqs" in str(raises(ConfigError, lambda: parse_router_url("redis://h/0?ssl_cert_reqs=none")))
-    assert "given twice" in str(raises(ConfigError, lambda: parse_router_url("redis://h/0?group=a&group=b")))
-    for bad in (f"{url}&colour=blue", f"redis://:{ENC}@h:1/0?a", f"postgres://u:{ENC}@h/db", f"memory://u:{ENC}@"):
-        for opener in ("open_store", "open_router"):
-            module = __import__("synapse_mojo.stores" if opener == "open_store" else "synapse_mojo.router", fromlist=[opener])
-            assert_hidden(str(raises(ConfigError, lambda: getattr(module, opener)(bad))), SECRET, KEY)
+    assert parse_router_url("unix:///run/r.sock?db=2&group=g") == (
+        "redis",
+        "unix:///run/r.sock?db=2",
+        {"group": "g"},
+    )
+    assert parse_router_url("rediss://h/0?ssl_cert_reqs=none&claim_idle=3")[1:] == (
+        "rediss://h/0?ssl_cert_reqs=none",
+        {"claim_idle": 3.0},
+    )
+    tls_on_plain = raises(ConfigError, parse_router_url, "redis://h/0?ssl_cert_reqs=none")
+    assert "ssl_cert_reqs" in str(tls_on_plain)
+    twice = raises(ConfigError, parse_router_url, "redis://h/0?group=a&group=b")
+    assert "given twice" in str(twice)
+    for bad in (
+        f"{url}&colour=blue",
+        f"redis://:{ENC}@h:1/0?a",
+        f"postgres://u:{ENC}@h/db",
+        f"memory://u:{ENC}@",
+    ):
+        for opener in (open_store, open_router):
+            assert_hidden(error_text(raises(ConfigError, opener, bad)), SECRET, KEY)
 
 
 # ------------------------------------------------------------------ router
@@ -155,15 +178,15 @@ def test_redis_streams_router_unreachable(closed_port, logs):
         try:
             check_object(router, SECRET)
             assert "***" in repr(router) and router.url.startswith("redis://")
-            exc = raises(RouterError, lambda: router.send(Tract.INTERNAL, Tract.EXTERNAL, {"x": 1}))
+            exc = raises(RouterError, router.send, Tract.INTERNAL, Tract.EXTERNAL, {"x": 1})
             assert "unavailable" in str(exc)
             assert_hidden(error_text(exc), SECRET)
-            exc = raises(RouterError, lambda: router.consume(Tract.EXTERNAL, 1, 0.1))
+            exc = raises(RouterError, router.consume, Tract.EXTERNAL, 1, 0.1)
             assert_hidden(error_text(exc), SECRET)
         finally:
             router.close()
     assert_hidden(logs(), SECRET)
-    exc = raises(ConfigError, lambda: RedisStreamsRouter(f"{url}?group=g"))
+    exc = raises(ConfigError, RedisStreamsRouter, f"{url}?group=g")
     assert "keyword" in str(exc)
     assert_hidden(error_text(exc), SECRET)
 
@@ -178,9 +201,11 @@ def test_redis_streams_router_real_server_with_password(redis_with_password, log
         assert_hidden(repr(router.stats()), SECRET)
     finally:
         router.close()
-    wrong = RedisStreamsRouter(with_password(redis_with_password.url, "wrong-" + SECRET), retry_timeout=0.2)
+    wrong = RedisStreamsRouter(
+        with_password(redis_with_password.url, "wrong-" + SECRET), retry_timeout=0.2
+    )
     try:
-        exc = raises(RouterError, lambda: wrong.send(Tract.INTERNAL, Tract.EXTERNAL, {"x": 1}))
+        exc = raises(RouterError, wrong.send, Tract.INTERNAL, Tract.EXTERNAL, {"x": 1})
         assert_hidden(error_text(exc), SECRET)
     finally:
         wrong.close()
@@ -200,23 +225,32 @@ def test_router_cli_hides_the_password(closed_port):
 def test_redis_store(closed_port, redis_with_password, logs):
     from synapse_mojo.stores import open_store
 
-    exc = raises(StoreUnavailableError, lambda: open_store(f"redis://:{ENC}@127.0.0.1:{closed_port}/0?timeout=0.5"))
+    exc = raises(
+        StoreUnavailableError, open_store, f"redis://:{ENC}@127.0.0.1:{closed_port}/0?timeout=0.5"
+    )
     assert_hidden(error_text(exc), SECRET)
     for password in ("wrong", "wrong-" + SECRET):
-        exc = raises(StoreAuthError, lambda: open_store(with_password(redis_with_password.url, password)))
+        exc = raises(StoreAuthError, open_store, with_password(redis_with_password.url, password))
         assert_hidden(error_text(exc), SECRET)
     with open_store(f"{with_password(redis_with_password.url)}?client_name=secret-test") as store:
-        assert store._client.client_getname() in ("secret-test", b"secret-test")  # a redis-py option passed on
+        assert store._client.client_getname() in (
+            "secret-test",
+            b"secret-test",
+        )  # a redis-py option passed on
         check_object(store._client, SECRET)  # redis-py's own repr too
         check_object(store, SECRET)
         assert_hidden(store.url, SECRET)
         redis_with_password.stop()
-        exc = raises(StoreError, lambda: store.get("a"))
+        exc = raises(StoreError, store.get, "a")
         assert_hidden(error_text(exc), SECRET)
         redis_with_password.start()
     # A read-through cache whose backing store (Neo4j) holds the password too.
     backing = f"bolt://neo4j:{ENC}@127.0.0.1:{closed_port}?timeout=0.5"
-    exc = raises(StoreError, lambda: open_store(f"{with_password(redis_with_password.url)}?backing={quote(backing, safe='')}"))
+    exc = raises(
+        StoreError,
+        open_store,
+        f"{with_password(redis_with_password.url)}?backing={quote(backing, safe='')}",
+    )
     assert_hidden(error_text(exc), SECRET)
     assert_hidden(logs(), SECRET)
 
@@ -226,12 +260,15 @@ def test_neo4j_store(closed_port, logs):
 
     for url, env in (
         (f"bolt://neo4j:{ENC}@127.0.0.1:{closed_port}?timeout=0.5", {}),
-        (f"neo4j://127.0.0.1:{closed_port}?timeout=0.5", {"NEO4J_USER": "neo4j", "NEO4J_PASSWORD": SECRET}),
+        (
+            f"neo4j://127.0.0.1:{closed_port}?timeout=0.5",
+            {"NEO4J_USER": "neo4j", "NEO4J_PASSWORD": SECRET},
+        ),
         ("neo4j://?timeout=0.5", {"NEO4J_URI": f"bolt://neo4j:{ENC}@127.0.0.1:{closed_port}"}),
         (f"neo4j://neo4j:{ENC}@?timeout=0.5", {}),
         (f"neo4j://neo4j:{ENC}@127.0.0.1:{closed_port}?timeout=0.5&colour=red", {}),
     ):
-        exc = raises(SynapseError, lambda: open_store(url, environ=env))
+        exc = raises(SynapseError, open_store, url, environ=env)
         assert isinstance(exc, (StoreUnavailableError, ConfigError)), exc
         assert_hidden(error_text(exc), SECRET)
     assert_hidden(logs(), SECRET)
@@ -244,7 +281,9 @@ def test_neo4j_store_on_a_bolt_server(falkordb_server, logs):
     url = falkordb_server.bolt_url.replace("bolt://", f"bolt://neo4j:{ENC}@") + "?timeout=5"
     try:
         store = open_store(url, environ={})
-    except StoreAuthError as exc:  # a server refusing the login names the variables, not the password
+    except (
+        StoreAuthError
+    ) as exc:  # a server refusing the login names the variables, not the password
         assert_hidden(error_text(exc), SECRET)
     else:
         with store:
@@ -256,7 +295,7 @@ def test_sqlite_store_urls(tmp_path, logs):
     from synapse_mojo.stores import open_store
 
     for url in (f"sqlite://admin:{ENC}@host/x.db", f"sqlite:///{tmp_path}/x.db?password={ENC}"):
-        assert_hidden(error_text(raises(ConfigError, lambda: open_store(url))), SECRET)
+        assert_hidden(error_text(raises(ConfigError, open_store, url)), SECRET)
     with open_store(f"sqlite:///{tmp_path}/p.db") as store:
         check_object(store, SECRET)
     assert_hidden(logs(), SECRET)
@@ -269,26 +308,32 @@ def test_openai_embeddings_client(closed_port, logs):
     from synapse_mojo.embeddings import OpenAIEmbeddings, embedder_from_env
 
     clients = [
-        OpenAIEmbeddings(f"http://127.0.0.1:{closed_port}/v1", "m", KEY, max_retries=1, sleep=lambda s: None),
+        OpenAIEmbeddings(
+            f"http://127.0.0.1:{closed_port}/v1", "m", KEY, max_retries=1, sleep=lambda s: None
+        ),
         OpenAIEmbeddings(f"http://user:{ENC}@127.0.0.1:{closed_port}/v1", "m", KEY, max_retries=0),
-        embedder_from_env({
-            "SYNAPSE_EMBEDDINGS_URL": f"http://127.0.0.1:{closed_port}",
-            "SYNAPSE_EMBEDDINGS_MODEL": "m",
-            "SYNAPSE_EMBEDDINGS_API_KEY": KEY,
-            "SYNAPSE_EMBEDDINGS_TIMEOUT": "1",
-        }),
+        embedder_from_env(
+            {
+                "SYNAPSE_EMBEDDINGS_URL": f"http://127.0.0.1:{closed_port}",
+                "SYNAPSE_EMBEDDINGS_MODEL": "m",
+                "SYNAPSE_EMBEDDINGS_API_KEY": KEY,
+                "SYNAPSE_EMBEDDINGS_TIMEOUT": "1",
+            }
+        ),
     ]
     for client in clients:
         try:
             check_object(client, SECRET, KEY)
             client.max_retries = 0  # type: ignore[attr-defined]
-            exc = raises(EmbeddingUnavailableError, lambda: client.embed(["x"]))
+            exc = raises(EmbeddingUnavailableError, client.embed, ["x"])
             assert_hidden(error_text(exc), SECRET, KEY)
         finally:
             client.close()
-    exc = raises(ConfigError, lambda: OpenAIEmbeddings(f"http://127.0.0.1:{closed_port}/v1?api_key={KEY}", "m"))
+    exc = raises(
+        ConfigError, OpenAIEmbeddings, f"http://127.0.0.1:{closed_port}/v1?api_key={KEY}", "m"
+    )
     assert_hidden(error_text(exc), KEY)
-    exc = raises(ConfigError, lambda: OpenAIEmbeddings(f"ftp://u:{ENC}@h/v1", "m"))
+    exc = raises(ConfigError, OpenAIEmbeddings, f"ftp://u:{ENC}@h/v1", "m")
     assert_hidden(error_text(exc), SECRET)
     assert_hidden(logs(), SECRET, KEY)
 
@@ -319,7 +364,7 @@ def test_compat_event_store_and_reactive_router(closed_port, logs):
     url = f"redis://:{ENC}@127.0.0.1:{closed_port}/0"
     events = RedisEventStore(url, required=True)
     check_object(events, SECRET)
-    exc = raises(RouterError, lambda: asyncio.run(events.connect()))
+    exc = raises(RouterError, asyncio.run, events.connect())
     assert_hidden(error_text(exc), SECRET)
     events = RedisEventStore(url)  # not required: logged, kept in memory
     asyncio.run(events.connect())
@@ -361,12 +406,17 @@ def test_health_report(closed_port, monkeypatch, logs):
 
     from synapse_mojo.compat.tools import health_report
 
-    monkeypatch.setenv("SYNAPSE_ROUTER_URL", f"redis://:{ENC}@127.0.0.1:{closed_port}/0?retry_timeout=0.2")
+    monkeypatch.setenv(
+        "SYNAPSE_ROUTER_URL", f"redis://:{ENC}@127.0.0.1:{closed_port}/0?retry_timeout=0.2"
+    )
     monkeypatch.setenv("SYNAPSE_EMBEDDINGS_URL", f"http://user:{ENC}@127.0.0.1:{closed_port}/v1")
     monkeypatch.setenv("SYNAPSE_EMBEDDINGS_MODEL", "m")
     monkeypatch.setenv("SYNAPSE_EMBEDDINGS_API_KEY", KEY)
     report = health_report(store_url=f"redis://:{ENC}@127.0.0.1:{closed_port}/0?timeout=0.5")
-    assert report["checks"]["neo4j"]["status"] == "down" and report["checks"]["redis"]["status"] == "down"
+    assert (
+        report["checks"]["neo4j"]["status"] == "down"
+        and report["checks"]["redis"]["status"] == "down"
+    )
     assert_hidden(json.dumps(report), SECRET, KEY)
     report = health_report(store_url=f"bolt://neo4j:{ENC}@127.0.0.1:{closed_port}?timeout=0.5")
     assert_hidden(json.dumps(report), SECRET, KEY)
@@ -378,10 +428,14 @@ def test_serve_client_and_service(closed_port, monkeypatch, logs):
     from synapse_mojo.serve.service import PatternService
 
     monkeypatch.setenv("SYNAPSE_SERVER_URL", f"ftp://user:{ENC}@127.0.0.1:{closed_port}")
-    assert_hidden(error_text(raises(ConfigError, lambda: call("search_pattern_map", {"query": "x"}))), SECRET)
+    assert_hidden(
+        error_text(raises(ConfigError, call, "search_pattern_map", {"query": "x"})), SECRET
+    )
     monkeypatch.setenv("SYNAPSE_SERVER_URL", f"http://user:{ENC}@127.0.0.1:{closed_port}")
     monkeypatch.setenv("SYNAPSE_SERVE_TOKEN", KEY)
     assert call("search_pattern_map", {"query": "x"}) is None  # nothing listens: answer in process
-    exc = raises(StoreError, lambda: PatternService.open(f"redis://:{ENC}@127.0.0.1:{closed_port}/0?timeout=0.5"))
+    exc = raises(
+        StoreError, PatternService.open, f"redis://:{ENC}@127.0.0.1:{closed_port}/0?timeout=0.5"
+    )
     assert_hidden(error_text(exc), SECRET)
     assert_hidden(logs(), SECRET, KEY)

@@ -72,8 +72,20 @@ def redis_driver_options(scheme: str) -> tuple[str, ...]:
     return REDIS_DRIVER_OPTIONS + (REDIS_TLS_OPTIONS if scheme.lower() == "rediss" else ())
 
 
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "apikey", "api_key", "api-key", "credential", "signature")
-_SECRET_NAMES = frozenset({"pw", "pwd", "pass", "key", "auth", "sig", "authorization", "access_key"})
+_SECRET_WORDS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "api-key",
+    "credential",
+    "signature",
+)
+_SECRET_NAMES = frozenset(
+    {"pw", "pwd", "pass", "key", "auth", "sig", "authorization", "access_key"}
+)
 
 
 def is_secret_option(name: str) -> bool:
@@ -120,8 +132,11 @@ class ParsedURL:
         parts = urlsplit(self.secret_url)
         query = urlencode([(k, v) for k, v in self.options.items() if k in wanted])
         # Not urlunsplit: it writes unix:///path as unix:/path, which redis-py refuses.
-        base = f"{parts.scheme}://{parts.netloc}{parts.path}" if "://" in self.secret_url else parts._replace(
-            query="", fragment="").geturl()
+        base = (
+            f"{parts.scheme}://{parts.netloc}{parts.path}"
+            if "://" in self.secret_url
+            else parts._replace(query="", fragment="").geturl()
+        )
         return f"{base}?{query}" if query else base
 
     def redacted(self) -> str:
@@ -156,11 +171,15 @@ def parse_url(url: str, *, what: str = "URL", schemes: Iterable[str] | None = No
         allowed = tuple(schemes)
         if scheme not in allowed:
             expected = ", ".join(f"{s}://" for s in allowed)
-            raise ConfigError(f"{what} {shown!r}: unknown scheme {parts.scheme!r}; expected {expected}")
+            raise ConfigError(
+                f"{what} {shown!r}: unknown scheme {parts.scheme!r}; expected {expected}"
+            )
     try:
         pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError:
-        raise ConfigError(f"{what} {shown!r}: malformed query string (expected key=value&...)") from None
+        raise ConfigError(
+            f"{what} {shown!r}: malformed query string (expected key=value&...)"
+        ) from None
     options: dict[str, str] = {}
     for key, value in pairs:
         if key in options:
@@ -178,8 +197,14 @@ def parse_url(url: str, *, what: str = "URL", schemes: Iterable[str] | None = No
     )
 
 
-def check_options(url: ParsedURL | str, allowed: Iterable[str], *, what: str = "URL",
-                  options: Mapping[str, str] | None = None, hint: str = "") -> None:
+def check_options(
+    url: ParsedURL | str,
+    allowed: Iterable[str],
+    *,
+    what: str = "URL",
+    options: Mapping[str, str] | None = None,
+    hint: str = "",
+) -> None:
     """The one rule for options: anything not in ``allowed`` is a ``ConfigError`` naming it.
 
     ``options``: the options left to check (default: all of the URL's). ``hint`` is appended
@@ -194,7 +219,8 @@ def check_options(url: ParsedURL | str, allowed: Iterable[str], *, what: str = "
     known = ", ".join(sorted(set(allowed))) or "none"
     plural = "s" if len(unknown) > 1 else ""
     raise ConfigError(
-        f"{what} {shown!r}: unknown option{plural} {names}; allowed: {known}" + (f" ({hint})" if hint else "")
+        f"{what} {shown!r}: unknown option{plural} {names}; allowed: {known}"
+        + (f" ({hint})" if hint else "")
     )
 
 
@@ -279,7 +305,9 @@ def scrub(text: str, *secrets_or_urls: str | ParsedURL | None) -> str:
             values.add(item)
     out = redact_text(text)
     for value in sorted(values, key=len, reverse=True):
-        if len(value) < 3:  # too short to hide without mangling the message; still never printed as a URL part
+        # Shorter ones cannot be replaced without mangling the message (URLs in it are
+        # redacted above all the same).
+        if len(value) < 3:
             continue
         for form in {value, quote(value, safe="")}:
             out = out.replace(form, MASK)
