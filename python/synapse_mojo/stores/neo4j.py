@@ -53,13 +53,12 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import neo4j
 import neo4j.exceptions as neo4j_errors
 import numpy as np
 
-from .._urls import redact_text
+from .._urls import parse_url, redact_text
 from ..errors import (
     ConfigError,
     InvalidInputError,
@@ -85,7 +84,7 @@ from .base import (
     prepare_batch,
     to_micros,
 )
-from .url import redact, reject_unknown, take_flag, take_number
+from .url import NEO4J_SCHEMES, redact, reject_unknown, take_flag, take_number
 
 log = logging.getLogger("synapse_mojo.stores.neo4j")
 
@@ -171,21 +170,19 @@ class Neo4jStore(PatternStore):
     @classmethod
     def from_url(cls, url: str, options: dict[str, str], environ: Mapping[str, str]) -> Neo4jStore:
         """Builds a store from a ``neo4j://``/``bolt://`` URL plus ``NEO4J_*`` variables."""
-        parts = urlsplit(url)
-        if not parts.hostname:
+        parts = parse_url(url, what="store URL")
+        if not parts.host:
             env_uri = environ.get("NEO4J_URI", "").strip()
             if not env_uri:
                 raise ConfigError(
                     f"store URL {redact(url)!r} names no host and NEO4J_URI is not set"
                 )
-            parts = urlsplit(env_uri)
-            if parts.scheme not in ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc"):
-                raise ConfigError(f"NEO4J_URI {redact(env_uri)!r} is not a neo4j:// or bolt:// URL")
+            parts = parse_url(env_uri, what="NEO4J_URI", schemes=NEO4J_SCHEMES)
         if parts.username is not None:
-            auth: tuple[str, str] | None = (unquote(parts.username), unquote(parts.password or ""))
+            auth: tuple[str, str] | None = (parts.username, parts.password or "")
         else:
             auth = env_credentials(environ)
-        host = parts.hostname or ""
+        host = parts.host or ""
         if ":" in host:
             host = f"[{host}]"
         netloc = host + (f":{parts.port}" if parts.port else "")
