@@ -41,7 +41,7 @@ def _modules_after(*args: str) -> tuple[int, set[str]]:
     return report["code"], set(report["modules"])
 
 
-@pytest.mark.parametrize("args", [("--help",), ("search", "--help"), ("serve", "--help")])
+@pytest.mark.parametrize("args", [("--help",), ("search", "--help"), ("serve", "--help"), ("patterns", "search", "--help")])
 def test_help_imports_nothing_heavy(args):
     code, modules = _modules_after(*args)
     assert code == 0

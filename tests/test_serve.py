@@ -179,6 +179,19 @@ def test_cli_search_goes_through_the_server(served):
         assert "answered by the server" in proc.stderr
 
 
+def test_patterns_search_goes_through_the_server(served):
+    proc = subprocess.run(
+        [*CLI, "-v", "patterns", "search", "connection pooling", "--top-k", "2", "--filter", "language=python",
+         "--json", "--store", served.store_url],
+        env=served.env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["hits"][0]["metadata"]["name"] == "pool" and doc["hits"][0]["text"] == SAMPLE["pool"]
+    assert {"query", "runtime", "search_ms", "embed_ms", "fallback_reason", "hits"} == set(doc)
+    assert "answered by the server" in proc.stderr
+
+
 # --------------------------------------------------------------------------- stdio
 
 

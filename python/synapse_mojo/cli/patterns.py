@@ -14,17 +14,42 @@ MiniLM).
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 
 from ..errors import InvalidInputError
-from ..patternmap import PatternMap
-from ..stores import default_store_url
-from . import console, err_console, main
+from . import main
+
+if TYPE_CHECKING:
+    from ..patternmap import PatternMap
+
+
+class _OnUse:
+    """``module:name``, imported at its first use: the command group loads without NumPy, the
+    model or rich, so that ``patterns search`` through a running server starts fast."""
+
+    def __init__(self, target: str) -> None:
+        self._target = target
+
+    def _get(self) -> Any:
+        module, name = self._target.split(":")
+        return getattr(importlib.import_module(module, __package__), name)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._get()(*args, **kwargs)
+
+
+Table = _OnUse("rich.table:Table")
+console = _OnUse("synapse_mojo.cli:console")
+err_console = _OnUse("synapse_mojo.cli:err_console")
 
 _store_option = click.option(
     "--store",
@@ -52,6 +77,9 @@ def _parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
 
 
 def _open(store_url: str | None, *, start: bool, progress: bool = False, search: str = "memory") -> PatternMap:
+    from ..patternmap import PatternMap
+    from ..stores import default_store_url
+
     url = store_url or default_store_url()
     return PatternMap.open(url, start=start, progress=progress, search=search)
 
@@ -128,6 +156,8 @@ def add(text: str, pattern_id: str | None, meta: tuple[str, ...], store_url: str
 def search(query: str, top_k: int, filters: tuple[str, ...], mode: str, store_url: str | None, as_json: bool) -> None:
     """Find the patterns most similar to QUERY."""
     flt = _parse_pairs(filters, "--filter") or None
+    if mode == "memory" and _search_on_server(query, top_k, flt, store_url, as_json):
+        return
     with _open(store_url, start=True, progress=not as_json and _interactive(), search=mode) as pmap:
         result = pmap.search_detailed(query, top_k=top_k, filter=flt)
         if as_json:
@@ -151,6 +181,41 @@ def search(query: str, top_k: int, filters: tuple[str, ...], mode: str, store_ur
         console.print(table)
         if result.fallback_reason:
             console.print(f"[yellow]fell back to Python: {result.fallback_reason}[/yellow]")
+
+
+def _search_on_server(query: str, top_k: int, flt: dict | None, store_url: str | None, as_json: bool) -> bool:
+    """Answers through a running ``synapse-mojo serve`` of this store, if there is one
+    (docs/serve.md); False when the search has to run here."""
+    from ..serve.client import call as call_server
+    from ..serve.limits import LIMITS
+
+    if not query.strip() or top_k > LIMITS.max_results or len(query) > LIMITS.query_chars:
+        return False  # the in-process path gives the usual errors; the server's bounds are tighter
+    found = call_server("search_patterns", {"query": query, "top_k": top_k, "filter": flt}, store_url=store_url)
+    if found is None:
+        return False
+    logging.getLogger("synapse_mojo.cli").info("answered by the server")
+    hits = found["hits"]
+    if as_json:
+        click.echo(json.dumps({
+            "query": query, "runtime": found["runtime"], "search_ms": found["search_ms"],
+            "embed_ms": found["embed_ms"], "fallback_reason": found["fallback_reason"],
+            "hits": [{"id": h["id"], "score": h["score"], "text": h["text"], "metadata": h["metadata"]} for h in hits],
+        }, indent=2, ensure_ascii=False))  # fmt: skip
+        return True
+    table = Table(
+        title=f"{query!r}: answered by [bold]{found['runtime']}[/bold] (server) in {found['search_ms']:.2f} ms "
+        f"(embedding {found['embed_ms']:.1f} ms)",
+        title_justify="left",
+    )
+    table.add_column("rank", justify="right")
+    table.add_column("id")
+    table.add_column("cosine", justify="right")
+    table.add_column("pattern", overflow="fold")
+    for rank, hit in enumerate(hits, 1):
+        table.add_row(str(rank), hit["id"], f"{hit['score']:.4f}", hit["text"].splitlines()[0] if hit["text"] else "")
+    console.print(table)
+    return True
 
 
 @patterns.command()

@@ -158,6 +158,7 @@ class PatternService:
                     "id": hit.id,
                     "score": round(float(hit.score), 6),
                     "name": _name(hit.metadata, hit.text),
+                    "text": hit.text,
                     "metadata": hit.metadata,
                 }
                 for hit in result.hits
