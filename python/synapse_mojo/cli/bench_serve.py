@@ -42,6 +42,7 @@ def serve_command(store_url, patterns, calls, clients, transports, startup_runs,
     answered by the running server, interleaved. The summary holds the target ratios.
     """
     from ..bench.report import machine_summary, markdown_table, write_document
+    from .._urls import redact_text
     from ..bench.serve import ServeBenchConfig, run_serve_benchmark
     from . import console
 
@@ -52,7 +53,8 @@ def serve_command(store_url, patterns, calls, clients, transports, startup_runs,
                            transports=names, max_results=max_results, startup_runs=startup_runs,
                            pilot_runs=pilot_runs)  # fmt: skip
     doc = run_serve_benchmark(cfg, log=lambda m: console.print(f"[dim]{m}[/dim]"))
-    doc["command"] = "synapse-mojo " + shlex.join(sys.argv[1:]) if sys.argv[1:] else doc["command"]
+    if sys.argv[1:]:  # no passwords in results
+        doc["command"] = "synapse-mojo " + shlex.join(redact_text(a) for a in sys.argv[1:])
     path = write_document(doc, json_path)
     table = markdown_table(doc)
     summary = "\n".join(f"- {k}: {v}" for k, v in doc["summary"].items())
