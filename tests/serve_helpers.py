@@ -20,7 +20,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNAPSE_") or k == "SYNAPSE_TEST_KERNEL_CACHE"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SYNAPSE_") or k == "SYNAPSE_TEST_KERNEL_CACHE"
+    }
     env.update(extra)
     return env
 
@@ -28,7 +32,9 @@ def clean_env(**extra: str) -> dict[str, str]:
 class ServeProcess:
     """``synapse-mojo serve --transport http`` until ``stop()``; stderr is kept in ``log``."""
 
-    def __init__(self, *args: str, env: dict[str, str], host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str], host: str = "127.0.0.1", port: int | None = None
+    ) -> None:
         self.host = host
         self.port = port or free_port()
         self.log: list[str] = []

@@ -35,13 +35,19 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stder
 
 def _modules_after(*args: str) -> tuple[int, set[str]]:
     proc = subprocess.run(
-        [sys.executable, "-c", _PROBE, json.dumps(list(args))], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", _PROBE, json.dumps(list(args))],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     report = json.loads(proc.stderr.strip().splitlines()[-1])
     return report["code"], set(report["modules"])
 
 
-@pytest.mark.parametrize("args", [("--help",), ("search", "--help"), ("serve", "--help"), ("patterns", "search", "--help")])
+@pytest.mark.parametrize(
+    "args",
+    [("--help",), ("search", "--help"), ("serve", "--help"), ("patterns", "search", "--help")],
+)
 def test_help_imports_nothing_heavy(args):
     code, modules = _modules_after(*args)
     assert code == 0

@@ -25,7 +25,14 @@ from .serve_helpers import CLI, SAMPLE, ServeProcess, clean_env, free_port, seed
 PILOT_SEARCH_KEYS = {"query", "max_results", "latency_ms", "results"}
 PILOT_RESULT_KEYS = {"id", "name", "description", "language", "type", "similarity"}
 PILOT_HEALTH_KEYS = {"status", "timestamp", "checks", "ready_for_mcp"}
-TOOLS = {"search_pattern_map", "check_system_health", "search_patterns", "get_pattern", "add_pattern", "pattern_stats"}
+TOOLS = {
+    "search_pattern_map",
+    "check_system_health",
+    "search_patterns",
+    "get_pattern",
+    "add_pattern",
+    "pattern_stats",
+}
 
 
 @asynccontextmanager
@@ -72,21 +79,35 @@ def test_http_lists_and_calls_every_tool(served):
             names = {t.name for t in (await s.list_tools()).tools}
             assert TOOLS | {"send_message", "receive_messages"} <= names
 
-            pilot = json.loads(text_of(await call(s, "search_pattern_map", query="retry with backoff", max_results=2)))
+            pilot = json.loads(
+                text_of(
+                    await call(s, "search_pattern_map", query="retry with backoff", max_results=2)
+                )
+            )
             assert set(pilot) == PILOT_SEARCH_KEYS and pilot["max_results"] == 2
             assert [set(r) for r in pilot["results"]] == [PILOT_RESULT_KEYS] * 2
             assert pilot["results"][0]["name"] == "retry"
 
             health = json.loads(text_of(await call(s, "check_system_health")))
             assert set(health) == PILOT_HEALTH_KEYS and health["ready_for_mcp"]
-            assert health["checks"]["neo4j"]["status"] == "up" and health["checks"]["neo4j"]["patterns"] == len(SAMPLE)
+            assert health["checks"]["neo4j"]["status"] == "up" and health["checks"]["neo4j"][
+                "patterns"
+            ] == len(SAMPLE)
             assert health["checks"]["bge_m3"]["status"] == "available"
             assert health["status"] == "degraded"  # no Redis: the router is in-process here
 
-            found = (await call(s, "search_patterns", query="database connection reuse", top_k=3)).structuredContent
+            found = (
+                await call(s, "search_patterns", query="database connection reuse", top_k=3)
+            ).structuredContent
             assert found["hits"][0]["name"] == "pool" and len(found["hits"]) == 3
-            assert found["runtime"] in ("mojo", "python") and found["latency_ms"] >= found["search_ms"]
-            only = (await call(s, "search_patterns", query="anything", top_k=4, filter={"name": "cache"})).structuredContent
+            assert (
+                found["runtime"] in ("mojo", "python") and found["latency_ms"] >= found["search_ms"]
+            )
+            only = (
+                await call(
+                    s, "search_patterns", query="anything", top_k=4, filter={"name": "cache"}
+                )
+            ).structuredContent
             assert [h["name"] for h in only["hits"]] == ["cache"]
 
             first = found["hits"][0]["id"]
@@ -96,15 +117,27 @@ def test_http_lists_and_calls_every_tool(served):
             added = (await call(s, "add_pattern", text="Validate input at the boundary and fail with a clear error",
                                 metadata={"name": "validate"})).structuredContent  # fmt: skip
             assert added["indexed"] and not added["updated"]
-            again = (await call(s, "search_patterns", query="check inputs at the API edge", top_k=1)).structuredContent
+            again = (
+                await call(s, "search_patterns", query="check inputs at the API edge", top_k=1)
+            ).structuredContent
             assert again["hits"][0]["id"] == added["id"]
 
             stats = (await call(s, "pattern_stats")).structuredContent
             assert stats["indexed"] == len(SAMPLE) + 1 and stats["live_index"]["following"]
 
-            sent = (await call(s, "send_message", destination="internal", payload={"task": "review"}, priority=7)).structuredContent
+            sent = (
+                await call(
+                    s,
+                    "send_message",
+                    destination="internal",
+                    payload={"task": "review"},
+                    priority=7,
+                )
+            ).structuredContent
             assert sent["destination"] == "internal"
-            got_msgs = (await call(s, "receive_messages", tract="internal", max_n=5)).structuredContent
+            got_msgs = (
+                await call(s, "receive_messages", tract="internal", max_n=5)
+            ).structuredContent
             assert [m["payload"] for m in got_msgs["messages"]] == [{"task": "review"}]
 
     run(scenario())
@@ -150,7 +183,11 @@ def test_live_index_follows_another_process(served):
 
     async def best() -> str:
         async with http_session(served.url) as s:
-            hits = (await call(s, "search_patterns", query="noisy tenant starving a shared queue", top_k=1)).structuredContent
+            hits = (
+                await call(
+                    s, "search_patterns", query="noisy tenant starving a shared queue", top_k=1
+                )
+            ).structuredContent
             return hits["hits"][0]["metadata"].get("name")
 
     assert run(best()) != "shard"
@@ -197,16 +234,24 @@ def test_patterns_search_goes_through_the_server(served):
 
 def test_stdio_lists_and_searches(served):
     params = StdioServerParameters(
-        command=CLI[0], args=[*CLI[1:], "serve", "--store", served.store_url, "--no-socket"], env=served.env
+        command=CLI[0],
+        args=[*CLI[1:], "serve", "--store", served.store_url, "--no-socket"],
+        env=served.env,
     )
 
     async def scenario():
         async with stdio_client(params) as (read, write):
             async with ClientSession(read, write) as s:
                 await s.initialize()
-                assert TOOLS <= {t.name for t in (await s.list_tools()).tools}
-                assert not {"send_message", "receive_messages"} & {t.name for t in (await s.list_tools()).tools}
-                doc = json.loads(text_of(await call(s, "search_pattern_map", query="circuit breaker", max_results=1)))
+                assert {t.name for t in (await s.list_tools()).tools} >= TOOLS
+                assert not {"send_message", "receive_messages"} & {
+                    t.name for t in (await s.list_tools()).tools
+                }
+                doc = json.loads(
+                    text_of(
+                        await call(s, "search_pattern_map", query="circuit breaker", max_results=1)
+                    )
+                )
                 assert doc["results"][0]["name"] == "breaker"
                 bad = await call(s, "search_pattern_map", query="x", max_results=-1)
                 assert bad.isError
@@ -229,7 +274,11 @@ def test_refuses_a_non_loopback_bind_without_a_token(served):
 def test_token_required_off_loopback(served):
     """127.0.0.2 counts as "not loopback" for the rule (only 127.0.0.1, ::1, localhost do)."""
     token = "s3cret-token-for-the-test-0123456789"
-    env = {**served.env, "SYNAPSE_SERVE_TOKEN": token, "SYNAPSE_RUNTIME_DIR": str(served.tmp / "run2")}
+    env = {
+        **served.env,
+        "SYNAPSE_SERVE_TOKEN": token,
+        "SYNAPSE_RUNTIME_DIR": str(served.tmp / "run2"),
+    }
     with ServeProcess("--store", served.store_url, env=env, host="127.0.0.2") as server:
         for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": token}):
             response = httpx.post(server.url, json={}, headers=headers, timeout=60)
@@ -238,7 +287,11 @@ def test_token_required_off_loopback(served):
 
         async def scenario():
             async with http_session(server.url, token) as s:
-                doc = json.loads(text_of(await call(s, "search_pattern_map", query="connection pool", max_results=1)))
+                doc = json.loads(
+                    text_of(
+                        await call(s, "search_pattern_map", query="connection pool", max_results=1)
+                    )
+                )
                 return doc["results"][0]["name"]
 
         assert run(scenario()) == "pool"
@@ -251,12 +304,16 @@ def test_token_required_off_loopback(served):
 def test_live_index_on_redis(redis_server, search_kernel, kernel_cache, tmp_path):
     url = redis_server.url
     seed_store(url, SAMPLE)
-    env = clean_env(SYNAPSE_KERNEL_CACHE=str(kernel_cache), SYNAPSE_RUNTIME_DIR=str(tmp_path / "run"))
+    env = clean_env(
+        SYNAPSE_KERNEL_CACHE=str(kernel_cache), SYNAPSE_RUNTIME_DIR=str(tmp_path / "run")
+    )
     with ServeProcess("--store", url, env=env) as server:
 
         async def names(query: str) -> list[str]:
             async with http_session(server.url) as s:
-                hits = (await call(s, "search_patterns", query=query, top_k=5)).structuredContent["hits"]
+                hits = (await call(s, "search_patterns", query=query, top_k=5)).structuredContent[
+                    "hits"
+                ]
                 return [h["name"] for h in hits]
 
         assert "pool" in run(names("connection pooling"))
@@ -264,7 +321,9 @@ def test_live_index_on_redis(redis_server, search_kernel, kernel_cache, tmp_path
 
         with open_store(url) as store:  # another process's view: delete one, add one
             store.delete([p.id for p in store.iter_patterns() if p.metadata["name"] == "pool"])
-        seed_store(url, {"lock": "Take a distributed lock with a lease before touching shared state"})
+        seed_store(
+            url, {"lock": "Take a distributed lock with a lease before touching shared state"}
+        )
         deadline = time.monotonic() + 60
         while True:
             got = run(names("distributed lock with a lease"))

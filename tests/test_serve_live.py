@@ -69,7 +69,12 @@ def test_sqlite_file_from_before_the_feed_gets_it_on_a_writable_open(tmp_path):
     with SQLiteStore(path) as store:
         store.upsert([_p("a", 1)])
         with store._transaction() as conn:  # an older version's file: no feed
-            for name in ("changes_on_insert", "changes_on_update", "changes_on_delete", "changes_prune"):
+            for name in (
+                "changes_on_insert",
+                "changes_on_update",
+                "changes_on_delete",
+                "changes_prune",
+            ):
                 conn.execute(f"DROP TRIGGER {name}")
             conn.execute("DROP TABLE changes")
     with SQLiteStore(path, read_only=True) as old:

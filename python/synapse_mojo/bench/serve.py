@@ -68,7 +68,9 @@ class ServeBenchConfig:
     pilot_runs: int = 5
 
 
-def _stats(latencies_s: list[float], wall_s: float | None = None, errors: int = 0) -> dict[str, Any]:
+def _stats(
+    latencies_s: list[float], wall_s: float | None = None, errors: int = 0
+) -> dict[str, Any]:
     ms = sorted(x * 1e3 for x in latencies_s)
     out: dict[str, Any] = {
         "calls": len(ms),
@@ -77,7 +79,9 @@ def _stats(latencies_s: list[float], wall_s: float | None = None, errors: int = 
         "p99_ms": percentile(ms, 99),
         "errors": errors,
     }
-    out["calls_per_s"] = (len(ms) / wall_s) if wall_s else (1e3 / out["p50_ms"] if out["p50_ms"] else None)
+    out["calls_per_s"] = (
+        (len(ms) / wall_s) if wall_s else (1e3 / out["p50_ms"] if out["p50_ms"] else None)
+    )
     return out
 
 
@@ -88,7 +92,13 @@ def _free_port() -> int:
 
 
 def _env(runtime_dir: Path) -> dict[str, str]:
-    keep = ("SYNAPSE_KERNEL_CACHE", "SYNAPSE_EMBEDDINGS_URL", "SYNAPSE_EMBEDDINGS_MODEL", "SYNAPSE_FORCE_PYTHON", "SYNAPSE_THREADS")
+    keep = (
+        "SYNAPSE_KERNEL_CACHE",
+        "SYNAPSE_EMBEDDINGS_URL",
+        "SYNAPSE_EMBEDDINGS_MODEL",
+        "SYNAPSE_FORCE_PYTHON",
+        "SYNAPSE_THREADS",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNAPSE_") or k in keep}
     env["SYNAPSE_RUNTIME_DIR"] = str(runtime_dir)
     return env
@@ -140,7 +150,9 @@ class _Server:
                 self.proc.wait()
 
 
-async def _drive(sessions: list[Any], calls: int, max_results: int) -> tuple[list[float], float, int]:
+async def _drive(
+    sessions: list[Any], calls: int, max_results: int
+) -> tuple[list[float], float, int]:
     latencies: list[float] = []
     errors = 0
 
@@ -150,7 +162,9 @@ async def _drive(sessions: list[Any], calls: int, max_results: int) -> tuple[lis
             query = QUERIES[(n * 7 + i) % len(QUERIES)]
             started = time.perf_counter()
             try:
-                result = await session.call_tool("search_pattern_map", {"query": query, "max_results": max_results})
+                result = await session.call_tool(
+                    "search_pattern_map", {"query": query, "max_results": max_results}
+                )
                 ok = not result.isError and json.loads(result.content[0].text).get("results")
             except Exception:  # noqa: BLE001 - counted, the run goes on
                 ok = False
@@ -172,8 +186,12 @@ async def _mcp_http(url: str, clients: int, calls: int, max_results: int) -> dic
     async with AsyncExitStack() as stack:
         sessions = []
         for _ in range(clients):
-            client = await stack.enter_async_context(httpx.AsyncClient(timeout=httpx.Timeout(120, read=300)))
-            read, write, _ = await stack.enter_async_context(streamable_http_client(url, http_client=client))
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=httpx.Timeout(120, read=300))
+            )
+            read, write, _ = await stack.enter_async_context(
+                streamable_http_client(url, http_client=client)
+            )
             session = await stack.enter_async_context(ClientSession(read, write))
             await session.initialize()
             await session.call_tool("search_pattern_map", {"query": "warm-up", "max_results": 1})
@@ -191,17 +209,18 @@ async def _mcp_stdio(store_url: str, env: dict[str, str], clients_list: tuple[in
         command=CLI[0], args=[*CLI[1:], "serve", "--store", store_url, "--no-socket"], env=env
     )
     out = {}
-    async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write) as session:
-            await session.initialize()
-            await session.call_tool("search_pattern_map", {"query": "warm-up", "max_results": 1})
-            for clients in clients_list:
-                latencies, wall, errors = await _drive([session] * clients, calls, max_results)
-                out[clients] = _stats(latencies, wall, errors)
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        await session.call_tool("search_pattern_map", {"query": "warm-up", "max_results": 1})
+        for clients in clients_list:
+            latencies, wall, errors = await _drive([session] * clients, calls, max_results)
+            out[clients] = _stats(latencies, wall, errors)
     return out
 
 
-def _time_process(argv: list[str], env: dict[str, str], check_json: bool = False) -> tuple[float, bool]:
+def _time_process(
+    argv: list[str], env: dict[str, str], check_json: bool = False
+) -> tuple[float, bool]:
     started = time.perf_counter()
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
     elapsed = time.perf_counter() - started
@@ -214,14 +233,20 @@ def _time_process(argv: list[str], env: dict[str, str], check_json: bool = False
     return elapsed, ok
 
 
-def run_serve_benchmark(cfg: ServeBenchConfig, log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+def run_serve_benchmark(
+    cfg: ServeBenchConfig, log: Callable[[str], None] = lambda _m: None
+) -> dict[str, Any]:
     """Runs every path (see the module docstring); returns the ``serve`` benchmark document."""
     from ..bench.machine import machine_info
     from ..bench.report import new_document
     from ..patternmap import PatternMap
 
     doc = new_document("serve", command="synapse-mojo bench serve", machine=machine_info())
-    doc["parameters"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items() if k != "store_url"}
+    doc["parameters"] = {
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in vars(cfg).items()
+        if k != "store_url"
+    }
     records: list[dict[str, Any]] = doc["records"]
     with tempfile.TemporaryDirectory(prefix="synapse-bench-serve-") as tmp_name:
         tmp = Path(tmp_name)
@@ -249,18 +274,36 @@ def run_serve_benchmark(cfg: ServeBenchConfig, log: Callable[[str], None] = lamb
                 for clients in cfg.clients:
                     log(f"MCP over HTTP, {clients} clients")
                     stats = asyncio.run(_mcp_http(server.url, clients, cfg.calls, cfg.max_results))
-                    records.append({"path": "mcp", "transport": "http", "clients": clients, **stats})
+                    records.append(
+                        {"path": "mcp", "transport": "http", "clients": clients, **stats}
+                    )
             if "stdio" in cfg.transports:
                 log("MCP over stdio")
-                for clients, stats in asyncio.run(_mcp_stdio(store_url, served_env, cfg.clients, cfg.calls, cfg.max_results)).items():
-                    records.append({"path": "mcp", "transport": "stdio", "clients": clients, **stats})
+                for clients, stats in asyncio.run(
+                    _mcp_stdio(store_url, served_env, cfg.clients, cfg.calls, cfg.max_results)
+                ).items():
+                    records.append(
+                        {"path": "mcp", "transport": "stdio", "clients": clients, **stats}
+                    )
 
             log(f"process start-up, {cfg.startup_runs} interleaved rounds")
             cases = {
                 "python -c pass": ([sys.executable, "-c", "pass"], bare_env, False),
                 "synapse-mojo --help": ([*CLI, "--help"], bare_env, False),
                 "synapse-mojo search --help": ([*CLI, "search", "--help"], bare_env, False),
-                "cli-via-server": ([*CLI, "search", QUERIES[0], str(cfg.max_results), "--json", "--store", store_url], served_env, True),
+                "cli-via-server": (
+                    [
+                        *CLI,
+                        "search",
+                        QUERIES[0],
+                        str(cfg.max_results),
+                        "--json",
+                        "--store",
+                        store_url,
+                    ],
+                    served_env,
+                    True,
+                ),
             }
             times: dict[str, list[float]] = {name: [] for name in cases}
             failures = dict.fromkeys(cases, 0)
@@ -279,11 +322,26 @@ def run_serve_benchmark(cfg: ServeBenchConfig, log: Callable[[str], None] = lamb
         log(f"the pilot's path: {cfg.pilot_runs} fresh CLI processes, no server")
         pilot, pilot_errors = [], 0
         for i in range(cfg.pilot_runs):
-            argv = [*CLI, "search", QUERIES[i % len(QUERIES)], str(cfg.max_results), "--json", "--store", store_url]
+            argv = [
+                *CLI,
+                "search",
+                QUERIES[i % len(QUERIES)],
+                str(cfg.max_results),
+                "--json",
+                "--store",
+                store_url,
+            ]
             elapsed, ok = _time_process(argv, bare_env, True)
             pilot.append(elapsed)
             pilot_errors += 0 if ok else 1
-        records.append({"path": "pilot", "transport": "cli-process", "clients": 1, **_stats(pilot, errors=pilot_errors)})
+        records.append(
+            {
+                "path": "pilot",
+                "transport": "cli-process",
+                "clients": 1,
+                **_stats(pilot, errors=pilot_errors),
+            }
+        )
     doc["summary"] = _summary(records)
     return doc
 
@@ -307,7 +365,9 @@ def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
         "mcp_http_over_in_process": ratio(http, inproc),  # target <= 2
         "pilot_over_mcp_http": ratio(pilot, http),  # target >= 20
         "help_over_bare_ms": minus(p50("startup", "synapse-mojo --help"), bare),  # target <= 250
-        "search_help_over_bare_ms": minus(p50("startup", "synapse-mojo search --help"), bare),  # target <= 250
+        "search_help_over_bare_ms": minus(
+            p50("startup", "synapse-mojo search --help"), bare
+        ),  # target <= 250
         "cli_via_server_over_bare_ms": minus(p50("cli-via-server", "unix"), bare),  # target <= 350
         "errors": sum(r["errors"] for r in records),
     }

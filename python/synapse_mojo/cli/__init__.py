@@ -35,7 +35,10 @@ COMMANDS = {
         "Check the pattern store, Redis, the embedder and the tools; say if ready for MCP.",
     ),
     "kernels": ("synapse_mojo.cli.kernels", "Build and inspect the Mojo kernels."),
-    "patterns": ("synapse_mojo.cli.patterns", "Import, add, search, inspect and export the pattern map."),
+    "patterns": (
+        "synapse_mojo.cli.patterns",
+        "Import, add, search, inspect and export the pattern map.",
+    ),
     "router": (
         "synapse_mojo.cli.router",
         "Inspect the message router: depths, rates, consumers, dead letters.",
@@ -72,7 +75,9 @@ class _RichLogHandler(logging.Handler):
         if self._inner is None:
             from rich.logging import RichHandler
 
-            self._inner = RichHandler(console=__getattr__("err_console"), show_path=False, show_time=False)
+            self._inner = RichHandler(
+                console=__getattr__("err_console"), show_path=False, show_time=False
+            )
             self._inner.setFormatter(logging.Formatter("%(message)s"))
         self._inner.handle(record)
 

@@ -55,7 +55,9 @@ def _connection(timeout: float) -> tuple[http.client.HTTPConnection, str] | None
             return _UnixConnection(configured[5:].removeprefix("//"), timeout), "/call"
         parts = urlsplit(configured)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"{SERVER_ENV}: expected http://host:port or unix:/path, got {redact(configured)!r}")
+            raise ConfigError(
+                f"{SERVER_ENV}: expected http://host:port or unix:/path, got {redact(configured)!r}"
+            )
         cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         base = parts.path.rstrip("/").removesuffix("/mcp")
         return cls(parts.hostname, parts.port, timeout=timeout), f"{base}/call"
@@ -65,7 +67,9 @@ def _connection(timeout: float) -> tuple[http.client.HTTPConnection, str] | None
     return None
 
 
-def call(tool: str, arguments: dict[str, Any], *, store_url: str | None = None, timeout: float = 60.0) -> Any:
+def call(
+    tool: str, arguments: dict[str, Any], *, store_url: str | None = None, timeout: float = 60.0
+) -> Any:
     """The tool's result from a running server, or None when there is none to ask (or it
     serves another store). A refused argument raises ``InvalidInputError``, a refused token
     ``ConfigError``."""

@@ -29,7 +29,9 @@ INSTRUCTIONS = (
     "pattern_stats, check_system_health; send_message/receive_messages when a router is set."
 )
 
-Query = Annotated[str, Field(description="What to look for, in words.", max_length=_LIMITS.query_chars)]
+Query = Annotated[
+    str, Field(description="What to look for, in words.", max_length=_LIMITS.query_chars)
+]
 MaxResults = Annotated[int, Field(ge=1, le=_LIMITS.max_results)]
 
 
@@ -63,14 +65,20 @@ def build_server(service: PatternService, *, host: str = "127.0.0.1", port: int 
 
     @mcp.tool()
     def search_pattern_map(
-        query: Query, ctx: Context, max_results: Annotated[int, Field(ge=0, le=_LIMITS.max_results)] = 10
+        query: Query,
+        ctx: Context,
+        max_results: Annotated[int, Field(ge=0, le=_LIMITS.max_results)] = 10,
     ) -> str:
         """Search the Synapse Pattern Map for relevant patterns, solutions, and best practices.
 
         Returns the Synapse pilot's JSON document: query, max_results, latency_ms and results
         (id, name, description, language, type, similarity), best first.
         """
-        return json.dumps(_call(_service(ctx).search_pattern_map, query, max_results), indent=2, ensure_ascii=False)
+        return json.dumps(
+            _call(_service(ctx).search_pattern_map, query, max_results),
+            indent=2,
+            ensure_ascii=False,
+        )
 
     @mcp.tool()
     def check_system_health(ctx: Context) -> str:
@@ -85,7 +93,9 @@ def build_server(service: PatternService, *, host: str = "127.0.0.1", port: int 
         top_k: MaxResults = 5,
         filter: Annotated[
             dict[str, Any] | None,
-            Field(description="Metadata that every hit must have: key -> value (a list means any of)."),
+            Field(
+                description="Metadata that every hit must have: key -> value (a list means any of)."
+            ),
         ] = None,
     ) -> dict[str, Any]:
         """Rank the whole pattern map against a query by exact cosine similarity.
@@ -96,7 +106,9 @@ def build_server(service: PatternService, *, host: str = "127.0.0.1", port: int 
         return _call(_service(ctx).search_patterns, query, top_k, filter)
 
     @mcp.tool()
-    def get_pattern(id: Annotated[str, Field(max_length=_LIMITS.id_chars)], ctx: Context) -> dict[str, Any]:
+    def get_pattern(
+        id: Annotated[str, Field(max_length=_LIMITS.id_chars)], ctx: Context
+    ) -> dict[str, Any]:
         """One pattern by id: text, metadata, timestamps and relations."""
         return _call(_service(ctx).get_pattern, id)
 
@@ -119,7 +131,9 @@ def build_server(service: PatternService, *, host: str = "127.0.0.1", port: int 
 
         @mcp.tool()
         def send_message(
-            destination: Annotated[str, Field(description="The tract to send to: internal or external.")],
+            destination: Annotated[
+                str, Field(description="The tract to send to: internal or external.")
+            ],
             ctx: Context,
             payload: Any = None,
             priority: Annotated[int, Field(ge=0, le=9)] = 2,
@@ -130,7 +144,9 @@ def build_server(service: PatternService, *, host: str = "127.0.0.1", port: int 
 
         @mcp.tool()
         def receive_messages(
-            tract: Annotated[str, Field(description="The tract to receive for: internal or external.")],
+            tract: Annotated[
+                str, Field(description="The tract to receive for: internal or external.")
+            ],
             ctx: Context,
             max_n: Annotated[int, Field(ge=1, le=_LIMITS.receive_max_n)] = 10,
         ) -> dict[str, Any]:
@@ -142,4 +158,10 @@ def build_server(service: PatternService, *, host: str = "127.0.0.1", port: int 
 
 
 #: Tools the plain JSON endpoint (``POST /call``, used by the CLI) may call.
-CALLABLE = ("search_pattern_map", "search_patterns", "get_pattern", "pattern_stats", "check_system_health")
+CALLABLE = (
+    "search_pattern_map",
+    "search_patterns",
+    "get_pattern",
+    "pattern_stats",
+    "check_system_health",
+)

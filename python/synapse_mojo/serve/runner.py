@@ -29,8 +29,8 @@ from typing import Any
 
 from .._urls import redact, redact_text
 from ..errors import ConfigError, SynapseError
-from .paths import default_socket, private_dir, trusted_socket
 from .client import store_fingerprint
+from .paths import default_socket, private_dir, trusted_socket
 from .service import PatternService
 
 log = logging.getLogger("synapse_mojo.serve")
@@ -115,7 +115,9 @@ def call_route(service: PatternService) -> Any:
         if wanted not in service.fingerprints:
             return JSONResponse({"error": "this server serves another store"}, status_code=409)
         if tool not in CALLABLE:
-            return JSONResponse({"error": f"unknown tool {tool!r}; callable: {list(CALLABLE)}"}, status_code=404)
+            return JSONResponse(
+                {"error": f"unknown tool {tool!r}; callable: {list(CALLABLE)}"}, status_code=404
+            )
         try:
             result = getattr(service, tool)(**arguments)
         except TypeError as exc:
@@ -148,7 +150,9 @@ def _claim_socket(path: Path) -> bool:
     if not path.exists() and not path.is_symlink():
         return True
     if not trusted_socket(path):
-        raise ConfigError(f"{path} exists and is not a socket of this user: remove it or pass --socket PATH")
+        raise ConfigError(
+            f"{path} exists and is not a socket of this user: remove it or pass --socket PATH"
+        )
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(str(path))
@@ -191,7 +195,11 @@ async def serve(options: ServeOptions, *, ready: Any = None) -> None:
             if _claim_socket(candidate):
                 socket_path = candidate
                 app = BearerAuth(Starlette(routes=[call_route(service)]), token)
-                servers.append(_Server(uvicorn.Config(app, uds=str(candidate), lifespan="off", log_level="warning")))
+                servers.append(
+                    _Server(
+                        uvicorn.Config(app, uds=str(candidate), lifespan="off", log_level="warning")
+                    )
+                )
             else:
                 log.warning("another server listens on %s: not serving the CLI socket", candidate)
         if options.transport == "http":
@@ -217,7 +225,11 @@ async def serve(options: ServeOptions, *, ready: Any = None) -> None:
         for task in tasks:
             if task.done() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
-        where = [f"http://{options.host}:{options.port}/mcp"] if options.transport == "http" else ["stdio"]
+        where = (
+            [f"http://{options.host}:{options.port}/mcp"]
+            if options.transport == "http"
+            else ["stdio"]
+        )
         if socket_path is not None:
             where.append(f"unix:{socket_path}")
         log.info("serving %s on %s", redact(service.pmap.store.url), ", ".join(where))
@@ -226,7 +238,7 @@ async def serve(options: ServeOptions, *, ready: Any = None) -> None:
         await stop.wait()
         for s in servers:
             s.should_exit = True
-        for task in tasks[len(servers):]:
+        for task in tasks[len(servers) :]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:

@@ -134,19 +134,31 @@ class PatternService:
         embedder; Redis is the router's when it is a Redis URL."""
         from ..compat.tools import health_report
 
-        redis_url = self.router_url if (self.router_url or "").startswith(("redis://", "rediss://", "unix://")) else None
-        return health_report(redis_url=redis_url.split("?", 1)[0] if redis_url else None, pmap=self.pmap)
+        redis_url = (
+            self.router_url
+            if (self.router_url or "").startswith(("redis://", "rediss://", "unix://"))
+            else None
+        )
+        return health_report(
+            redis_url=redis_url.split("?", 1)[0] if redis_url else None, pmap=self.pmap
+        )
 
     # ------------------------------------------------------------------ pattern map
 
-    def search_patterns(self, query: str, top_k: int = 5, filter: dict[str, Any] | None = None) -> dict[str, Any]:
+    def search_patterns(
+        self, query: str, top_k: int = 5, filter: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         _check_str(query, "query", self.limits.query_chars)
         _check_int(top_k, "top_k", 1, self.limits.max_results)
         if filter is not None:
             if not isinstance(filter, dict):
-                raise InvalidTypeError(f"filter must be an object of metadata key -> value, got {type(filter).__name__}")
+                raise InvalidTypeError(
+                    f"filter must be an object of metadata key -> value, got {type(filter).__name__}"
+                )
             if len(filter) > self.limits.filter_keys:
-                raise InvalidInputError(f"filter has {len(filter)} keys; the limit is {self.limits.filter_keys}")
+                raise InvalidInputError(
+                    f"filter has {len(filter)} keys; the limit is {self.limits.filter_keys}"
+                )
             _json_size(filter, "filter")
         started = time.perf_counter()
         result = self.pmap.search_detailed(query, top_k=top_k, filter=filter or None)
@@ -193,10 +205,16 @@ class PatternService:
                 raise InvalidTypeError(f"metadata must be an object, got {type(metadata).__name__}")
             size = _json_size(metadata, "metadata")
             if size > self.limits.metadata_bytes:
-                raise InvalidInputError(f"metadata is {size} bytes of JSON; the limit is {self.limits.metadata_bytes}")
+                raise InvalidInputError(
+                    f"metadata is {size} bytes of JSON; the limit is {self.limits.metadata_bytes}"
+                )
         pattern = self.pmap.add_text(text, metadata or {})
         existed = pattern.created_at != pattern.updated_at
-        return {"id": pattern.id, "updated": existed, "indexed": pattern.id in (self.pmap.index or ())}
+        return {
+            "id": pattern.id,
+            "updated": existed,
+            "indexed": pattern.id in (self.pmap.index or ()),
+        }
 
     def pattern_stats(self) -> dict[str, Any]:
         stats = self.pmap.stats()
@@ -212,7 +230,9 @@ class PatternService:
             raise InvalidInputError("no router is configured: start the server with --router-url")
         return self.router
 
-    def send_message(self, destination: str, payload: Any = None, priority: int = 2) -> dict[str, Any]:
+    def send_message(
+        self, destination: str, payload: Any = None, priority: int = 2
+    ) -> dict[str, Any]:
         from ..router.message import Tract
 
         router = self._require_router()
@@ -220,10 +240,17 @@ class PatternService:
         _check_int(priority, "priority", 0, 9)
         size = _json_size(payload, "payload")
         if size > self.limits.payload_bytes:
-            raise InvalidInputError(f"payload is {size} bytes of JSON; the limit is {self.limits.payload_bytes}")
+            raise InvalidInputError(
+                f"payload is {size} bytes of JSON; the limit is {self.limits.payload_bytes}"
+            )
         source = Tract.EXTERNAL if target is Tract.INTERNAL else Tract.INTERNAL
         message = router.send(source, target, payload, priority=priority)
-        return {"id": message.id, "source": source.value, "destination": target.value, "priority": priority}
+        return {
+            "id": message.id,
+            "source": source.value,
+            "destination": target.value,
+            "priority": priority,
+        }
 
     def receive_messages(self, tract: str, max_n: int = 10) -> dict[str, Any]:
         from ..router.message import Tract
