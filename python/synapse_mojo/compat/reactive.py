@@ -52,6 +52,7 @@ from typing import Any
 from ..errors import InvalidInputError, QueueFullError, RouterClosedError
 from ..router.aio import AsyncRouter
 from ..router.compat import (
+    _PRIORITIES,
     Message,
     MessagePriority,
     MessageStats,
@@ -59,7 +60,6 @@ from ..router.compat import (
     _tract,
     pilot_core_message,
     pilot_message,
-    _PRIORITIES,
 )
 from ..router.message import Message as CoreMessage
 from ..router.message import Tract
