@@ -195,3 +195,31 @@ def test_task_names_map_to_features():
     assert feature_for_task("semantic_pattern_match") == "pattern_search"
     assert feature_for_task("route_messages") == "message_router"
     assert feature_for_task("cosine_similarity_batch") == "vector_engine"
+
+
+PILOT_MODULES = {
+    "runtime_adapter": ["Runtime", "RuntimeResult", "RuntimeAdapter", "get_runtime_adapter"],
+    "config": ["MOJO_FEATURES", "ROLLOUT_CONFIG", "MOJO_CONFIG", "PERFORMANCE_THRESHOLDS", "MONITORING_CONFIG",
+               "get_mojo_feature_enabled", "set_mojo_feature", "get_rollout_percentage", "is_mojo_available"],
+    "pattern_search": ["PatternSearch", "create_pattern_search"],
+    "message_router": ["TractType", "MessagePriority", "Message", "MessageStats", "MessageRouter",
+                       "MessageRouterPython", "MessageRouterMojo", "get_message_router"],
+    "reactive_message_router": ["ReactiveCorpusCallosum", "BackpressureConfig", "CircuitBreakerConfig", "CircuitState",
+                                "CircuitOpenError", "CircuitBreaker", "EmergenceEvent", "PatternSynthesizer",
+                                "TractType", "MessagePriority", "Message", "MessageStats", "ConsciousnessMetrics",
+                                "get_reactive_message_router"],
+    "event_store": ["ConsciousnessMetrics", "EventLogEntry", "InMemoryEventStore", "RedisEventStore", "create_event_store"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PILOT_MODULES))
+def test_every_pilot_module_has_a_namesake_with_its_names(module):
+    """Changing `from <module> import X` to `from synapse_mojo.compat.<module> import X` is enough."""
+    import importlib
+
+    import synapse_mojo.compat as compat
+
+    mod = importlib.import_module(f"synapse_mojo.compat.{module}")
+    missing = [name for name in PILOT_MODULES[module] if not hasattr(mod, name)]
+    assert not missing, f"synapse_mojo.compat.{module} lacks {missing}"
+    assert not [name for name in PILOT_MODULES[module] if not hasattr(compat, name)]
