@@ -424,7 +424,12 @@ def test_health_report(closed_port, monkeypatch, logs):
 
 
 def test_serve_client_and_service(closed_port, monkeypatch, logs):
-    from synapse_mojo.serve.client import call
+    from synapse_mojo.serve.client import call, store_fingerprint
+
+    # What the CLI sends to name its store is derived from the redacted URL only.
+    url = f"redis://:{ENC}@127.0.0.1:{closed_port}/0"
+    assert store_fingerprint(url) == store_fingerprint(redact(url))
+    assert store_fingerprint(url) != store_fingerprint(url.replace("127.0.0.1", "localhost"))
     from synapse_mojo.serve.service import PatternService
 
     monkeypatch.setenv("SYNAPSE_SERVER_URL", f"ftp://user:{ENC}@127.0.0.1:{closed_port}")

@@ -28,8 +28,9 @@ TOKEN_ENV = "SYNAPSE_SERVE_TOKEN"
 
 
 def store_fingerprint(url: str) -> str:
-    """Identifies a store URL without sending it (it may carry a password)."""
-    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:32]
+    """Identifies a store URL without sending it: a hash of its redacted form, so that nothing
+    derived from a password leaves the process (the password does not name the store)."""
+    return hashlib.sha256(redact(url.strip()).encode("utf-8")).hexdigest()[:32]
 
 
 class _UnixConnection(http.client.HTTPConnection):
