@@ -22,6 +22,7 @@ CASE_KEYS: dict[str, tuple[str, ...]] = {
     "search": ("backend", "n", "dim", "k", "mode", "batch_size"),
     "router": ("backend", "mode", "batch_size", "messages"),
     "serve": ("path", "transport", "clients"),
+    "recall": ("dataset", "backend", "method", "n", "dim", "k"),
 }
 
 #: Fields every record of a suite must carry.
@@ -29,6 +30,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "search": ("backend", "n", "dim", "k", "mode", "p50_ms", "p95_ms", "p99_ms", "qps", "gbps", "recall_at_k"),
     "router": ("backend", "mode", "messages", "msgs_per_s", "p50_ms", "p95_ms", "p99_ms", "lost"),
     "serve": ("path", "transport", "clients", "calls", "p50_ms", "p95_ms", "p99_ms", "calls_per_s", "errors"),
+    "recall": ("dataset", "backend", "method", "n", "dim", "k", "recall_at_k", "p50_ms"),
 }
 
 #: Columns of the markdown table, per suite: (field, header, format).
@@ -70,6 +72,19 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("p99_ms", "p99 ms", "{:.2f}"),
         ("calls_per_s", "calls/s", "{:,.1f}"),
         ("errors", "errors", "{}"),
+    ),
+    "recall": (
+        ("dataset", "dataset", "{}"),
+        ("method", "method", "{}"),
+        ("n", "N", "{:,}"),
+        ("dim", "d", "{}"),
+        ("k", "k", "{}"),
+        ("recall_at_k", "recall@k", "{:.4f}"),
+        ("p50_ms", "p50 ms", "{:.3f}"),
+        ("p50_vs_int8_fixed", "p50 / int8-fixed", "{:.2f}x"),
+        ("mean_candidates", "candidates (mean)", "{:,.0f}"),
+        ("max_candidates", "candidates (max)", "{:,}"),
+        ("exact_fallbacks", "f32 fallbacks", "{}"),
     ),
 }
 
@@ -145,7 +160,7 @@ def markdown_table(doc: dict[str, Any], records: Iterable[dict[str, Any]] | None
     rows = list(records if records is not None else doc["records"])
     lines = [
         "| " + " | ".join(h for _, h, _ in columns) + " |",
-        "| " + " | ".join("---" if f in ("backend", "mode", "path", "transport") else "---:" for f, _, _ in columns) + " |",
+        "| " + " | ".join("---" if f in ("backend", "mode", "path", "transport", "dataset", "method") else "---:" for f, _, _ in columns) + " |",
     ]
     for record in rows:
         lines.append("| " + " | ".join(_cell(record, f, fmt) for f, _, fmt in columns) + " |")

@@ -25,9 +25,10 @@ import numpy as np
 
 from ..config import available_cores
 from ..runtime.metrics import percentile
+from ..search.base import score_tolerance
 from ..search.index import DEFAULT_RERANK_FACTOR
 from ..search.mojo_backend import MojoSearchBackend
-from ..search.quantization import ScalarQuantizer, quantize_query
+from ..search.quantization import ScalarQuantizer, certified_topk_int8, next_start, quantize_query, rank_bound
 from ..search.reference import PythonSearchBackend
 from .machine import machine_info, measure_read_bandwidth
 from .report import new_document
@@ -111,10 +112,18 @@ class MojoInt8(Runner):
         self.matrix = matrix
         self.quantizer = ScalarQuantizer.fit(matrix)
         self.codes = self.quantizer.encode(matrix)
+        self.start = 0
 
     def single(self, q):
+        # As PatternIndex searches: candidates grown until the error bound certifies the top-k.
         qi = quantize_query(q, self.quantizer.scale)
-        return self.backend.topk_int8(self.codes, self.matrix, qi, q, self.k, self.k * self.rerank_factor).rows
+        start = max(self.k * self.rerank_factor, self.start)
+        top, used = certified_topk_int8(
+            self.backend, self.codes, self.matrix, qi, q, self.k, start, None,
+            rank_bound(q, self.quantizer, qi), score_tolerance(self.matrix.shape[1]),
+        )
+        self.start = next_start(start, used)
+        return top.rows
 
     def bytes_per_query(self, n, d, k):
         return n * d + k * self.rerank_factor * d * 4

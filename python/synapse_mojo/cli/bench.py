@@ -11,6 +11,11 @@ SUBCOMMANDS = {
         "synapse_mojo.cli.bench_compare",
         "Compare two benchmark JSON documents of one suite (e.g. x86_64 vs aarch64).",
     ),
+    "recall": (
+        "synapse_mojo.cli.bench_recall",
+        "int8 recall@k on Gaussian, clustered and real (MiniLM docstring) embeddings: fixed rerank "
+        "vs the certified search vs float32.",
+    ),
     "router": (
         "synapse_mojo.cli.bench_router",
         "In-process router (Mojo, heapq) vs a queue.PriorityQueue router, and the Redis Streams "

@@ -28,10 +28,11 @@ from typing import Any, Callable
 import numpy as np
 
 from ..runtime.adapter import FeatureRuntime, Outcome, Runtime, get_runtime
-from .base import BatchTopK, SearchBackend, TopK, batch_results_agree, results_agree
+from .base import BatchTopK, SearchBackend, TopK, batch_results_agree, results_agree, score_tolerance
 from .dispatch import Crossovers, calibrate, shipped_crossovers
 from .mojo_backend import MojoSearchBackend
 from .numpy_backend import NumpySearchBackend
+from .quantization import RankBound, certified_topk_int8
 
 log = logging.getLogger("synapse_mojo.search")
 
@@ -70,6 +71,28 @@ def measured_crossovers() -> Crossovers | None:
     """The crossovers measured in this process after the kernel's self-check, if any."""
     values = list(_Calibration.measured.values())
     return values[-1] if values else None
+
+
+class _Faulted:
+    """A Mojo backend seen through one call's fault code, for operations of several calls."""
+
+    __slots__ = ("mojo", "fault")
+
+    def __init__(self, mojo: MojoSearchBackend, fault: int) -> None:
+        self.mojo, self.fault = mojo, fault
+
+    def topk(self, matrix: np.ndarray, query: np.ndarray, k: int, mask: np.ndarray | None = None) -> TopK:
+        return self.mojo.topk_with(self.fault, matrix, query, k, mask)
+
+    def topk_int8(self, codes, vectors, query_i8, query, k, candidates, mask=None) -> TopK:  # type: ignore[no-untyped-def]
+        return self.mojo.topk_int8_with(self.fault, codes, vectors, query_i8, query, k, candidates, mask)
+
+
+def _certified(backend: Any, codes, vectors, query_i8, query, k, candidates, mask, bound, tolerance, used) -> TopK:  # type: ignore[no-untyped-def]
+    top, count = certified_topk_int8(backend, codes, vectors, query_i8, query, k, candidates, mask, bound, tolerance)
+    if used is not None:
+        used.append(count)
+    return top
 
 
 class AdaptiveSearchBackend(SearchBackend):
@@ -198,6 +221,12 @@ class AdaptiveSearchBackend(SearchBackend):
     def _mojo_int8(self, kernel: ModuleType, fault: int, *args: Any) -> TopK:
         return self._mojo_for(kernel).topk_int8_with(fault, *args)
 
+    def _mojo_int8_certified(self, kernel: ModuleType, fault: int, *args: Any) -> TopK:
+        return _certified(_Faulted(self._mojo_for(kernel), fault), *args)
+
+    def _numpy_int8_certified(self, *args: Any) -> TopK:
+        return _certified(self.numpy, *args)
+
     # ------------------------------------------------------------------ outcomes
 
     def topk_outcome(
@@ -260,13 +289,29 @@ class AdaptiveSearchBackend(SearchBackend):
         k: int,
         candidates: int,
         mask: np.ndarray | None = None,
+        *,
+        bound: RankBound | None = None,
+        used: list[int] | None = None,
     ) -> Outcome[TopK]:
+        """``topk_int8`` and who answered. With ``bound`` (``quantization.rank_bound``), the
+        certified search instead (``quantization.certified_topk_int8``: the exact top-k,
+        ``candidates`` is where it starts); the candidates it ended with are appended to
+        ``used``."""
         feature = self._features()[0]
+        if bound is None:
+            return feature.call(
+                "topk_int8",
+                self._mojo_int8,
+                self.numpy.topk_int8,
+                (codes, vectors, query_i8, query, k, candidates, mask),
+                self._same_for(query.shape[0]),
+            )
+        tolerance = score_tolerance(query.shape[0])
         return feature.call(
             "topk_int8",
-            self._mojo_int8,
-            self.numpy.topk_int8,
-            (codes, vectors, query_i8, query, k, candidates, mask),
+            self._mojo_int8_certified,
+            self._numpy_int8_certified,
+            (codes, vectors, query_i8, query, k, candidates, mask, bound, tolerance, used),
             self._same_for(query.shape[0]),
         )
 

@@ -21,9 +21,13 @@ Behaviour worth knowing:
   ``{"lang": ["py", "go"]}``: any of) answered from an inverted index, or a callable ``metadata -> bool`` evaluated in Python on
   every live pattern (flexible but O(N) per query).
 * ``quantization="int8"`` keeps a uint8 copy of every row (a quarter of the float32 bytes) and
-  searches it first, then re-scores the best ``top_k * rerank_factor`` rows exactly: scores
-  are exact, the ranking is approximate (recall@10 >= 0.99 with the default factor on our
-  benchmark data; ``search(..., exact=True)`` scans float32).
+  searches it first, re-scores the best ``max(top_k * rerank_factor, recent need)`` rows
+  exactly, and grows that candidate set until the quantisation error bound
+  (``search.quantization.RankBound``) proves no other row can enter the top k: scores and
+  ranking are exact on any data; near-duplicates cost more candidates (``exact=True`` scans
+  float32 directly).
+* Metadata must be JSON values (validated at ``upsert``), so it round-trips exactly through
+  ``save``/``load`` and the stores.
 * A loaded index is memory-mapped read-only; its first update copies the arrays into memory.
 * Thread-safe: searches share a lock, updates take it exclusively, so a kernel never reads a
   buffer that an update is replacing. A waiting update goes before searches that arrive after
@@ -48,7 +52,7 @@ from ..errors import DamagedIndexError, EmptyIndexError, InvalidInputError, Inva
 from ..runtime.adapter import Outcome, Runtime, get_runtime
 from .adaptive import AdaptiveSearchBackend
 from .base import BatchTopK, TopK
-from .quantization import ScalarQuantizer, quantize_query
+from .quantization import ScalarQuantizer, next_start, quantize_query, rank_bound
 from .storage import LazyJsonLines, read_index, write_index
 from .validation import as_ids, as_matrix, as_metadata, as_queries, as_query, as_top_k
 
@@ -209,6 +213,7 @@ class PatternIndex:
         self._backend = AdaptiveSearchBackend(runtime)
         self._view: np.ndarray | None = None  # the last storage view searched (see _prepare)
         self._reset_storage(capacity)
+        self._candidates_hint = 0  # int8: candidates the last query needed (a start, not a limit)
 
     def _reset_storage(self, capacity: int) -> None:
         capacity = max(capacity, 16)
@@ -467,9 +472,14 @@ class PatternIndex:
             if use_codes:
                 codes = self._codes[: self._n]  # type: ignore[index]
                 qi = quantize_query(q, self._quantizer.scale)  # type: ignore[union-attr]
+                bound = rank_bound(q, self._quantizer, qi)  # type: ignore[arg-type]
+                candidates = max(k * self.rerank_factor, self._candidates_hint)
+                used: list[int] = []
                 outcome = self._backend.topk_int8_outcome(
-                    codes, matrix, qi, q, k, k * self.rerank_factor, mask
+                    codes, matrix, qi, q, k, candidates, mask, bound=bound, used=used
                 )
+                if used:  # the next query starts where this one ended
+                    self._candidates_hint = next_start(candidates, used[-1])
             else:
                 outcome = self._backend.topk_outcome(matrix, q, k, mask, pinned=True)
             ids, metas = self._ids, self._meta
