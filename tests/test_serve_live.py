@@ -101,3 +101,37 @@ def test_live_index_applies_small_changes_and_rebuilds_on_a_gap(tmp_path):
             writer.upsert([_p("d", 4)])
             live.poll()
             assert sorted(pmap.index.ids()) == ["d"]
+
+
+def test_saved_index_beside_the_store_is_opened_mapped_while_the_store_is_unchanged(tmp_path):
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    with open_store(url) as writer:
+        writer.upsert([_p("a", 1), _p("b", 2)])
+    with PatternMap(open_store(url), saved_index=True) as cold:
+        cold.start()
+        assert cold.index_source == "store"  # built, then saved beside the store
+    assert (tmp_path / "p.db.index").is_dir() and (tmp_path / "p.db.index.json").is_file()
+    with PatternMap(open_store(url), saved_index=True) as warm:
+        warm.start()
+        assert warm.index_source == "saved" and warm.index.info()["memory_mapped"]
+        assert sorted(warm.index.ids()) == ["a", "b"]
+    with open_store(url) as writer:
+        writer.upsert([_p("c", 3)])
+    with PatternMap(open_store(url), saved_index=True) as changed:
+        changed.start()
+        assert changed.index_source == "store" and sorted(changed.index.ids()) == ["a", "b", "c"]
+
+
+def test_saved_index_leaves_foreign_files_alone(tmp_path):
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    with open_store(url) as writer:
+        writer.upsert([_p("a", 1)])
+    (tmp_path / "p.db.index.json").write_text("my notes")
+    (tmp_path / "p.db.index").mkdir()
+    (tmp_path / "p.db.index" / "mine.txt").write_text("keep me")
+    for _ in range(2):
+        with PatternMap(open_store(url), saved_index=True) as pmap:
+            pmap.start()
+            assert pmap.index_source == "store"
+    assert (tmp_path / "p.db.index.json").read_text() == "my notes"
+    assert (tmp_path / "p.db.index" / "mine.txt").read_text() == "keep me"

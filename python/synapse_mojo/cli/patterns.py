@@ -76,12 +76,14 @@ def _parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
     return out
 
 
-def _open(store_url: str | None, *, start: bool, progress: bool = False, search: str = "memory") -> PatternMap:
+def _open(
+    store_url: str | None, *, start: bool, progress: bool = False, search: str = "memory", saved_index: bool = False
+) -> PatternMap:
     from ..patternmap import PatternMap
     from ..stores import default_store_url
 
     url = store_url or default_store_url()
-    return PatternMap.open(url, start=start, progress=progress, search=search)
+    return PatternMap.open(url, start=start, progress=progress, search=search, saved_index=saved_index)
 
 
 def _interactive() -> bool:
@@ -158,7 +160,7 @@ def search(query: str, top_k: int, filters: tuple[str, ...], mode: str, store_ur
     flt = _parse_pairs(filters, "--filter") or None
     if mode == "memory" and _search_on_server(query, top_k, flt, store_url, as_json):
         return
-    with _open(store_url, start=True, progress=not as_json and _interactive(), search=mode) as pmap:
+    with _open(store_url, start=True, progress=not as_json and _interactive(), search=mode, saved_index=True) as pmap:
         result = pmap.search_detailed(query, top_k=top_k, filter=flt)
         if as_json:
             click.echo(json.dumps({

@@ -28,7 +28,9 @@ warning (e.g. the same MiniLM served by MAX).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ from ..errors import (
     EmptyIndexError,
     InvalidInputError,
     InvalidTypeError,
+    SynapseError,
     UnknownIdError,
 )
 from ..runtime.adapter import Runtime
@@ -56,6 +59,8 @@ from .progress import progress_bar
 log = logging.getLogger("synapse_mojo.patternmap")
 
 SEARCH_MODES = ("memory", "store")
+#: Version of the token file written beside a saved index (``<store>.index.json``).
+_SAVED_FORMAT = "synapse-mojo-saved-index/1"
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,7 @@ class PatternMap:
         runtime: Runtime | None = None,
         search: str = "memory",
         embed_batch: int = 64,
+        saved_index: bool = False,
     ) -> None:
         if search not in SEARCH_MODES:
             raise InvalidInputError(f"search={search!r}: expected one of {list(SEARCH_MODES)}")
@@ -128,6 +134,10 @@ class PatternMap:
         self.index: PatternIndex | None = None
         self.started = False  # the index is built and kept in step only after start()
         self.not_indexed = 0  # patterns left out of the index (no embedding, read-only store)
+        #: Keep the index saved beside the store (SQLite files) and open it memory-mapped on
+        #: start while the store has not changed since (its change-feed token says so).
+        self.saved_index = saved_index
+        self.index_source = "none"  # "store" (built) or "saved" (opened beside the store)
 
     @classmethod
     def open(
@@ -139,11 +149,12 @@ class PatternMap:
         search: str = "memory",
         progress: bool = False,
         start: bool = True,
+        saved_index: bool = False,
     ) -> PatternMap:
         """Opens the store at ``url`` (default: ``SYNAPSE_STORE_URL`` or the user data file)."""
         store = open_store(url)
         try:
-            pmap = cls(store, embedder, runtime=runtime, search=search)
+            pmap = cls(store, embedder, runtime=runtime, search=search, saved_index=saved_index)
             if start:
                 pmap.start(progress=progress)
             return pmap
@@ -206,6 +217,10 @@ class PatternMap:
         if self.search_mode == "store":
             self._sync_store_vectors(progress)
             return 0
+        saved = self._saved_index_paths()
+        token = self.store.changes().token if saved is not None else None
+        if saved is not None and token is not None and self._open_saved_index(saved, token):
+            return len(self.index)  # type: ignore[arg-type]
         total = self.store.count()
         info = self.store.info()
         dim = info.get(INFO_EMBEDDING_DIM)
@@ -231,7 +246,10 @@ class PatternMap:
                     index.upsert([p.id for p in embedded], vectors, [p.metadata for p in embedded])
                 advance(len(batch))
         self.index = index
+        self.index_source = "store"
         self.not_indexed = 0
+        if saved is not None and token is not None and not missing and index is not None:
+            self._save_index(saved, token)
         if missing:
             if self.store.read_only:
                 self.not_indexed = len(missing)
@@ -240,6 +258,49 @@ class PatternMap:
             else:
                 self.upsert(missing, progress=progress)
         return len(self.index) if self.index is not None else 0
+
+    # ------------------------------------------------------------------ saved index
+
+    def _saved_index_paths(self) -> tuple[Path, Path] | None:
+        """(index directory, token file) beside a SQLite file store, when ``saved_index``."""
+        path = getattr(self.store, "path", None)
+        if not self.saved_index or self.store.backend != "sqlite" or not isinstance(path, Path):
+            return None
+        return path.with_name(path.name + ".index"), path.with_name(path.name + ".index.json")
+
+    def _open_saved_index(self, paths: tuple[Path, Path], token: Any) -> bool:
+        """Opens the saved index (memory-mapped, checksums verified) if it was saved at
+        ``token``; False (and a rebuild) for anything else."""
+        directory, token_file = paths
+        try:
+            note = json.loads(token_file.read_text(encoding="utf-8"))
+            if not isinstance(note, dict) or note.get("format") != _SAVED_FORMAT or note.get("token") != token:
+                return False
+            index = PatternIndex.load(directory, runtime=self._runtime, mmap=True)
+        except (OSError, ValueError, SynapseError) as exc:
+            log.debug("saved index beside %s not used: %s", self.store.url, exc)
+            return False
+        if note.get("count") != len(index):
+            return False
+        self.index, self.index_source, self.not_indexed = index, "saved", 0
+        return True
+
+    def _save_index(self, paths: tuple[Path, Path], token: Any) -> None:
+        """Saves the index beside the store, then the token it matches (best effort: a store in
+        a read-only place just rebuilds every time). Only our own files are replaced."""
+        directory, token_file = paths
+        try:
+            if token_file.exists():
+                old = json.loads(token_file.read_text(encoding="utf-8"))
+                if not isinstance(old, dict) or old.get("format") != _SAVED_FORMAT:
+                    return  # not ours: leave it alone
+            self.index.save(directory)  # type: ignore[union-attr]  # refuses non-index paths
+            note = {"format": _SAVED_FORMAT, "token": token, "count": len(self.index)}  # type: ignore[arg-type]
+            temporary = token_file.with_name(f".{token_file.name}.{os.getpid()}.tmp")
+            temporary.write_text(json.dumps(note), encoding="utf-8")
+            os.replace(temporary, token_file)
+        except (OSError, ValueError, SynapseError) as exc:
+            log.debug("could not save the index beside %s: %s", self.store.url, exc)
 
     def refresh(self, *, progress: bool = False) -> int:
         """Rebuilds the index from the store (to see other processes' writes)."""

@@ -78,7 +78,7 @@ class PatternService:
         from ..stores import default_store_url
 
         url = store_url or default_store_url()
-        pmap = PatternMap.open(url, start=True)
+        pmap = PatternMap.open(url, start=True, saved_index=True)
         router = None
         try:
             if warm:
