@@ -13,8 +13,7 @@ SUBCOMMANDS = {
     ),
     "recall": (
         "synapse_mojo.cli.bench_recall",
-        "int8 recall@k on Gaussian, clustered and real (MiniLM docstring) embeddings: fixed rerank "
-        "vs the certified search vs float32.",
+        "int8 recall@k: one scan with a fixed rerank factor vs the certified search vs float32.",
     ),
     "router": (
         "synapse_mojo.cli.bench_router",
