@@ -102,6 +102,21 @@ def test_search_on_an_empty_store_and_bad_queries(store):
         store.search(np.full(8, np.nan, dtype=np.float32), 3)
 
 
+def test_candidates_bound_the_index_search_but_never_top_k(neo4j_url):
+    """The index is asked for max(top_k, candidates) neighbours; the best top_k come back."""
+    with open_store(f"{neo4j_url}&candidates=3", environ={}) as store:
+        assert store.candidates == 3
+        vectors = [_vec(i, 16) for i in range(40)]
+        store.upsert([Pattern(f"p{i:02d}", "t", {}, v) for i, v in enumerate(vectors)])
+        hits = store.search(vectors[5], 12)
+        assert len(hits) == 12 and hits[0][0] == "p05"
+        exact = sorted(range(40), key=lambda i: -float(vectors[i] @ vectors[5]))[:12]
+        assert [h[0] for h in hits][:1] == [f"p{exact[0]:02d}"]
+    with open_store(neo4j_url, environ={}) as store:
+        assert store.candidates == 100
+        assert [h[0] for h in store.search(vectors[5], 12)] == [f"p{i:02d}" for i in exact]
+
+
 def test_clear_drops_the_vector_index_and_a_new_dimension_gets_one(store, neo4j_server):
     store.upsert([Pattern("a", "x", {}, _vec(1, 8))])
     store.clear()
@@ -265,6 +280,7 @@ def test_address_and_credentials_from_the_environment(neo4j_server):
     "query, message",
     [
         ("batch_size=0", "batch_size"),
+        ("candidates=0", "candidates"),
         ("vector_index=sometimes", "boolean"),
         ("colour=red", "unknown option"),
         ("dialect=falkordb", "unknown option"),  # FalkorDB is no longer a target

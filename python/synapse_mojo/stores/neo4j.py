@@ -21,7 +21,8 @@ parameters each) run in one managed write transaction: on Neo4j all or nothing.
 
 Search push-down, chosen by server version: Neo4j 2026.01+ uses the Cypher 25 ``SEARCH``
 clause, Neo4j 5.11+ ``db.index.vector.queryNodes``; both over the vector index
-``synapse_pattern_embedding`` (cosine), created when the store first knows its dimension
+``synapse_pattern_embedding`` (cosine), asked for ``candidates`` (100) neighbours of which the
+best ``top_k`` are kept, created when the store first knows its dimension
 (``vector_index=0`` in the URL turns this off), with full-precision vectors (Neo4j 5.23+
 would otherwise quantize them and report approximate scores). Neo4j reports cosine scores as
 ``(1 + cos) / 2``; ``search`` converts them back to cosine similarity. The index is
@@ -90,7 +91,13 @@ QUANTIZATION_OPTION_SINCE = (5, 23)
 #: The oldest server the store talks to (notification filtering needs Bolt 5.2).
 OLDEST_SERVER = (5, 7)
 
-_URL_OPTIONS = ("read_only", "database", "batch_size", "batch_bytes", "timeout", "vector_index")
+_URL_OPTIONS = ("read_only", "database", "batch_size", "batch_bytes", "timeout", "vector_index", "candidates")
+
+#: Neighbours the vector index is asked for per search (at least top_k). Its HNSW search
+#: explores only as many candidates as it is asked for: on 5,000 random 384-dim vectors,
+#: asking Neo4j 5.26 for 10 found 33% of the exact top 10, asking for 100 found 93%, in about
+#: the same time (the Bolt round trip dominates).
+DEFAULT_CANDIDATES = 100
 
 #: Default cap on one statement's parameters (PackStream bytes): large enough for a few
 #: thousand 1024-dimensional embeddings, small enough to keep the server's transaction memory
@@ -113,6 +120,7 @@ class Neo4jStore(PatternStore):
         batch_bytes: int | None = None,
         timeout: float = 30.0,
         vector_index: bool = True,
+        candidates: int = DEFAULT_CANDIDATES,
     ) -> None:
         self._uri = uri
         self.database = database or None
@@ -122,6 +130,9 @@ class Neo4jStore(PatternStore):
         self._user = auth[0] if auth else None
         self._search_clause_refused = False
         self.timeout = timeout
+        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+            raise ConfigError(f"candidates must be a positive integer, got {candidates!r}")
+        self.candidates = candidates
         try:
             self._driver = neo4j.GraphDatabase.driver(
                 uri,
@@ -173,6 +184,7 @@ class Neo4jStore(PatternStore):
         batch_bytes = int(take_number(opts, "batch_bytes", 0, url, integer=True, minimum=0)) or None
         timeout = take_number(opts, "timeout", 30.0, url, minimum=0.1)
         vector_index = take_flag(opts, "vector_index", True, url)
+        candidates = int(take_number(opts, "candidates", DEFAULT_CANDIDATES, url, integer=True, minimum=1))
         reject_unknown(opts, url, _URL_OPTIONS)
         return cls(
             uri,
@@ -183,6 +195,7 @@ class Neo4jStore(PatternStore):
             batch_bytes=batch_bytes,
             timeout=timeout,
             vector_index=vector_index,
+            candidates=candidates,
         )
 
     @property
@@ -511,19 +524,21 @@ class Neo4jStore(PatternStore):
             return []
         vector = as_query(query, int(dim)).astype(np.float64).tolist()
         k = as_top_k(top_k)
+        # Ask the index for more neighbours than wanted (see DEFAULT_CANDIDATES), keep the best k.
+        n = max(k, self.candidates)
         if flavour == "search_clause":
             cypher = (
                 "CYPHER 25 MATCH (p:Pattern) SEARCH p IN (VECTOR INDEX "
-                f"{VECTOR_INDEX} FOR $vector LIMIT $k) SCORE AS score "
-                "RETURN p.id AS id, score ORDER BY score DESC, id"
+                f"{VECTOR_INDEX} FOR $vector LIMIT $n) SCORE AS score "
+                "RETURN p.id AS id, score ORDER BY score DESC, id LIMIT $k"
             )
         else:
             cypher = (
-                "CALL db.index.vector.queryNodes($index, $k, $vector) YIELD node, score "
-                "RETURN node.id AS id, score ORDER BY score DESC, id"
+                "CALL db.index.vector.queryNodes($index, $n, $vector) YIELD node, score "
+                "RETURN node.id AS id, score ORDER BY score DESC, id LIMIT $k"
             )
         try:
-            rows = self._read("searching the vector index", cypher, index=VECTOR_INDEX, k=k, vector=vector)
+            rows = self._read("searching the vector index", cypher, index=VECTOR_INDEX, n=n, k=k, vector=vector)
         except StoreError as exc:
             cause = exc.__cause__
             if flavour != "search_clause" or not isinstance(cause, neo4j_errors.ClientError):

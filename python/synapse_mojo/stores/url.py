@@ -21,8 +21,8 @@ never appear in ``store.url``, logs or error messages.
 
 Query options, all backends: ``read_only=1``. SQLite: ``timeout`` (lock wait, seconds).
 Neo4j: ``database``, ``batch_size`` (rows per UNWIND), ``batch_bytes`` (parameter budget per
-statement), ``timeout`` (connect, seconds), ``vector_index=0|1``. Redis: ``prefix`` (key
-namespace), ``backing`` (the store of record's URL), ``ttl`` (seconds cached entries live, 0 =
+statement), ``timeout`` (connect, seconds), ``vector_index=0|1``, ``candidates`` (neighbours
+asked of the vector index per search). Redis: ``prefix`` (key namespace), ``backing`` (the store of record's URL), ``ttl`` (seconds cached entries live, 0 =
 no expiry), ``vector_set=auto|0|1``, ``quantization=noquant|q8|bin``, and the redis-py options
 listed by ``synapse_mojo._urls.redis_driver_options`` (``client_name``, ``max_connections``, TLS
 files for ``rediss``, ...), which are passed on. Unknown options are an error, not ignored (the
