@@ -373,8 +373,8 @@ def test_writer_is_not_starved_by_continuous_readers(index_runtime):
     for t in threads:
         t.start()
     start.wait()
-    for round_ in range(20):
-        for _ in range(20):  # let the readers overlap first
+    for round_ in range(8):
+        for _ in range(3):  # let the readers overlap first
             index.search(vectors[round_], top_k=1)
         with counter:
             state["waiting"], state["overtaking"] = True, 0
