@@ -31,12 +31,23 @@ from .bench import bench
 @click.option("--memory/--no-memory", default=True, show_default=True,
               help="Also measure PatternIndex memory (f32 and int8, built and memory-mapped) at the largest N and first d.")
 @click.option("--seed", default=20261125, show_default=True)
-def search_command(ns, dims, k, backends, queries, batch_size, threads, out_dir, json_path, no_plots, memory, seed):
+@click.option("--grid", type=click.Choice(["latency"]), default=None,
+              help="latency: every public search path (PatternIndex auto/mojo/python, compat PatternSearch with "
+                   "array and list input) against NumPy doing the same job, N 10..100,000 x d 384/1024 "
+                   "(or --n/--dim), interleaved, plus calls alternating with NumPy; writes search-latency.json/.md/.png.")
+@click.option("--rounds", default=5, show_default=True, help="--grid latency: interleaved rounds per cell.")
+@click.option("--cell-seconds", default=8.0, show_default=True, help="--grid latency: time budget per cell.")
+def search_command(ns, dims, k, backends, queries, batch_size, threads, out_dir, json_path, no_plots, memory, seed,
+                   grid, rounds, cell_seconds):
     """Exact top-k search: Mojo vs NumPy vs pure Python vs FAISS/usearch, one run, same data.
 
     Without --n/--dim it runs the whole matrix (N x d). Never run two benchmarks at once:
-    they share the memory bandwidth they measure.
+    they share the memory bandwidth they measure. With --grid latency it runs the latency
+    grid instead (see docs/search-latency.md).
     """
+    if grid == "latency":
+        _latency_grid(ns, dims, k, out_dir, json_path, no_plots, rounds, cell_seconds)
+        return
     names = [b.strip() for b in backends.split(",") if b.strip()]
     unknown = sorted(set(names) - set(ALL_BACKENDS))
     if unknown:
@@ -72,3 +83,24 @@ def search_command(ns, dims, k, backends, queries, batch_size, threads, out_dir,
 
         for png in plot_search(doc, out):
             console.print(f"plot: {png}")
+
+
+def _latency_grid(ns, dims, k, out_dir, json_path, no_plots, rounds, cell_seconds) -> None:
+    from ..bench.latency import GRID_DIMS, GRID_NS, latency_markdown, plot_latency, run_latency_grid
+
+    out = out_dir or Path("bench-results") / platform.machine()
+    command = "synapse-mojo " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    with console.status("starting ...") as status:
+        doc = run_latency_grid(
+            ns or GRID_NS, dims or GRID_DIMS, k, rounds=rounds, budget_s=cell_seconds,
+            command=command, progress=lambda msg: status.update(msg),
+        )
+    path = write_document(doc, json_path or out / "search-latency.json")
+    md = latency_markdown(doc)
+    md_path = out / "search-latency.md"
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text(md)
+    console.print(md)
+    console.print(f"JSON: {path}\nmarkdown: {md_path}")
+    if not no_plots:
+        console.print(f"plot: {plot_latency(doc, out)}")
