@@ -89,10 +89,11 @@ def run_case(url: str, environ: dict[str, str], n: int, dim: int, queries: int, 
             times[name].append(time.perf_counter() - t0)
             found[name].append(np.asarray([int(i[1:]) for i in ids], dtype=np.int64))
     flavour = store._vector_search_flavour()
-    version = ".".join(map(str, store.version))
+    v = store.version
+    version = f"{v[0]}.{v[1]:02d}.{v[2]}" if v[0] >= 2025 else ".".join(map(str, v))
     store.close()
     records = []
-    for name, backend in (("neo4j", f"neo4j-{version}-{flavour}"), ("memory", f"in-process-{backend_runtime}")):
+    for name, backend in (("neo4j", f"neo4j-{version}-{flavour}"), ("memory", f"in-process-{backend_runtime}-vs-{version}")):
         lat = _percentiles(times[name])
         records.append({
             "backend": backend, "n": n, "dim": dim, "k": K, "mode": "single", "batch_size": 1,

@@ -309,10 +309,14 @@ class Neo4jServer:
 
     def _command(self) -> list[str]:
         classpath = f"{self.build_dir / 'classes'}:{(self.build_dir / 'classpath.txt').read_text().strip()}"
+        # As Neo4j's own scripts do on Java 21+: the Vector API for Lucene's vector index
+        # (without it Lucene warns and scores vectors without SIMD), native access for its libraries.
+        modern = ["--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"]
         return [
             str(self.jdk / "bin" / "java"),
             f"-Xmx{self.heap}", "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError",
             "-Dfile.encoding=UTF-8",
+            *(modern if (java_major(self.jdk) or 0) >= 21 else []),
             "-cp", classpath,
             "synapse.testing.Neo4jLauncher", str(self.home), str(self.port),
         ]  # fmt: skip
