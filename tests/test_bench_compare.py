@@ -220,3 +220,43 @@ def test_cli_without_matplotlib_says_what_to_install(pair, tmp_path):
     assert "## search benchmark" in proc.stdout
     assert "needs matplotlib: uv sync --extra bench" in _text(proc.stderr)
     assert not (tmp_path / "x.png").exists()
+
+
+def _one_error_line(proc) -> str:
+    """The CLI's error: exit 2, no traceback, one ``error:`` line (not wrapped at 80 columns)."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (bytes(range(256)) * 8, "not UTF-8 text"),  # a binary file (was: UnicodeDecodeError)
+        (b"[" * 100_000, "cannot be read"),  # absurd nesting (RecursionError)
+        (json.dumps({"schema": "synapse-mojo-bench/1", "suite": [], "machine": {}, "records": []}).encode(),
+         "unknown suite []"),  # was: TypeError unhashable
+        (json.dumps({"schema": "synapse-mojo-bench/1", "suite": "search", "machine": {}, "records": [1]}).encode(),
+         "record 0 is a int"),  # was: TypeError not iterable
+    ],
+    ids=["binary", "nested", "suite-list", "record-int"],
+)
+def test_cli_rejects_unreadable_documents_in_one_line(pair, tmp_path, content, message):
+    a, _ = _write_pair(pair, tmp_path)
+    bad = tmp_path / "a-rather-long-file-name-so-that-the-error-line-is-longer-than-eighty-columns.json"
+    bad.write_bytes(content)
+    line = _one_error_line(run_cli("bench", "compare", str(bad), str(a), env={"COLUMNS": "80"}))
+    assert str(bad) in line and message in line
+
+
+def test_records_with_unusable_case_keys_or_metrics_are_rejected(pair):
+    a, _ = pair
+    record = dict(a["records"][0])
+    for field, value, message in (("n", [1], "n must be a string or a number"),
+                                  ("p50_ms", "fast", "p50_ms must be a number or null"),
+                                  ("qps", True, "qps must be a number or null")):
+        doc = {**a, "records": [{**record, field: value}]}
+        with pytest.raises(InvalidInputError, match=message):
+            write_document(doc, "/dev/null")

@@ -53,3 +53,46 @@ def test_bad_config_is_a_clean_error(tmp_path):
     proc = run_cli("doctor", "--no-smoke", env={"SYNAPSE_CONFIG": str(bad)})
     assert proc.returncode == 2
     assert "error" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _one_error_line(proc, prefix: str = "error: ") -> str:
+    """Exit 2, no traceback, one error line, not wrapped at the 80 columns of a non-terminal."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout[-1000:], proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(prefix)]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
+
+
+def test_demo_rejects_bad_numbers_before_running_anything():
+    """``demo --n -1`` ran the whole demo (pattern map, router) before a traceback."""
+    for args, option in ((["--n", "-1"], "--n"), (["--n", "2"], "--n"), (["--top-k", "0"], "--top-k"),
+                         (["--seed", "-1"], "--seed"), (["--router-messages", "0"], "--router-messages")):
+        proc = run_cli("demo", *args, timeout=60)
+        line = _one_error_line(proc, prefix="Error: ")
+        assert option in line and proc.stdout == ""
+
+
+def test_kernels_check_names_an_unknown_kernel():
+    proc = run_cli("kernels", "check", "--name", "no_such_kernel")
+    line = _one_error_line(proc, prefix="Error: ")
+    assert "unknown kernel(s) no_such_kernel" in line and "pattern_search" in line and "message_router" in line
+    assert "self-check failed" not in proc.stderr
+
+
+def test_error_lines_do_not_wrap(tmp_path):
+    deep = tmp_path / ("a-directory-with-a-long-name-" * 3) / "patterns.db"
+    proc = run_cli("patterns", "stats", "--store", f"sqlite:///{deep}", env={"COLUMNS": "80"})
+    line = _one_error_line(proc)
+    assert f"no store at {deep}" in line and len(line) > 80
+
+
+def test_the_neo4j_drivers_own_error_line_is_not_printed():
+    """The driver logged "ERROR Unable to retrieve routing information" before our line."""
+    from .servers import free_port
+
+    proc = run_cli("patterns", "stats", "--store", f"neo4j://127.0.0.1:{free_port()}")
+    line = _one_error_line(proc)
+    assert "unavailable" in line
+    assert [ln for ln in proc.stderr.splitlines() if ln.strip()] == [line]

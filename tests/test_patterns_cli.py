@@ -119,3 +119,30 @@ def test_demo_imports_embeds_and_answers(search_kernel, kernel_cache, env):
     assert "answered by mojo" in out and "Dead-letter queue" in out
     again = run_cli("demo", "--skip-synthetic", "--ask", "cache stampede", env=env)
     assert again.returncode == 0 and "0 embedded" in again.stdout and "320 reused" in again.stdout
+
+
+@pytest.mark.parametrize("command", [["stats"], ["show", "p_1"], ["export"], ["search", "anything"], ["delete", "p_1"]])
+def test_commands_that_only_read_never_create_a_store(tmp_path, env, command):
+    """``patterns stats`` on a mistyped path created its directories and a database."""
+    typo = tmp_path / "no-such-dir" / "patterns.db"
+    proc = run_cli("patterns", *command, "--store", f"sqlite:///{typo}", env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"no store at {typo}" in " ".join(proc.stderr.split())
+    assert not typo.parent.exists()
+    # The default store is not created by a read either (it was, by search).
+    proc = run_cli("patterns", *command, env=env)
+    assert proc.returncode == 2 and "no store at" in proc.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_the_pilot_search_does_not_create_the_default_store(tmp_path, env):
+    proc = run_cli("search", "anything", "--json", env=env)
+    assert proc.returncode == 0 and "no store at" in json.loads(proc.stdout)["error"]
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("command", [["patterns", "stats"], ["patterns", "import", "x.json"], ["demo"]])
+def test_an_empty_store_url_is_rejected(env, command):
+    """``--store ''`` silently meant the default store."""
+    proc = run_cli(*command, "--store", "", env=env)
+    assert proc.returncode == 2 and "empty store URL" in proc.stderr and "Traceback" not in proc.stderr

@@ -107,14 +107,26 @@ def validate_document(doc: Any, source: str = "document") -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise InvalidInputError(f"{source}: not a {SCHEMA} benchmark document")
     suite = doc.get("suite")
-    if suite not in CASE_KEYS:
+    if not isinstance(suite, str) or suite not in CASE_KEYS:
         raise InvalidInputError(f"{source}: unknown suite {suite!r}")
     if not isinstance(doc.get("machine"), dict) or not isinstance(doc.get("records"), list):
         raise InvalidInputError(f"{source}: needs a 'machine' object and a 'records' list")
+    keys = CASE_KEYS[suite]
     for i, record in enumerate(doc["records"]):
+        if not isinstance(record, dict):
+            raise InvalidInputError(f"{source}: record {i} is a {type(record).__name__}, not an object")
         missing = [f for f in REQUIRED_FIELDS[suite] if f not in record]
         if missing:
             raise InvalidInputError(f"{source}: record {i} lacks {missing}")
+        for f in keys:
+            if not isinstance(record.get(f), (str, int, float, type(None))):
+                raise InvalidInputError(
+                    f"{source}: record {i}: {f} must be a string or a number, not {type(record[f]).__name__}"
+                )
+        for f in REQUIRED_FIELDS[suite]:
+            value = record[f]
+            if f not in keys and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise InvalidInputError(f"{source}: record {i}: {f} must be a number or null, not {value!r:.40}")
     return doc
 
 
@@ -124,8 +136,12 @@ def load_document(path: str | Path) -> dict[str, Any]:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InvalidInputError(f"{p}: no such file") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{p}: not a JSON document (not UTF-8 text; a binary file?)") from None
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{p}: not valid JSON ({exc})") from exc
+    except (OSError, RecursionError) as exc:  # a directory, no permission, absurd nesting
+        raise InvalidInputError(f"{p}: cannot be read as a benchmark document: {exc}") from exc
     return validate_document(doc, str(p))
 
 

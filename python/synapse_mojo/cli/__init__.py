@@ -94,6 +94,9 @@ def main(verbose: int) -> None:
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(message)s", handlers=[_RichLogHandler()])
+    # The Neo4j driver logs its own ERROR line for a failure that our one error line reports
+    # already (and better: with the URL and what was being done); shown from -vv on.
+    logging.getLogger("neo4j").setLevel(logging.DEBUG if verbose >= 2 else logging.CRITICAL)
 
 
 def run() -> None:
@@ -107,6 +110,10 @@ def run() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except SynapseError as exc:
-        __getattr__("err_console").print(f"[red]error:[/red] {exc}")
+        from rich.markup import escape
+
+        # One line, however long: no wrapping at the console width (80 when not a terminal).
+        message = " ".join(str(exc).split())  # drivers' messages carry newlines
+        __getattr__("err_console").print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

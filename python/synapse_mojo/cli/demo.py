@@ -31,6 +31,7 @@ from ..search.reference import PythonSearchBackend
 from ..search.validation import as_matrix, as_queries
 from ..stores import default_data_dir
 from . import console, err_console, main
+from .patterns import nonempty_store_url
 
 _LANGS = ("python", "rust", "go", "typescript", "mojo")
 _KINDS = ("refactor", "compression", "routing", "caching", "validation")
@@ -68,7 +69,7 @@ def _pattern_map_demo(store_url: str | None, fresh: bool, top_k: int, questions:
     console.rule("[bold]pattern map: the sample set, embedded locally, searched by text")
     tmp = tempfile.TemporaryDirectory(prefix="synapse-demo-") if fresh else None
     try:
-        url = store_url or (
+        url = store_url if store_url is not None else (
             f"sqlite:///{Path(tmp.name) / 'demo.db'}" if tmp else f"sqlite:///{default_data_dir() / 'demo.db'}"
         )
         with PatternMap.open(url, start=False) as pmap:
@@ -119,20 +120,25 @@ def _time_backend(backend, matrix, queries, k, repeat: int) -> list[float]:
 
 
 @main.command()
-@click.option("--n", "n", default=100_000, show_default=True, help="Patterns in the demo index.")
-@click.option("--dim", default=384, show_default=True, help="Embedding dimension.")
-@click.option("--top-k", default=5, show_default=True)
-@click.option("--queries", default=100, show_default=True, help="Timed queries for Mojo and NumPy.")
-@click.option("--python-queries", default=3, show_default=True, help="Timed queries for the pure-Python baseline (slow).")
-@click.option("--seed", default=42, show_default=True)
-@click.option("--store", "store_url", default=None, metavar="URL",
+# Bounds are checked by click before anything runs (--n -1 used to run the whole demo first).
+@click.option("--n", "n", default=100_000, show_default=True, type=click.IntRange(min=3),
+              help="Patterns in the demo index (at least 3: three of them are queried).")
+@click.option("--dim", default=384, show_default=True, type=click.IntRange(min=1), help="Embedding dimension.")
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--queries", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Timed queries for Mojo and NumPy.")
+@click.option("--python-queries", default=3, show_default=True, type=click.IntRange(min=0),
+              help="Timed queries for the pure-Python baseline (slow).")
+@click.option("--seed", default=42, show_default=True, type=click.IntRange(min=0))
+@click.option("--store", "store_url", default=None, metavar="URL", callback=nonempty_store_url,
               help="Store for the sample pattern map [default: demo.db in the user data directory].")
 @click.option("--fresh", is_flag=True, help="Use a temporary store: embed the sample set from scratch.")
 @click.option("--ask", "questions", multiple=True, metavar="TEXT",
               help="A question for the pattern map (repeatable) [default: four built-in ones].")
 @click.option("--skip-synthetic", is_flag=True, help="Skip the synthetic latency comparison at scale.")
 @click.option("--skip-router", is_flag=True, help="Skip the message-router part.")
-@click.option("--router-messages", default=20_000, show_default=True, help="Messages the router part routes per transport.")
+@click.option("--router-messages", default=20_000, show_default=True, type=click.IntRange(min=1),
+              help="Messages the router part routes per transport.")
 def demo(
     n: int,
     dim: int,

@@ -38,6 +38,13 @@ class KernelCheck:
     self_checks: dict[str, str] = field(default_factory=dict)
 
 
+def available_kernels(kernel_dir: Path | None = None, settings=None) -> list[str]:
+    """The kernels ``check`` knows: the ``*.so`` files of ``kernel_dir``, else the Mojo sources'."""
+    if kernel_dir is not None:
+        return sorted(p.stem for p in kernel_dir.glob("*.so"))
+    return kernel_names(source_dir(settings if settings is not None else load_settings()))
+
+
 def check_kernels(kernel_dir: Path | None = None, names: list[str] | None = None) -> list[KernelCheck]:
     """Loads each kernel and runs every registered self-check of the features using it.
 
@@ -48,9 +55,7 @@ def check_kernels(kernel_dir: Path | None = None, names: list[str] | None = None
     settings = load_settings()
     if kernel_dir is not None:
         settings = replace(settings, kernel_dir=str(kernel_dir))
-        available = sorted(p.stem for p in kernel_dir.glob("*.so"))
-    else:
-        available = kernel_names(source_dir(settings))
+    available = available_kernels(kernel_dir, settings)
     selected = names or available
     runtime = Runtime(settings)
     results = []
@@ -107,6 +112,14 @@ def check(kernel_dir: Path | None, names: tuple[str, ...], as_json: bool) -> Non
 
     if kernel_dir is not None and not any(kernel_dir.glob("*.so")) and not names:
         raise click.ClickException(f"no kernel modules (*.so) in {kernel_dir}")
+    known = available_kernels(kernel_dir)
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        where = f"in {kernel_dir}" if kernel_dir is not None else "among the Mojo sources"
+        raise click.BadParameter(
+            f"unknown kernel(s) {', '.join(unknown)}; known {where}: {', '.join(known) or 'none'}",
+            param_hint="--name",
+        )
     with err_console.status("loading kernels and running self-checks ..."):
         results = check_kernels(kernel_dir, list(names) or None)
     if not results:

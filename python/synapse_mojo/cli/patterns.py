@@ -51,11 +51,18 @@ Table = _OnUse("rich.table:Table")
 console = _OnUse("synapse_mojo.cli:console")
 err_console = _OnUse("synapse_mojo.cli:err_console")
 
+def nonempty_store_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("empty store URL (leave --store out for the default store)")
+    return value
+
+
 _store_option = click.option(
     "--store",
     "store_url",
     default=None,
     metavar="URL",
+    callback=nonempty_store_url,
     help="Pattern store URL: sqlite:///path.db, neo4j://host:7687, redis://host:6379/0 "
     "[default: SYNAPSE_STORE_URL or the user data file].",
 )
@@ -77,13 +84,23 @@ def _parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
 
 
 def _open(
-    store_url: str | None, *, start: bool, progress: bool = False, search: str = "memory", saved_index: bool = False
+    store_url: str | None,
+    *,
+    start: bool,
+    progress: bool = False,
+    search: str = "memory",
+    saved_index: bool = False,
+    create: bool = False,
 ) -> PatternMap:
+    """Opens the store; only the commands that write (import, add) pass ``create=True``: the
+    others fail with "no store at PATH" rather than create a database."""
     from ..patternmap import PatternMap
     from ..stores import default_store_url
 
-    url = store_url or default_store_url()
-    return PatternMap.open(url, start=start, progress=progress, search=search, saved_index=saved_index)
+    url = store_url if store_url is not None else default_store_url()
+    return PatternMap.open(
+        url, start=start, progress=progress, search=search, saved_index=saved_index, create=create
+    )
 
 
 def _interactive() -> bool:
@@ -105,7 +122,7 @@ def patterns() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def import_(file: str, store_url: str | None, fmt: str, reembed: bool, strict: bool, as_json: bool) -> None:
     """Import a PATTERN_MAP.json or JSONL file: embed, then write in one transaction."""
-    with _open(store_url, start=False) as pmap:
+    with _open(store_url, start=False, create=True) as pmap:
         report = pmap.import_file(file, format=fmt, reembed=reembed, strict=strict, progress=not as_json)
         if as_json:
             click.echo(json.dumps({
@@ -141,7 +158,7 @@ def import_(file: str, store_url: str | None, fmt: str, reembed: bool, strict: b
 def add(text: str, pattern_id: str | None, meta: tuple[str, ...], store_url: str | None) -> None:
     """Embed and store one pattern."""
     metadata = _parse_pairs(meta, "--meta")
-    with _open(store_url, start=False) as pmap:
+    with _open(store_url, start=False, create=True) as pmap:
         pattern = pmap.add_text(text, metadata, pattern_id=pattern_id)
         console.print(f"stored [bold]{pattern.id}[/bold] in {pmap.store.url} ({pmap.embedder.model}, {pmap.embedder.dim} dims)")
 

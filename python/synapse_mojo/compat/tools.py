@@ -123,7 +123,8 @@ def search_patterns(query: str, max_results: int = DEFAULT_MAX_RESULTS, *, store
         return _answer(query, max_results, None, [])
     started = time.perf_counter()
     try:
-        pmap = PatternMap.open(store_url, start=True, saved_index=True)  # opened mapped when unchanged
+        # opened mapped when unchanged; read-only: never creates a store
+        pmap = PatternMap.open(store_url, start=True, saved_index=True, create=False)
     except SynapseError as exc:
         return _answer(query, max_results, started, [], _error_text(exc))
     try:

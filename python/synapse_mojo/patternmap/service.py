@@ -150,9 +150,11 @@ class PatternMap:
         progress: bool = False,
         start: bool = True,
         saved_index: bool = False,
+        create: bool = True,
     ) -> PatternMap:
-        """Opens the store at ``url`` (default: ``SYNAPSE_STORE_URL`` or the user data file)."""
-        store = open_store(url)
+        """Opens the store at ``url`` (default: ``SYNAPSE_STORE_URL`` or the user data file).
+        ``create=False``: a SQLite file that does not exist is an error, not created."""
+        store = open_store(url, create=create)
         try:
             pmap = cls(store, embedder, runtime=runtime, search=search, saved_index=saved_index)
             if start:

@@ -38,7 +38,7 @@ from urllib.parse import unquote
 
 from .._urls import check_options, parse_url
 from .._urls import redact as redact
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreUnavailableError
 from .base import PatternStore
 
 SQLITE_SCHEMES = ("sqlite",)
@@ -65,18 +65,24 @@ def default_store_url(environ: Mapping[str, str] | None = None) -> str:
     return f"sqlite:///{default_data_dir(env) / 'patterns.db'}"
 
 
-def open_store(url: str | None = None, *, environ: Mapping[str, str] | None = None) -> PatternStore:
-    """Opens the store a URL names (see the module docstring); None = ``default_store_url()``."""
+def open_store(
+    url: str | None = None, *, environ: Mapping[str, str] | None = None, create: bool = True
+) -> PatternStore:
+    """Opens the store a URL names (see the module docstring); None = ``default_store_url()``.
+
+    ``create=False`` (read-only commands: stats, search, show, export) refuses a SQLite file
+    that does not exist yet, with ``StoreUnavailableError("no store at PATH ...")``, instead
+    of creating it and its directories (a mistyped path must not leave a database behind)."""
     env = environ if environ is not None else os.environ
     text = (url if url is not None else default_store_url(env)).strip()
     if not text:
         raise ConfigError("empty store URL")
     scheme = text.split(":", 1)[0].lower() if "://" in text or text.startswith("sqlite:") else ""
     if not scheme:
-        return _open_sqlite_path(text, {})
+        return _open_sqlite_path(text, {}, create=create)
     options = dict(parse_url(text, what="store URL").options)
     if scheme in SQLITE_SCHEMES:
-        return _open_sqlite(text, options)
+        return _open_sqlite(text, options, create)
     if scheme in NEO4J_SCHEMES:
         from .neo4j import Neo4jStore
 
@@ -124,7 +130,7 @@ def reject_unknown(options: Mapping[str, str], url: str, known: tuple[str, ...])
     check_options(url, known, what="store URL", options=options)
 
 
-def _open_sqlite(url: str, options: dict[str, str]) -> PatternStore:
+def _open_sqlite(url: str, options: dict[str, str], create: bool = True) -> PatternStore:
     rest = url.split(":", 1)[1].split("?", 1)[0]
     if rest in ("", "//", "///:memory:", ":memory:"):
         path = ":memory:"
@@ -137,14 +143,23 @@ def _open_sqlite(url: str, options: dict[str, str]) -> PatternStore:
         )
     else:
         path = rest
-    return _open_sqlite_path(unquote(path), options, url)
+    return _open_sqlite_path(unquote(path), options, url, create=create)
 
 
-def _open_sqlite_path(path: str, options: dict[str, str], url: str | None = None) -> PatternStore:
+def _open_sqlite_path(
+    path: str, options: dict[str, str], url: str | None = None, *, create: bool = True
+) -> PatternStore:
     from .sqlite import SQLiteStore
 
     shown = url or path
     read_only = take_flag(options, "read_only", False, shown)
     timeout = take_number(options, "timeout", 30.0, shown)
     reject_unknown(options, shown, ("read_only", "timeout"))
-    return SQLiteStore(path if path == ":memory:" else os.path.expanduser(path), read_only=read_only, timeout=timeout)
+    if path != ":memory:":
+        path = os.path.expanduser(path)
+        if not create and not os.path.exists(path):
+            raise StoreUnavailableError(
+                f"no store at {path}: import or add patterns first (a read-only command does "
+                "not create one), or pass --store / set SYNAPSE_STORE_URL"
+            )
+    return SQLiteStore(path, read_only=read_only, timeout=timeout)
