@@ -93,3 +93,19 @@ def test_latency_grid_writes_a_valid_document(search_kernel):
         assert record["p50_ms"] > 0 and record["recall_at_k"] == pytest.approx(1.0)
     assert any(r["overhead_us"] is not None for r in doc["records"])
     assert "| 200 x 16 |" in latency_markdown(doc)
+
+
+def test_fast_built_results_equal_the_dataclasses(make_runtime, search_kernel):
+    import dataclasses
+
+    from synapse_mojo.search import SearchHit, SearchResult
+
+    index = PatternIndex(4, runtime=make_runtime())
+    index.upsert(["a", "b"], np.eye(4, dtype=np.float32)[:2], [{"x": 1}, None])
+    result = index.search_detailed(np.eye(4)[0], 2)
+    assert {f.name for f in dataclasses.fields(SearchResult)} == set(vars(result))
+    assert {f.name for f in dataclasses.fields(SearchHit)} == set(vars(result.hits[0]))
+    assert result.hits[0] == SearchHit("a", result.hits[0].score, {"x": 1})
+    assert result == SearchResult(result.hits, result.runtime, result.elapsed_ms, None, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.hits[0].id = "z"  # type: ignore[misc]

@@ -62,8 +62,17 @@ def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
     raise ConfigError(f"{name}={value!r}: expected one of 1/0, true/false, yes/no, on/off")
 
 
+#: ``os.environ``'s own storage (bytes keys on POSIX): a lookup there skips the key encoding
+#: that ``os.environ.get`` does on every call (half a microsecond on the search path).
+_ENV_DATA = getattr(os.environ, "_data", None)
+_FORCE_KEY = os.environ.encodekey("SYNAPSE_FORCE_PYTHON") if hasattr(os.environ, "encodekey") else None
+
+
 def force_python(environ: Mapping[str, str] | None = None) -> bool:
     """``SYNAPSE_FORCE_PYTHON``, read fresh on every call (cheap: one dict lookup)."""
+    if environ is None and _ENV_DATA is not None and _FORCE_KEY is not None:
+        if _FORCE_KEY not in _ENV_DATA:
+            return False
     env = environ if environ is not None else os.environ
     value = env.get("SYNAPSE_FORCE_PYTHON")
     if value is None:

@@ -532,6 +532,9 @@ _default_lock = threading.Lock()
 def get_runtime() -> Runtime:
     """The process-wide runtime, created on first use from ``load_settings()``."""
     global _default
+    runtime = _default  # the common case needs no lock: the name is rebound, never mutated
+    if runtime is not None:
+        return runtime
     with _default_lock:
         if _default is None:
             _default = Runtime()

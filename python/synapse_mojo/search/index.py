@@ -512,9 +512,15 @@ class PatternIndex:
             ]
         finally:
             lock.release_read()
-        return SearchResult(
-            hits, outcome.runtime, outcome.elapsed_ms, outcome.fallback_reason, outcome.error
+        result = _new_object(SearchResult)  # as _hit: no frozen-dataclass __init__
+        result.__dict__.update(
+            hits=hits,
+            runtime=outcome.runtime,
+            elapsed_ms=outcome.elapsed_ms,
+            fallback_reason=outcome.fallback_reason,
+            error=outcome.error,
         )
+        return result
 
     def search_batch(self, queries: Any, top_k: int = 10, filter: Filter = None) -> BatchResult:
         """Exact top-k for each row of ``queries`` (b, d); arrays of ids and scores, best first."""
