@@ -95,10 +95,11 @@ def doctor(smoke: bool, as_json: bool, prometheus: bool) -> None:
         table.add_row("force python", "[yellow]yes[/yellow]" if f["force_python"] else "no")
         if name == "pattern_search":
             dispatch = status["search_dispatch"]
-            table.add_row("crossovers", _fmt_crossovers(dispatch["shipped"]) + " (used)")
+            table.add_row("crossovers", _fmt_crossovers(dispatch["shipped"]))
             table.add_row(
                 "measured here",
-                _fmt_crossovers(dispatch["measured"]) if dispatch["measured"] else "not yet (kernel not checked)",
+                _fmt_crossovers(dispatch["measured"]) + "; its inline threshold is the one used"
+                if dispatch["measured"] else "not yet (kernel not checked)",
             )
         if f["kernel_loaded"]:
             table.add_row("kernel", f"{f['kernel']}: {f['kernel_origin']} ({f['kernel_path']})")

@@ -14,13 +14,16 @@ no backend and no closure::
 ``runtime.adapter``); in ``auto`` a call goes to NumPy where the crossovers say NumPy is
 faster for its size (``search.dispatch``). The crossovers used are the ones shipped for the
 architecture; after the kernel's self-check they are re-measured on this machine (reported by
-``doctor``, logged when they differ, applied with ``apply_measured=True``): a start-up
-measurement on a busy machine is too noisy to steer every call of the process.
+``doctor``, logged when they differ). The measured inline/pool threshold applies at once (it
+changes how fast the kernel answers, never who answers); the measured Mojo/NumPy crossovers
+apply only with ``apply_measured=True``: a start-up measurement on a busy machine is too
+noisy to decide which runtime answers every call of the process.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 import threading
 from types import ModuleType
 from typing import Any, Callable
@@ -159,6 +162,11 @@ class AdaptiveSearchBackend(SearchBackend):
                 log.info("search crossovers measured here %s differ from the shipped %s", measured, shipped)
         if self._apply_measured:
             self._apply(measured)
+        elif self._crossovers.source.startswith("shipped"):
+            # Inline vs pool only changes how fast the kernel answers, never who answers:
+            # this machine's measurement applies. The Mojo/NumPy choice stays as shipped.
+            self._apply(replace(self._crossovers, inline_below=measured.inline_below,
+                                source=f"{self._crossovers.source}; inline measured here"))
 
     def _apply(self, crossovers: Crossovers) -> None:
         self._crossovers = crossovers

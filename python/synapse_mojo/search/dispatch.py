@@ -10,9 +10,10 @@ A search call's work is ``rows x dimensions`` multiply-adds. Two crossovers, in 
   for the cosine scan over raw rows (``compat.PatternSearch``).
 
 Shipped values per architecture (``crossovers.json``, from ``synapse-mojo bench search --grid
-latency`` on the CI machines) steer the calls; after the kernel's start-up self-check,
+latency`` on the CI machines) apply first; after the kernel's start-up self-check,
 ``calibrate`` re-measures them on this machine (interleaved, medians of several rounds, tens
-of milliseconds) and ``synapse-mojo doctor`` shows both. ``auto`` mode follows the crossovers (never knowingly
+of milliseconds), the measured ``inline_below`` replaces the shipped one (it never changes
+which runtime answers) and ``synapse-mojo doctor`` shows both. ``auto`` mode follows the crossovers (never knowingly
 the slower path); ``on``, ``canary`` and ``shadow`` always run the kernel when asked.
 """
 
