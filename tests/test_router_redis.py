@@ -373,3 +373,33 @@ def test_consumers_and_stats_view(redis_server):
     assert [c["name"] for c in consumers] == ["viewer"] and consumers[0]["pending"] == 3
     r.ack(held)
     r.close()
+
+
+def test_a_subscription_outlives_an_outage_longer_than_retry_timeout(redis_binary):
+    """Redis stays down longer than ``retry_timeout``: the acknowledgement in hand fails with
+    TransportError. The batch must not stay marked as in flight in this router for ever (it
+    was: nothing handled it again until another consumer's claim_idle); it is recovered after
+    the restart, and its commit still happens exactly once."""
+    with RedisServer(redis_binary, appendonly=True, appendfsync="always") as server:
+        r = make(server, consumer="c", retry_timeout=0.5, claim_idle=600)
+        client = redis.Redis.from_url(server.url, socket_timeout=10)
+        r.publish_batch([Message(IN, EX, i) for i in range(40)])
+        in_handler = threading.Event()
+
+        def handler(m):
+            in_handler.set()
+            time.sleep(0.05)
+            return lambda tx: tx.rpush("effects", m.payload)
+
+        sub = r.subscribe(EX, handler, batch_size=8, poll_interval=0.05)
+        assert in_handler.wait(10)
+        server.stop(kill=True)
+        time.sleep(2.0)  # the ack in hand gives up after 0.5 s
+        server.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and int(client.llen("effects")) < 40:
+            time.sleep(0.1)
+        sub.stop(5.0)
+        effects = sorted(int(x) for x in client.lrange("effects", 0, -1))
+        assert effects == list(range(40)), f"{len(effects)} effects, {len(set(effects))} distinct"
+        r.close()

@@ -278,6 +278,11 @@ class Router(ABC):
         """Marks consumed messages as failed: each is delivered again (``attempts + 1``) or,
         after ``max_attempts`` deliveries, moved to the destination's dead letters."""
 
+    def _release(self, messages: list[Message]) -> None:
+        """Forgets consumed messages whose acknowledgement could not be written, so that they
+        are delivered again (by this router or another). Transports whose acknowledgements
+        cannot fail need nothing here."""
+
     @contextmanager
     def receive(
         self, destination: Tract | str, max_n: int = 1, timeout: float | None = 0.0
@@ -489,7 +494,9 @@ class Subscription:
                 return
             except TransportError as exc:
                 # The acknowledgement could not be written: the messages stay pending and
-                # are redelivered (and deduplicated); nothing is lost.
+                # are redelivered (and deduplicated); nothing is lost. Released here, so that
+                # this router delivers them again once the transport is back.
+                router._release(messages)
                 self.last_error = str(exc)
                 log.warning("subscription %s: could not acknowledge: %s", self.name, exc)
                 self._stop.wait(backoff)

@@ -769,6 +769,14 @@ class RedisStreamsRouter(Router):
                 for uid, d in deliveries:
                     self._inflight[uid] = d
 
+    def _release(self, messages: list[Message]) -> None:
+        """After an ack or nack that could not reach Redis: the entries stay pending there;
+        this router stops holding them and recovers its pending entries at the next read (a
+        commit that was applied after all has marked its records, so it is not applied again)."""
+        self._settle(self._take_deliveries(messages))
+        for dest in {m.destination for m in messages}:
+            self._states[dest].recovered = False
+
     def ack(self, messages: Message | Iterable[Message], *, commit: Commit | None = None) -> None:
         taken = self._take_deliveries(messages)
         if not taken:
