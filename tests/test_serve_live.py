@@ -28,7 +28,21 @@ def two_views(request, tmp_path):
 
 
 def test_changes_report_written_and_deleted_ids_once(two_views):
-    writer, reader = two_views
+    _written_and_deleted_once(*two_views)
+
+
+def test_cleared_store_asks_for_a_rebuild(two_views):
+    _cleared_asks_for_rebuild(*two_views)
+
+
+def test_neo4j_change_feed(neo4j_url):
+    """Neo4j: a change counter node and change nodes written in each write transaction."""
+    with open_store(neo4j_url) as writer, open_store(neo4j_url) as reader:
+        _written_and_deleted_once(writer, reader)
+        _cleared_asks_for_rebuild(writer, reader)
+
+
+def _written_and_deleted_once(writer, reader):
     start = reader.changes()
     assert start.ids == [] and start.token is not None
     assert reader.changes(start.token) == start  # nothing happened
@@ -43,8 +57,7 @@ def test_changes_report_written_and_deleted_ids_once(two_views):
     assert reader.changes(second.token).ids == []
 
 
-def test_cleared_store_asks_for_a_rebuild(two_views):
-    writer, reader = two_views
+def _cleared_asks_for_rebuild(writer, reader):
     writer.upsert([_p("a", 1)])
     token = reader.changes().token
     writer.clear()

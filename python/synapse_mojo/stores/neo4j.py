@@ -12,6 +12,8 @@ Graph model::
                created_at, updated_at})                 -- times: UTC microseconds (int)
     (:Pattern)-[:RELATED_TO {type, weight}]->(:Pattern)
     (:SynapseInfo {key, value: <JSON string>})          -- store-wide values
+    (:SynapseChangeCounter {name: 'patterns', seq})     -- change feed (``changes``): one
+    (:SynapseChange {seq, ids: [id] | null})            -- entry per write, null = cleared
 
 Every query is parameterised; values never enter the query text. The only text built at run
 time is the vector index DDL, whose one variable part is the embedding dimension, an ``int``
@@ -59,6 +61,7 @@ from ..errors import (
 from ..search.validation import as_query, as_top_k
 from .base import (
     INFO_EMBEDDING_DIM,
+    ChangeFeed,
     Pattern,
     PatternStore,
     Relation,
@@ -103,6 +106,8 @@ DEFAULT_CANDIDATES = 100
 #: thousand 1024-dimensional embeddings, small enough to keep the server's transaction memory
 #: and a retried statement modest.
 DEFAULT_BATCH_BYTES = 16 << 20
+#: Change-feed entries kept (``changes``); a follower further behind rebuilds its index.
+CHANGE_LOG_KEEP = 10_000
 
 class Neo4jStore(PatternStore):
     """Patterns as ``:Pattern`` nodes and ``:RELATED_TO`` relationships over Bolt."""
@@ -378,6 +383,7 @@ class Neo4jStore(PatternStore):
                 prepare_batch(batch.patterns, batch.relations, current)  # raises DimensionMismatchError
             for query, rows in statements:
                 tx.run(query, rows=rows, now=now).consume()
+            _log_change(tx, ids)
             if new_dim is not None:
                 tx.run(_SET_INFO, key=INFO_EMBEDDING_DIM, value=json.dumps(new_dim)).consume()
 
@@ -399,6 +405,8 @@ class Neo4jStore(PatternStore):
             for rows in batches:
                 record = tx.run(_DELETE_NODES, rows=rows).single()
                 removed += int(record["n"]) if record else 0
+            if removed:
+                _log_change(tx, [row["id"] for row in wanted])
             return removed
 
         with self._errors("deleting patterns"):
@@ -428,6 +436,7 @@ class Neo4jStore(PatternStore):
         def work(tx: neo4j.ManagedTransaction) -> None:
             tx.run("MATCH (p:Pattern) DETACH DELETE p").consume()
             tx.run("MATCH (i:SynapseInfo) DELETE i").consume()
+            _log_change(tx, None)  # followers rebuild
 
         with self._errors("clearing the store"):
             with self._session(write=True) as session:
@@ -551,8 +560,36 @@ class Neo4jStore(PatternStore):
         # Neo4j's cosine score is (1 + cos) / 2; give back the cosine itself.
         return [(row["id"], 2.0 * float(row["score"]) - 1.0) for row in rows]
 
+    def changes(self, since: Any = None) -> ChangeFeed:
+        """Token: the ``SynapseChangeCounter`` node's ``seq``; ids from the ``SynapseChange``
+        nodes after it (written in each write transaction; the last ``CHANGE_LOG_KEEP`` kept)."""
+        rows = self._read("reading the change feed", _CHANGE_SEQ)
+        token = int(rows[0]["seq"]) if rows and rows[0]["seq"] is not None else 0
+        if since is None or since == token:
+            return ChangeFeed(token, [])
+        if token < since:
+            return ChangeFeed(token, None)
+        entries = self._read("reading the change feed", _CHANGES_SINCE, since=since, upto=token)
+        if len(entries) != token - since or any(e["ids"] is None for e in entries):
+            return ChangeFeed(token, None)  # pruned past the token, or a clear
+        ids: dict[str, None] = {}
+        for entry in entries:
+            for pattern_id in entry["ids"]:
+                ids.pop(pattern_id, None)
+                ids[pattern_id] = None
+        return ChangeFeed(token, list(ids))
+
     def close(self) -> None:
         self._driver.close()
+
+
+def _log_change(tx: neo4j.ManagedTransaction, ids: list[str] | None) -> None:
+    """Appends one change-feed entry (``ids`` None: the store was cleared) in the write
+    transaction; the counter node's write lock orders entries as their transactions commit."""
+    record = tx.run(_LOG_CHANGE, ids=ids).single()
+    seq = int(record["seq"]) if record else 0
+    if seq % 1000 == 0:
+        tx.run(_PRUNE_CHANGES, below=seq - CHANGE_LOG_KEEP).consume()
 
 
 # --------------------------------------------------------------------------------------------
@@ -590,6 +627,19 @@ UNWIND $rows AS row
 MATCH (p:Pattern {id: row.id})
 DETACH DELETE p
 RETURN count(p) AS n
+"""
+_LOG_CHANGE = """
+MERGE (c:SynapseChangeCounter {name: 'patterns'})
+ON CREATE SET c.seq = 0
+SET c.seq = c.seq + 1
+CREATE (:SynapseChange {seq: c.seq, ids: $ids})
+RETURN c.seq AS seq
+"""
+_PRUNE_CHANGES = "MATCH (x:SynapseChange) WHERE x.seq <= $below DELETE x"
+_CHANGE_SEQ = "MATCH (c:SynapseChangeCounter {name: 'patterns'}) RETURN c.seq AS seq"
+_CHANGES_SINCE = """
+MATCH (x:SynapseChange) WHERE x.seq > $since AND x.seq <= $upto
+RETURN x.seq AS seq, x.ids AS ids ORDER BY x.seq
 """
 _SET_INFO = "MERGE (i:SynapseInfo {key: $key}) SET i.value = $value"
 _GET_INFO = "MATCH (i:SynapseInfo {key: $key}) RETURN i.value AS value"
