@@ -216,6 +216,24 @@ def test_cli_search_goes_through_the_server(served):
         assert "answered by the server" in proc.stderr
 
 
+@pytest.mark.parametrize("command", [("search", "retry", "2", "--json"), ("patterns", "search", "retry", "--json")])
+def test_search_through_the_server_imports_nothing_heavy(served, command):
+    """The client path is a small JSON request: no NumPy, model, store driver or MCP client."""
+    import sys
+
+    from .test_cli_fast import _PROBE, HEAVY
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps([*command, "--store", served.store_url])],
+        env=served.env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert report["code"] == 0, proc.stderr
+    loaded = sorted(m for m in report["modules"] if any(m == h or m.startswith(h + ".") for h in HEAVY))
+    assert not loaded, f"{command} through the server imported {loaded}"
+    assert json.loads(proc.stdout)  # and it answered
+
+
 def test_patterns_search_goes_through_the_server(served):
     proc = subprocess.run(
         [*CLI, "-v", "patterns", "search", "connection pooling", "--top-k", "2", "--filter", "language=python",
