@@ -39,6 +39,11 @@ stdenv.mkDerivation (finalAttrs: {
   ];
 
   dontConfigure = true;
+  # The runtime refuses a prebuilt kernel whose size or SHA-256 differs from the manifest.json
+  # the build tool writes; stripping or shrinking RPATHs in fixupPhase would change the bytes
+  # after that record was made, so the output stays exactly as the tool wrote it.
+  dontStrip = true;
+  dontPatchELF = true;
 
   buildPhase = ''
     runHook preBuild
