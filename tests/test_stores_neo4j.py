@@ -163,7 +163,7 @@ def test_patterns_search_store_pushes_down_to_the_vector_index(neo4j_server, neo
     store_hits, memory_hits = answers["store"]["hits"], answers["memory"]["hits"]
     assert [h["id"] for h in store_hits] == [h["id"] for h in memory_hits]
     assert store_hits[0]["id"] == "p_003"
-    for a, b in zip(store_hits, memory_hits):
+    for a, b in zip(store_hits, memory_hits, strict=True):
         assert abs(a["score"] - b["score"]) < 1e-3
     assert answers["store"]["runtime"] != answers["memory"]["runtime"]
 

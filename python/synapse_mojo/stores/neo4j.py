@@ -109,6 +109,7 @@ DEFAULT_BATCH_BYTES = 16 << 20
 #: Change-feed entries kept (``changes``); a follower further behind rebuilds its index.
 CHANGE_LOG_KEEP = 10_000
 
+
 class Neo4jStore(PatternStore):
     """Patterns as ``:Pattern`` nodes and ``:RELATED_TO`` relationships over Bolt."""
 
