@@ -354,13 +354,10 @@ class Neo4jStore(PatternStore):
                 "metadata": meta,
                 "dim": None if p.embedding is None else int(p.embedding.shape[0]),
                 "created_at": None if p.created_at is None else to_micros(p.created_at),
+                # None removes an old embedding (SET to null).
+                "embedding": None if p.embedding is None else p.embedding.astype(np.float64).tolist(),
             }
             for p, meta in zip(batch.patterns, batch.metadata)
-        ]
-        vector_rows = [
-            {"id": p.id, "embedding": p.embedding.astype(np.float64).tolist()}
-            for p in batch.patterns
-            if p.embedding is not None
         ]
         relation_rows = [
             {"source": r.source, "target": r.target, "type": r.type, "weight": r.weight}
@@ -369,10 +366,6 @@ class Neo4jStore(PatternStore):
         # Cut every statement before the first write, so a size error writes nothing.
         statements: list[tuple[str, list[dict[str, Any]]]] = []
         statements += [(_UPSERT_NODES, b) for b in self._batches(node_rows, "pattern")]
-        statements += [(_SET_EMBEDDINGS, b) for b in self._batches(vector_rows, "embedding of pattern")]
-        # Patterns upserted without an embedding lose any old one.
-        bare = [{"id": p.id} for p in batch.patterns if p.embedding is None]
-        statements += [(_CLEAR_EMBEDDINGS, b) for b in self._batches(bare, "pattern")]
         statements += [(_UPSERT_RELATIONS, b) for b in self._batches(relation_rows, "relation from")]
         new_dim = batch.dim if (batch.dim is not None and store_dim is None) else None
 
@@ -597,24 +590,16 @@ def _log_change(tx: neo4j.ManagedTransaction, ids: list[str] | None) -> None:
 # Cypher (all parameterised)
 # --------------------------------------------------------------------------------------------
 
+# One MERGE per pattern sets everything, the embedding included (null removes it).
 _UPSERT_NODES = """
 UNWIND $rows AS row
 MERGE (p:Pattern {id: row.id})
 SET p.text = row.text,
     p.metadata = row.metadata,
     p.dim = row.dim,
+    p.embedding = row.embedding,
     p.created_at = coalesce(row.created_at, p.created_at, $now),
     p.updated_at = $now
-"""
-_SET_EMBEDDINGS = """
-UNWIND $rows AS row
-MATCH (p:Pattern {id: row.id})
-SET p.embedding = row.embedding
-"""
-_CLEAR_EMBEDDINGS = """
-UNWIND $rows AS row
-MATCH (p:Pattern {id: row.id})
-REMOVE p.embedding
 """
 _UPSERT_RELATIONS = """
 UNWIND $rows AS row
