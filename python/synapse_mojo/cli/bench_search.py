@@ -37,8 +37,10 @@ from .bench import bench
                    "(or --n/--dim), interleaved, plus calls alternating with NumPy; writes search-latency.json/.md/.png.")
 @click.option("--rounds", default=5, show_default=True, help="--grid latency: interleaved rounds per cell.")
 @click.option("--cell-seconds", default=8.0, show_default=True, help="--grid latency: time budget per cell.")
+@click.option("--from-json", "from_json", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="--grid latency: no measuring; rebuild the table and plot from this JSON (into --out).")
 def search_command(ns, dims, k, backends, queries, batch_size, threads, out_dir, json_path, no_plots, memory, seed,
-                   grid, rounds, cell_seconds):
+                   grid, rounds, cell_seconds, from_json):
     """Exact top-k search: Mojo vs NumPy vs pure Python vs FAISS/usearch, one run, same data.
 
     Without --n/--dim it runs the whole matrix (N x d). Never run two benchmarks at once:
@@ -46,7 +48,7 @@ def search_command(ns, dims, k, backends, queries, batch_size, threads, out_dir,
     grid instead (see docs/search-latency.md).
     """
     if grid == "latency":
-        _latency_grid(ns, dims, k, out_dir, json_path, no_plots, rounds, cell_seconds)
+        _latency_grid(ns, dims, k, out_dir, json_path, no_plots, rounds, cell_seconds, from_json)
         return
     names = [b.strip() for b in backends.split(",") if b.strip()]
     unknown = sorted(set(names) - set(ALL_BACKENDS))
@@ -85,17 +87,22 @@ def search_command(ns, dims, k, backends, queries, batch_size, threads, out_dir,
             console.print(f"plot: {png}")
 
 
-def _latency_grid(ns, dims, k, out_dir, json_path, no_plots, rounds, cell_seconds) -> None:
+def _latency_grid(ns, dims, k, out_dir, json_path, no_plots, rounds, cell_seconds, from_json=None) -> None:
     from ..bench.latency import GRID_DIMS, GRID_NS, latency_markdown, plot_latency, run_latency_grid
+    from ..bench.report import load_document
 
     out = out_dir or Path("bench-results") / platform.machine()
-    command = "synapse-mojo " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    with console.status("starting ...") as status:
-        doc = run_latency_grid(
-            ns or GRID_NS, dims or GRID_DIMS, k, rounds=rounds, budget_s=cell_seconds,
-            command=command, progress=lambda msg: status.update(msg),
-        )
-    path = write_document(doc, json_path or out / "search-latency.json")
+    if from_json is not None:
+        doc = load_document(from_json)
+        path = from_json
+    else:
+        command = "synapse-mojo " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        with console.status("starting ...") as status:
+            doc = run_latency_grid(
+                ns or GRID_NS, dims or GRID_DIMS, k, rounds=rounds, budget_s=cell_seconds,
+                command=command, progress=lambda msg: status.update(msg),
+            )
+        path = write_document(doc, json_path or out / "search-latency.json")
     md = latency_markdown(doc)
     md_path = out / "search-latency.md"
     md_path.parent.mkdir(parents=True, exist_ok=True)
