@@ -177,9 +177,18 @@ def _copy_entry(entry: Path, cache: Path) -> Path:
     return cache / entry.name / "pattern_search.so"
 
 
+def _replace_with(path: Path, data: bytes) -> None:
+    # A new file under the old name, never an in-place write: this test process may have the
+    # old file mapped (a loaded module), and truncating a mapped file kills its owner with
+    # SIGBUS when a page beyond the new end is touched -- here, at interpreter exit.
+    tmp = path.with_name(path.name + ".damaged")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def _truncate(path: Path) -> None:
-    with open(path, "r+b") as f:
-        f.truncate(path.stat().st_size // 3)
+    data = path.read_bytes()
+    _replace_with(path, data[: len(data) // 3])
 
 
 def _flip_code_bytes(path: Path) -> None:
@@ -187,7 +196,7 @@ def _flip_code_bytes(path: Path) -> None:
     data = bytearray(path.read_bytes())
     at = len(data) // 6
     data[at : at + 256] = bytes(b ^ 0xFF for b in data[at : at + 256])
-    path.write_bytes(data)
+    _replace_with(path, bytes(data))
 
 
 def _doctor(cache: Path, **env: str) -> dict:
