@@ -15,6 +15,8 @@ recall@10 is against exact float64 results.
 Neo4j is the launcher from tests/neo4j-launcher (``--release``, started and stopped here; its
 dependencies come from ``python -m tests.servers prepare``), or ``--url`` for a server you run
 (credentials from NEO4J_USER / NEO4J_PASSWORD; its default database is CLEARED).
+``--candidates 100,400`` times the store with each number of neighbours asked of the index
+(its ``candidates`` URL option; recall rises with it), interleaved with the rest.
 Writes a ``synapse-mojo-bench/1`` document (suite ``search``; comparable with
 ``synapse-mojo bench compare``) and prints a markdown table.
 """
@@ -57,7 +59,7 @@ def load(store: Neo4jStore, matrix: np.ndarray, chunk: int) -> float:
 
 
 def run_case(url: str, environ: dict[str, str], n: int, dim: int, queries: int, seed: int, chunk: int,
-             label: str) -> tuple[list[dict], dict]:  # fmt: skip
+             label: str, candidates: list[int]) -> tuple[list[dict], dict]:  # fmt: skip
     matrix, qs = make_dataset(n, dim, queries + 5, seed)
     warm, qs = qs[:5], qs[5:]
     truth = ground_truth(matrix, qs, K)
@@ -75,14 +77,18 @@ def run_case(url: str, environ: dict[str, str], n: int, dim: int, queries: int, 
     for q in warm:  # warm both: JIT, page cache, kernel load
         store.search(q, K)
         index.search(q, K)
-    times: dict[str, list[float]] = {"neo4j": [], "memory": []}
-    found: dict[str, list[np.ndarray]] = {"neo4j": [], "memory": []}
-    errors = {"neo4j": 0, "memory": 0}
+    # One timed series per candidates value (the store's URL option), and the in-process index.
+    names = [f"c{c}" for c in candidates] + ["memory"]
+    times: dict[str, list[float]] = {name: [] for name in names}
+    found: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    errors = dict.fromkeys(names, 0)
     for q in qs:
-        for name in ("neo4j", "memory"):
+        for name in names:
+            if name != "memory":
+                store.candidates = int(name[1:])
             t0 = time.perf_counter()
             try:
-                ids = [pid for pid, _ in store.search(q, K)] if name == "neo4j" else [h.id for h in index.search(q, K)]
+                ids = [pid for pid, _ in store.search(q, K)] if name != "memory" else [h.id for h in index.search(q, K)]
             except Exception:  # noqa: BLE001 - counted, the run goes on
                 errors[name] += 1
                 ids = []
@@ -93,14 +99,15 @@ def run_case(url: str, environ: dict[str, str], n: int, dim: int, queries: int, 
     version = f"{v[0]}.{v[1]:02d}.{v[2]}" if v[0] >= 2025 else ".".join(map(str, v))
     store.close()
     records = []
-    for name, backend in (("neo4j", f"neo4j-{version}-{flavour}"), ("memory", f"in-process-{backend_runtime}-vs-{version}")):
+    backends = [(f"c{c}", f"neo4j-{version}-{flavour}-c{c}") for c in candidates]
+    for name, backend in [*backends, ("memory", f"in-process-{backend_runtime}-vs-{version}")]:
         lat = _percentiles(times[name])
         records.append({
             "backend": backend, "n": n, "dim": dim, "k": K, "mode": "single", "batch_size": 1,
             "queries": len(qs), "threads": os.cpu_count(), **lat,
             "qps": 1e3 / lat["p50_ms"], "gbps": (n * dim * 4 / 1e9) / (lat["p50_ms"] / 1e3) if name == "memory" else 0.0,
             "recall_at_k": recall(found[name], truth), "errors": errors[name], "peak_rss_mb": peak_rss_mb(),
-            "note": f"{label}; Bolt round trip included" if name == "neo4j" else "exact scan, same process",
+            "note": f"{label}; {name[1:]} candidates; Bolt round trip included" if name != "memory" else "exact scan, same process",
         })  # fmt: skip
     load_info = {
         "n": n, "dim": dim, "load_seconds": load_seconds, "patterns_per_s": n / load_seconds,
@@ -116,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--chunk", type=int, default=5000, help="patterns per upsert (transaction)")
+    parser.add_argument("--candidates", default="100,400",
+                        help="comma-separated neighbours asked of the index (the store's candidates option)")
     parser.add_argument("--release", action="append", help="launcher release(s): 5.26, 2026.08 [default: 5.26]")
     parser.add_argument("--url", help="an existing Neo4j instead of the launcher (its data is cleared)")
     parser.add_argument("--heap", default="2g", help="launcher JVM heap")
@@ -124,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.n.split(",") if x.strip()]
     doc = new_document("search", " ".join(["python benchmarks/store_search.py", *(argv or sys.argv[1:])]), machine_info())
-    doc["parameters"] = {"queries": args.queries, "seed": args.seed, "chunk": args.chunk, "k": K}
+    doc["parameters"] = {"queries": args.queries, "seed": args.seed, "chunk": args.chunk, "k": K,
+                         "candidates": args.candidates}
     doc["loads"] = []
     targets: list[tuple[str, object]] = []
     if args.url:
@@ -147,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for n in sizes:
                 print(f"N={n:,} d={args.dim}: loading ...", file=sys.stderr)
-                records, load_info = run_case(url, environ, n, args.dim, args.queries, args.seed, args.chunk, label)
+                records, load_info = run_case(url, environ, n, args.dim, args.queries, args.seed, args.chunk, label,
+                                              [int(c) for c in args.candidates.split(",") if c.strip()])
                 if server is not None:
                     load_info["server_rss_mb"] = server.rss() / 1e6  # type: ignore[attr-defined]
                 doc["records"].extend(records)
