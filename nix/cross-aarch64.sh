@@ -164,7 +164,9 @@ uv pip install --quiet --target "$SITE" --python-platform aarch64-manylinux_2_34
     -r "$WORK/requirements-aarch64.txt"
 
 run_aarch64_python() {
+    # No binfmt_misc here: the kernel probe's child interpreter is started through qemu too.
     env -i PATH=/usr/bin:/bin HOME="$WORK/home" LANG=C.UTF-8 SYNAPSE_EMULATED=1 \
+        SYNAPSE_KERNEL_PROBE_RUNNER="$(command -v qemu-aarch64-static) -L $SYSROOT" \
         PYTHONNOUSERSITE=1 PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$SITE:$REPO/python" \
         timeout "$TIMEOUT" "${qemu[@]}" "$python_bin" "$@"
 }

@@ -40,6 +40,7 @@ import logging
 import os
 import platform
 import shutil
+import shlex
 import signal
 import subprocess
 import sys
@@ -463,7 +464,11 @@ def probe(name: str, path: Path, compiler: Compiler) -> str | None:
     """Imports ``path`` in a child process and runs the kernel's self-checks there; returns why
     it is unusable (None: the child exited cleanly). A crash (SIGBUS, SIGILL, SIGSEGV) only
     takes the child down."""
-    cmd = [sys.executable, "-m", "synapse_mojo.runtime.kernel_probe", name, str(path)]
+    # SYNAPSE_KERNEL_PROBE_RUNNER: a command prefix for the child, for a process that runs under
+    # user-mode emulation without binfmt_misc (qemu-aarch64-static -L SYSROOT ...), where the
+    # interpreter cannot be executed directly.
+    runner = shlex.split(os.environ.get("SYNAPSE_KERNEL_PROBE_RUNNER", ""))
+    cmd = [*runner, sys.executable, "-m", "synapse_mojo.runtime.kernel_probe", name, str(path)]
     if compiler.lib_dir:
         cmd += ["--lib-dir", compiler.lib_dir]
     env = dict(os.environ, SYNAPSE_KERNEL_PROBE="1")
