@@ -33,7 +33,7 @@ from synapse_mojo.stores.neo4j import (
     parse_version,
 )
 
-from .conftest import clean_neo4j_url, run_cli
+from .conftest import NEO4J_TARGETS, clean_neo4j_url, run_cli
 from .servers import NEO4J_RELEASES, Neo4jServer, free_port, launcher_status, require
 
 
@@ -89,6 +89,25 @@ def test_search_flavour_follows_the_server_version(store):
     assert store._vector_search_flavour() == expected
     assert store.search(_vec(2, 8), 1)[0][0] == "p2"
     assert not store._search_clause_refused  # the SEARCH clause, where chosen, was accepted
+
+
+def test_a_server_refusing_the_search_clause_falls_back_to_query_nodes(neo4j_pool, caplog):
+    """A server that reports 2026.01+ but refuses SEARCH: the store warns once and uses
+    db.index.vector.queryNodes from then on (here: the 5.26 server made to look newer)."""
+    server = neo4j_pool.get("5.26" if "5.26" in NEO4J_TARGETS else NEO4J_TARGETS[0])
+    store = open_store(clean_neo4j_url(server), environ={})
+    if store.version >= SEARCH_CLAUSE_SINCE:  # an external 2026+ server: SEARCH is accepted
+        assert store._vector_search_flavour() == "search_clause"
+        store.close()
+        return
+    store.upsert([Pattern(f"p{i}", "t", {}, _vec(i, 8)) for i in range(5)])
+    store.version = SEARCH_CLAUSE_SINCE
+    assert store._vector_search_flavour() == "search_clause"
+    with caplog.at_level(logging.WARNING, logger="synapse_mojo.stores.neo4j"):
+        assert store.search(_vec(3, 8), 1)[0][0] == "p3"
+    assert store._search_clause_refused and store._vector_search_flavour() == "query_nodes"
+    assert "SEARCH clause refused" in caplog.text
+    store.close()
 
 
 def test_search_on_an_empty_store_and_bad_queries(store):
