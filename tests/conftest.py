@@ -34,12 +34,8 @@ _SESSION_CACHE = Path(os.environ.get("SYNAPSE_TEST_KERNEL_CACHE", "")) if os.env
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test sees the developer's SYNAPSE_* settings or leaks a process-wide runtime."""
     for name in list(os.environ):
-        # The test-harness settings stay (SYNAPSE_TEST_FALKORDB_ANY_INTERFACE: nix/checks.nix
-        # sets it in the loopback-only build sandbox, and a test reads it, not only a fixture).
-        if name.startswith("SYNAPSE_") and name not in (
-            "SYNAPSE_TEST_KERNEL_CACHE",
-            "SYNAPSE_TEST_FALKORDB_ANY_INTERFACE",
-        ):
+        # The test-harness settings stay.
+        if name.startswith("SYNAPSE_") and name not in ("SYNAPSE_TEST_KERNEL_CACHE",):
             monkeypatch.delenv(name, raising=False)
     set_runtime(None)
     yield
