@@ -146,25 +146,28 @@ def test_quantized_vector_set(redis_server):
 
 
 def test_concurrent_writers_do_not_lose_patterns(redis_server):
-    stores = [open_store(redis_server.url) for _ in range(3)]
+    # Eight writers contending for the same keys: optimistic transactions back off and retry
+    # (16 immediate retries ran out for 3 of 8 writers).
+    writers, per_writer = 8, 40
+    stores = [open_store(redis_server.url) for _ in range(writers)]
     errors: list[BaseException] = []
 
     def work(n: int) -> None:
         try:
-            for i in range(20):
-                stores[n].upsert([Pattern(f"w{n}-{i}", "x", {}, _vec(n * 100 + i))])
+            for i in range(per_writer):
+                stores[n].upsert([Pattern(f"w{n}-{i}", "x", {}, _vec(n * 1000 + i))])
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(3)]
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(writers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert not errors
-    assert stores[0].count() == 60
+    assert stores[0].count() == writers * per_writer
     ids = [p.id for p in stores[0].iter_patterns(7)]
-    assert len(ids) == len(set(ids)) == 60
+    assert len(ids) == len(set(ids)) == writers * per_writer
     for s in stores:
         s.close()
 

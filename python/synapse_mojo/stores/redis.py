@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -87,7 +89,9 @@ log = logging.getLogger("synapse_mojo.stores.redis")
 
 _QUANTIZATION = {"noquant": "NOQUANT", "q8": "Q8", "bin": "BIN"}
 _URL_OPTIONS = ("read_only", "prefix", "backing", "ttl", "vector_set", "quantization", "timeout")
-_WATCH_RETRIES = 16
+#: Optimistic transactions: attempts, and the cap of the jittered back-off between them (s).
+_WATCH_RETRIES = 64
+_WATCH_BACKOFF_CAP_S = 0.05
 _PIPELINE_CHUNK = 500
 #: Entries kept (approximately) in the change feed stream.
 _CHANGES_KEEP = 10_000
@@ -223,7 +227,7 @@ class RedisStore(PatternStore):
         call ``pipe.multi()`` before queueing writes.
         """
         with self._errors(action):
-            for _ in range(_WATCH_RETRIES):
+            for attempt in range(_WATCH_RETRIES):
                 with self._client.pipeline(transaction=True) as pipe:
                     try:
                         pipe.watch(*watch)
@@ -231,7 +235,10 @@ class RedisStore(PatternStore):
                         pipe.execute()
                         return
                     except redis_errors.WatchError:
-                        continue
+                        pass
+                # Writers that collided would collide again if they retried at once (on a busy
+                # machine 16 immediate retries ran out): full-jitter exponential back-off.
+                time.sleep(random.uniform(0.0, min(_WATCH_BACKOFF_CAP_S, 0.0005 * 2**attempt)))
             raise StoreError(f"{self.url}: {action} kept conflicting with other writers; try again")
 
     # ------------------------------------------------------------------ writes
