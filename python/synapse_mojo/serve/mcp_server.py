@@ -61,6 +61,9 @@ def build_server(service: PatternService, *, host: str = "127.0.0.1", port: int 
         port=port,
         log_level="WARNING",
         max_request_body_size=1_048_576,
+        # Streamable HTTP answers a tool call with one JSON body instead of opening an SSE
+        # stream per request (both are in the spec; every client takes either).
+        json_response=True,
     )
 
     @mcp.tool()
