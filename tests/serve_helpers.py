@@ -1,22 +1,13 @@
-"""Starting ``synapse-mojo serve`` for tests and benchmarks: a subprocess on a random port."""
+"""Helpers for the serve tests: a clean environment and seed data; the server process itself is
+``synapse_mojo.bench.serve.ServeProcess``, shared with `synapse-mojo bench serve`."""
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
-CLI = [sys.executable, "-c", "from synapse_mojo.cli import run; run()"]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+# One way to start a server for the tests and the benchmark.
+from synapse_mojo.bench.serve import CLI, ServeProcess, free_port  # noqa: F401 (re-exported)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -27,57 +18,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
-
-
-class ServeProcess:
-    """``synapse-mojo serve --transport http`` until ``stop()``; stderr is kept in ``log``."""
-
-    def __init__(
-        self, *args: str, env: dict[str, str], host: str = "127.0.0.1", port: int | None = None
-    ) -> None:
-        self.host = host
-        self.port = port or free_port()
-        self.log: list[str] = []
-        self.proc = subprocess.Popen(
-            [*CLI, "-v", "serve", "--transport", "http", "--host", host, "--port", str(self.port), *args],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        self._ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.log.append(line)
-            if "ready on" in line:
-                self._ready.set()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}/mcp"
-
-    def wait_ready(self, timeout: float = 600) -> ServeProcess:
-        deadline = time.monotonic() + timeout
-        while not self._ready.wait(0.2):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("serve did not start:\n" + "".join(self.log))
-        return self
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self) -> ServeProcess:
-        return self.wait_ready()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def seed_store(url: str, texts: dict[str, str]) -> None:

@@ -65,7 +65,7 @@ def served(tmp_path_factory, search_kernel, kernel_cache):
     url = f"sqlite:///{tmp / 'patterns.db'}"
     seed_store(url, SAMPLE)
     env = clean_env(SYNAPSE_KERNEL_CACHE=str(kernel_cache), SYNAPSE_RUNTIME_DIR=str(tmp / "run"))
-    with ServeProcess("--store", url, "--router-url", "memory://", env=env) as server:
+    with ServeProcess("--store", url, "--router-url", "memory://", env=env, verbose=True) as server:
         server.store_url, server.env, server.tmp = url, env, tmp
         yield server
 
@@ -297,7 +297,7 @@ def test_token_required_off_loopback(served):
         "SYNAPSE_SERVE_TOKEN": token,
         "SYNAPSE_RUNTIME_DIR": str(served.tmp / "run2"),
     }
-    with ServeProcess("--store", served.store_url, env=env, host="127.0.0.2") as server:
+    with ServeProcess("--store", served.store_url, env=env, host="127.0.0.2", verbose=True) as server:
         for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": token}):
             response = httpx.post(server.url, json={}, headers=headers, timeout=60)
             assert response.status_code == 401
@@ -325,7 +325,7 @@ def test_live_index_on_redis(redis_server, search_kernel, kernel_cache, tmp_path
     env = clean_env(
         SYNAPSE_KERNEL_CACHE=str(kernel_cache), SYNAPSE_RUNTIME_DIR=str(tmp_path / "run")
     )
-    with ServeProcess("--store", url, env=env) as server:
+    with ServeProcess("--store", url, env=env, verbose=True) as server:
 
         async def names(query: str) -> list[str]:
             async with http_session(server.url) as s:

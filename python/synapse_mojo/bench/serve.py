@@ -85,9 +85,9 @@ def _stats(
     return out
 
 
-def _free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -114,31 +114,48 @@ def _seed(url: str, patterns: int) -> int:
         return pmap.store.count()
 
 
-class _Server:
-    """``synapse-mojo serve --transport http`` (and its CLI socket) in a subprocess."""
+class ServeProcess:
+    """``synapse-mojo serve --transport http`` in a subprocess on a free port, until ``stop()``;
+    its stderr is kept in ``log``. Used by ``bench serve`` and by the tests."""
 
-    def __init__(self, store_url: str, env: dict[str, str]) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}/mcp"
+    def __init__(
+        self,
+        *args: str,
+        env: dict[str, str],
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.log: list[str] = []
         self.proc = subprocess.Popen(
-            [*CLI, "serve", "--transport", "http", "--port", str(self.port), "--store", store_url],
+            [*CLI, *(["-v"] if verbose else []), "serve", "--transport", "http",
+             "--host", host, "--port", str(self.port), *args],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        self.log: list[str] = []
-        self.ready = threading.Event()
+        self._ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        for line in self.proc.stderr:  # type: ignore[union-attr]
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
             self.log.append(line)
             if "ready on" in line:
-                self.ready.set()
+                self._ready.set()
 
-    def wait(self, timeout: float = 900) -> None:
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/mcp"
+
+    def wait_ready(self, timeout: float = 900) -> ServeProcess:
+        """Returns once the server says it is ready; stops it and raises if it exits first."""
         deadline = time.monotonic() + timeout
-        while not self.ready.wait(0.2):
+        while not self._ready.wait(0.2):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("synapse-mojo serve did not start:\n" + "".join(self.log[-20:]))
+                self.stop()
+                raise RuntimeError("synapse-mojo serve did not start:\n" + "".join(self.log[-40:]))
+        return self
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -148,6 +165,12 @@ class _Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def __enter__(self) -> ServeProcess:
+        return self.wait_ready()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 async def _drive(
@@ -266,10 +289,10 @@ def run_serve_benchmark(
                 latencies.append(time.perf_counter() - started)
         records.append({"path": "in-process", "transport": "-", "clients": 1, **_stats(latencies)})
 
-        server = _Server(store_url, served_env)
+        server = ServeProcess("--store", store_url, env=served_env)
         try:
             log("starting synapse-mojo serve")
-            server.wait()
+            server.wait_ready()
             if "http" in cfg.transports:
                 for clients in cfg.clients:
                     log(f"MCP over HTTP, {clients} clients")
