@@ -271,26 +271,9 @@ def test_first_filtered_searches_after_load_agree_across_threads(tmp_path, index
     queries = vectors[:4] + 0.05
     reference = PatternIndex.load(tmp_path / "idx", runtime=index_runtime)
     want = [[h.id for h in reference.search(q, top_k=5, filter={"lang": "go"})] for q in queries]
-    wrong = total = 0
-    for _round in range(25):
-        index = PatternIndex.load(tmp_path / "idx", runtime=index_runtime)
-        barrier = threading.Barrier(len(queries))
-        got: list[list[str] | BaseException | None] = [None] * len(queries)
-
-        def run(t: int) -> None:
-            barrier.wait()
-            try:
-                got[t] = [h.id for h in index.search(queries[t], top_k=5, filter={"lang": "go"})]
-            except BaseException as exc:  # noqa: BLE001 - counted as wrong below
-                got[t] = exc
-
-        threads = [threading.Thread(target=run, args=(t,)) for t in range(len(queries))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        wrong += sum(1 for t in range(len(queries)) if got[t] != want[t])
-        total += len(queries)
+    wrong, total = _filtered_rounds(
+        lambda: PatternIndex.load(tmp_path / "idx", runtime=index_runtime), queries, want, rounds=25
+    )
     assert wrong == 0, f"{wrong} of {total} concurrent first filtered searches were wrong"
 
 
@@ -309,14 +292,12 @@ def test_filtered_searches_after_compaction_agree_across_threads(index_runtime):
 
     reference = build()
     want = [[h.id for h in reference.search(q, top_k=5, filter={"lang": "go"})] for q in queries]
-    wrong = total = 0
     switch = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)  # switch threads often: more interleavings per round
     try:
-        rounds = _filtered_rounds(build, queries, want)
+        wrong, total = _filtered_rounds(build, queries, want)
     finally:
         sys.setswitchinterval(switch)
-    wrong, total = rounds
     assert wrong == 0, f"{wrong} of {total} concurrent filtered searches were wrong"
 
 
