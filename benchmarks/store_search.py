@@ -64,11 +64,15 @@ def run_case(url: str, environ: dict[str, str], n: int, dim: int, queries: int, 
     warm, qs = qs[:5], qs[5:]
     truth = ground_truth(matrix, qs, K)
     # Load without the vector index (no per-write HNSW updates), then build it once.
-    with open_store(f"{url}{'&' if '?' in url else '?'}vector_index=0&timeout=600", environ=environ) as loader:
+    with open_store(
+        f"{url}{'&' if '?' in url else '?'}vector_index=0&timeout=600", environ=environ
+    ) as loader:
         loader.clear()
         load_seconds = load(loader, matrix, chunk)
     started = time.perf_counter()
-    store = open_store(f"{url}{'&' if '?' in url else '?'}timeout=600", environ=environ)  # builds the index
+    store = open_store(
+        f"{url}{'&' if '?' in url else '?'}timeout=600", environ=environ
+    )  # builds the index
     index_seconds = time.perf_counter() - started
     assert isinstance(store, Neo4jStore) and store.supports_search
     index = PatternIndex(dim, capacity=n)
@@ -88,7 +92,11 @@ def run_case(url: str, environ: dict[str, str], n: int, dim: int, queries: int, 
                 store.candidates = int(name[1:])
             t0 = time.perf_counter()
             try:
-                ids = [pid for pid, _ in store.search(q, K)] if name != "memory" else [h.id for h in index.search(q, K)]
+                ids = (
+                    [pid for pid, _ in store.search(q, K)]
+                    if name != "memory"
+                    else [h.id for h in index.search(q, K)]
+                )
             except Exception:  # noqa: BLE001 - counted, the run goes on
                 errors[name] += 1
                 ids = []
@@ -123,18 +131,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--chunk", type=int, default=5000, help="patterns per upsert (transaction)")
-    parser.add_argument("--candidates", default="100,400",
-                        help="comma-separated neighbours asked of the index (the store's candidates option)")
-    parser.add_argument("--release", action="append", help="launcher release(s): 5.26, 2026.08 [default: 5.26]")
-    parser.add_argument("--url", help="an existing Neo4j instead of the launcher (its data is cleared)")
+    parser.add_argument(
+        "--candidates",
+        default="100,400",
+        help="comma-separated neighbours asked of the index (the store's candidates option)",
+    )
+    parser.add_argument(
+        "--release", action="append", help="launcher release(s): 5.26, 2026.08 [default: 5.26]"
+    )
+    parser.add_argument(
+        "--url", help="an existing Neo4j instead of the launcher (its data is cleared)"
+    )
     parser.add_argument("--heap", default="2g", help="launcher JVM heap")
     parser.add_argument("--pagecache", default="1g", help="launcher page cache")
     parser.add_argument("--json", dest="json_path", default="neo4j-store-search.json")
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.n.split(",") if x.strip()]
-    doc = new_document("search", " ".join(["python benchmarks/store_search.py", *(argv or sys.argv[1:])]), machine_info())
-    doc["parameters"] = {"queries": args.queries, "seed": args.seed, "chunk": args.chunk, "k": K,
-                         "candidates": args.candidates}
+    doc = new_document(
+        "search",
+        " ".join(["python benchmarks/store_search.py", *(argv or sys.argv[1:])]),
+        machine_info(),
+    )
+    doc["parameters"] = {
+        "queries": args.queries,
+        "seed": args.seed,
+        "chunk": args.chunk,
+        "k": K,
+        "candidates": args.candidates,
+    }
     doc["loads"] = []
     targets: list[tuple[str, object]] = []
     if args.url:
@@ -143,13 +167,17 @@ def main(argv: list[str] | None = None) -> int:
         from tests.servers import NEO4J_RELEASES, Neo4jServer
 
         for name in args.release or ["5.26"]:
-            targets.append((name, Neo4jServer(NEO4J_RELEASES[name], heap=args.heap, pagecache=args.pagecache)))
+            targets.append(
+                (name, Neo4jServer(NEO4J_RELEASES[name], heap=args.heap, pagecache=args.pagecache))
+            )
     for target, server in targets:
         if server is None:
             url, environ, label = target, dict(os.environ), "external server"
         else:
             server.start()  # type: ignore[attr-defined]
-            print(f"Neo4j {server.version}: ready in {server.startup_seconds:.1f} s", file=sys.stderr)  # type: ignore[attr-defined]
+            print(
+                f"Neo4j {server.version}: ready in {server.startup_seconds:.1f} s", file=sys.stderr
+            )  # type: ignore[attr-defined]
             url, label = server.url, f"launcher, heap {args.heap}, page cache {args.pagecache}"  # type: ignore[attr-defined]
             environ = {"NEO4J_USER": server.user, "NEO4J_PASSWORD": server.password}  # type: ignore[attr-defined]
         if env_credentials(environ) is None:
@@ -157,8 +185,17 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for n in sizes:
                 print(f"N={n:,} d={args.dim}: loading ...", file=sys.stderr)
-                records, load_info = run_case(url, environ, n, args.dim, args.queries, args.seed, args.chunk, label,
-                                              [int(c) for c in args.candidates.split(",") if c.strip()])
+                records, load_info = run_case(
+                    url,
+                    environ,
+                    n,
+                    args.dim,
+                    args.queries,
+                    args.seed,
+                    args.chunk,
+                    label,
+                    [int(c) for c in args.candidates.split(",") if c.strip()],
+                )
                 if server is not None:
                     load_info["server_rss_mb"] = server.rss() / 1e6  # type: ignore[attr-defined]
                 doc["records"].extend(records)

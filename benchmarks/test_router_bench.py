@@ -104,8 +104,17 @@ def test_memory_single(benchmark, router_kernel, messages, backend):
 def test_priorityqueue_baseline(benchmark, messages, mode):
     router = PriorityQueueRouter()
     step = WINDOW if mode == "single" else BATCH
-    benchmark.group = f"in-process, one message per call (window {WINDOW})" if mode == "single" else f"in-process, batches of {BATCH}"
-    benchmark.extra_info.update(backend="queue.PriorityQueue", mode=mode, batch_size=1 if mode == "single" else BATCH, messages=MESSAGES)
+    benchmark.group = (
+        f"in-process, one message per call (window {WINDOW})"
+        if mode == "single"
+        else f"in-process, batches of {BATCH}"
+    )
+    benchmark.extra_info.update(
+        backend="queue.PriorityQueue",
+        mode=mode,
+        batch_size=1 if mode == "single" else BATCH,
+        messages=MESSAGES,
+    )
 
     def run():
         for start in range(0, len(messages), step):
@@ -122,11 +131,15 @@ def test_redis_streams_batch(benchmark, redis_url, messages):
     count = min(len(messages), 10_000)
     rounds = iter(range(1000))
     benchmark.group = f"Redis, batches of {BATCH}"
-    benchmark.extra_info.update(backend="redis-streams", mode="batch", batch_size=BATCH, messages=count)
+    benchmark.extra_info.update(
+        backend="redis-streams", mode="batch", batch_size=BATCH, messages=count
+    )
 
     def run():
         # A fresh key prefix per round: the same messages again would be dropped as duplicates.
-        router = RedisStreamsRouter(redis_url, prefix=f"bench:pytest:{next(rounds)}", max_backlog=None)
+        router = RedisStreamsRouter(
+            redis_url, prefix=f"bench:pytest:{next(rounds)}", max_backlog=None
+        )
         for start in range(0, count, BATCH):
             chunk = messages[start : min(count, start + BATCH)]
             router.publish_batch(chunk)
@@ -151,7 +164,9 @@ def test_redis_raw_pipelines(benchmark, redis_url, messages):
     wire = [wire_parts(m) for m in messages[:count]]
     rounds = iter(range(1000))
     benchmark.group = f"Redis, batches of {BATCH}"
-    benchmark.extra_info.update(backend="redis-py-raw", mode="batch", batch_size=BATCH, messages=count)
+    benchmark.extra_info.update(
+        backend="redis-py-raw", mode="batch", batch_size=BATCH, messages=count
+    )
 
     def run():
         key = f"bench:pytest:raw:{next(rounds)}"

@@ -12,8 +12,8 @@ from synapse_mojo.bench.search import (
     MojoF32,
     MojoInt8,
     NumpyPlain,
-    make_dataset,
     ground_truth,
+    make_dataset,
     recall,
 )
 from synapse_mojo.config import available_cores
@@ -51,7 +51,9 @@ def test_single_query(benchmark, search_kernel, data, name):
     benchmark.group = f"single query N={N} d={DIM}"
     benchmark.extra_info.update(backend=name, n=N, dim=DIM, bytes=N * DIM * runner.bytes_per_value)
     it = iter(range(10**9))
-    rows = benchmark.pedantic(lambda: runner.single(queries[next(it) % len(queries)]), rounds=60, warmup_rounds=3)
+    rows = benchmark.pedantic(
+        lambda: runner.single(queries[next(it) % len(queries)]), rounds=60, warmup_rounds=3
+    )
     assert len(rows) == K
     found = [runner.single(q) for q in queries[:20]]
     assert recall(found, truth[:20]) >= (0.99 if name != "mojo-int8" else 0.95)

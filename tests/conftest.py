@@ -25,9 +25,11 @@ from .servers import (
 REPO = Path(__file__).resolve().parent.parent
 
 #: One compile cache for the whole session, so kernels compile once per run, not per test.
-_SESSION_CACHE = Path(os.environ.get("SYNAPSE_TEST_KERNEL_CACHE", "")) if os.environ.get(
-    "SYNAPSE_TEST_KERNEL_CACHE"
-) else None
+_SESSION_CACHE = (
+    Path(os.environ.get("SYNAPSE_TEST_KERNEL_CACHE", ""))
+    if os.environ.get("SYNAPSE_TEST_KERNEL_CACHE")
+    else None
+)
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +85,9 @@ def search_kernel(mojo_compiler, kernel_cache: Path):
     """The real pattern_search kernel, compiled by the real compiler (once per session)."""
     runtime = Runtime(load_settings(environ={"SYNAPSE_KERNEL_CACHE": str(kernel_cache)}))
     handle = runtime.kernel_handle("pattern_search")
-    assert handle.loaded, f"pattern_search kernel failed to build/load: {handle.error}\n{handle.compiler_output}"
+    assert handle.loaded, (
+        f"pattern_search kernel failed to build/load: {handle.error}\n{handle.compiler_output}"
+    )
     return handle.module
 
 
@@ -109,7 +113,9 @@ def redis_server(redis_binary: str) -> Iterator[RedisServer]:
         yield server
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Runs the installed ``synapse-mojo`` console script in a subprocess."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SYNAPSE_")}
     full_env.update(env or {})
@@ -172,7 +178,11 @@ def pytest_runtest_makereport(item, call):
     """A failed Neo4j test shows the end of the server's log."""
     outcome = yield
     report = outcome.get_result()
-    if report.failed and _NEO4J_POOL is not None and "neo4j_pool" in getattr(item, "fixturenames", ()):
+    if (
+        report.failed
+        and _NEO4J_POOL is not None
+        and "neo4j_pool" in getattr(item, "fixturenames", ())
+    ):
         for target, server in _NEO4J_POOL.servers.items():
             report.sections.append((f"Neo4j {target} log", server.log_tail(3000)))
 
@@ -200,7 +210,9 @@ def router_kernel(mojo_compiler, kernel_cache: Path):
     """The real message_router kernel, compiled by the real compiler (once per session)."""
     runtime = Runtime(load_settings(environ={"SYNAPSE_KERNEL_CACHE": str(kernel_cache)}))
     handle = runtime.kernel_handle("message_router")
-    assert handle.loaded, f"message_router kernel failed to build/load: {handle.error}\n{handle.compiler_output}"
+    assert handle.loaded, (
+        f"message_router kernel failed to build/load: {handle.error}\n{handle.compiler_output}"
+    )
     return handle.module
 
 
@@ -208,6 +220,8 @@ def router_kernel(mojo_compiler, kernel_cache: Path):
 def router_runtime(make_runtime, router_kernel) -> Runtime:
     """A process runtime in default (auto) mode whose message_router kernel is loaded."""
     rt = make_runtime()
-    assert rt.feature("message_router").kernel() is not None, rt.feature("message_router").self_check
+    assert rt.feature("message_router").kernel() is not None, rt.feature(
+        "message_router"
+    ).self_check
     set_runtime(rt)
     return rt

@@ -45,24 +45,49 @@ class EmbeddingsTestServer:
                     return self._send(404, {"detail": "Not Found"})
                 kind = action[0]
                 if kind == "status":
-                    return self._send(action[1], {"error": {"message": f"scripted {action[1]}"}}, action[2] if len(action) > 2 else {})
+                    return self._send(
+                        action[1],
+                        {"error": {"message": f"scripted {action[1]}"}},
+                        action[2] if len(action) > 2 else {},
+                    )
                 if kind == "delay":
                     time.sleep(action[1])
                 if kind == "body":
                     return self._raw(200, action[1])
                 if body.get("model") != server.MODEL:
-                    return self._send(400, {"error": {"message": f"model {body.get('model')!r} not found", "type": "invalid_request_error"}})
+                    return self._send(
+                        400,
+                        {
+                            "error": {
+                                "message": f"model {body.get('model')!r} not found",
+                                "type": "invalid_request_error",
+                            }
+                        },
+                    )
                 texts = body["input"]
                 vectors = np.asarray(server.embed(texts), dtype=np.float64) * 7.5  # un-normalised
                 if kind == "dim":
                     vectors = np.ones((len(texts), action[1]))
                 if kind == "count":
                     vectors = vectors[: action[1]]
-                data = [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)]
+                data = [
+                    {"object": "embedding", "index": i, "embedding": v.tolist()}
+                    for i, v in enumerate(vectors)
+                ]
                 data.reverse()  # the client must order by "index"
-                self._send(200, {"object": "list", "data": data, "model": server.MODEL, "usage": {"prompt_tokens": 0, "total_tokens": 0}})
+                self._send(
+                    200,
+                    {
+                        "object": "list",
+                        "data": data,
+                        "model": server.MODEL,
+                        "usage": {"prompt_tokens": 0, "total_tokens": 0},
+                    },
+                )
 
-            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self, status: int, payload: Any, headers: dict[str, str] | None = None
+            ) -> None:
                 raw = json.dumps(payload).encode()
                 self.send_response(status)
                 for key, value in (headers or {}).items():

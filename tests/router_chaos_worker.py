@@ -30,8 +30,12 @@ def produce(url: str, producer: int, count: int) -> None:
     rng = random.Random(producer)
     for start in range(0, count, BATCH):
         batch = [
-            Message(Tract.INTERNAL if s % 2 else Tract.EXTERNAL, destination_of(s), {"p": producer, "s": s},
-                    priority=rng.randint(1, 5))
+            Message(
+                Tract.INTERNAL if s % 2 else Tract.EXTERNAL,
+                destination_of(s),
+                {"p": producer, "s": s},
+                priority=rng.randint(1, 5),
+            )
             for s in range(start, min(count, start + BATCH))
         ]
         router.publish_batch(batch)
@@ -39,7 +43,9 @@ def produce(url: str, producer: int, count: int) -> None:
 
 
 def consume(url: str, destination: str, name: str, claim_idle: float) -> None:
-    router = RedisStreamsRouter(url, consumer=name, claim_idle=claim_idle, retry_timeout=120, trim_interval=0.5)
+    router = RedisStreamsRouter(
+        url, consumer=name, claim_idle=claim_idle, retry_timeout=120, trim_interval=0.5
+    )
     client = redis.Redis.from_url(url, socket_timeout=10)
     dest = Tract(destination)
     rng = random.Random()
@@ -62,7 +68,10 @@ def consume(url: str, destination: str, name: str, claim_idle: float) -> None:
                 time.sleep(0.2)
         time.sleep(rng.random() * 0.004)  # the "work": kills land in the middle of it
         entries = [f"{m.payload['p']}:{m.payload['s']}:{m.priority}" for m in messages]
-        router.ack(messages, commit=lambda tx, entries=entries: tx.rpush(f"chaos:handled:{destination}", *entries))
+        router.ack(
+            messages,
+            commit=lambda tx, entries=entries: tx.rpush(f"chaos:handled:{destination}", *entries),
+        )
 
 
 if __name__ == "__main__":

@@ -66,7 +66,9 @@ def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float, log: Path)
                 return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"server did not listen on {port} within {timeout}s:\n{log.read_text()[-4000:]}")
+    raise RuntimeError(
+        f"server did not listen on {port} within {timeout}s:\n{log.read_text()[-4000:]}"
+    )
 
 
 class RedisServer:
@@ -158,7 +160,10 @@ class RedisServer:
 # stops when its standard input closes: if the test process dies, the DBMS follows.
 
 LAUNCHER_DIR = Path(__file__).resolve().parent / "neo4j-launcher"
-_LAUNCHER_SOURCES = (LAUNCHER_DIR / "pom.xml", LAUNCHER_DIR / "src/main/java/synapse/testing/Neo4jLauncher.java")
+_LAUNCHER_SOURCES = (
+    LAUNCHER_DIR / "pom.xml",
+    LAUNCHER_DIR / "src/main/java/synapse/testing/Neo4jLauncher.java",
+)
 
 
 @dataclass(frozen=True)
@@ -241,7 +246,11 @@ def build_launcher(release: Neo4jRelease, *, offline: bool = True) -> tuple[Path
     for source in _LAUNCHER_SOURCES:
         digest.update(source.read_bytes())
     stamp = out / "build.stamp"
-    if stamp.is_file() and stamp.read_text() == digest.hexdigest() and (out / "classpath.txt").is_file():
+    if (
+        stamp.is_file()
+        and stamp.read_text() == digest.hexdigest()
+        and (out / "classpath.txt").is_file()
+    ):
         return jdk, out
     command = [
         "mvn", "-B", "-q", "-f", str(LAUNCHER_DIR / "pom.xml"),
@@ -253,7 +262,12 @@ def build_launcher(release: Neo4jRelease, *, offline: bool = True) -> tuple[Path
     output = ""
     for extra in attempts:
         result = subprocess.run(
-            command[:1] + extra + command[1:], capture_output=True, text=True, env=env, timeout=1800, check=False
+            command[:1] + extra + command[1:],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=1800,
+            check=False,
         )
         if result.returncode == 0:
             stamp.write_text(digest.hexdigest())
@@ -308,7 +322,9 @@ class Neo4jServer:
         return f"bolt://{self.user}:{self.password}@127.0.0.1:{self.port}"
 
     def _command(self) -> list[str]:
-        classpath = f"{self.build_dir / 'classes'}:{(self.build_dir / 'classpath.txt').read_text().strip()}"
+        classpath = (
+            f"{self.build_dir / 'classes'}:{(self.build_dir / 'classpath.txt').read_text().strip()}"
+        )
         # As Neo4j's own scripts do on Java 21+: the Vector API for Lucene's vector index
         # (without it Lucene warns and scores vectors without SIMD), native access for its libraries.
         modern = ["--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"]
@@ -333,12 +349,18 @@ class Neo4jServer:
         env = {**os.environ, "NEO4J_LAUNCHER_PASSWORD": self.password, "JAVA_HOME": str(self.jdk)}
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                self._command(), stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env
+                self._command(),
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
         deadline = started + timeout
         while True:
             text = self.log.read_bytes()[offset:].decode(errors="replace")
-            if match := re.search(r"^READY bolt=127\.0\.0\.1:(\d+) version=(\S+)", text, re.MULTILINE):
+            if match := re.search(
+                r"^READY bolt=127\.0\.0\.1:(\d+) version=(\S+)", text, re.MULTILINE
+            ):
                 self.port, self.version = int(match.group(1)), match.group(2)
                 break
             if self.proc.poll() is not None:
@@ -347,7 +369,9 @@ class Neo4jServer:
                 raise RuntimeError(message)
             if time.monotonic() > deadline:
                 self.stop(kill=True)
-                raise RuntimeError(f"Neo4j {self.release.version} not ready in {timeout}s:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"Neo4j {self.release.version} not ready in {timeout}s:\n{self.log_tail()}"
+                )
             time.sleep(0.1)
         self.startup_seconds = time.monotonic() - started
         self.rss_bytes = self.rss()
@@ -455,7 +479,9 @@ def _prepare(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m tests.servers")
     parser.add_argument("action", choices=["prepare", "smoke"])
-    parser.add_argument("--release", action="append", choices=sorted(NEO4J_RELEASES), help="default: all")
+    parser.add_argument(
+        "--release", action="append", choices=sorted(NEO4J_RELEASES), help="default: all"
+    )
     args = parser.parse_args(argv)
     failed = 0
     for name in args.release or sorted(NEO4J_RELEASES):
@@ -487,7 +513,9 @@ def neo4j_targets() -> list[str]:
     the 5.26 LTS plus every later release whose JDK this machine has."""
     if os.environ.get("NEO4J_TEST_URL", "").strip():
         return ["external"]
-    return ["5.26"] + [name for name, r in NEO4J_RELEASES.items() if name != "5.26" and find_jdk(r.java)]
+    return ["5.26"] + [
+        name for name, r in NEO4J_RELEASES.items() if name != "5.26" and find_jdk(r.java)
+    ]
 
 
 class Neo4jPool:

@@ -18,13 +18,30 @@ from .conftest import run_cli
 
 
 def _machine(arch: str, emulated: bool = False) -> dict:
-    return {"arch": arch, "cpu_model": f"{arch} cpu", "cores": 2, "bandwidth_gbps": 40.0, "emulated": emulated}
-
-
-def _search(backend: str, n: int, p50: float, qps: float, mode: str = "single", batch: int = 1) -> dict:
     return {
-        "backend": backend, "n": n, "dim": 384, "k": 10, "mode": mode, "batch_size": batch,
-        "p50_ms": p50, "p95_ms": p50 * 1.2, "p99_ms": p50 * 1.5, "qps": qps, "gbps": 1.0,
+        "arch": arch,
+        "cpu_model": f"{arch} cpu",
+        "cores": 2,
+        "bandwidth_gbps": 40.0,
+        "emulated": emulated,
+    }
+
+
+def _search(
+    backend: str, n: int, p50: float, qps: float, mode: str = "single", batch: int = 1
+) -> dict:
+    return {
+        "backend": backend,
+        "n": n,
+        "dim": 384,
+        "k": 10,
+        "mode": mode,
+        "batch_size": batch,
+        "p50_ms": p50,
+        "p95_ms": p50 * 1.2,
+        "p99_ms": p50 * 1.5,
+        "qps": qps,
+        "gbps": 1.0,
         "recall_at_k": 1.0,
     }
 
@@ -37,18 +54,24 @@ def _doc(arch: str, records: list[dict], emulated: bool = False, suite: str = "s
 
 @pytest.fixture
 def pair() -> tuple[dict, dict]:
-    a = _doc("x86_64", [
-        _search("mojo-f32", 10_000, 0.5, 2000.0),
-        _search("numpy", 10_000, 1.0, 1000.0),
-        _search("mojo-f32", 10_000, 4.0, 16_000.0, mode="batch", batch=64),
-        _search("faiss-flat", 10_000, 0.9, 1100.0),  # x86_64 only
-    ])
-    b = _doc("aarch64", [
-        _search("mojo-f32", 10_000, 1.0, 1000.0),
-        _search("numpy", 10_000, 1.0, 1000.0),
-        _search("mojo-f32", 10_000, 2.0, 32_000.0, mode="batch", batch=64),
-        _search("usearch-f32", 10_000, 0.7, 1400.0),  # aarch64 only
-    ])
+    a = _doc(
+        "x86_64",
+        [
+            _search("mojo-f32", 10_000, 0.5, 2000.0),
+            _search("numpy", 10_000, 1.0, 1000.0),
+            _search("mojo-f32", 10_000, 4.0, 16_000.0, mode="batch", batch=64),
+            _search("faiss-flat", 10_000, 0.9, 1100.0),  # x86_64 only
+        ],
+    )
+    b = _doc(
+        "aarch64",
+        [
+            _search("mojo-f32", 10_000, 1.0, 1000.0),
+            _search("numpy", 10_000, 1.0, 1000.0),
+            _search("mojo-f32", 10_000, 2.0, 32_000.0, mode="batch", batch=64),
+            _search("usearch-f32", 10_000, 0.7, 1400.0),  # aarch64 only
+        ],
+    )
     return a, b
 
 
@@ -106,7 +129,9 @@ def test_no_common_case_is_a_warning_not_an_error():
 def test_suites_must_match(pair):
     a, _ = pair
     router = _doc("aarch64", [], suite="router")
-    with pytest.raises(InvalidInputError, match="cannot compare a 'search' benchmark with a 'router'"):
+    with pytest.raises(
+        InvalidInputError, match="cannot compare a 'search' benchmark with a 'router'"
+    ):
         compare_documents(a, router)
 
 
@@ -127,8 +152,17 @@ def test_same_architecture_labels_use_the_file_names():
 
 def test_router_records_compare_on_messages_per_second():
     def rec(backend: str, rate: float) -> dict:
-        return {"backend": backend, "mode": "batch", "batch_size": 256, "messages": 100_000,
-                "msgs_per_s": rate, "p50_ms": 1 / rate, "p95_ms": 1 / rate, "p99_ms": 1 / rate, "lost": 0}
+        return {
+            "backend": backend,
+            "mode": "batch",
+            "batch_size": 256,
+            "messages": 100_000,
+            "msgs_per_s": rate,
+            "p50_ms": 1 / rate,
+            "p95_ms": 1 / rate,
+            "p99_ms": 1 / rate,
+            "lost": 0,
+        }
 
     a = _doc("x86_64", [rec("mojo", 4e6)], suite="router")
     b = _doc("aarch64", [rec("mojo", 2e6)], suite="router")
@@ -138,7 +172,10 @@ def test_router_records_compare_on_messages_per_second():
 
 
 @given(
-    pa=st.floats(1e-4, 1e4), pb=st.floats(1e-4, 1e4), qa=st.floats(1e-2, 1e7), qb=st.floats(1e-2, 1e7)
+    pa=st.floats(1e-4, 1e4),
+    pb=st.floats(1e-4, 1e4),
+    qa=st.floats(1e-2, 1e7),
+    qb=st.floats(1e-2, 1e7),
 )
 def test_swapping_the_sides_inverts_every_ratio(pa, pb, qa, qb):
     a = _doc("x86_64", [_search("numpy", 10, pa, qa)])
@@ -191,8 +228,15 @@ def test_cli_appends_to_the_github_step_summary(pair, tmp_path):
     a, b = _write_pair(pair, tmp_path)
     summary = tmp_path / "summary.md"
     summary.write_text("# earlier step\n")
-    proc = run_cli("bench", "compare", str(a), str(b), "--markdown", str(summary),
-                   env={"GITHUB_STEP_SUMMARY": str(summary)})
+    proc = run_cli(
+        "bench",
+        "compare",
+        str(a),
+        str(b),
+        "--markdown",
+        str(summary),
+        env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert summary.read_text().startswith("# earlier step\n## search benchmark")
 
@@ -214,8 +258,15 @@ def test_cli_without_matplotlib_says_what_to_install(pair, tmp_path):
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('matplotlib blocked for this test')\n")
     a, b = _write_pair(pair, tmp_path)
-    proc = run_cli("bench", "compare", str(a), str(b), "--plot", str(tmp_path / "x.png"),
-                   env={"PYTHONPATH": str(blocker.parent)})
+    proc = run_cli(
+        "bench",
+        "compare",
+        str(a),
+        str(b),
+        "--plot",
+        str(tmp_path / "x.png"),
+        env={"PYTHONPATH": str(blocker.parent)},
+    )
     assert proc.returncode == 2
     assert "## search benchmark" in proc.stdout
     assert "needs matplotlib: uv sync --extra bench" in _text(proc.stderr)
@@ -236,16 +287,27 @@ def _one_error_line(proc) -> str:
     [
         (bytes(range(256)) * 8, "not UTF-8 text"),  # a binary file (was: UnicodeDecodeError)
         (b"[" * 100_000, "cannot be read"),  # absurd nesting (RecursionError)
-        (json.dumps({"schema": "synapse-mojo-bench/1", "suite": [], "machine": {}, "records": []}).encode(),
-         "unknown suite []"),  # was: TypeError unhashable
-        (json.dumps({"schema": "synapse-mojo-bench/1", "suite": "search", "machine": {}, "records": [1]}).encode(),
-         "record 0 is a int"),  # was: TypeError not iterable
+        (
+            json.dumps(
+                {"schema": "synapse-mojo-bench/1", "suite": [], "machine": {}, "records": []}
+            ).encode(),
+            "unknown suite []",
+        ),  # was: TypeError unhashable
+        (
+            json.dumps(
+                {"schema": "synapse-mojo-bench/1", "suite": "search", "machine": {}, "records": [1]}
+            ).encode(),
+            "record 0 is a int",
+        ),  # was: TypeError not iterable
     ],
     ids=["binary", "nested", "suite-list", "record-int"],
 )
 def test_cli_rejects_unreadable_documents_in_one_line(pair, tmp_path, content, message):
     a, _ = _write_pair(pair, tmp_path)
-    bad = tmp_path / "a-rather-long-file-name-so-that-the-error-line-is-longer-than-eighty-columns.json"
+    bad = (
+        tmp_path
+        / "a-rather-long-file-name-so-that-the-error-line-is-longer-than-eighty-columns.json"
+    )
     bad.write_bytes(content)
     line = _one_error_line(run_cli("bench", "compare", str(bad), str(a), env={"COLUMNS": "80"}))
     assert str(bad) in line and message in line
@@ -254,9 +316,11 @@ def test_cli_rejects_unreadable_documents_in_one_line(pair, tmp_path, content, m
 def test_records_with_unusable_case_keys_or_metrics_are_rejected(pair):
     a, _ = pair
     record = dict(a["records"][0])
-    for field, value, message in (("n", [1], "n must be a string or a number"),
-                                  ("p50_ms", "fast", "p50_ms must be a number or null"),
-                                  ("qps", True, "qps must be a number or null")):
+    for field, value, message in (
+        ("n", [1], "n must be a string or a number"),
+        ("p50_ms", "fast", "p50_ms must be a number or null"),
+        ("qps", True, "qps must be a number or null"),
+    ):
         doc = {**a, "records": [{**record, field: value}]}
         with pytest.raises(InvalidInputError, match=message):
             write_document(doc, "/dev/null")

@@ -24,10 +24,16 @@ def test_docstrings_are_read_without_importing(tmp_path):
 
 
 def test_recall_document_shows_the_fixed_rerank_failing_and_the_certified_search_not(search_kernel):
-    doc = run_recall_benchmark(["gaussian", "clustered", "docstrings"], n=4000, dim=64, docstrings=20, queries=4)
+    doc = run_recall_benchmark(
+        ["gaussian", "clustered", "docstrings"], n=4000, dim=64, docstrings=20, queries=4
+    )
     validate_document(doc)
     by = {(r["dataset"], r["method"]): r for r in doc["records"]}
-    assert set(by) == {(d, m) for d in ("gaussian", "clustered", "docstrings") for m in ("int8-fixed", "int8-certified", "f32")}
+    assert set(by) == {
+        (d, m)
+        for d in ("gaussian", "clustered", "docstrings")
+        for m in ("int8-fixed", "int8-certified", "f32")
+    }
     for dataset in ("gaussian", "clustered", "docstrings"):
         assert by[dataset, "int8-certified"]["recall_at_k"] == pytest.approx(1.0)
         assert by[dataset, "f32"]["recall_at_k"] == pytest.approx(1.0)

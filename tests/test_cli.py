@@ -38,7 +38,13 @@ def test_doctor_prometheus(search_kernel, kernel_cache):
 
 def test_demo_runs_small(search_kernel, kernel_cache, tmp_path):
     proc = run_cli(
-        "demo", "--n", "3000", "--queries", "5", "--python-queries", "1",
+        "demo",
+        "--n",
+        "3000",
+        "--queries",
+        "5",
+        "--python-queries",
+        "1",
         # The demo's pattern store lives under the user data dir: keep it in the test's tmp.
         env={"SYNAPSE_KERNEL_CACHE": str(kernel_cache), "XDG_DATA_HOME": str(tmp_path)},
     )
@@ -67,8 +73,13 @@ def _one_error_line(proc, prefix: str = "error: ") -> str:
 
 def test_demo_rejects_bad_numbers_before_running_anything():
     """``demo --n -1`` ran the whole demo (pattern map, router) before a traceback."""
-    for args, option in ((["--n", "-1"], "--n"), (["--n", "2"], "--n"), (["--top-k", "0"], "--top-k"),
-                         (["--seed", "-1"], "--seed"), (["--router-messages", "0"], "--router-messages")):
+    for args, option in (
+        (["--n", "-1"], "--n"),
+        (["--n", "2"], "--n"),
+        (["--top-k", "0"], "--top-k"),
+        (["--seed", "-1"], "--seed"),
+        (["--router-messages", "0"], "--router-messages"),
+    ):
         proc = run_cli("demo", *args, timeout=60)
         line = _one_error_line(proc, prefix="Error: ")
         assert option in line and proc.stdout == ""
@@ -77,7 +88,11 @@ def test_demo_rejects_bad_numbers_before_running_anything():
 def test_kernels_check_names_an_unknown_kernel():
     proc = run_cli("kernels", "check", "--name", "no_such_kernel")
     line = _one_error_line(proc, prefix="Error: ")
-    assert "unknown kernel(s) no_such_kernel" in line and "pattern_search" in line and "message_router" in line
+    assert (
+        "unknown kernel(s) no_such_kernel" in line
+        and "pattern_search" in line
+        and "message_router" in line
+    )
     assert "self-check failed" not in proc.stderr
 
 

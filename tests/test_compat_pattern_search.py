@@ -37,7 +37,9 @@ def test_lists_and_unnormalised_vectors(search):
     assert isinstance(indices, list) and isinstance(scores, list)  # the pilot returns lists
     assert indices == want_idx.tolist()
     assert np.allclose(scores, want_scores, atol=1e-5)
-    assert isinstance(result, RuntimeResult) and result.success and result.runtime_used is Runtime.MOJO
+    assert (
+        isinstance(result, RuntimeResult) and result.success and result.runtime_used is Runtime.MOJO
+    )
 
 
 def test_k_larger_than_n_returns_n_without_padding(search):
@@ -53,11 +55,15 @@ def test_the_callers_rows_are_scanned_in_place_each_call(search):
     patterns[7] = -patterns[7]  # edited in place: the next call sees it
     idx, _, _ = search.search(patterns[7], patterns, 1)
     assert idx[0] == 7
-    idx, _, _ = search.search(patterns[7], list(patterns), 1, version=1)  # list input; version unused
+    idx, _, _ = search.search(
+        patterns[7], list(patterns), 1, version=1
+    )  # list input; version unused
     assert idx[0] == 7
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     rows=st.integers(1, 200),
     cols=st.integers(1, 70),
@@ -68,7 +74,9 @@ def test_the_callers_rows_are_scanned_in_place_each_call(search):
 def test_fused_cosine_scan_matches_the_reference(search, rows, cols, k, seed, as_list):
     """Raw rows at mixed scales, zero rows and exact duplicates, on both input shapes."""
     rng = np.random.default_rng(seed)
-    patterns = (rng.standard_normal((rows, cols)) * rng.uniform(0.01, 100, (rows, 1))).astype(np.float32)
+    patterns = (rng.standard_normal((rows, cols)) * rng.uniform(0.01, 100, (rows, 1))).astype(
+        np.float32
+    )
     patterns[rng.random(rows) < 0.1] = 0.0
     if rows > 3:
         patterns[rows - 1] = patterns[1]
@@ -102,28 +110,43 @@ def test_falls_back_to_python_on_kernel_fault(make_runtime, search_kernel):
 
 
 def test_a_zero_query_scores_zero_as_in_the_pilot(search):
-    idx, scores, result = search.search(np.zeros(8, np.float32), np.eye(8, dtype=np.float32)[::-1], top_k=3)
+    idx, scores, result = search.search(
+        np.zeros(8, np.float32), np.eye(8, dtype=np.float32)[::-1], top_k=3
+    )
     assert idx == [0, 1, 2] and scores == [0.0, 0.0, 0.0] and result.success
 
 
 def test_factory_and_status_as_the_pilot_reports_them(make_runtime, search_kernel, monkeypatch):
     set_runtime(make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="auto"))
     searcher = create_pattern_search()
-    assert isinstance(searcher, PatternSearch) and searcher.adapter is not None and searcher.mojo_enabled is True
+    assert (
+        isinstance(searcher, PatternSearch)
+        and searcher.adapter is not None
+        and searcher.mojo_enabled is True
+    )
     assert searcher.adapter.mojo_available and searcher.adapter.runtime is Runtime.MOJO
     assert searcher.get_runtime_status() == {
-        "mojo_available": True, "mojo_enabled": True, "current_runtime": "mojo",
-        "force_python": False, "mojo_module_exists": True,
+        "mojo_available": True,
+        "mojo_enabled": True,
+        "current_runtime": "mojo",
+        "force_python": False,
+        "mojo_module_exists": True,
     }
     query = np.arange(1, 9, dtype=np.float32)
     _, _, result = searcher.search(query, [np.roll(query, i) for i in range(8)], top_k=2)
-    assert result.runtime_used is Runtime.MOJO and result.runtime_used.value == "mojo" and result.execution_time_ms > 0
+    assert (
+        result.runtime_used is Runtime.MOJO
+        and result.runtime_used.value == "mojo"
+        and result.execution_time_ms > 0
+    )
     monkeypatch.setenv("SYNAPSE_FORCE_PYTHON", "1")
     assert searcher.get_runtime_status()["current_runtime"] == "python"
     assert create_pattern_search().mojo_enabled is False
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(rows=st.integers(1, 300), cols=st.integers(1, 40), seed=st.integers(0, 2**31))
 def test_fingerprint_kernel_equals_numpy_and_detects_edits(search_kernel, rows, cols, seed):
     rng = np.random.default_rng(seed)

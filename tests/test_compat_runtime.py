@@ -27,7 +27,11 @@ def pilot_runtime(make_runtime, search_kernel):
 
     def factory(pilot_defaults=False, **env):
         if not pilot_defaults:
-            env = {"SYNAPSE_FEATURE_PATTERN_SEARCH": "auto", "SYNAPSE_FEATURE_VECTOR_ENGINE": "auto", **env}
+            env = {
+                "SYNAPSE_FEATURE_PATTERN_SEARCH": "auto",
+                "SYNAPSE_FEATURE_VECTOR_ENGINE": "auto",
+                **env,
+            }
         rt = make_runtime(**env)
         set_runtime(rt)  # the compat API works on the process-wide runtime, as the pilot did
         return rt
@@ -39,19 +43,38 @@ def pilot_runtime(make_runtime, search_kernel):
 def test_pilot_defaults_and_config_keys(pilot_runtime):
     rt = pilot_runtime(pilot_defaults=True)
     assert dict(MOJO_FEATURES) == {
-        "pattern_search": True, "message_router": False, "message_router_reactive": False,
-        "vector_engine": False, "corpus_callosum": False,
+        "pattern_search": True,
+        "message_router": False,
+        "message_router_reactive": False,
+        "vector_engine": False,
+        "corpus_callosum": False,
     }
-    assert ROLLOUT_CONFIG["pattern_search_rollout"] == 10 and str(rt.feature("pattern_search").mode) == "canary:0.1"
-    assert ROLLOUT_CONFIG["message_router_rollout"] == 0 and ROLLOUT_CONFIG["message_router_reactive_rollout"] == 0
-    assert ROLLOUT_CONFIG["stages"] == [0, 10, 25, 50, 75, 100] and ROLLOUT_CONFIG["auto_rollback"] is True
+    assert (
+        ROLLOUT_CONFIG["pattern_search_rollout"] == 10
+        and str(rt.feature("pattern_search").mode) == "canary:0.1"
+    )
+    assert (
+        ROLLOUT_CONFIG["message_router_rollout"] == 0
+        and ROLLOUT_CONFIG["message_router_reactive_rollout"] == 0
+    )
+    assert (
+        ROLLOUT_CONFIG["stages"] == [0, 10, 25, 50, 75, 100]
+        and ROLLOUT_CONFIG["auto_rollback"] is True
+    )
     # scripts/monitor_reactive_metrics.py reads these four
     thresholds = ROLLOUT_CONFIG["reactive_rollback_thresholds"]
-    assert (thresholds["max_error_rate"], thresholds["min_latency_ms"], thresholds["min_emergence_score"],
-            thresholds["max_message_loss"]) == (1.0, 5.0, 0.5, 100)
+    assert (
+        thresholds["max_error_rate"],
+        thresholds["min_latency_ms"],
+        thresholds["min_emergence_score"],
+        thresholds["max_message_loss"],
+    ) == (1.0, 5.0, 0.5, 100)
     # an explicit setting wins over the pilot's default
     rt = pilot_runtime(pilot_defaults=True, SYNAPSE_FEATURE_PATTERN_SEARCH="on")
-    assert ROLLOUT_CONFIG["pattern_search_rollout"] == 100 and str(rt.feature("pattern_search").mode) == "on"
+    assert (
+        ROLLOUT_CONFIG["pattern_search_rollout"] == 100
+        and str(rt.feature("pattern_search").mode) == "on"
+    )
 
 
 def test_adapter_status_as_the_pilot_reports_it(pilot_runtime, monkeypatch):
@@ -60,8 +83,12 @@ def test_adapter_status_as_the_pilot_reports_it(pilot_runtime, monkeypatch):
     assert adapter.mojo_available is True and adapter.force_python is False
     assert adapter.runtime is Runtime.MOJO and adapter.runtime.value == "mojo"
     status = adapter.get_status()
-    assert status == {"mojo_available": True, "current_runtime": "mojo", "force_python": False,
-                      "mojo_features": dict(MOJO_FEATURES)}
+    assert status == {
+        "mojo_available": True,
+        "current_runtime": "mojo",
+        "force_python": False,
+        "mojo_features": dict(MOJO_FEATURES),
+    }
     monkeypatch.setenv("SYNAPSE_FORCE_PYTHON", "1")
     assert adapter.force_python and adapter.runtime is Runtime.PYTHON
     assert adapter.get_status()["current_runtime"] == "python"
@@ -94,7 +121,9 @@ def test_mojo_failure_falls_back_and_reports_the_real_runtime(pilot_runtime):
     assert result.success and result.result == "python answer"
     assert result.runtime_used == "python"
     assert "mojo exploded" in result.error
-    assert rt.feature("pattern_search").metrics.snapshot()["fallbacks"] == {"exception:ValueError": 1}
+    assert rt.feature("pattern_search").metrics.snapshot()["fallbacks"] == {
+        "exception:ValueError": 1
+    }
 
 
 def test_both_paths_failing_is_reported_not_raised(pilot_runtime):
@@ -110,19 +139,29 @@ def test_both_paths_failing_is_reported_not_raised(pilot_runtime):
 def test_flags_read_and_write_the_runtime(pilot_runtime):
     rt = pilot_runtime()
     assert set(MOJO_FEATURES) == {
-        "pattern_search", "message_router", "message_router_reactive", "vector_engine", "corpus_callosum",
+        "pattern_search",
+        "message_router",
+        "message_router_reactive",
+        "vector_engine",
+        "corpus_callosum",
     }
     assert MOJO_FEATURES["pattern_search"] is True
     set_mojo_feature("pattern_search", False)
     assert get_mojo_feature_enabled("pattern_search") is False
     assert str(rt.feature("pattern_search").mode) == "off"
-    assert RuntimeAdapter().execute_task("pattern_search", lambda: "p", lambda: "m").runtime_used == "python"
+    assert (
+        RuntimeAdapter().execute_task("pattern_search", lambda: "p", lambda: "m").runtime_used
+        == "python"
+    )
     MOJO_FEATURES["pattern_search"] = True
     assert str(rt.feature("pattern_search").mode) == "auto"
     # the router flags are switches the pilot's callers read; they leave the runtime alone
     assert MOJO_FEATURES["message_router_reactive"] is False
     set_mojo_feature("message_router_reactive", True)
-    assert MOJO_FEATURES["message_router_reactive"] is True and MOJO_FEATURES["corpus_callosum"] is False
+    assert (
+        MOJO_FEATURES["message_router_reactive"] is True
+        and MOJO_FEATURES["corpus_callosum"] is False
+    )
     assert str(rt.feature("message_router").mode) == "auto"
     assert get_mojo_feature_enabled("warp_drive") is False
     with pytest.raises(ConfigError, match="Unknown Mojo feature"):
@@ -131,7 +170,17 @@ def test_flags_read_and_write_the_runtime(pilot_runtime):
         set_mojo_feature("warp_drive", True)
 
 
-@pytest.mark.parametrize("stage, mode", [(0, "off"), (10, "canary:0.1"), (25, "canary:0.25"), (50, "canary:0.5"), (75, "canary:0.75"), (100, "auto")])
+@pytest.mark.parametrize(
+    "stage, mode",
+    [
+        (0, "off"),
+        (10, "canary:0.1"),
+        (25, "canary:0.25"),
+        (50, "canary:0.5"),
+        (75, "canary:0.75"),
+        (100, "auto"),
+    ],
+)
 def test_rollout_stages(pilot_runtime, stage, mode):
     rt = pilot_runtime()
     ROLLOUT_CONFIG["vector_engine_rollout"] = stage
@@ -143,7 +192,10 @@ def test_rollout_stages(pilot_runtime, stage, mode):
 def test_rollout_share_is_respected(pilot_runtime):
     pilot_runtime()
     ROLLOUT_CONFIG["pattern_search_rollout"] = 25
-    used = [RuntimeAdapter().execute_task("pattern_search", lambda: 0, lambda: 1).runtime_used for _ in range(2000)]
+    used = [
+        RuntimeAdapter().execute_task("pattern_search", lambda: 0, lambda: 1).runtime_used
+        for _ in range(2000)
+    ]
     assert abs(used.count("mojo") / 2000 - 0.25) < 0.05
     with pytest.raises(ConfigError, match="0..100"):
         ROLLOUT_CONFIG["pattern_search_rollout"] = 150
@@ -156,10 +208,17 @@ def test_auto_disable_is_visible_through_the_pilot_flags_and_persists(pilot_runt
         result = RuntimeAdapter().execute_task("pattern_search", lambda: "py", lambda: "mojo")
         assert result.result == "py"
     assert get_mojo_feature_enabled("pattern_search") is False
-    assert MOJO_FEATURES["pattern_search"] is False and ROLLOUT_CONFIG["pattern_search_rollout"] == 0
+    assert (
+        MOJO_FEATURES["pattern_search"] is False and ROLLOUT_CONFIG["pattern_search_rollout"] == 0
+    )
     # It stays disabled for the process: reading the flags does not re-enable it.
     for _ in range(5):
-        assert RuntimeAdapter().execute_task("pattern_search", lambda: "py", lambda: "mojo").runtime_used == "python"
+        assert (
+            RuntimeAdapter()
+            .execute_task("pattern_search", lambda: "py", lambda: "mojo")
+            .runtime_used
+            == "python"
+        )
     assert rt.feature("pattern_search").disabled_reason
     set_mojo_feature("pattern_search", True)  # an explicit re-enable clears it
     assert get_mojo_feature_enabled("pattern_search")
@@ -177,14 +236,19 @@ def test_force_python_behaves_as_before(pilot_runtime, monkeypatch):
     pilot_runtime()
     monkeypatch.setenv("SYNAPSE_FORCE_PYTHON", "1")
     assert get_mojo_feature_enabled("pattern_search") is False
-    assert RuntimeAdapter().execute_task("pattern_search", lambda: "p", lambda: "m").runtime_used == "python"
+    assert (
+        RuntimeAdapter().execute_task("pattern_search", lambda: "p", lambda: "m").runtime_used
+        == "python"
+    )
 
 
 def test_caller_flags_gate_execute_task_as_in_the_pilot(pilot_runtime):
     pilot_runtime()
     assert RuntimeAdapter().execute_task("message_router", lambda: "p", lambda: "m").result == "p"
     set_mojo_feature("message_router", True)
-    assert RuntimeAdapter().execute_task("message_router", lambda: "p", lambda: "m").result == "p"  # rollout 0
+    assert (
+        RuntimeAdapter().execute_task("message_router", lambda: "p", lambda: "m").result == "p"
+    )  # rollout 0
     ROLLOUT_CONFIG["message_router_rollout"] = 100
     assert RuntimeAdapter().execute_task("message_router", lambda: "p", lambda: "m").result == "m"
 
@@ -199,16 +263,51 @@ def test_task_names_map_to_features():
 
 PILOT_MODULES = {
     "runtime_adapter": ["Runtime", "RuntimeResult", "RuntimeAdapter", "get_runtime_adapter"],
-    "config": ["MOJO_FEATURES", "ROLLOUT_CONFIG", "MOJO_CONFIG", "PERFORMANCE_THRESHOLDS", "MONITORING_CONFIG",
-               "get_mojo_feature_enabled", "set_mojo_feature", "get_rollout_percentage", "is_mojo_available"],
+    "config": [
+        "MOJO_FEATURES",
+        "ROLLOUT_CONFIG",
+        "MOJO_CONFIG",
+        "PERFORMANCE_THRESHOLDS",
+        "MONITORING_CONFIG",
+        "get_mojo_feature_enabled",
+        "set_mojo_feature",
+        "get_rollout_percentage",
+        "is_mojo_available",
+    ],
     "pattern_search": ["PatternSearch", "create_pattern_search"],
-    "message_router": ["TractType", "MessagePriority", "Message", "MessageStats", "MessageRouter",
-                       "MessageRouterPython", "MessageRouterMojo", "get_message_router"],
-    "reactive_message_router": ["ReactiveCorpusCallosum", "BackpressureConfig", "CircuitBreakerConfig", "CircuitState",
-                                "CircuitOpenError", "CircuitBreaker", "EmergenceEvent", "PatternSynthesizer",
-                                "TractType", "MessagePriority", "Message", "MessageStats", "ConsciousnessMetrics",
-                                "get_reactive_message_router"],
-    "event_store": ["ConsciousnessMetrics", "EventLogEntry", "InMemoryEventStore", "RedisEventStore", "create_event_store"],
+    "message_router": [
+        "TractType",
+        "MessagePriority",
+        "Message",
+        "MessageStats",
+        "MessageRouter",
+        "MessageRouterPython",
+        "MessageRouterMojo",
+        "get_message_router",
+    ],
+    "reactive_message_router": [
+        "ReactiveCorpusCallosum",
+        "BackpressureConfig",
+        "CircuitBreakerConfig",
+        "CircuitState",
+        "CircuitOpenError",
+        "CircuitBreaker",
+        "EmergenceEvent",
+        "PatternSynthesizer",
+        "TractType",
+        "MessagePriority",
+        "Message",
+        "MessageStats",
+        "ConsciousnessMetrics",
+        "get_reactive_message_router",
+    ],
+    "event_store": [
+        "ConsciousnessMetrics",
+        "EventLogEntry",
+        "InMemoryEventStore",
+        "RedisEventStore",
+        "create_event_store",
+    ],
 }
 
 

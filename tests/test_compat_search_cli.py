@@ -30,7 +30,11 @@ PATTERNS["p_012"] = {
 def test_search_json_contract_ranks_the_whole_map(tmp_path, search_kernel, kernel_cache):
     source = tmp_path / "PATTERN_MAP.json"
     source.write_text(json.dumps({"meta": {}, "patterns": PATTERNS, "emergence_log": []}))
-    env = {"XDG_DATA_HOME": str(tmp_path / "data"), "HOME": str(tmp_path), "SYNAPSE_KERNEL_CACHE": str(kernel_cache)}
+    env = {
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "HOME": str(tmp_path),
+        "SYNAPSE_KERNEL_CACHE": str(kernel_cache),
+    }
     assert run_cli("patterns", "import", str(source), env=env).returncode == 0  # the default store
 
     proc = run_cli("search", "messages that keep failing", "3", "--json", env=env)
@@ -38,7 +42,9 @@ def test_search_json_contract_ranks_the_whole_map(tmp_path, search_kernel, kerne
     out = json.loads(proc.stdout)
     assert set(out) == {"query", "max_results", "latency_ms", "results"}
     assert out["query"] == "messages that keep failing" and out["max_results"] == 3
-    assert isinstance(out["latency_ms"], int) and out["latency_ms"] >= 0 and len(out["results"]) == 3
+    assert (
+        isinstance(out["latency_ms"], int) and out["latency_ms"] >= 0 and len(out["results"]) == 3
+    )
     first = out["results"][0]
     assert set(first) == {"id", "name", "description", "language", "type", "similarity"}
     assert first["id"] == "p_012" and first["name"] == "Dead-letter queue for poison messages"
@@ -63,11 +69,20 @@ def test_search_answers_json_with_exit_0_where_the_pilot_did(tmp_path):
     env = {"XDG_DATA_HOME": str(tmp_path / "data"), "HOME": str(tmp_path)}
     blank = run_cli("search", "  ", "--json", env=env)
     assert blank.returncode == 0, blank.stderr
-    assert json.loads(blank.stdout) == {"query": "  ", "max_results": 10, "latency_ms": 0, "results": []}
+    assert json.loads(blank.stdout) == {
+        "query": "  ",
+        "max_results": 10,
+        "latency_ms": 0,
+        "results": [],
+    }
     empty = run_cli("search", "anything", "3", "--json", env=env)
     assert empty.returncode == 0, empty.stderr
     out = json.loads(empty.stdout)
-    assert out["results"] == [] and out["max_results"] == 3 and "import or add patterns first" in out["error"]
+    assert (
+        out["results"] == []
+        and out["max_results"] == 3
+        and "import or add patterns first" in out["error"]
+    )
     broken = run_cli("search", "anything", "--json", "--store", "neo4j://127.0.0.1:1", env=env)
     assert broken.returncode == 0 and "Traceback" not in broken.stderr
     out = json.loads(broken.stdout)
@@ -88,8 +103,14 @@ def test_health_json_contract(tmp_path, redis_server):
     checks = report["checks"]
     assert set(checks) == {"neo4j", "redis", "bge_m3", "cli_tools"}
     store = checks["neo4j"]
-    assert store["status"] == "up" and isinstance(store["latency_ms"], int) and store["backend"] == "sqlite"
-    assert checks["redis"]["status"] == "down" and checks["redis"]["optional"] is True  # none configured
+    assert (
+        store["status"] == "up"
+        and isinstance(store["latency_ms"], int)
+        and store["backend"] == "sqlite"
+    )
+    assert (
+        checks["redis"]["status"] == "down" and checks["redis"]["optional"] is True
+    )  # none configured
     assert checks["bge_m3"]["status"] == "available" and checks["bge_m3"]["model_path"]
     assert checks["cli_tools"] == {"synapse_search": "executable", "synapse_health": "executable"}
     assert report["status"] == "degraded" and report["ready_for_mcp"] is True  # the pilot's rules
@@ -97,9 +118,15 @@ def test_health_json_contract(tmp_path, redis_server):
     healthy = json.loads(run_cli("health", "--json", "--redis", redis_server.url, env=env).stdout)
     assert healthy["status"] == "healthy" and healthy["checks"]["redis"]["status"] == "up"
 
-    down = json.loads(run_cli("health", "--json", "--store", "neo4j://neo4j:secret@127.0.0.1:1", env=env).stdout)
+    down = json.loads(
+        run_cli("health", "--json", "--store", "neo4j://neo4j:secret@127.0.0.1:1", env=env).stdout
+    )
     assert down["status"] == "unhealthy" and down["ready_for_mcp"] is False
     assert down["checks"]["neo4j"]["status"] == "down" and "secret" not in json.dumps(down)
 
     human = run_cli("health", "--verbose", env=env)
-    assert human.returncode == 0 and "Overall Status: DEGRADED" in human.stdout and "Ready for MCP: YES" in human.stdout
+    assert (
+        human.returncode == 0
+        and "Overall Status: DEGRADED" in human.stdout
+        and "Ready for MCP: YES" in human.stdout
+    )

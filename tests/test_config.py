@@ -38,9 +38,14 @@ def test_toml_then_environment(tmp_path):
         vector_engine = "wrong:0.5"
         """
     )
-    s = load_settings(environ={"SYNAPSE_CONFIG": str(path), "SYNAPSE_THREADS": "2",
-                               "SYNAPSE_FEATURE_MESSAGE_ROUTER": "shadow",
-                               "SYNAPSE_ALERT_MIN_CALLS": "7"})
+    s = load_settings(
+        environ={
+            "SYNAPSE_CONFIG": str(path),
+            "SYNAPSE_THREADS": "2",
+            "SYNAPSE_FEATURE_MESSAGE_ROUTER": "shadow",
+            "SYNAPSE_ALERT_MIN_CALLS": "7",
+        }
+    )
     assert s.source == str(path)
     assert s.threads == 2  # env beats the file
     assert s.kernel_cache == "/tmp/k"
@@ -82,7 +87,10 @@ def test_missing_file_and_bad_env():
         load_settings(environ={"SYNAPSE_FORCE_PYTHON": "perhaps"})
 
 
-@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("YES", True), ("0", False), ("", False), ("off", False)])
+@pytest.mark.parametrize(
+    "value, expected",
+    [("1", True), ("true", True), ("YES", True), ("0", False), ("", False), ("off", False)],
+)
 def test_force_python_spellings(value, expected):
     assert force_python({"SYNAPSE_FORCE_PYTHON": value}) is expected
     assert force_python({}) is False

@@ -51,7 +51,10 @@ def test_local_matches_sentence_transformers(reference, batch_size):
     embedder = MiniLMEmbedder(batch_size=batch_size)
     vectors = embedder.embed(reference["texts"])
     expected = np.asarray(reference["vectors"], dtype=np.float32)
-    assert vectors.dtype == np.float32 and vectors.shape == expected.shape == (len(reference["texts"]), 384)
+    assert vectors.dtype == np.float32 and vectors.shape == expected.shape == (
+        len(reference["texts"]),
+        384,
+    )
     np.testing.assert_allclose(vectors, expected, atol=1e-5, rtol=0)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
 
@@ -63,7 +66,9 @@ def test_local_embedder_basics(minilm):
     assert one.shape == (384,) and one.dtype == np.float32
     batch = minilm.embed(["x", "circuit breaker", "y"])
     np.testing.assert_allclose(batch[1], one, atol=1e-6)  # order kept, batching does not matter
-    assert float(minilm.embed_one("UPPER case") @ minilm.embed_one("upper CASE")) > 0.9999  # uncased
+    assert (
+        float(minilm.embed_one("UPPER case") @ minilm.embed_one("upper CASE")) > 0.9999
+    )  # uncased
     with pytest.raises(InvalidTypeError, match="single string"):
         minilm.embed("not a list")  # type: ignore[arg-type]
     with pytest.raises(InvalidTypeError, match=r"texts\[1\]"):
@@ -101,9 +106,14 @@ def test_client_normalises_orders_and_batches(server, minilm):
         vectors = client.embed(texts)
         assert client.dim == 384
     assert [len(r["input"]) for r in server.requests] == [4, 4, 2]
-    assert all(r["model"] == EmbeddingsTestServer.MODEL and r["encoding_format"] == "float" for r in server.requests)
+    assert all(
+        r["model"] == EmbeddingsTestServer.MODEL and r["encoding_format"] == "float"
+        for r in server.requests
+    )
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
-    np.testing.assert_allclose(vectors, minilm.embed(texts), atol=1e-6)  # the server returned them scaled and reversed
+    np.testing.assert_allclose(
+        vectors, minilm.embed(texts), atol=1e-6
+    )  # the server returned them scaled and reversed
 
 
 def test_client_sends_the_key_and_never_shows_it(server):
@@ -133,7 +143,9 @@ def test_gives_up_after_max_retries(server):
 
 def test_4xx_fails_at_once_with_the_servers_message(server):
     with OpenAIEmbeddings(server.url, "no-such-model", sleep=lambda s: None) as client:
-        with pytest.raises(EmbeddingServerError, match="400.*not found.*check the model name") as info:
+        with pytest.raises(
+            EmbeddingServerError, match="400.*not found.*check the model name"
+        ) as info:
             client.embed(["x"])
     assert info.value.status_code == 400 and len(server.requests) == 1
     server.script = [("status", 401)]
@@ -147,9 +159,10 @@ def test_timeouts_and_refused_connections(server):
     with _client(server, timeout=0.3, max_retries=1) as client:
         with pytest.raises(EmbeddingUnavailableError, match="did not answer after 2"):
             client.embed(["slow"])
-    with OpenAIEmbeddings(f"http://127.0.0.1:{free_port()}/v1", "m", max_retries=1, sleep=lambda s: None) as client:
-        with pytest.raises(EmbeddingUnavailableError):
-            client.embed(["nobody home"])
+    with OpenAIEmbeddings(
+        f"http://127.0.0.1:{free_port()}/v1", "m", max_retries=1, sleep=lambda s: None
+    ) as client, pytest.raises(EmbeddingUnavailableError):
+        client.embed(["nobody home"])
 
 
 @pytest.mark.parametrize(
@@ -180,7 +193,10 @@ def test_dimension_is_probed_and_then_enforced(server):
 def test_base_url_forms():
     assert OpenAIEmbeddings("http://h:8000", "m").base_url == "http://h:8000/v1"
     assert OpenAIEmbeddings("http://h:8000/v1/", "m").base_url == "http://h:8000/v1"
-    assert OpenAIEmbeddings("https://api.example.com/openai/v1", "m").base_url == "https://api.example.com/openai/v1"
+    assert (
+        OpenAIEmbeddings("https://api.example.com/openai/v1", "m").base_url
+        == "https://api.example.com/openai/v1"
+    )
     for bad in ("", "ftp://h/v1", "h:8000"):
         with pytest.raises(ConfigError):
             OpenAIEmbeddings(bad, "m")
@@ -196,7 +212,13 @@ def test_embedder_from_env(server):
     with pytest.raises(ConfigError, match="SYNAPSE_EMBEDDINGS_MODEL"):
         embedder_from_env({"SYNAPSE_EMBEDDINGS_URL": server.url})
     with pytest.raises(ConfigError, match="TIMEOUT"):
-        embedder_from_env({"SYNAPSE_EMBEDDINGS_URL": server.url, "SYNAPSE_EMBEDDINGS_MODEL": "m", "SYNAPSE_EMBEDDINGS_TIMEOUT": "soon"})
+        embedder_from_env(
+            {
+                "SYNAPSE_EMBEDDINGS_URL": server.url,
+                "SYNAPSE_EMBEDDINGS_MODEL": "m",
+                "SYNAPSE_EMBEDDINGS_TIMEOUT": "soon",
+            }
+        )
     env = {
         "SYNAPSE_EMBEDDINGS_URL": server.url,
         "SYNAPSE_EMBEDDINGS_MODEL": EmbeddingsTestServer.MODEL,

@@ -19,12 +19,16 @@ def _build(runtime, quantization=None, n=3000, d=64, seed=0):
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((n, d)).astype(np.float32)
     index = PatternIndex(d, runtime=runtime, quantization=quantization)
-    index.upsert([f"p{i}" for i in range(n)], vectors, [{"i": i, "tag": ["a", "b"][i % 2]} for i in range(n)])
+    index.upsert(
+        [f"p{i}" for i in range(n)], vectors, [{"i": i, "tag": ["a", "b"][i % 2]} for i in range(n)]
+    )
     return index, vectors
 
 
 @pytest.mark.parametrize("quantization", [None, "int8"])
-def test_round_trip_is_memory_mapped_and_answers_the_same(tmp_path, make_runtime, search_kernel, quantization):
+def test_round_trip_is_memory_mapped_and_answers_the_same(
+    tmp_path, make_runtime, search_kernel, quantization
+):
     runtime = make_runtime()
     index, vectors = _build(runtime, quantization)
     index.remove(["p5", "p6"])
@@ -96,13 +100,19 @@ def test_processes_share_the_mapped_pages(tmp_path, make_runtime, search_kernel)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNAPSE_")}
     env["SYNAPSE_KERNEL_CACHE"] = runtime.settings.kernel_cache
     first = subprocess.Popen(
-        [sys.executable, "-c", _SHARER, str(tmp_path / "idx"), "30"], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", _SHARER, str(tmp_path / "idx"), "30"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         first.stdout.readline()  # the first process has mapped and touched every page
         second = subprocess.run(
             [sys.executable, "-c", _SHARER, str(tmp_path / "idx"), "0"],
-            capture_output=True, text=True, env=env, timeout=300,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
         )
         assert second.returncode == 0, second.stderr
         shared = int(second.stdout.split()[0])
@@ -233,7 +243,10 @@ def test_fortran_order_and_wrong_dtype_are_rejected_even_without_verify(tmp_path
     index, _ = _build(runtime, n=50, d=8)
     index.save(tmp_path / "idx")
     vectors = np.load(tmp_path / "idx" / "vectors.npy")
-    for bad, match in ((np.asfortranarray(vectors), "C order"), (vectors.astype(np.float64), "dtype float64")):
+    for bad, match in (
+        (np.asfortranarray(vectors), "C order"),
+        (vectors.astype(np.float64), "dtype float64"),
+    ):
         np.save(tmp_path / "idx" / "vectors.npy", bad)
         for verify in (True, False):
             with pytest.raises(DamagedIndexError, match=match):
@@ -263,16 +276,29 @@ def _broken(tmp_path, runtime):
     "breakage, names",
     [
         (lambda d: (d / "vectors.npy").write_bytes(b""), "vectors.npy"),  # EOFError
-        (lambda d: (d / "manifest.json").write_bytes(b"\xff\xfe{"), "manifest.json"),  # UnicodeDecodeError
-        (lambda d: (d / "manifest.json").write_text(json.dumps({"format": "synapse-mojo-index/2", "dim": 8})), "manifest.json"),  # KeyError count
+        (
+            lambda d: (d / "manifest.json").write_bytes(b"\xff\xfe{"),
+            "manifest.json",
+        ),  # UnicodeDecodeError
+        (
+            lambda d: (d / "manifest.json").write_text(
+                json.dumps({"format": "synapse-mojo-index/2", "dim": 8})
+            ),
+            "manifest.json",
+        ),  # KeyError count
         (lambda d: (d / "manifest.json").write_text("[1, 2]"), "manifest.json"),  # AttributeError
         (lambda d: (d / "ids.offsets.npy").unlink(), "ids.offsets.npy"),  # FileNotFoundError
         (lambda d: (d / "metadata.jsonl").unlink(), "metadata.jsonl"),
-        (lambda d: (d / "ids.jsonl").write_bytes(b"\"p0\"\n" * 30), "ids.jsonl"),  # offsets no longer fit
+        (
+            lambda d: (d / "ids.jsonl").write_bytes(b'"p0"\n' * 30),
+            "ids.jsonl",
+        ),  # offsets no longer fit
         (lambda d: (d / "quantizer.npy").write_bytes(b"x"), None),  # not an int8 index: ignored
     ],
 )
-def test_every_load_failure_is_a_synapse_error_naming_the_file(tmp_path, make_runtime, breakage, names):
+def test_every_load_failure_is_a_synapse_error_naming_the_file(
+    tmp_path, make_runtime, breakage, names
+):
     runtime = make_runtime()
     directory = _broken(tmp_path, runtime)
     breakage(directory)
@@ -310,7 +336,15 @@ def test_damaged_jsonl_lines_fail_at_load_or_as_synapse_errors(tmp_path, make_ru
 def test_metadata_round_trips_exactly_or_is_rejected_at_upsert(tmp_path, make_runtime):
     runtime = make_runtime()
     index = PatternIndex(3, runtime=runtime)
-    meta = {"s": "x", "i": 1, "f": 1.5, "b": True, "n": None, "l": [1, "a", [True]], "d": {"k": {"z": 0.0}}}
+    meta = {
+        "s": "x",
+        "i": 1,
+        "f": 1.5,
+        "b": True,
+        "n": None,
+        "l": [1, "a", [True]],
+        "d": {"k": {"z": 0.0}},
+    }
     index.upsert(["a"], [[1, 0, 0]], [meta])
     index.save(tmp_path / "idx")
     loaded = PatternIndex.load(tmp_path / "idx", runtime=runtime)

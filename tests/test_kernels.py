@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,7 +45,9 @@ def test_compiles_once_then_loads_from_cache(mojo_compiler, tmp_path):
     assert "pattern_search" in meta["kernels"]
     # The key changes with the target CPU: a different target means a different entry.
     other = kernels_module.cache_key(
-        source_dir(load_settings(environ={})), mojo_compiler, _settings(SYNAPSE_TARGET_CPU="x86-64-v3")
+        source_dir(load_settings(environ={})),
+        mojo_compiler,
+        _settings(SYNAPSE_TARGET_CPU="x86-64-v3"),
     )
     assert other != entry.name
 
@@ -79,7 +81,9 @@ def test_broken_source_falls_back_with_the_compiler_message(mojo_compiler, tmp_p
 def test_abi_mismatch_is_rejected(mojo_compiler, tmp_path):
     src = _copy_sources(tmp_path)
     kernel = src / "pattern_search.mojo"
-    kernel.write_text(re.sub(r"comptime ABI_VERSION = \d+", "comptime ABI_VERSION = 999", kernel.read_text()))
+    kernel.write_text(
+        re.sub(r"comptime ABI_VERSION = \d+", "comptime ABI_VERSION = 999", kernel.read_text())
+    )
     handle = load_kernel(
         "pattern_search",
         _settings(SYNAPSE_KERNEL_SOURCE=str(src), SYNAPSE_KERNEL_CACHE=str(tmp_path / "cache")),
@@ -143,11 +147,16 @@ def test_two_processes_starting_together_compile_once(mojo_compiler, tmp_path):
 
 def test_prebuilt_directory_is_preferred_and_bad_files_are_skipped(mojo_compiler, tmp_path):
     out = tmp_path / "prebuilt"
-    proc = run_cli("kernels", "build", "--out", str(out), env={"SYNAPSE_KERNEL_CACHE": str(tmp_path / "c1")})
+    proc = run_cli(
+        "kernels", "build", "--out", str(out), env={"SYNAPSE_KERNEL_CACHE": str(tmp_path / "c1")}
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (out / "pattern_search.so").is_file()
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["artefacts"]["pattern_search"]["sha256"] == kernels_module.file_sha256(out / "pattern_search.so")[1]
+    assert (
+        manifest["artefacts"]["pattern_search"]["sha256"]
+        == kernels_module.file_sha256(out / "pattern_search.so")[1]
+    )
     handle = load_kernel("pattern_search", _settings(SYNAPSE_KERNEL_DIR=str(out)))
     assert handle.origin == "prebuilt" and handle.path == str(out / "pattern_search.so")
 
@@ -155,7 +164,8 @@ def test_prebuilt_directory_is_preferred_and_bad_files_are_skipped(mojo_compiler
     bad.mkdir()
     (bad / "pattern_search.so").write_bytes(b"not an ELF file")
     handle = load_kernel(
-        "pattern_search", _settings(SYNAPSE_KERNEL_DIR=str(bad), SYNAPSE_KERNEL_CACHE=str(tmp_path / "c2"))
+        "pattern_search",
+        _settings(SYNAPSE_KERNEL_DIR=str(bad), SYNAPSE_KERNEL_CACHE=str(tmp_path / "c2")),
     )
     assert handle.loaded and handle.origin == "compiled"
     assert any("prebuilt" in a and "bad" in a for a in handle.attempts)
@@ -200,8 +210,12 @@ def _flip_code_bytes(path: Path) -> None:
 
 
 def _doctor(cache: Path, **env: str) -> dict:
-    proc = run_cli("doctor", "--json", "--no-smoke", env={"SYNAPSE_KERNEL_CACHE": str(cache), **env})
-    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+    proc = run_cli(
+        "doctor", "--json", "--no-smoke", env={"SYNAPSE_KERNEL_CACHE": str(cache), **env}
+    )
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+    )
     return json.loads(proc.stdout)["features"]["pattern_search"]
 
 
@@ -210,7 +224,9 @@ def _doctor(cache: Path, **env: str) -> dict:
     [(_truncate, "bytes"), (_flip_code_bytes, "SHA-256")],
     ids=["truncated", "flipped-code-bytes"],
 )
-def test_a_damaged_cache_entry_is_rebuilt_not_fatal(search_kernel, mojo_compiler, kernel_cache, tmp_path, damage, reason):
+def test_a_damaged_cache_entry_is_rebuilt_not_fatal(
+    search_kernel, mojo_compiler, kernel_cache, tmp_path, damage, reason
+):
     """Once: exit 135 (SIGBUS) on every command for a truncated entry, with nothing printed."""
     so = _copy_entry(_session_entry(kernel_cache, mojo_compiler), tmp_path / "cache")
     assert kernels_module.sidecar_path(so).is_file()
@@ -224,20 +240,28 @@ def test_a_damaged_cache_entry_is_rebuilt_not_fatal(search_kernel, mojo_compiler
     assert again["kernel_origin"] == "cache" and not again["kernel_notes"]
 
 
-def test_an_entry_without_a_record_is_probed_in_a_child_first(search_kernel, mojo_compiler, kernel_cache, tmp_path):
+def test_an_entry_without_a_record_is_probed_in_a_child_first(
+    search_kernel, mojo_compiler, kernel_cache, tmp_path
+):
     """An entry from before the records (or whose record was lost) cannot be checked against a
     digest: a child process imports it first, takes the SIGBUS, and the entry is rebuilt."""
     so = _copy_entry(_session_entry(kernel_cache, mojo_compiler), tmp_path / "cache")
     kernels_module.sidecar_path(so).unlink()
     _truncate(so)
-    proc = run_cli("doctor", "--no-smoke", env={"SYNAPSE_KERNEL_CACHE": str(tmp_path / "cache"), "COLUMNS": "200"})
+    proc = run_cli(
+        "doctor",
+        "--no-smoke",
+        env={"SYNAPSE_KERNEL_CACHE": str(tmp_path / "cache"), "COLUMNS": "200"},
+    )
     assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
     assert "SIGBUS" in proc.stdout and "rebuilding" in proc.stdout  # the doctor's kernel note
     record = json.loads(kernels_module.sidecar_path(so).read_text())
     assert record["size"] == so.stat().st_size
 
 
-def test_prebuilt_modules_are_verified_against_their_manifest(search_kernel, mojo_compiler, kernel_cache, tmp_path):
+def test_prebuilt_modules_are_verified_against_their_manifest(
+    search_kernel, mojo_compiler, kernel_cache, tmp_path
+):
     good = _session_entry(kernel_cache, mojo_compiler) / "pattern_search.so"
     prebuilt = tmp_path / "prebuilt"
     prebuilt.mkdir()
@@ -251,7 +275,9 @@ def test_prebuilt_modules_are_verified_against_their_manifest(search_kernel, moj
             assert handle.origin == "prebuilt", handle.attempts
         else:  # refused with the reason, then the (verified) compile cache answered
             assert handle.origin == "cache"
-            assert any(expect_refusal in a and str(so) in a for a in handle.attempts), handle.attempts
+            assert any(expect_refusal in a and str(so) in a for a in handle.attempts), (
+                handle.attempts
+            )
 
     shutil.copyfile(good, so)
     load("unverified: no manifest.json")
@@ -266,7 +292,9 @@ def test_prebuilt_modules_are_verified_against_their_manifest(search_kernel, moj
     load("SIGBUS")
 
 
-def test_a_warm_start_hashes_each_module_once(search_kernel, mojo_compiler, kernel_cache, monkeypatch):
+def test_a_warm_start_hashes_each_module_once(
+    search_kernel, mojo_compiler, kernel_cache, monkeypatch
+):
     hashed: list[str] = []
     real = kernels_module.hashlib.file_digest
 
@@ -277,7 +305,10 @@ def test_a_warm_start_hashes_each_module_once(search_kernel, mojo_compiler, kern
     monkeypatch.setattr(kernels_module.hashlib, "file_digest", counting)
     monkeypatch.setattr(kernels_module, "_digests", {})
     for _ in range(3):
-        assert load_kernel("pattern_search", _settings(SYNAPSE_KERNEL_CACHE=str(kernel_cache))).origin == "cache"
+        assert (
+            load_kernel("pattern_search", _settings(SYNAPSE_KERNEL_CACHE=str(kernel_cache))).origin
+            == "cache"
+        )
     assert len(hashed) == 1, hashed
 
 
@@ -286,7 +317,12 @@ def test_kernels_build_reports_compiler_errors(mojo_compiler, tmp_path):
     kernel = src / "pattern_search.mojo"
     kernel.write_text(kernel.read_text() + "\ndef broken(:\n")
     proc = run_cli(
-        "kernels", "build", "--name", "pattern_search", "--out", str(tmp_path / "o"),
+        "kernels",
+        "build",
+        "--name",
+        "pattern_search",
+        "--out",
+        str(tmp_path / "o"),
         env={"SYNAPSE_KERNEL_SOURCE": str(src)},
     )
     assert proc.returncode == 1
@@ -297,7 +333,9 @@ def test_no_compiler_means_python(monkeypatch, tmp_path):
     """Stand-in for a platform without Mojo wheels (cannot be produced on this machine):
     the loader is told no compiler exists and must report it, not raise."""
     monkeypatch.setattr(
-        kernels_module, "find_compiler", lambda refresh=False: Compiler(None, None, error="no Mojo compiler found: test")
+        kernels_module,
+        "find_compiler",
+        lambda refresh=False: Compiler(None, None, error="no Mojo compiler found: test"),
     )
     handle = load_kernel("pattern_search", _settings(SYNAPSE_KERNEL_CACHE=str(tmp_path)))
     assert not handle.loaded and "no Mojo compiler" in handle.error

@@ -44,7 +44,11 @@ def _max_executable() -> str | None:
 @pytest.fixture(scope="module")
 def max_server(tmp_path_factory):
     executable = _max_executable()
-    require(executable is not None, "Modular MAX (`max serve`)", "install the project's max extra: `uv sync --extra max`")
+    require(
+        executable is not None,
+        "Modular MAX (`max serve`)",
+        "install the project's max extra: `uv sync --extra max`",
+    )
     port = free_port()
     log_path = tmp_path_factory.mktemp("max") / "max-serve.log"
     env = {
@@ -63,19 +67,25 @@ def max_server(tmp_path_factory):
     started = time.monotonic()
     with open(log_path, "wb") as log:
         # Its own session, so the server's worker processes are stopped with it.
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"max serve exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+                pytest.fail(
+                    f"max serve exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}"
+                )
             try:
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() - started > READY_TIMEOUT:
-                pytest.fail(f"max serve not ready after {READY_TIMEOUT:.0f}s:\n{log_path.read_text()[-4000:]}")
+                pytest.fail(
+                    f"max serve not ready after {READY_TIMEOUT:.0f}s:\n{log_path.read_text()[-4000:]}"
+                )
             time.sleep(2)
         print(f"\nmax serve ready after {time.monotonic() - started:.0f}s on {url}")
         yield f"{url}/v1"
@@ -92,7 +102,9 @@ def max_server(tmp_path_factory):
 
 
 def test_max_serve_matches_the_local_embedder(max_server):
-    reference = json.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_text(encoding="utf-8"))
+    reference = json.loads(
+        (Path(__file__).parent / "data" / "minilm_reference.json").read_text(encoding="utf-8")
+    )
     local = MiniLMEmbedder()
     # Texts under 256 tokens: both embedders see the same tokens (see the module docstring).
     texts = [t for t in reference["texts"] if len(local._load()[1].encode(t).ids) < 256]
@@ -101,7 +113,9 @@ def test_max_serve_matches_the_local_embedder(max_server):
         served = remote.embed(texts)
         assert remote.dim == 384
     ours = local.embed(texts)
-    np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, atol=1e-6)  # normalised by the client
+    np.testing.assert_allclose(
+        np.linalg.norm(served, axis=1), 1.0, atol=1e-6
+    )  # normalised by the client
     cosines = np.sum(served * ours, axis=1)
     assert cosines.min() >= 0.9999, cosines
 

@@ -18,7 +18,7 @@ from .conftest import REPO
 
 SCRIPT = REPO / "python" / "synapse_mojo" / "runtime" / "mojo_build.py"
 
-EXTENSION = '''
+EXTENSION = """
 from std.os import abort
 from std.python import PythonObject
 from std.python.bindings import PythonModuleBuilder
@@ -36,7 +36,7 @@ def PyInit_tiny() abi("C") -> PythonObject:
         return m.finalize()
     except e:
         abort(String("failed to create module tiny: ", e))
-'''
+"""
 
 PROGRAM = '''"""A tiny program.
 
@@ -52,9 +52,9 @@ def main() raises:
     print('{"n": ', double(Int(args[1])), ', "argc": ', len(args), "}")
 '''
 
-HELPER = '''def double(x: Int) -> Int:
+HELPER = """def double(x: Int) -> Int:
     return 2 * x
-'''
+"""
 
 
 @pytest.fixture
@@ -90,7 +90,9 @@ def test_the_repository_sources_are_discovered():
 
 
 def test_portable_targets_per_architecture():
-    assert Target.portable("x86_64-unknown-linux-gnu") == Target("x86_64-unknown-linux-gnu", "x86-64-v3")
+    assert Target.portable("x86_64-unknown-linux-gnu") == Target(
+        "x86_64-unknown-linux-gnu", "x86-64-v3"
+    )
     assert Target.portable("aarch64-unknown-linux-gnu").cpu == "neoverse-n1"
     assert Target.portable("arm64-apple-darwin").cpu == "neoverse-n1"
     assert Target.portable(None).arch == mojo_build.host_arch()
@@ -101,12 +103,27 @@ def test_portable_targets_per_architecture():
 
 def test_command_lines():
     cmd = mojo_build.mojo_command(
-        "mojo", Path("src/k.mojo"), Path("out/k.so"), kind="shared-lib", include=[Path("src")],
+        "mojo",
+        Path("src/k.mojo"),
+        Path("out/k.so"),
+        kind="shared-lib",
+        include=[Path("src")],
         target=Target("aarch64-unknown-linux-gnu", "neoverse-n1"),
     )
     assert cmd == [
-        "mojo", "build", "--target-triple", "aarch64-unknown-linux-gnu", "--target-cpu",
-        "neoverse-n1", "-I", "src", "src/k.mojo", "--emit", "shared-lib", "-o", "out/k.so",
+        "mojo",
+        "build",
+        "--target-triple",
+        "aarch64-unknown-linux-gnu",
+        "--target-cpu",
+        "neoverse-n1",
+        "-I",
+        "src",
+        "src/k.mojo",
+        "--emit",
+        "shared-lib",
+        "-o",
+        "out/k.so",
     ]
     exe = mojo_build.mojo_command("mojo", Path("p.mojo"), Path("p"), kind="exe")
     assert exe == ["mojo", "build", "p.mojo", "-o", "p"]
@@ -146,11 +163,21 @@ def _script(*args: str) -> subprocess.CompletedProcess:
 def test_script_reports_bad_usage_without_a_traceback(tree, tmp_path):
     proc = _script("--src", str(tree), "--out", str(tmp_path / "o"), "--mojo", "/no/such/mojo")
     assert proc.returncode == 2 and "error: mojo at /no/such/mojo does not run" in proc.stderr
-    proc = _script("--src", str(tree), "--out", str(tmp_path / "o"),
-                   "--target-triple", "riscv64-unknown-linux-gnu")
+    proc = _script(
+        "--src",
+        str(tree),
+        "--out",
+        str(tmp_path / "o"),
+        "--target-triple",
+        "riscv64-unknown-linux-gnu",
+    )
     assert proc.returncode == 2 and "no portable CPU known" in proc.stderr
     proc = _script("--src", str(tree), "--out", str(tmp_path / "o"), "--list")
-    assert proc.returncode == 0 and "shared-lib tiny" in proc.stdout and "exe        prog" in proc.stdout
+    assert (
+        proc.returncode == 0
+        and "shared-lib tiny" in proc.stdout
+        and "exe        prog" in proc.stdout
+    )
     assert "Traceback" not in proc.stderr
 
 
@@ -185,8 +212,15 @@ def test_script_builds_runs_and_records_everything(mojo_compiler, tree, tmp_path
 
 def test_a_compile_error_fails_the_build_with_the_compiler_message(mojo_compiler, tree, tmp_path):
     (tree / "tiny.mojo").write_text(EXTENSION + "\ndef broken(:\n")
-    proc = _script("--src", str(tree), "--out", str(tmp_path / "o"), "--mojo",
-                   mojo_compiler.path, "--kernels-only")
+    proc = _script(
+        "--src",
+        str(tree),
+        "--out",
+        str(tmp_path / "o"),
+        "--mojo",
+        mojo_compiler.path,
+        "--kernels-only",
+    )
     assert proc.returncode == 1
     assert "FAILED: mojo build tiny failed" in proc.stderr and "error:" in proc.stderr
     assert "1 of 1 failed: tiny" in proc.stderr
@@ -198,9 +232,9 @@ def test_a_failing_program_fails_the_smoke_run(tmp_path):
     prog = out / "bin" / "bad"
     prog.write_text("#!/bin/sh\necho oops >&2\nexit 3\n")
     prog.chmod(0o755)
-    (out / "manifest.json").write_text(json.dumps(
-        {"artefacts": {"bad": {"kind": "exe", "path": "bin/bad", "smoke_args": []}}}
-    ))
+    (out / "manifest.json").write_text(
+        json.dumps({"artefacts": {"bad": {"kind": "exe", "path": "bin/bad", "smoke_args": []}}})
+    )
     proc = _script("--run-smoke", "--out", str(out))
     assert proc.returncode == 1 and "FAILED: bad exited 3" in proc.stderr
     proc = _script("--run-smoke", "--out", str(tmp_path / "missing"))

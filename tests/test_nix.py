@@ -9,8 +9,8 @@ import importlib.util
 import json
 import re
 import shutil
-import sys
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,9 @@ NIX_FILES = sorted([REPO / "flake.nix", *REPO.glob("nix/**/*.nix")])
 
 
 def _load_sources_tool():
-    spec = importlib.util.spec_from_file_location("mojo_sdk_sources", REPO / "nix/mojo-sdk/sources.py")
+    spec = importlib.util.spec_from_file_location(
+        "mojo_sdk_sources", REPO / "nix/mojo-sdk/sources.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -34,7 +36,9 @@ sources = _load_sources_tool()
 @pytest.fixture(scope="module")
 def nix_instantiate() -> str:
     path = shutil.which("nix-instantiate")
-    require(path is not None, "nix-instantiate", "apt-get install nix-bin (nix/offline-checks.sh does)")
+    require(
+        path is not None, "nix-instantiate", "apt-get install nix-bin (nix/offline-checks.sh does)"
+    )
     return path  # type: ignore[return-value]
 
 
@@ -62,8 +66,12 @@ def test_sri_hashes_round_trip():
 
 
 def test_mirror_urls_become_canonical():
-    relative = "../../packages/packages/3d/bb/9602cbee/mojo_compiler_mojo_libs-1.2.0-py3-none-any.whl"
-    assert sources.canonical_url(relative, "https://pypi.org/pypi/mojo-compiler-mojo-libs/json") == (
+    relative = (
+        "../../packages/packages/3d/bb/9602cbee/mojo_compiler_mojo_libs-1.2.0-py3-none-any.whl"
+    )
+    assert sources.canonical_url(
+        relative, "https://pypi.org/pypi/mojo-compiler-mojo-libs/json"
+    ) == (
         "https://files.pythonhosted.org/packages/3d/bb/9602cbee/mojo_compiler_mojo_libs-1.2.0-py3-none-any.whl"
     )
     with pytest.raises(sources.SourcesError, match="unexpected distribution URL"):
@@ -113,7 +121,10 @@ def test_every_nix_file_parses(nix_instantiate, path):
 def _evaluate(nix_instantiate: str, root: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [nix_instantiate, "--eval", "--strict", "--json", "nix/tests/eval-flake.nix"],
-        cwd=root, capture_output=True, text=True, timeout=600,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -124,12 +135,17 @@ def test_flake_evaluates_for_both_systems_with_stand_in_inputs(nix_instantiate):
     for system in ("x86_64-linux", "aarch64-linux"):
         out = outputs[system]
         assert set(out["packages"]) == {"mojo-sdk", "kernels", "synapse-mojo", "default"}
-        assert {"kernels-self-check", "mojo-programs-smoke", "pytest", "bench-smoke"} <= set(out["checks"])
+        assert {"kernels-self-check", "mojo-programs-smoke", "pytest", "bench-smoke"} <= set(
+            out["checks"]
+        )
         assert out["devShells"]["default"].endswith(".drv")
         assert out["apps"]["demo"]["type"] == "app"
         assert out["apps"]["demo"]["program"].endswith("/bin/synapse-mojo-demo")
         assert all(path.endswith(".drv") for path in out["packages"].values())
-    assert outputs["x86_64-linux"]["packages"]["mojo-sdk"] != outputs["aarch64-linux"]["packages"]["mojo-sdk"]
+    assert (
+        outputs["x86_64-linux"]["packages"]["mojo-sdk"]
+        != outputs["aarch64-linux"]["packages"]["mojo-sdk"]
+    )
 
 
 @pytest.fixture
@@ -144,7 +160,9 @@ def flake_copy(tmp_path: Path) -> Path:
     pkg = root / "python" / "synapse_mojo"
     (pkg / "runtime").mkdir(parents=True)
     shutil.copy2(REPO / "python/synapse_mojo/__init__.py", pkg / "__init__.py")
-    shutil.copy2(REPO / "python/synapse_mojo/runtime/mojo_build.py", pkg / "runtime" / "mojo_build.py")
+    shutil.copy2(
+        REPO / "python/synapse_mojo/runtime/mojo_build.py", pkg / "runtime" / "mojo_build.py"
+    )
     return root
 
 
@@ -159,16 +177,43 @@ def _break(root: Path, edits: list[tuple[str, str, str]]) -> None:
 @pytest.mark.parametrize(
     ("edits", "message"),
     [
-        ([("flake.nix", 'unfreeAllowed = [ "mojo-sdk" ]', "unfreeAllowed = [ ]")], "has an unfree licence"),
+        (
+            [("flake.nix", 'unfreeAllowed = [ "mojo-sdk" ]', "unfreeAllowed = [ ]")],
+            "has an unfree licence",
+        ),
         ([("nix/python.nix", '"bench"\n', '"benchmarks"\n')], "has no extra or group benchmarks"),
         (
             [("nix/mojo-sdk/sources.json", '"version": "1.2.0"', '"version": "1.3.0"')],
             "uv.lock pins mojo-compiler 1.2.0",
         ),
-        ([("nix/mojo-sdk/package.nix", "systemSources.mojoCompiler", "systemSources.mojoCompilr")], "mojoCompilr"),
-        ([("nix/kernels.nix", "../python/synapse_mojo/runtime/mojo_build.py", "../nix/build.py")], "does not exist"),
+        (
+            [
+                (
+                    "nix/mojo-sdk/package.nix",
+                    "systemSources.mojoCompiler",
+                    "systemSources.mojoCompilr",
+                )
+            ],
+            "mojoCompilr",
+        ),
+        (
+            [
+                (
+                    "nix/kernels.nix",
+                    "../python/synapse_mojo/runtime/mojo_build.py",
+                    "../nix/build.py",
+                )
+            ],
+            "does not exist",
+        ),
     ],
-    ids=["unfree-not-allowed", "unknown-dependency-group", "sdk-and-lock-disagree", "typo", "missing-file"],
+    ids=[
+        "unfree-not-allowed",
+        "unknown-dependency-group",
+        "sdk-and-lock-disagree",
+        "typo",
+        "missing-file",
+    ],
 )
 def test_evaluation_catches_mistakes(nix_instantiate, flake_copy, edits, message):
     assert _evaluate(nix_instantiate, flake_copy).returncode == 0
@@ -193,36 +238,70 @@ def test_evaluation_catches_mistakes(nix_instantiate, flake_copy, edits, message
         ),
         # pkgs.python is Python 2.7, marked insecure, as in nixpkgs.
         (
-            [("flake.nix", "pythonInterpreter = final.python313;", "pythonInterpreter = final.python;")],
+            [
+                (
+                    "flake.nix",
+                    "pythonInterpreter = final.python313;",
+                    "pythonInterpreter = final.python;",
+                )
+            ],
             "Package 'python-2.7.18.8' is marked as insecure",
         ),
         # uv2nix asserts that the interpreter satisfies uv.lock's requires-python (>=3.11).
         (
-            [("flake.nix", "pythonInterpreter = final.python313;", "pythonInterpreter = final.python310;")],
+            [
+                (
+                    "flake.nix",
+                    "pythonInterpreter = final.python313;",
+                    "pythonInterpreter = final.python310;",
+                )
+            ],
             "does not satisfy uv.lock's requires-python >=3.11",
         ),
         # uv2nix's deps.default is the project's default-groups (dev: pytest, hypothesis, ...).
         (
-            [("nix/python.nix", "runtimeDeps = lib.mapAttrs (_: _: [ ]) workspace.deps.default;",
-              "runtimeDeps = workspace.deps.default;")],
+            [
+                (
+                    "nix/python.nix",
+                    "runtimeDeps = lib.mapAttrs (_: _: [ ]) workspace.deps.default;",
+                    "runtimeDeps = workspace.deps.default;",
+                )
+            ],
             "the runtime virtualenv includes the dependency group(s) dev",
         ),
         # Closed argument sets, as in uv2nix and nixpkgs.
         (
-            [("nix/python.nix", 'mkPyprojectOverlay { sourcePreference = "wheel"; }',
-              'mkPyprojectOverlay { sourcePreference = "wheel"; workspaceRoot = ./.; }')],
+            [
+                (
+                    "nix/python.nix",
+                    'mkPyprojectOverlay { sourcePreference = "wheel"; }',
+                    'mkPyprojectOverlay { sourcePreference = "wheel"; workspaceRoot = ./.; }',
+                )
+            ],
             "unexpected argument 'workspaceRoot'",
         ),
         (
-            [("flake.nix", "runtimeInputs = [ pkgs.synapse-mojo ];", "runtimeDependencies = [ pkgs.synapse-mojo ];")],
+            [
+                (
+                    "flake.nix",
+                    "runtimeInputs = [ pkgs.synapse-mojo ];",
+                    "runtimeDependencies = [ pkgs.synapse-mojo ];",
+                )
+            ],
             "unexpected argument 'runtimeDependencies'",
         ),
         # lib.fileset's path checks.
-        ([("nix/kernels.nix", "      ../mojo\n", '      "${../mojo}"\n')], "is a string-like value, but it should be a path"),
+        (
+            [("nix/kernels.nix", "      ../mojo\n", '      "${../mojo}"\n')],
+            "is a string-like value, but it should be a path",
+        ),
         ([("nix/kernels.nix", "root = ../.;", "root = ../mojo;")], "which is not under the `root`"),
         # A nativeWheelLibs key that uv.lock does not lock would patch nothing: nix/python.nix
         # refuses it, and so does the harness without that assertion.
-        ([("nix/python.nix", "    hf-xet = [ ];", "    hf_xet = [ ];")], "nativeWheelLibs names hf_xet"),
+        (
+            [("nix/python.nix", "    hf-xet = [ ];", "    hf_xet = [ ];")],
+            "nativeWheelLibs names hf_xet",
+        ),
         (
             [
                 ("nix/python.nix", "    hf-xet = [ ];", "    hf_xet = [ ];"),
@@ -244,7 +323,9 @@ def test_evaluation_catches_mistakes(nix_instantiate, flake_copy, edits, message
         "nativeWheelLibs-not-locked-harness",
     ],
 )
-def test_evaluation_catches_what_the_real_inputs_refuse(nix_instantiate, flake_copy, edits, message):
+def test_evaluation_catches_what_the_real_inputs_refuse(
+    nix_instantiate, flake_copy, edits, message
+):
     _break(flake_copy, edits)
     proc = _evaluate(nix_instantiate, flake_copy)
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
@@ -252,10 +333,21 @@ def test_evaluation_catches_what_the_real_inputs_refuse(nix_instantiate, flake_c
 
 def test_stand_in_pkgs_carries_the_capturable_top_level_names(nix_instantiate):
     names = subprocess.run(
-        [nix_instantiate, "--eval", "--strict", "--json", "nix/tests/stub-nixpkgs/top-level-names.nix"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        [
+            nix_instantiate,
+            "--eval",
+            "--strict",
+            "--json",
+            "nix/tests/stub-nixpkgs/top-level-names.nix",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    assert {"python", "python2", "python3", "pkgs", "lib", "stdenv", "system"} <= set(json.loads(names.stdout))
+    assert {"python", "python2", "python3", "pkgs", "lib", "stdenv", "system"} <= set(
+        json.loads(names.stdout)
+    )
 
 
 def test_eval_real_inputs_requires_every_checkout(tmp_path):
@@ -263,9 +355,19 @@ def test_eval_real_inputs_requires_every_checkout(tmp_path):
     usage = subprocess.run([str(script), "--help"], capture_output=True, text=True)
     assert usage.returncode == 0 and "--build-system-pkgs" in usage.stdout
     proc = subprocess.run(
-        [str(script), "--nixpkgs-lib", str(tmp_path), "--pyproject-nix", str(tmp_path),
-         "--uv2nix", str(tmp_path), "--build-system-pkgs", str(tmp_path)],
-        capture_output=True, text=True,
+        [
+            str(script),
+            "--nixpkgs-lib",
+            str(tmp_path),
+            "--pyproject-nix",
+            str(tmp_path),
+            "--uv2nix",
+            str(tmp_path),
+            "--build-system-pkgs",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 1 and "no lib/default.nix there" in proc.stderr
 
@@ -274,7 +376,12 @@ def test_lock_pins_every_input_and_follows_nixpkgs():
     lock = json.loads((REPO / "flake.lock").read_text())
     nodes = lock["nodes"]
     assert lock["version"] == 7
-    assert set(nodes["root"]["inputs"]) == {"nixpkgs", "pyproject-nix", "uv2nix", "pyproject-build-systems"}
+    assert set(nodes["root"]["inputs"]) == {
+        "nixpkgs",
+        "pyproject-nix",
+        "uv2nix",
+        "pyproject-build-systems",
+    }
     for name in nodes["root"]["inputs"]:
         locked = nodes[name]["locked"]
         assert locked["type"] == "github" and len(locked["rev"]) == 40
@@ -295,28 +402,44 @@ def _pins_check(workflows: Path, pins: Path | None = None) -> subprocess.Complet
     command = [sys.executable, str(PINS_TOOL)]
     if pins is not None:
         command += ["--pins", str(pins)]
-    return subprocess.run([*command, "check", "--workflows", str(workflows)], capture_output=True, text=True)
+    return subprocess.run(
+        [*command, "check", "--workflows", str(workflows)], capture_output=True, text=True
+    )
 
 
 def test_every_action_is_pinned_to_the_table():
     proc = _pins_check(WORKFLOW.parent)
     assert proc.returncode == 0, proc.stderr
     pins = json.loads((REPO / ".github/actions-pins.json").read_text())["actions"]
-    assert pins["astral-sh/setup-uv"]["tag"].count(".") == 2, "setup-uv publishes full version tags only"
+    assert pins["astral-sh/setup-uv"]["tag"].count(".") == 2, (
+        "setup-uv publishes full version tags only"
+    )
 
 
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
         # The defect as it was: setup-uv publishes no moving v8 tag.
-        ("astral-sh/setup-uv@11f9893b081a58869d3b5fccaea48c9e9e46f990 # v8.3.2", "astral-sh/setup-uv@v8",
-         "astral-sh/setup-uv must be pinned to 11f9893b081a58869d3b5fccaea48c9e9e46f990"),
-        ("actions/checkout@d23441a48e516b6c34aea4fa41551a30e30af803", "actions/checkout@d23441a48e516b6c34aea4fa41551a30e30af804",
-         "actions/checkout must be pinned to d23441a48e516b6c34aea4fa41551a30e30af803"),
-        ("astral-sh/setup-uv@11f9893b081a58869d3b5fccaea48c9e9e46f990", "astral-sh/setup-uvv@11f9893b081a58869d3b5fccaea48c9e9e46f990",
-         "astral-sh/setup-uvv is not in the pin table"),
-        ("@d23441a48e516b6c34aea4fa41551a30e30af803 # v6.1.0", "@d23441a48e516b6c34aea4fa41551a30e30af803 # v6",
-         "should carry the comment `# v6.1.0`"),
+        (
+            "astral-sh/setup-uv@11f9893b081a58869d3b5fccaea48c9e9e46f990 # v8.3.2",
+            "astral-sh/setup-uv@v8",
+            "astral-sh/setup-uv must be pinned to 11f9893b081a58869d3b5fccaea48c9e9e46f990",
+        ),
+        (
+            "actions/checkout@d23441a48e516b6c34aea4fa41551a30e30af803",
+            "actions/checkout@d23441a48e516b6c34aea4fa41551a30e30af804",
+            "actions/checkout must be pinned to d23441a48e516b6c34aea4fa41551a30e30af803",
+        ),
+        (
+            "astral-sh/setup-uv@11f9893b081a58869d3b5fccaea48c9e9e46f990",
+            "astral-sh/setup-uvv@11f9893b081a58869d3b5fccaea48c9e9e46f990",
+            "astral-sh/setup-uvv is not in the pin table",
+        ),
+        (
+            "@d23441a48e516b6c34aea4fa41551a30e30af803 # v6.1.0",
+            "@d23441a48e516b6c34aea4fa41551a30e30af803 # v6",
+            "should carry the comment `# v6.1.0`",
+        ),
     ],
     ids=["moving-tag-that-does-not-exist", "wrong-sha", "unknown-action", "wrong-tag-comment"],
 )
@@ -357,12 +480,18 @@ def test_the_uv_job_has_what_ci_true_demands():
     assert "ensure_debian_packages nix-bin" in runs, "tests/test_nix.py needs nix-instantiate"
     ci_run = (REPO / ".ci/run").read_text()
     ci_sync = next(line for line in ci_run.splitlines() if line.startswith("uv sync"))
-    job_sync = next(line.strip() for line in runs.splitlines() if line.strip().startswith("uv sync"))
-    assert _extras(ci_sync) <= _extras(job_sync), f".ci/run syncs {ci_sync!r}, the uv job {job_sync!r}"
+    job_sync = next(
+        line.strip() for line in runs.splitlines() if line.strip().startswith("uv sync")
+    )
+    assert _extras(ci_sync) <= _extras(job_sync), (
+        f".ci/run syncs {ci_sync!r}, the uv job {job_sync!r}"
+    )
 
 
 def test_nix_job_checks_every_system_and_compare_runs_after_a_failed_leg():
     jobs = _workflow()["jobs"]
     assert "nix flake check --all-systems" in _runs(jobs["nix"])
     condition = str(jobs["compare"].get("if", ""))
-    assert "always()" in condition or "!cancelled()" in condition, "the missing-document branch must be reachable"
+    assert "always()" in condition or "!cancelled()" in condition, (
+        "the missing-document branch must be reachable"
+    )

@@ -38,7 +38,9 @@ def test_search_returns_nearest_with_metadata(index_runtime):
     assert result.hits[0].id == "p123"
     assert result.hits[0].metadata == {"i": 123}
     assert result.hits[0].score == pytest.approx(1.0, abs=1e-5)
-    assert result.runtime == ("mojo" if index_runtime.settings.mode("pattern_search").kind == "on" else "python")
+    assert result.runtime == (
+        "mojo" if index_runtime.settings.mode("pattern_search").kind == "on" else "python"
+    )
     assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
 
 
@@ -131,7 +133,16 @@ def test_bad_queries_raise_clear_errors(index_runtime, query, error, match):
         index.search(query)
 
 
-@pytest.mark.parametrize("top_k, error", [(0, InvalidInputError), (-3, InvalidInputError), (True, InvalidTypeError), (2.5, InvalidTypeError), ("3", InvalidTypeError)])
+@pytest.mark.parametrize(
+    "top_k, error",
+    [
+        (0, InvalidInputError),
+        (-3, InvalidInputError),
+        (True, InvalidTypeError),
+        (2.5, InvalidTypeError),
+        ("3", InvalidTypeError),
+    ],
+)
 def test_bad_top_k(index_runtime, top_k, error):
     index = PatternIndex(4, runtime=index_runtime)
     index.upsert(["a"], [[1, 0, 0, 0]])
@@ -216,7 +227,9 @@ def test_concurrent_searches_and_updates(index_runtime):
         except BaseException as exc:  # pragma: no cover
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader) for _ in range(3)]
+    threads = [threading.Thread(target=writer)] + [
+        threading.Thread(target=reader) for _ in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -258,7 +271,9 @@ def _filtered_index(tmp_path, runtime, n=6000, d=16):
     vectors = _vectors(n, d, seed=11)
     index = PatternIndex(d, runtime=runtime)
     index.upsert(
-        [f"p{i}" for i in range(n)], vectors, [{"lang": ("py", "go", "rs")[i % 3], "i": i} for i in range(n)]
+        [f"p{i}" for i in range(n)],
+        vectors,
+        [{"lang": ("py", "go", "rs")[i % 3], "i": i} for i in range(n)],
     )
     index.save(tmp_path / "idx")
     return vectors
@@ -285,7 +300,9 @@ def test_filtered_searches_after_compaction_agree_across_threads(index_runtime):
 
     def build() -> PatternIndex:
         index = PatternIndex(d, runtime=index_runtime)
-        index.upsert([f"p{i}" for i in range(n)], vectors, [{"lang": ("py", "go")[i % 2]} for i in range(n)])
+        index.upsert(
+            [f"p{i}" for i in range(n)], vectors, [{"lang": ("py", "go")[i % 2]} for i in range(n)]
+        )
         index.search(queries[0], filter={"lang": "go"})  # postings built ...
         index.remove([f"p{i}" for i in range(4000, n)])  # ... and dropped by the compaction
         return index
@@ -372,8 +389,11 @@ def test_writer_is_not_starved_by_continuous_readers(index_runtime):
 def test_boolean_filters_do_not_match_numbers(index_runtime):
     """``True == 1`` in Python; a metadata filter compares booleans and numbers apart."""
     index = PatternIndex(3, runtime=index_runtime)
-    index.upsert(["one", "true", "zero", "false"], np.eye(3)[[0, 1, 2, 0]] + 0.1,
-                 [{"a": 1}, {"a": True}, {"a": 0}, {"a": False}])
+    index.upsert(
+        ["one", "true", "zero", "false"],
+        np.eye(3)[[0, 1, 2, 0]] + 0.1,
+        [{"a": 1}, {"a": True}, {"a": 0}, {"a": False}],
+    )
     q = [1.0, 1.0, 1.0]
     assert [h.id for h in index.search(q, 4, filter={"a": True})] == ["true"]
     assert [h.id for h in index.search(q, 4, filter={"a": 1})] == ["one"]

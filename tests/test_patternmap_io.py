@@ -27,7 +27,11 @@ ENTRY = {
     "signature": "get(k) -> v",
     "applicable_to": ["python", "redis"],
     "replaces": "direct reads",
-    "example": {"before": "db.get(k)", "after": "cache.get(k) or load(k)", "compression_ratio": 0.5},
+    "example": {
+        "before": "db.get(k)",
+        "after": "cache.get(k) or load(k)",
+        "compression_ratio": 0.5,
+    },
     "confidence": 0.9,
     "abstraction_level": 2,
     "entropy_reduction": 0.3,
@@ -42,8 +46,15 @@ DOC = {
     "meta": {"version": "3.1", "owner": "synapse"},
     "patterns": {
         "p_001": ENTRY,
-        "p_002": {"name": "Retry with backoff", "description": "Retry transient failures with jitter.", "signature": {"args": ["fn"], "returns": "T"}},
-        "p_003": {"name": "Circuit breaker", "description": "Fail fast while a dependency is down."},
+        "p_002": {
+            "name": "Retry with backoff",
+            "description": "Retry transient failures with jitter.",
+            "signature": {"args": ["fn"], "returns": "T"},
+        },
+        "p_003": {
+            "name": "Circuit breaker",
+            "description": "Fail fast while a dependency is down.",
+        },
         "p_004": {"name": "Bulkhead", "example": "separate pools"},
     },
     "emergence_log": [
@@ -98,7 +109,9 @@ def test_skipped_entries_are_reported_with_reasons():
         {"contributing_patterns": ["p_003"], "pattern_id": "p_003"},
     ]
     text = json.dumps(doc)[:-1] + ', "patterns_dup": 1}'
-    text = text.replace('"p_003": {"name": "Circuit', '"p_003": {"name": "Old"}, "p_003": {"name": "Circuit', 1)
+    text = text.replace(
+        '"p_003": {"name": "Circuit', '"p_003": {"name": "Old"}, "p_003": {"name": "Circuit', 1
+    )
     parsed = parse_pattern_map(text)
     reasons = {(s.where, s.reason) for s in parsed.skipped}
     assert ("patterns.p_003", "duplicate pattern id: the later entry was kept") in reasons
@@ -106,8 +119,14 @@ def test_skipped_entries_are_reported_with_reasons():
     assert ("patterns.p_empty", "no name, description, signature or example to embed") in reasons
     assert ("emergence_log[4]", "the entry is a str, not an object") in reasons
     assert ("emergence_log[5]", "contributing_patterns is not a list of pattern ids") in reasons
-    assert ("emergence_log[6]", "contributing pattern 'p_missing' is not among the imported patterns") in reasons
-    assert ("emergence_log[6]", "fewer than two known contributing patterns: no relation") in reasons
+    assert (
+        "emergence_log[6]",
+        "contributing pattern 'p_missing' is not among the imported patterns",
+    ) in reasons
+    assert (
+        "emergence_log[6]",
+        "fewer than two known contributing patterns: no relation",
+    ) in reasons
     assert ("emergence_log[7]", "no contributing pattern other than the result") in reasons
     assert [p.metadata["name"] for p in parsed.patterns if p.id == "p_003"] == ["Circuit breaker"]
     with pytest.raises(ImportFormatError, match="p_bad"):
@@ -141,7 +160,9 @@ def test_invalid_json_names_line_and_column(tmp_path):
     path.write_text('{\n  "patterns": {\n    "p_1": {"name": "x",}\n  }\n}\n')
     with pytest.raises(ImportFormatError, match=r"bad\.json:3:\d+: invalid JSON"):
         read_file(path)
-    (tmp_path / "latin1.json").write_bytes('{"patterns": {"p": {"name": "caf\xe9"}}}'.encode("latin-1"))
+    (tmp_path / "latin1.json").write_bytes(
+        '{"patterns": {"p": {"name": "caf\xe9"}}}'.encode("latin-1")
+    )
     with pytest.raises(ImportFormatError, match="not UTF-8"):
         read_file(tmp_path / "latin1.json")
     with pytest.raises(ImportFormatError, match="no such file"):
@@ -153,7 +174,13 @@ def test_pattern_map_round_trip_through_a_store(tmp_path):
     path.write_text(json.dumps(DOC), encoding="utf-8")
     with PatternMap.open(f"sqlite:///{tmp_path / 's.db'}", start=False) as pmap:
         report = pmap.import_file(path)
-        assert (report.added, report.updated, report.relations, report.embedded, report.skipped) == (4, 0, 5, 4, [])
+        assert (
+            report.added,
+            report.updated,
+            report.relations,
+            report.embedded,
+            report.skipped,
+        ) == (4, 0, 5, 4, [])
         out = io.StringIO()
         assert pmap.export(out, "pattern_map") == 4
         assert json.loads(out.getvalue()) == DOC
@@ -175,9 +202,15 @@ def test_jsonl_round_trip_keeps_embeddings_relations_and_info(tmp_path):
         relations = sorted(first.store.relations(), key=lambda r: r.key)
     lines = exported.read_text().splitlines()
     assert json.loads(lines[0])["kind"] == "header" and len(lines) == 1 + 4 + 5
-    with PatternMap.open(f"sqlite:///{tmp_path / 'b.db'}", start=False, embedder=first.embedder) as second:
+    with PatternMap.open(
+        f"sqlite:///{tmp_path / 'b.db'}", start=False, embedder=first.embedder
+    ) as second:
         report = second.import_file(exported)
-        assert (report.added, report.embedded, report.relations) == (4, 0, 5)  # same model: vectors kept
+        assert (report.added, report.embedded, report.relations) == (
+            4,
+            0,
+            5,
+        )  # same model: vectors kept
         for pid, p in original.items():
             copy_ = second.store.get(pid)
             assert copy_.text == p.text and copy_.metadata == p.metadata
@@ -203,7 +236,11 @@ def test_jsonl_parsing_details():
     ]
     doc = parse_jsonl(lines, "in.jsonl")
     assert doc.info == {"owner": "me"}
-    assert [(p.id, p.text) for p in doc.patterns] == [("b", "Named only"), ("c", "dup"), ("a", "again")]
+    assert [(p.id, p.text) for p in doc.patterns] == [
+        ("b", "Named only"),
+        ("c", "dup"),
+        ("a", "again"),
+    ]
     assert doc.patterns[1].metadata == {"x": 1}
     assert doc.relations == [Relation("a", "b", "refines", 0.5)]
     where = {s.where for s in doc.skipped}
@@ -227,7 +264,9 @@ def test_jsonl_relations_to_unknown_patterns_are_skipped(tmp_path):
         pmap.add_text("already stored", pattern_id="stored")
         report = pmap.import_file(path)
         assert report.relations == 1
-        assert [s.reason for s in report.skipped] == ["pattern 'ghost' is neither in the file nor in the store"]
+        assert [s.reason for s in report.skipped] == [
+            "pattern 'ghost' is neither in the file nor in the store"
+        ]
         assert pmap.store.relations() == [Relation("a", "stored")]
 
 
@@ -282,10 +321,15 @@ def test_unusable_embeddings_in_an_import_are_left_out_with_a_reason(tmp_path):
     good = [0.1] * 384
     path.write_text(
         '{"kind": "header", "info": {"embedding_model": "sentence-transformers/all-MiniLM-L6-v2"}}\n'
-        + json.dumps({"id": "zero", "text": "all zeros", "embedding": [0.0] * 384}) + "\n"
-        + '{"id": "nan", "text": "not a number", "embedding": [NaN' + ", 0.1" * 383 + "]}\n"
-        + json.dumps({"id": "huge", "text": "beyond float32", "embedding": [1e39] + [0.0] * 383}) + "\n"
-        + json.dumps({"id": "good", "text": "fine", "embedding": good}) + "\n"
+        + json.dumps({"id": "zero", "text": "all zeros", "embedding": [0.0] * 384})
+        + "\n"
+        + '{"id": "nan", "text": "not a number", "embedding": [NaN'
+        + ", 0.1" * 383
+        + "]}\n"
+        + json.dumps({"id": "huge", "text": "beyond float32", "embedding": [1e39] + [0.0] * 383})
+        + "\n"
+        + json.dumps({"id": "good", "text": "fine", "embedding": good})
+        + "\n"
     )
     url = f"sqlite:///{tmp_path / 's.db'}"
     with PatternMap.open(url, start=False) as pmap:
@@ -310,8 +354,12 @@ def test_a_store_holding_a_zero_embedding_names_the_pattern(tmp_path):
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     with open_store(url) as store:  # written directly, as an older version could have
-        store.upsert([Pattern("ok", "fine", {}, np.ones(8, dtype=np.float32)),
-                      Pattern("p_bad", "zero", {}, np.zeros(8, dtype=np.float32))])
+        store.upsert(
+            [
+                Pattern("ok", "fine", {}, np.ones(8, dtype=np.float32)),
+                Pattern("p_bad", "zero", {}, np.zeros(8, dtype=np.float32)),
+            ]
+        )
     with pytest.raises(InvalidInputError, match=r"'p_bad'.*all zeros.*patterns delete p_bad"):
         PatternMap.open(url)
     with PatternMap.open(url, start=False) as pmap:

@@ -34,7 +34,11 @@ def embedder() -> MiniLMEmbedder:
 def pmap(tmp_path, embedder):
     with PatternMap.open(f"sqlite:///{tmp_path / 'p.db'}", embedder=embedder) as pm:
         for pid, text in TEXTS.items():
-            pm.add_text(text, {"kind": pid, "lang": "py" if pid in ("retry", "batch") else "go"}, pattern_id=pid)
+            pm.add_text(
+                text,
+                {"kind": pid, "lang": "py" if pid in ("retry", "batch") else "go"},
+                pattern_id=pid,
+            )
         yield pm
 
 
@@ -54,7 +58,9 @@ def test_filters(pmap):
 
 def test_index_stays_in_step_with_writes(pmap):
     assert len(pmap.index) == 5
-    pmap.add_text("Use a circuit breaker to stop calling a failing dependency", pattern_id="breaker")
+    pmap.add_text(
+        "Use a circuit breaker to stop calling a failing dependency", pattern_id="breaker"
+    )
     assert len(pmap.index) == 6
     assert pmap.search("stop calling a dependency that keeps failing", top_k=1)[0].id == "breaker"
     pmap.delete("breaker")
@@ -100,7 +106,9 @@ def test_dimension_mismatch_between_embedder_and_store(tmp_path, embedder):
     with open_store(url) as store:
         store.upsert([Pattern("a", "x", {}, np.ones(16, dtype=np.float32))])
     with PatternMap.open(url, embedder=embedder) as pm:
-        with pytest.raises(DimensionMismatchError, match="16-dimensional.*384 dimensions.*SYNAPSE_EMBEDDINGS_URL"):
+        with pytest.raises(
+            DimensionMismatchError, match="16-dimensional.*384 dimensions.*SYNAPSE_EMBEDDINGS_URL"
+        ):
             pm.search("some text")
         with pytest.raises(DimensionMismatchError):
             pm.add_text("another pattern")
@@ -129,14 +137,18 @@ def test_search_push_down_to_redis_vector_sets(redis_server, tmp_path, embedder)
         result = pushed.search_detailed("retrying failed calls", top_k=3)
         assert result.runtime == "redis"
         assert [h.id for h in result.hits] == [h.id for h in expected]
-        np.testing.assert_allclose([h.score for h in result.hits], [h.score for h in expected], atol=1e-5)
+        np.testing.assert_allclose(
+            [h.score for h in result.hits], [h.score for h in expected], atol=1e-5
+        )
         with pytest.raises(InvalidInputError, match="filters"):
             pushed.search("x", filter={"a": 1})
     # A cache over SQLite gets its vector set built on start.
     backing = f"sqlite:///{tmp_path / 'b.db'}"
     with PatternMap.open(backing, embedder=embedder) as pm:
         pm.add_text(TEXTS["queue"], pattern_id="queue")
-    with PatternMap.open(f"{redis_server.url}?prefix=cache&backing={backing}", embedder=embedder, search="store") as cached:
+    with PatternMap.open(
+        f"{redis_server.url}?prefix=cache&backing={backing}", embedder=embedder, search="store"
+    ) as cached:
         assert cached.search("backpressure", top_k=1)[0].id == "queue"
 
 

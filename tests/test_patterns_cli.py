@@ -12,9 +12,20 @@ from .conftest import run_cli
 DOC = {
     "meta": {"version": "1"},
     "patterns": {
-        "p_001": {"name": "Retry with backoff", "description": "Retry transient failures with exponential backoff and jitter.", "confidence": 0.9},
-        "p_002": {"name": "Cache-aside", "description": "Read the cache first; load from the database on a miss.", "extra": [1, 2]},
-        "p_003": {"name": "Dead-letter queue", "description": "Park poison messages after repeated failures."},
+        "p_001": {
+            "name": "Retry with backoff",
+            "description": "Retry transient failures with exponential backoff and jitter.",
+            "confidence": 0.9,
+        },
+        "p_002": {
+            "name": "Cache-aside",
+            "description": "Read the cache first; load from the database on a miss.",
+            "extra": [1, 2],
+        },
+        "p_003": {
+            "name": "Dead-letter queue",
+            "description": "Park poison messages after repeated failures.",
+        },
         "p_004": "not an object",
     },
     "emergence_log": [{"contributing_patterns": ["p_001", "p_003"]}],
@@ -36,13 +47,25 @@ def test_import_search_stats_export(tmp_path, env):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert (report["added"], report["relations"], report["embedded"]) == (3, 1, 3)
-    assert report["skipped"] == [{"where": "patterns.p_004", "reason": "the entry is a str, not an object"}]
+    assert report["skipped"] == [
+        {"where": "patterns.p_004", "reason": "the entry is a str, not an object"}
+    ]
 
     human = run_cli("patterns", "import", str(source), "--store", store, env=env)
     assert human.returncode == 0 and "3 patterns" in human.stdout and "skipped: 1" in human.stdout
     assert "3 reused" in human.stdout
 
-    proc = run_cli("patterns", "search", "poison messages keep failing", "--top-k", "2", "--store", store, "--json", env=env)
+    proc = run_cli(
+        "patterns",
+        "search",
+        "poison messages keep failing",
+        "--top-k",
+        "2",
+        "--store",
+        store,
+        "--json",
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["hits"][0]["id"] == "p_003" and len(result["hits"]) == 2
@@ -54,7 +77,9 @@ def test_import_search_stats_export(tmp_path, env):
     assert stats["patterns"] == 3 and stats["relations"] == 1 and stats["embedding_dim"] == 384
 
     out = tmp_path / "out.json"
-    proc = run_cli("patterns", "export", "--store", store, "--format", "pattern_map", "-o", str(out), env=env)
+    proc = run_cli(
+        "patterns", "export", "--store", store, "--format", "pattern_map", "-o", str(out), env=env
+    )
     assert proc.returncode == 0 and "exported 3 patterns" in proc.stderr
     expected = {**DOC, "patterns": {k: v for k, v in DOC["patterns"].items() if k != "p_004"}}
     assert json.loads(out.read_text()) == expected
@@ -103,16 +128,33 @@ def test_malformed_import_writes_nothing(tmp_path, env):
 def test_embeddings_server_down_is_a_clean_error(tmp_path, env):
     from .servers import free_port
 
-    env = {**env, "SYNAPSE_EMBEDDINGS_URL": f"http://127.0.0.1:{free_port()}/v1", "SYNAPSE_EMBEDDINGS_MODEL": "m"}
-    proc = run_cli("patterns", "add", "--text", "x", "--store", f"sqlite:///{tmp_path / 'p.db'}", env=env, timeout=120)
-    assert proc.returncode == 2 and "did not answer" in proc.stderr and "Traceback" not in proc.stderr
+    env = {
+        **env,
+        "SYNAPSE_EMBEDDINGS_URL": f"http://127.0.0.1:{free_port()}/v1",
+        "SYNAPSE_EMBEDDINGS_MODEL": "m",
+    }
+    proc = run_cli(
+        "patterns",
+        "add",
+        "--text",
+        "x",
+        "--store",
+        f"sqlite:///{tmp_path / 'p.db'}",
+        env=env,
+        timeout=120,
+    )
+    assert (
+        proc.returncode == 2 and "did not answer" in proc.stderr and "Traceback" not in proc.stderr
+    )
 
 
 @pytest.mark.slow
 def test_demo_imports_embeds_and_answers(search_kernel, kernel_cache, env):
     """The main job end to end: the shipped sample set, embedded locally, real questions."""
     env = {**env, "SYNAPSE_KERNEL_CACHE": str(kernel_cache)}
-    proc = run_cli("demo", "--skip-synthetic", "--ask", "poison messages keep blocking the queue", env=env)
+    proc = run_cli(
+        "demo", "--skip-synthetic", "--ask", "poison messages keep blocking the queue", env=env
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "imported 320 patterns" in out and "320 embedded" in out
@@ -121,7 +163,9 @@ def test_demo_imports_embeds_and_answers(search_kernel, kernel_cache, env):
     assert again.returncode == 0 and "0 embedded" in again.stdout and "320 reused" in again.stdout
 
 
-@pytest.mark.parametrize("command", [["stats"], ["show", "p_1"], ["export"], ["search", "anything"], ["delete", "p_1"]])
+@pytest.mark.parametrize(
+    "command", [["stats"], ["show", "p_1"], ["export"], ["search", "anything"], ["delete", "p_1"]]
+)
 def test_commands_that_only_read_never_create_a_store(tmp_path, env, command):
     """``patterns stats`` on a mistyped path created its directories and a database."""
     typo = tmp_path / "no-such-dir" / "patterns.db"
@@ -141,8 +185,12 @@ def test_the_pilot_search_does_not_create_the_default_store(tmp_path, env):
     assert not (tmp_path / "data").exists()
 
 
-@pytest.mark.parametrize("command", [["patterns", "stats"], ["patterns", "import", "x.json"], ["demo"]])
+@pytest.mark.parametrize(
+    "command", [["patterns", "stats"], ["patterns", "import", "x.json"], ["demo"]]
+)
 def test_an_empty_store_url_is_rejected(env, command):
     """``--store ''`` silently meant the default store."""
     proc = run_cli(*command, "--store", "", env=env)
-    assert proc.returncode == 2 and "empty store URL" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode == 2 and "empty store URL" in proc.stderr and "Traceback" not in proc.stderr
+    )

@@ -16,7 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synapse_mojo import PatternIndex
-from synapse_mojo.search import MojoSearchBackend, NumpySearchBackend, PythonSearchBackend, results_agree
+from synapse_mojo.search import (
+    MojoSearchBackend,
+    NumpySearchBackend,
+    PythonSearchBackend,
+    results_agree,
+)
 from synapse_mojo.search.base import TopK, score_tolerance
 from synapse_mojo.search.quantization import ScalarQuantizer, approximate_scores, quantize_query
 from synapse_mojo.search.validation import as_matrix, as_queries
@@ -57,7 +62,9 @@ def test_approximate_scores_rank_like_exact_ones():
     assert np.corrcoef(approx, matrix @ q)[0, 1] > 0.99
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     seed=st.integers(0, 2**31),
     n=st.integers(1, 400),
@@ -142,7 +149,9 @@ def test_int8_index_updates_and_refits(make_runtime, search_kernel):
 
 
 def test_int8_falls_back_to_numpy_on_kernel_fault(make_runtime, search_kernel):
-    runtime = make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="on", SYNAPSE_FAULT_PATTERN_SEARCH="raise")
+    runtime = make_runtime(
+        SYNAPSE_FEATURE_PATTERN_SEARCH="on", SYNAPSE_FAULT_PATTERN_SEARCH="raise"
+    )
     matrix, _ = _data(8, 500, 32)
     index = PatternIndex(32, runtime=runtime, quantization="int8")
     index.upsert([str(i) for i in range(500)], matrix)
@@ -159,13 +168,21 @@ def _clustered(seed, n, d, clusters=50, spread=0.05, queries=20):
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((clusters, d))
     member = rng.integers(0, clusters, n)
-    noise = rng.standard_normal((n, d)) * np.linalg.norm(centres[member], axis=1, keepdims=True) / np.sqrt(d)
+    noise = (
+        rng.standard_normal((n, d))
+        * np.linalg.norm(centres[member], axis=1, keepdims=True)
+        / np.sqrt(d)
+    )
     matrix = as_matrix(centres[member] + spread * noise, d)
-    qs = as_queries(centres[rng.integers(0, clusters, queries)] + spread * rng.standard_normal((queries, d)), d)
+    qs = as_queries(
+        centres[rng.integers(0, clusters, queries)] + spread * rng.standard_normal((queries, d)), d
+    )
     return matrix, qs
 
 
-@pytest.mark.parametrize("seed, n, d, k", [(1, 30_000, 384, 10), (2, 20_000, 3, 1), (3, 20_000, 16, 10)])
+@pytest.mark.parametrize(
+    "seed, n, d, k", [(1, 30_000, 384, 10), (2, 20_000, 3, 1), (3, 20_000, 16, 10)]
+)
 def test_rank_bound_holds_for_every_row(seed, n, d, k):
     from synapse_mojo.search.quantization import rank_bound
 
@@ -181,8 +198,12 @@ def test_rank_bound_holds_for_every_row(seed, n, d, k):
 
 
 @pytest.mark.parametrize("runtime_mode", ["mojo", "python"])
-@pytest.mark.parametrize("seed, n, d, k", [(1, 30_000, 384, 10), (2, 20_000, 3, 1), (4, 20_000, 3, 10)])
-def test_int8_recall_on_clustered_near_duplicates(make_runtime, search_kernel, runtime_mode, seed, n, d, k):
+@pytest.mark.parametrize(
+    "seed, n, d, k", [(1, 30_000, 384, 10), (2, 20_000, 3, 1), (4, 20_000, 3, 10)]
+)
+def test_int8_recall_on_clustered_near_duplicates(
+    make_runtime, search_kernel, runtime_mode, seed, n, d, k
+):
     """Before: recall@10 0.66 at d = 384 and recall@1 0.24 at d = 3 on such data."""
     mode = "on" if runtime_mode == "mojo" else "off"
     runtime = make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH=mode)
@@ -195,18 +216,34 @@ def test_int8_recall_on_clustered_near_duplicates(make_runtime, search_kernel, r
         approx = index.search_detailed(q, top_k=k)
         assert approx.runtime == runtime_mode
         found.append(len({h.id for h in exact} & {h.id for h in approx.hits}) / k)
-        agree.append(results_agree(
-            TopK(np.array([int(h.id) for h in exact]), np.array([h.score for h in exact], np.float32)),
-            TopK(np.array([int(h.id) for h in approx.hits]), np.array([h.score for h in approx.hits], np.float32)),
-            d,
-        ))
+        agree.append(
+            results_agree(
+                TopK(
+                    np.array([int(h.id) for h in exact]),
+                    np.array([h.score for h in exact], np.float32),
+                ),
+                TopK(
+                    np.array([int(h.id) for h in approx.hits]),
+                    np.array([h.score for h in approx.hits], np.float32),
+                ),
+                d,
+            )
+        )
     assert np.mean(found) >= 0.99, f"recall@{k} {np.mean(found):.3f}"
     assert all(agree)  # the exact answer, up to float32 near-ties
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 10_000), n=st.integers(200, 3000), d=st.integers(1, 40), k=st.integers(1, 12),
-       spread=st.sampled_from([0.0, 0.01, 0.1, 1.0]), masked=st.booleans())
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(200, 3000),
+    d=st.integers(1, 40),
+    k=st.integers(1, 12),
+    spread=st.sampled_from([0.0, 0.01, 0.1, 1.0]),
+    masked=st.booleans(),
+)
 def test_certified_int8_equals_exact_search(search_kernel, seed, n, d, k, spread, masked):
     """Any data (duplicates included), any mask: the int8 answer is the exact answer."""
     from synapse_mojo.search.quantization import certified_topk_int8, rank_bound
@@ -217,10 +254,23 @@ def test_certified_int8_equals_exact_search(search_kernel, seed, n, d, k, spread
         mask[0] = 1
     quantizer = ScalarQuantizer.fit(matrix)
     codes = quantizer.encode(matrix)
-    for backend in (MojoSearchBackend(search_kernel, threads=2, grain=1 << 10), NumpySearchBackend()):
+    for backend in (
+        MojoSearchBackend(search_kernel, threads=2, grain=1 << 10),
+        NumpySearchBackend(),
+    ):
         for q in qs:
             qi = quantize_query(q, quantizer.scale)
             want = backend.topk(matrix, q, k, mask)
-            got, _ = certified_topk_int8(backend, codes, matrix, qi, q, k, 4 * k, mask,
-                                         rank_bound(q, quantizer, qi), score_tolerance(d))
+            got, _ = certified_topk_int8(
+                backend,
+                codes,
+                matrix,
+                qi,
+                q,
+                k,
+                4 * k,
+                mask,
+                rank_bound(q, quantizer, qi),
+                score_tolerance(d),
+            )
             assert results_agree(want, got, d)

@@ -8,7 +8,14 @@ import pytest
 from rich.console import Console
 
 from synapse_mojo.errors import ConfigError
-from synapse_mojo.router import MemoryRouter, Message, RedisStreamsRouter, Tract, open_router, parse_router_url
+from synapse_mojo.router import (
+    MemoryRouter,
+    Message,
+    RedisStreamsRouter,
+    Tract,
+    open_router,
+    parse_router_url,
+)
 from synapse_mojo.router.metrics import COLLECTOR
 
 from .conftest import run_cli
@@ -30,7 +37,14 @@ def test_memory_urls_and_options(router_runtime, monkeypatch):
 
 @pytest.mark.parametrize(
     "url",
-    ["amqp://host", "memory://?capacity=lots", "memory://somewhere", "memory://?nope=1", "just-text", "redis://h/0?claim_idle=x"],
+    [
+        "amqp://host",
+        "memory://?capacity=lots",
+        "memory://somewhere",
+        "memory://?nope=1",
+        "just-text",
+        "redis://h/0?claim_idle=x",
+    ],
 )
 def test_bad_urls_are_config_errors(url):
     with pytest.raises(ConfigError):
@@ -38,7 +52,9 @@ def test_bad_urls_are_config_errors(url):
 
 
 def test_redis_url_passes_driver_options_through():
-    transport, driver, options = parse_router_url("redis://:pw@h:6380/2?group=g&socket_keepalive=true&claim_idle=3")
+    transport, driver, options = parse_router_url(
+        "redis://:pw@h:6380/2?group=g&socket_keepalive=true&claim_idle=3"
+    )
     assert transport == "redis" and options == {"group": "g", "claim_idle": 3.0}
     assert driver == "redis://:pw@h:6380/2?socket_keepalive=true"
     with pytest.raises(ConfigError):
@@ -97,7 +113,9 @@ def test_dead_letters_command(redis_server):
     r.nack(r.consume(Tract.EXTERNAL, 1, 1.0), "handler exploded")
     out = run_cli("router", "dead-letters", "external", "--url", redis_server.url, timeout=120)
     assert out.returncode == 0 and "handler exploded" in out.stdout
-    out = run_cli("router", "dead-letters", "external", "--url", redis_server.url, "--requeue", timeout=120)
+    out = run_cli(
+        "router", "dead-letters", "external", "--url", redis_server.url, "--requeue", timeout=120
+    )
     assert out.returncode == 0 and "requeued 1" in out.stdout
     assert [m.payload for m in r.consume(Tract.EXTERNAL, 1, 1.0)] == ["poison"]
     r.close()
@@ -110,9 +128,25 @@ def test_router_stats_refuses_memory_urls():
 
 def test_bench_router_command_writes_a_valid_document(router_kernel, redis_binary, tmp_path):
     out = run_cli(
-        "bench", "router", "--messages", "2000", "--redis-messages", "1000", "--batch-size", "256",
-        "--paced-rate", "200", "--paced-seconds", "0.25", "--out", str(tmp_path), "--no-plots",
-        env={"SYNAPSE_REDIS_SERVER": redis_binary, "SYNAPSE_KERNEL_CACHE": str(router_kernel.__file__).rsplit("/", 2)[0]},
+        "bench",
+        "router",
+        "--messages",
+        "2000",
+        "--redis-messages",
+        "1000",
+        "--batch-size",
+        "256",
+        "--paced-rate",
+        "200",
+        "--paced-seconds",
+        "0.25",
+        "--out",
+        str(tmp_path),
+        "--no-plots",
+        env={
+            "SYNAPSE_REDIS_SERVER": redis_binary,
+            "SYNAPSE_KERNEL_CACHE": str(router_kernel.__file__).rsplit("/", 2)[0],
+        },
         timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]

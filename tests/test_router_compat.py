@@ -40,9 +40,21 @@ def test_enum_values_match_the_pilot():
 
 def test_priority_order_and_fifo_within_a_priority(router):
     ids = []
-    for i, prio in enumerate([MessagePriority.LOW, MessagePriority.CRITICAL, MessagePriority.NORMAL,
-                              MessagePriority.CRITICAL, MessagePriority.LOW, MessagePriority.HIGH]):
-        ids.append(router.route_message(TractType.INTERNAL, TractType.EXTERNAL, prio, payload={"n": i}, payload_size=8))
+    for i, prio in enumerate(
+        [
+            MessagePriority.LOW,
+            MessagePriority.CRITICAL,
+            MessagePriority.NORMAL,
+            MessagePriority.CRITICAL,
+            MessagePriority.LOW,
+            MessagePriority.HIGH,
+        ]
+    ):
+        ids.append(
+            router.route_message(
+                TractType.INTERNAL, TractType.EXTERNAL, prio, payload={"n": i}, payload_size=8
+            )
+        )
     assert ids == list(range(6))  # the pilot's ids start at 0
     got = []
     while (msg := router.get_next_message(TractType.EXTERNAL)) is not None:
@@ -51,8 +63,14 @@ def test_priority_order_and_fifo_within_a_priority(router):
     assert [m.payload["n"] for m in got] == [1, 3, 5, 2, 0, 4]
     first = got[0]
     assert isinstance(first, Message)
-    assert (first.source_tract, first.dest_tract, first.priority) == (TractType.INTERNAL, TractType.EXTERNAL, MessagePriority.CRITICAL)
-    assert first.payload_size == 8 and first.timestamp_ms > 1_600_000_000_000 and len(first.ulid) == 26
+    assert (first.source_tract, first.dest_tract, first.priority) == (
+        TractType.INTERNAL,
+        TractType.EXTERNAL,
+        MessagePriority.CRITICAL,
+    )
+    assert (
+        first.payload_size == 8 and first.timestamp_ms > 1_600_000_000_000 and len(first.ulid) == 26
+    )
 
 
 def test_empty_queue_returns_none(router):
@@ -63,7 +81,12 @@ def test_empty_queue_returns_none(router):
 def test_default_priority_and_payload_size(router):
     mid = router.route_message(TractType.EXTERNAL, TractType.INTERNAL)
     msg = router.get_next_message(TractType.INTERNAL)
-    assert msg.id == mid and msg.priority == MessagePriority.NORMAL and msg.payload is None and msg.payload_size == 0
+    assert (
+        msg.id == mid
+        and msg.priority == MessagePriority.NORMAL
+        and msg.payload is None
+        and msg.payload_size == 0
+    )
     router.route_message(0, 1, payload=b"abcdef")
     assert router.get_next_message(1).payload_size == 0  # what the caller said, as in the pilot
 
@@ -93,11 +116,15 @@ def test_stats_counters_and_reset(router):
 
 def test_a_full_queue_returns_minus_one_and_counts_a_loss(router_runtime):
     router = MessageRouter(capacity=2)
-    assert [router.route_message(TractType.INTERNAL, TractType.EXTERNAL, payload=i) for i in range(3)] == [0, 1, -1]
+    assert [
+        router.route_message(TractType.INTERNAL, TractType.EXTERNAL, payload=i) for i in range(3)
+    ] == [0, 1, -1]
     stats = router.get_stats()
     assert stats.message_loss_count == 1 and stats.total_messages == 2 and stats.rejected_count == 0
     assert [router.get_next_message(TractType.EXTERNAL).payload for _ in range(2)] == [0, 1]
-    assert router.get_next_message(TractType.EXTERNAL) is None  # the dropped one is gone, as in the pilot
+    assert (
+        router.get_next_message(TractType.EXTERNAL) is None
+    )  # the dropped one is gone, as in the pilot
     router.close()
 
 
@@ -109,7 +136,13 @@ def test_on_full_raise_never_counts_a_loss(router_runtime):
         router.route_message(TractType.INTERNAL, TractType.EXTERNAL, payload=5)
     stats = router.get_stats()
     assert stats.message_loss_count == 0 and stats.rejected_count == 1
-    assert [router.get_next_message(TractType.EXTERNAL).payload for _ in range(5)] == [0, 1, 2, 3, 4]
+    assert [router.get_next_message(TractType.EXTERNAL).payload for _ in range(5)] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
     router.route_message(TractType.INTERNAL, TractType.EXTERNAL, payload=5)  # room again
     assert router.get_next_message(TractType.EXTERNAL).payload == 5
     router.close()
@@ -136,9 +169,16 @@ class Task:  # the pilot's orchestrator routes dataclasses and live objects in p
 def test_any_python_object_is_handed_over_in_process(router):
     owner = object()
     task = Task("design", owner)
-    mid = router.route_message(TractType.EXTERNAL, TractType.INTERNAL, MessagePriority.HIGH,
-                               payload={"task": task, "orchestrator": owner}, payload_size=len(str(task)))
-    plain = router.route_message(TractType.EXTERNAL, TractType.INTERNAL, MessagePriority.LOW, payload={"n": 1})
+    mid = router.route_message(
+        TractType.EXTERNAL,
+        TractType.INTERNAL,
+        MessagePriority.HIGH,
+        payload={"task": task, "orchestrator": owner},
+        payload_size=len(str(task)),
+    )
+    plain = router.route_message(
+        TractType.EXTERNAL, TractType.INTERNAL, MessagePriority.LOW, payload={"n": 1}
+    )
     got = router.get_next_message(TractType.INTERNAL)
     assert got.id == mid and got.payload["task"] is task and got.payload["orchestrator"] is owner
     assert router.get_next_message(TractType.INTERNAL).id == plain
@@ -149,9 +189,17 @@ def test_the_pilots_callers_branch_on_the_id(router_runtime):
     reset_message_router()
     r = get_message_router(capacity=1, force_python=True)
     assert r.force_python and not r.using_mojo and r.capacity == 1
-    assert get_message_router(capacity=99) is r  # a singleton: later arguments are ignored, as in the pilot
-    assert r.route_message(TractType.EXTERNAL, TractType.INTERNAL, MessagePriority.NORMAL, {"a": 1}) == 0
-    assert r.route_message(TractType.EXTERNAL, TractType.INTERNAL, MessagePriority.NORMAL, {"a": 2}) < 0
+    assert (
+        get_message_router(capacity=99) is r
+    )  # a singleton: later arguments are ignored, as in the pilot
+    assert (
+        r.route_message(TractType.EXTERNAL, TractType.INTERNAL, MessagePriority.NORMAL, {"a": 1})
+        == 0
+    )
+    assert (
+        r.route_message(TractType.EXTERNAL, TractType.INTERNAL, MessagePriority.NORMAL, {"a": 2})
+        < 0
+    )
 
 
 def test_singleton_honours_force_python(router_runtime, monkeypatch):
@@ -168,7 +216,9 @@ def test_singleton_honours_force_python(router_runtime, monkeypatch):
 
 
 def test_the_underlying_router_is_the_new_api(router):
-    router.route_message(TractType.INTERNAL, TractType.EXTERNAL, MessagePriority.URGENT, payload="x")
+    router.route_message(
+        TractType.INTERNAL, TractType.EXTERNAL, MessagePriority.URGENT, payload="x"
+    )
     [core] = router.router.consume("external", 1)
     assert core.priority == 4 and isinstance(core.payload, Message) and core.payload.payload == "x"
     router.router.ack(core)

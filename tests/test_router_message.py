@@ -49,7 +49,16 @@ def test_ulid_text_round_trip(value):
     assert ulid_from_str(ulid_to_str(value)) == value
 
 
-@pytest.mark.parametrize("bad", ["", "01ARZ3NDEKTSV4RRFFQ69G5FA", "01ARZ3NDEKTSV4RRFFQ69G5FAVU", "8ZZZZZZZZZZZZZZZZZZZZZZZZZ", 42])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "01ARZ3NDEKTSV4RRFFQ69G5FA",
+        "01ARZ3NDEKTSV4RRFFQ69G5FAVU",
+        "8ZZZZZZZZZZZZZZZZZZZZZZZZZ",
+        42,
+    ],
+)
 def test_bad_ulid_strings_are_rejected(bad):
     with pytest.raises(InvalidInputError):
         ulid_from_str(bad)
@@ -75,7 +84,9 @@ def test_forked_children_do_not_repeat_the_parents_ids():
 
 
 def test_message_fields_and_defaults():
-    m = Message(Tract.INTERNAL, "EXTERNAL", {"a": [1, 2]}, correlation_id="c-1", reply_to="internal")
+    m = Message(
+        Tract.INTERNAL, "EXTERNAL", {"a": [1, 2]}, correlation_id="c-1", reply_to="internal"
+    )
     assert m.source is Tract.INTERNAL and m.destination is Tract.EXTERNAL
     assert m.priority == Priority.NORMAL == 2
     assert m.correlation_id == "c-1" and m.reply_to == "internal"
@@ -90,7 +101,17 @@ def test_valid_priorities(priority):
     assert Message(Tract.INTERNAL, Tract.EXTERNAL, priority=priority).priority == int(priority)
 
 
-@pytest.mark.parametrize("priority,error", [(-1, InvalidInputError), (10, InvalidInputError), (2.0, InvalidTypeError), ("2", InvalidTypeError), (True, InvalidTypeError), (None, InvalidTypeError)])
+@pytest.mark.parametrize(
+    "priority,error",
+    [
+        (-1, InvalidInputError),
+        (10, InvalidInputError),
+        (2.0, InvalidTypeError),
+        ("2", InvalidTypeError),
+        (True, InvalidTypeError),
+        (None, InvalidTypeError),
+    ],
+)
 def test_bad_priorities(priority, error):
     with pytest.raises(error, match="priority"):
         Message(Tract.INTERNAL, Tract.EXTERNAL, priority=priority)
@@ -136,15 +157,24 @@ def test_messages_are_immutable_and_not_picklable():
 
 
 payloads = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text() | st.binary(),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary(),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
     max_leaves=20,
 )
 
 
 @given(payload=payloads, priority=st.integers(0, 9))
 def test_wire_round_trip(payload, priority):
-    m = Message(Tract.EXTERNAL, Tract.INTERNAL, payload, priority=priority, headers={"k": "v"}, reply_to="r")
+    m = Message(
+        Tract.EXTERNAL, Tract.INTERNAL, payload, priority=priority, headers={"k": "v"}, reply_to="r"
+    )
     back = from_wire(to_wire(m), attempts=3)
     assert back.id == m.id and back.uid == m.uid
     assert back.payload == m.payload and type(back.payload) is type(m.payload)
@@ -164,7 +194,14 @@ def test_tuples_come_back_as_lists_and_bytearrays_as_bytes():
     assert b.payload == b"ab" and type(b.payload) is bytes
 
 
-@pytest.mark.parametrize("fields", [{}, {b"id": b"x", b"h": b"\xc1", b"p": b""}, {b"id": b"01ARZ3NDEKTSV4RRFFQ69G5FAV", b"h": b"\x91\x07", b"p": b""}])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {b"id": b"x", b"h": b"\xc1", b"p": b""},
+        {b"id": b"01ARZ3NDEKTSV4RRFFQ69G5FAV", b"h": b"\x91\x07", b"p": b""},
+    ],
+)
 def test_undecodable_entries_raise_a_clear_error(fields):
     with pytest.raises(InvalidInputError, match="undecodable|wire version|ULID"):
         from_wire(fields)

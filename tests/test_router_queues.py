@@ -44,7 +44,9 @@ op_strategy = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=st.lists(op_strategy, max_size=120), capacity=st.integers(1, 64))
 def test_kernel_and_heapq_give_the_same_order(router_kernel, ops, capacity):
     """Any interleaving of single/batch pushes and pops: same slots in the same order."""
@@ -138,7 +140,9 @@ def test_fault_wrong_serves_lowest_priority_first_without_losing_anything(router
 # --------------------------------------------------------------------------------------------
 
 
-def _drive(queue: AdaptiveQueue, model: Model, rng: np.random.Generator, steps: int, between=None) -> None:
+def _drive(
+    queue: AdaptiveQueue, model: Model, rng: np.random.Generator, steps: int, between=None
+) -> None:
     """Random single and batch operations, checked against the model after every step."""
     counter = itertools.count(len(model) * 1000 + 10_000_000)
     for step in range(steps):
@@ -182,7 +186,9 @@ def test_adaptive_queue_keeps_the_order_in_every_mode(make_runtime, router_kerne
     assert q.mismatches == 0
 
 
-def test_force_python_mid_stream_moves_the_queue_and_keeps_the_order(make_runtime, router_kernel, monkeypatch):
+def test_force_python_mid_stream_moves_the_queue_and_keeps_the_order(
+    make_runtime, router_kernel, monkeypatch
+):
     rt = make_runtime()
     q = AdaptiveQueue("t", 300, rt.feature("message_router"), priority_of=lambda item: 0)
     model = Model()

@@ -79,7 +79,9 @@ def test_a_dead_consumers_messages_are_taken_over_after_claim_idle(redis_server)
     b.close()
 
 
-def test_a_restarted_consumer_with_the_same_name_handles_its_own_pending_first_in_order(redis_server):
+def test_a_restarted_consumer_with_the_same_name_handles_its_own_pending_first_in_order(
+    redis_server,
+):
     first = make(redis_server, consumer="worker-1", claim_idle=60)
     sent = [Message(IN, EX, i, priority=3) for i in range(10)]
     first.publish_batch(sent)
@@ -110,7 +112,11 @@ def test_crashing_consumers_push_a_message_to_the_dead_letters(redis_server):
     r3 = make(redis_server, consumer="c3", claim_idle=0.1, max_attempts=2)
     assert r3.consume(EX, 1, 0.5) == []  # attempts=2 reached: dead-lettered, not delivered
     dead = r3.dead_letters(EX)
-    assert len(dead) == 1 and dead[0].message.id == m.id and "without being acknowledged" in dead[0].reason
+    assert (
+        len(dead) == 1
+        and dead[0].message.id == m.id
+        and "without being acknowledged" in dead[0].reason
+    )
     assert r3.drain(2.0)
     r3.close()
 
@@ -212,7 +218,9 @@ def test_a_commit_is_applied_exactly_once_with_the_ack(redis_server):
 def test_a_subscription_handler_can_return_a_commit(redis_server):
     r = make(redis_server)
     client = redis.Redis.from_url(redis_server.url)
-    r.subscribe(EX, lambda m: (lambda tx: tx.rpush("handled", m.payload)), batch_size=8, poll_interval=0.05)
+    r.subscribe(
+        EX, lambda m: lambda tx: tx.rpush("handled", m.payload), batch_size=8, poll_interval=0.05
+    )
     r.publish_batch([Message(IN, EX, b"%d" % i) for i in range(40)])
     assert r.drain(10.0)
     assert sorted(int(x) for x in client.lrange("handled", 0, -1)) == list(range(40))
@@ -246,10 +254,16 @@ class ReplyDroppingProxy:
                 return
             server = socket.create_connection(("127.0.0.1", self.upstream_port))
             cut = threading.Event()
-            threading.Thread(target=self._pump, args=(client, server, cut, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, cut, False), daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(client, server, cut, True), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pump, args=(server, client, cut, False), daemon=True
+            ).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, cut: threading.Event, upstream: bool) -> None:
+    def _pump(
+        self, src: socket.socket, dst: socket.socket, cut: threading.Event, upstream: bool
+    ) -> None:
         try:
             while chunk := src.recv(65536):
                 if not upstream and cut.is_set():
@@ -351,12 +365,27 @@ def test_transport_error_when_redis_stays_down(redis_binary):
 
 
 def test_open_router_options_and_bad_urls(redis_server):
-    r = open_router(f"{redis_server.url}?group=g1&consumer=c1&claim_idle=2.5&max_backlog=none&prefix=app:router")
-    assert (r.group, r.consumer, r.claim_idle, r.max_backlog, r.keys.prefix) == ("g1", "c1", 2.5, None, "app:router")
+    r = open_router(
+        f"{redis_server.url}?group=g1&consumer=c1&claim_idle=2.5&max_backlog=none&prefix=app:router"
+    )
+    assert (r.group, r.consumer, r.claim_idle, r.max_backlog, r.keys.prefix) == (
+        "g1",
+        "c1",
+        2.5,
+        None,
+        "app:router",
+    )
     r.send(IN, EX, 1)
     assert r.consumers(EX) == [] or all(c["name"] for c in r.consumers(EX))
     r.close()
-    for bad in ("kafka://x", "redis://h/0?claim_idle=soon", "memory://?capacity=many", "memory://host", "nonsense", "memory://?colour=red"):
+    for bad in (
+        "kafka://x",
+        "redis://h/0?claim_idle=soon",
+        "memory://?capacity=many",
+        "memory://host",
+        "nonsense",
+        "memory://?colour=red",
+    ):
         with pytest.raises(ConfigError):
             open_router(bad)
     with pytest.raises(ConfigError):

@@ -75,9 +75,15 @@ def test_batches_for_both_tracts_and_the_send_shortcut(make_router):
     router = make_router()
     msgs = [Message(IN if i % 2 else EX, EX if i % 2 else IN, b"%d" % i) for i in range(20)]
     assert router.publish_batch(msgs) == 20
-    reply = router.send(EX, IN, {"reply": True}, priority=Priority.CRITICAL, correlation_id="c", reply_to="external")
+    reply = router.send(
+        EX, IN, {"reply": True}, priority=Priority.CRITICAL, correlation_id="c", reply_to="external"
+    )
     to_in = drain_all(router, IN, 11)
-    assert to_in[0].id == reply.id and to_in[0].correlation_id == "c" and to_in[0].reply_to == "external"
+    assert (
+        to_in[0].id == reply.id
+        and to_in[0].correlation_id == "c"
+        and to_in[0].reply_to == "external"
+    )
     assert len(drain_all(router, EX, 10)) == 10
     assert router.consume(IN, 5, 0) == [] and router.consume(EX, 5, 0) == []
 
@@ -121,10 +127,9 @@ def test_nack_retries_then_dead_letters_then_requeue(make_router):
 def test_receive_acks_on_success_and_nacks_on_error(make_router):
     router = make_router(max_attempts=5)
     router.send(IN, EX, "a")
-    with pytest.raises(ValueError):
-        with router.receive(EX, 1, 2.0) as msgs:
-            assert msgs[0].payload == "a"
-            raise ValueError("handler bug")
+    with pytest.raises(ValueError), router.receive(EX, 1, 2.0) as msgs:
+        assert msgs[0].payload == "a"
+        raise ValueError("handler bug")
     with router.receive(EX, 1, 2.0) as msgs:
         assert msgs[0].payload == "a" and msgs[0].attempts == 1
     assert router.drain(5.0)
@@ -153,7 +158,13 @@ def test_subscriptions_deliver_everything_and_retry_failures(make_router):
 def test_batch_handler(make_router):
     router = make_router()
     batches = []
-    router.subscribe(EX, lambda msgs: batches.append([m.payload for m in msgs]), batch=True, batch_size=50, poll_interval=0.05)
+    router.subscribe(
+        EX,
+        lambda msgs: batches.append([m.payload for m in msgs]),
+        batch=True,
+        batch_size=50,
+        poll_interval=0.05,
+    )
     router.publish_batch([Message(IN, EX, i) for i in range(120)])
     assert router.drain(10.0)
     assert sorted(p for b in batches for p in b) == list(range(120))
@@ -167,7 +178,9 @@ def test_concurrent_producers_and_consumers_deliver_each_message_once(make_route
 
     def produce(p):
         for i in range(0, per_producer, 25):
-            router.publish_batch([Message(IN, EX, [p, i + k], priority=(i + k) % 10) for k in range(25)])
+            router.publish_batch(
+                [Message(IN, EX, [p, i + k], priority=(i + k) % 10) for k in range(25)]
+            )
 
     def consume():
         while True:
@@ -187,7 +200,9 @@ def test_concurrent_producers_and_consumers_deliver_each_message_once(make_route
         t.start()
     for t in threads:
         t.join(60)
-    assert sorted(received) == sorted((p, i) for p in range(n_producers) for i in range(per_producer))
+    assert sorted(received) == sorted(
+        (p, i) for p in range(n_producers) for i in range(per_producer)
+    )
 
 
 def test_bad_input_is_refused_and_nothing_is_lost(make_router):
@@ -210,7 +225,9 @@ def test_bad_input_is_refused_and_nothing_is_lost(make_router):
     with pytest.raises(InvalidInputError):
         router.consume(EX, 1, -1)
     got = drain_all(router, EX, 1)
-    assert [m.id for m in got] == [ok.id]  # only the valid message; the rejected batch queued nothing
+    assert [m.id for m in got] == [
+        ok.id
+    ]  # only the valid message; the rejected batch queued nothing
     assert router.consume(EX, 10, 0.2) == []
 
 
@@ -255,8 +272,13 @@ def test_stats_and_prometheus_export(make_router):
     assert stats.acked == 6 and stats.nacked == 4 and stats.delivered == 10
     assert stats.latency_p99_ms is not None
     text = prometheus_text()
-    for name in ("synapse_router_queue_depth", "synapse_router_published_total", "synapse_router_latency_seconds_bucket",
-                 "synapse_router_dead_letters_total", "synapse_router_redeliveries_total"):
+    for name in (
+        "synapse_router_queue_depth",
+        "synapse_router_published_total",
+        "synapse_router_latency_seconds_bucket",
+        "synapse_router_dead_letters_total",
+        "synapse_router_redeliveries_total",
+    ):
         assert name in text
     assert f'transport="{router.transport}"' in text
 

@@ -92,12 +92,16 @@ def test_zero_loss_under_consumer_kills_and_a_redis_restart(redis_binary, tmp_pa
         return time.monotonic()
 
     def handled() -> int:
-        return _retrying(lambda: client.llen("chaos:handled:internal") + client.llen("chaos:handled:external"))
+        return _retrying(
+            lambda: client.llen("chaos:handled:internal") + client.llen("chaos:handled:external")
+        )
 
     try:
         for dest in ("internal", "external"):
             start_consumer(dest)
-        producers = [_spawn("produce", server.url, str(p), str(per_producer)) for p in range(PRODUCERS)]
+        producers = [
+            _spawn("produce", server.url, str(p), str(per_producer)) for p in range(PRODUCERS)
+        ]
         done = 0
         # Each consumer is killed at a random moment 0.8-2.0 s after it reported itself ready
         # (interpreter loaded, connected), while it is working.
@@ -141,7 +145,9 @@ def test_zero_loss_under_consumer_kills_and_a_redis_restart(redis_binary, tmp_pa
         assert duplicates == 0, f"{duplicates} messages handled more than once"
         assert not missing, f"{len(missing)} messages lost, e.g. {sorted(missing)[:5]}"
         assert len(all_handled) == total
-        wrong_dest = [(p, s) for p, s, _ in seen["internal"] if s % 2] + [(p, s) for p, s, _ in seen["external"] if s % 2 == 0]
+        wrong_dest = [(p, s) for p, s, _ in seen["internal"] if s % 2] + [
+            (p, s) for p, s, _ in seen["external"] if s % 2 == 0
+        ]
         assert not wrong_dest
         last: dict[tuple[int, int], int] = defaultdict(lambda: -1)
         out_of_order = 0
@@ -149,7 +155,9 @@ def test_zero_loss_under_consumer_kills_and_a_redis_restart(redis_binary, tmp_pa
             if s < last[(p, prio)]:
                 out_of_order += 1
             last[(p, prio)] = s
-        assert out_of_order == 0, f"{out_of_order} messages out of per-producer order within a priority"
+        assert out_of_order == 0, (
+            f"{out_of_order} messages out of per-producer order within a priority"
+        )
 
         # ---- nothing pending, nothing waiting
         for proc in consumers.values():
@@ -159,7 +167,9 @@ def test_zero_loss_under_consumer_kills_and_a_redis_restart(redis_binary, tmp_pa
         stats = view.stats()
         for dest in ("internal", "external"):
             d = stats.destinations[dest]
-            assert (d.depth, d.in_flight) == (0, 0), f"{dest}: {d.depth} waiting, {d.in_flight} pending"
+            assert (d.depth, d.in_flight) == (0, 0), (
+                f"{dest}: {d.depth} waiting, {d.in_flight} pending"
+            )
         pending = sum(
             _retrying(lambda key=key: client.xpending(key, view.group)["pending"])
             for dest in Tract
@@ -182,8 +192,12 @@ def test_zero_loss_under_consumer_kills_and_a_redis_restart(redis_binary, tmp_pa
             "redis_restarted_after_handled": restarted_redis_at,
             "handler_invocations_incl_killed_before_commit": invocations,
             "reruns_of_uncommitted_handlers": invocations - total,
-            "published_total_incl_retry_duplicates": sum(stats.destinations[d].published for d in ("internal", "external")),
-            "duplicate_copies_skipped_by_dedupe": sum(stats.destinations[d].duplicates for d in ("internal", "external")),
+            "published_total_incl_retry_duplicates": sum(
+                stats.destinations[d].published for d in ("internal", "external")
+            ),
+            "duplicate_copies_skipped_by_dedupe": sum(
+                stats.destinations[d].duplicates for d in ("internal", "external")
+            ),
             "pending_at_end": pending,
             "seconds": round(elapsed, 1),
         }
@@ -233,8 +247,12 @@ def test_commit_effects_exactly_once_across_redis_restarts(redis_binary, threads
         return int(_retrying(lambda: client.llen("effects")))
 
     try:
-        router.publish_batch([Message(Tract.INTERNAL, Tract.EXTERNAL, i) for i in range(RESTART_MESSAGES)])
-        sub = router.subscribe(Tract.EXTERNAL, handler, batch_size=batch_size, threads=threads, poll_interval=0.05)
+        router.publish_batch(
+            [Message(Tract.INTERNAL, Tract.EXTERNAL, i) for i in range(RESTART_MESSAGES)]
+        )
+        sub = router.subscribe(
+            Tract.EXTERNAL, handler, batch_size=batch_size, threads=threads, poll_interval=0.05
+        )
         started = time.monotonic()
         restarts = 0
         # Kills land at random points while work remains (a batch of 64 takes ~0.2 s).
@@ -253,7 +271,9 @@ def test_commit_effects_exactly_once_across_redis_restarts(redis_binary, threads
         duplicates = len(handled) - len(set(handled))
         missing = set(range(RESTART_MESSAGES)) - set(handled)
         assert restarts == RESTARTS, f"only {restarts} restarts happened"
-        assert duplicates == 0, f"{duplicates} effects committed twice (threads={threads}, batch={batch_size})"
+        assert duplicates == 0, (
+            f"{duplicates} effects committed twice (threads={threads}, batch={batch_size})"
+        )
         assert not missing, f"{len(missing)} messages never handled, e.g. {sorted(missing)[:5]}"
         assert router.stats().destinations["external"].acked == RESTART_MESSAGES
     finally:

@@ -35,7 +35,9 @@ def test_auto_mode_uses_mojo_when_healthy(make_runtime, search_kernel):
 
 def test_injected_raise_falls_back_in_the_same_call(make_runtime, search_kernel, caplog):
     runtime = make_runtime(
-        SYNAPSE_FEATURE_PATTERN_SEARCH="on", SYNAPSE_FAULT_PATTERN_SEARCH="raise", SYNAPSE_ALERT_MIN_CALLS="1000"
+        SYNAPSE_FEATURE_PATTERN_SEARCH="on",
+        SYNAPSE_FAULT_PATTERN_SEARCH="raise",
+        SYNAPSE_ALERT_MIN_CALLS="1000",
     )
     index, vectors = _index(runtime)
     with caplog.at_level(logging.WARNING, logger="synapse_mojo.runtime"):
@@ -78,7 +80,9 @@ def test_error_rate_over_threshold_disables_mojo_until_reset(make_runtime, searc
 def test_error_rate_threshold_is_one_percent(make_runtime, search_kernel):
     """Drives the adapter with real kernel calls that fail on chosen call numbers."""
     runtime = make_runtime(
-        SYNAPSE_FEATURE_PATTERN_SEARCH="on", SYNAPSE_ALERT_MIN_CALLS="100", SYNAPSE_ALERT_WINDOW="400"
+        SYNAPSE_FEATURE_PATTERN_SEARCH="on",
+        SYNAPSE_ALERT_MIN_CALLS="100",
+        SYNAPSE_ALERT_WINDOW="400",
     )
     feature = runtime.feature("pattern_search")
     calls = {"n": 0}
@@ -141,7 +145,9 @@ def test_shadow_without_fault_matches(make_runtime, search_kernel):
 
 
 def test_shadow_warns_on_p95_latency_regression(make_runtime, search_kernel, caplog):
-    runtime = make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="shadow", SYNAPSE_ALERT_MIN_LATENCY_SAMPLES="20")
+    runtime = make_runtime(
+        SYNAPSE_FEATURE_PATTERN_SEARCH="shadow", SYNAPSE_ALERT_MIN_LATENCY_SAMPLES="20"
+    )
     feature = runtime.feature("pattern_search")
 
     def slow_mojo(kernel, fault):

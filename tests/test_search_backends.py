@@ -44,7 +44,9 @@ def _data(seed: int, n: int, d: int, duplicates: int = 0):
     return as_matrix(raw, d), rng
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     seed=st.integers(0, 2**31),
     n=st.integers(1, 600),
@@ -65,7 +67,9 @@ def test_single_query_matches_reference(search_kernel, seed, n, d, k, masked, du
             assert all(mask[r] for r in got.rows)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     seed=st.integers(0, 2**31),
     n=st.integers(1, 300),
@@ -125,7 +129,11 @@ def test_large_case_against_numpy(search_kernel):
 def test_results_agree_detects_real_differences():
     a = TopK(np.array([1, 2, 3]), np.array([0.9, 0.5, 0.1], np.float32))
     assert results_agree(a, a, 16)
-    assert not results_agree(a, TopK(np.array([1, 3, 2]), np.array([0.9, 0.5, 0.1], np.float32)), 16)
-    assert not results_agree(a, TopK(np.array([1, 2, 3]), np.array([0.9, 0.4, 0.1], np.float32)), 16)
+    assert not results_agree(
+        a, TopK(np.array([1, 3, 2]), np.array([0.9, 0.5, 0.1], np.float32)), 16
+    )
+    assert not results_agree(
+        a, TopK(np.array([1, 2, 3]), np.array([0.9, 0.4, 0.1], np.float32)), 16
+    )
     near = TopK(np.array([1, 2, 3]), np.array([0.9, 0.5, 0.5], np.float32))
     assert results_agree(near, TopK(np.array([1, 3, 2]), np.array([0.9, 0.5, 0.5], np.float32)), 16)

@@ -14,7 +14,9 @@ from synapse_mojo.search.dispatch import Crossovers, calibrate, shipped_crossove
 from synapse_mojo.search.mojo_backend import MojoSearchBackend
 from synapse_mojo.search.numpy_backend import NumpySearchBackend
 
-NUMPY_EVERYWHERE = Crossovers(inline_below=0, numpy_below=1 << 40, cosine_numpy_below=1 << 40, source="test")
+NUMPY_EVERYWHERE = Crossovers(
+    inline_below=0, numpy_below=1 << 40, cosine_numpy_below=1 << 40, source="test"
+)
 
 
 def _data(n=300, d=32, seed=3):
@@ -37,8 +39,12 @@ def test_auto_follows_the_crossovers_and_on_ignores_them(make_runtime, search_ke
     assert auto.topk_outcome(matrix, q, 5).runtime == "mojo"
     auto.set_crossovers(NUMPY_EVERYWHERE)
     outcome = auto.topk_outcome(matrix, q, 5)
-    assert outcome.runtime == "python" and outcome.fallback_reason is None  # a choice, not a fallback
-    forced = AdaptiveSearchBackend(make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="on"), calibrate_on_start=False)
+    assert (
+        outcome.runtime == "python" and outcome.fallback_reason is None
+    )  # a choice, not a fallback
+    forced = AdaptiveSearchBackend(
+        make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="on"), calibrate_on_start=False
+    )
     forced.set_crossovers(NUMPY_EVERYWHERE)
     assert forced.topk_outcome(matrix, q, 5).runtime == "mojo"
     assert forced.topk_cosine_outcome(matrix * 3, q, 5).runtime == "mojo"
@@ -47,7 +53,9 @@ def test_auto_follows_the_crossovers_and_on_ignores_them(make_runtime, search_ke
 def test_every_path_of_the_seam_agrees_with_the_reference(make_runtime, search_kernel):
     matrix, q = _data(n=1000, d=67)
     reference = PythonSearchBackend()
-    backend = AdaptiveSearchBackend(make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="on"), calibrate_on_start=False)
+    backend = AdaptiveSearchBackend(
+        make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="on"), calibrate_on_start=False
+    )
     for inline_below in (0, 1 << 40):  # worker pool and calling thread alone
         backend.set_crossovers(Crossovers(inline_below, 0, 0, "test"))
         for k in (1, 10, 64):
@@ -60,7 +68,11 @@ def test_every_path_of_the_seam_agrees_with_the_reference(make_runtime, search_k
 def test_a_non_finite_row_in_the_cosine_scan_is_reported_not_ranked(search_kernel):
     matrix, q = _data()
     matrix[17, 3] = np.inf
-    for backend in (MojoSearchBackend(search_kernel, 2, inline_below=0), NumpySearchBackend(), PythonSearchBackend()):
+    for backend in (
+        MojoSearchBackend(search_kernel, 2, inline_below=0),
+        NumpySearchBackend(),
+        PythonSearchBackend(),
+    ):
         assert backend.topk_cosine(matrix, q, 5) is None
 
 
@@ -87,8 +99,19 @@ def test_latency_grid_writes_a_valid_document(search_kernel):
     doc = run_latency_grid((10, 200), (16,), 3, rounds=1, budget_s=0.2)
     validate_document(doc)
     names = {r["backend"] for r in doc["records"]}
-    assert {"api-auto", "api-mojo", "api-python", "compat-array", "compat-list", "numpy-raw",
-            "numpy-compat-array", "numpy-compat-list", "kernel-f32", "api-auto+numpy", "numpy-matvec+api"} <= names
+    assert {
+        "api-auto",
+        "api-mojo",
+        "api-python",
+        "compat-array",
+        "compat-list",
+        "numpy-raw",
+        "numpy-compat-array",
+        "numpy-compat-list",
+        "kernel-f32",
+        "api-auto+numpy",
+        "numpy-matvec+api",
+    } <= names
     for record in doc["records"]:
         assert record["p50_ms"] > 0 and record["recall_at_k"] == pytest.approx(1.0)
     assert any(r["overhead_us"] is not None for r in doc["records"])

@@ -216,7 +216,9 @@ def test_cli_search_goes_through_the_server(served):
         assert "answered by the server" in proc.stderr
 
 
-@pytest.mark.parametrize("command", [("search", "retry", "2", "--json"), ("patterns", "search", "retry", "--json")])
+@pytest.mark.parametrize(
+    "command", [("search", "retry", "2", "--json"), ("patterns", "search", "retry", "--json")]
+)
 def test_search_through_the_server_imports_nothing_heavy(served, command):
     """The client path is a small JSON request: no NumPy, model, store driver or MCP client."""
     import sys
@@ -229,7 +231,9 @@ def test_search_through_the_server_imports_nothing_heavy(served, command):
     )  # fmt: skip
     report = json.loads(proc.stderr.strip().splitlines()[-1])
     assert report["code"] == 0, proc.stderr
-    loaded = sorted(m for m in report["modules"] if any(m == h or m.startswith(h + ".") for h in HEAVY))
+    loaded = sorted(
+        m for m in report["modules"] if any(m == h or m.startswith(h + ".") for h in HEAVY)
+    )
     assert not loaded, f"{command} through the server imported {loaded}"
     assert json.loads(proc.stdout)  # and it answered
 
@@ -258,21 +262,20 @@ def test_stdio_lists_and_searches(served):
     )
 
     async def scenario():
-        async with stdio_client(params) as (read, write):
-            async with ClientSession(read, write) as s:
-                await s.initialize()
-                assert {t.name for t in (await s.list_tools()).tools} >= TOOLS
-                assert not {"send_message", "receive_messages"} & {
-                    t.name for t in (await s.list_tools()).tools
-                }
-                doc = json.loads(
-                    text_of(
-                        await call(s, "search_pattern_map", query="circuit breaker", max_results=1)
-                    )
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as s:
+            await s.initialize()
+            assert {t.name for t in (await s.list_tools()).tools} >= TOOLS
+            assert not {"send_message", "receive_messages"} & {
+                t.name for t in (await s.list_tools()).tools
+            }
+            doc = json.loads(
+                text_of(
+                    await call(s, "search_pattern_map", query="circuit breaker", max_results=1)
                 )
-                assert doc["results"][0]["name"] == "breaker"
-                bad = await call(s, "search_pattern_map", query="x", max_results=-1)
-                assert bad.isError
+            )
+            assert doc["results"][0]["name"] == "breaker"
+            bad = await call(s, "search_pattern_map", query="x", max_results=-1)
+            assert bad.isError
 
     run(scenario())
 
@@ -297,7 +300,9 @@ def test_token_required_off_loopback(served):
         "SYNAPSE_SERVE_TOKEN": token,
         "SYNAPSE_RUNTIME_DIR": str(served.tmp / "run2"),
     }
-    with ServeProcess("--store", served.store_url, env=env, host="127.0.0.2", verbose=True) as server:
+    with ServeProcess(
+        "--store", served.store_url, env=env, host="127.0.0.2", verbose=True
+    ) as server:
         for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": token}):
             response = httpx.post(server.url, json={}, headers=headers, timeout=60)
             assert response.status_code == 401

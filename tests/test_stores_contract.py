@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -58,7 +58,12 @@ def assert_same_vector(store, got: np.ndarray | None, want: np.ndarray | None) -
 
 def _patterns(rng, n, prefix="p"):
     return [
-        Pattern(f"{prefix}{i:03d}", f"text {i}", {"i": i, "tags": ["a", "b"], "nested": {"x": [1, 2.5, None]}}, _vec(rng))
+        Pattern(
+            f"{prefix}{i:03d}",
+            f"text {i}",
+            {"i": i, "tags": ["a", "b"], "nested": {"x": [1, 2.5, None]}},
+            _vec(rng),
+        )
         for i in range(n)
     ]
 
@@ -98,7 +103,7 @@ def test_update_replaces_and_keeps_created_at(store):
 
 
 def test_explicit_created_at_is_kept(store):
-    moment = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc)
+    moment = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
     store.upsert([Pattern("old", "from another store", {}, None, created_at=moment)])
     assert store.get("old").created_at == moment
 
@@ -124,7 +129,14 @@ def test_iter_batches_sees_every_pattern_once_in_a_stable_order(store):
 
 
 def test_delete_removes_patterns_and_their_relations(store):
-    store.upsert(_patterns(np.random.default_rng(5), 4), [Relation("p000", "p001"), Relation("p002", "p000", "refines", 0.25), Relation("p002", "p003")])
+    store.upsert(
+        _patterns(np.random.default_rng(5), 4),
+        [
+            Relation("p000", "p001"),
+            Relation("p002", "p000", "refines", 0.25),
+            Relation("p002", "p003"),
+        ],
+    )
     assert store.delete(["p000", "missing"]) == 1
     assert store.count() == 3
     assert store.relations() == [Relation("p002", "p003")]
@@ -137,12 +149,26 @@ def test_delete_removes_patterns_and_their_relations(store):
 def test_relations_round_trip_and_replace_weight(store):
     store.upsert(_patterns(np.random.default_rng(6), 3), [Relation("p000", "p001", "refines", 0.5)])
     # In the same batch as new patterns, and to ones already stored.
-    store.upsert([Pattern("q", "new", {})], [Relation("q", "p000"), Relation("p000", "p001", "refines", 0.75), Relation("p000", "p001", "contradicts", 0.1)])
+    store.upsert(
+        [Pattern("q", "new", {})],
+        [
+            Relation("q", "p000"),
+            Relation("p000", "p001", "refines", 0.75),
+            Relation("p000", "p001", "contradicts", 0.1),
+        ],
+    )
     rels = {r.key: r.weight for r in store.relations()}
-    assert rels == {("p000", "p001", "refines"): 0.75, ("p000", "p001", "contradicts"): 0.1, ("q", "p000", "related_to"): 1.0}
+    assert rels == {
+        ("p000", "p001", "refines"): 0.75,
+        ("p000", "p001", "contradicts"): 0.1,
+        ("q", "p000", "related_to"): 1.0,
+    }
     touching = {r.key for r in store.relations(["q"])}
     assert touching == {("q", "p000", "related_to")}
-    assert {r.key for r in store.relations(["p001"])} == {("p000", "p001", "refines"), ("p000", "p001", "contradicts")}
+    assert {r.key for r in store.relations(["p001"])} == {
+        ("p000", "p001", "refines"),
+        ("p000", "p001", "contradicts"),
+    }
 
 
 # ------------------------------------------------------------------ all or nothing
@@ -152,7 +178,9 @@ def test_dimension_mismatch_writes_nothing(store):
     rng = np.random.default_rng(7)
     store.upsert(_patterns(rng, 2))
     with pytest.raises(DimensionMismatchError, match="dimension 16"):
-        store.upsert([Pattern("ok", "fine", {}, _vec(rng)), Pattern("bad", "wrong", {}, _vec(rng, 8))])
+        store.upsert(
+            [Pattern("ok", "fine", {}, _vec(rng)), Pattern("bad", "wrong", {}, _vec(rng, 8))]
+        )
     with pytest.raises(DimensionMismatchError):
         store.upsert([Pattern("bad", "wrong", {}, _vec(rng, 32))])
     assert store.count() == 2
@@ -170,7 +198,9 @@ def test_dimension_mismatch_within_a_first_batch(store):
 def test_relation_to_unknown_pattern_writes_nothing(store):
     store.upsert(_patterns(np.random.default_rng(9), 1))
     with pytest.raises(InvalidInputError, match="ghost"):
-        store.upsert([Pattern("new", "text", {})], [Relation("new", "ghost"), Relation("p000", "new")])
+        store.upsert(
+            [Pattern("new", "text", {})], [Relation("new", "ghost"), Relation("p000", "new")]
+        )
     assert store.count() == 1 and store.relations() == []
 
 
@@ -209,7 +239,11 @@ def test_injection_looking_ids_and_text_are_stored_literally(store):
     rng = np.random.default_rng(10)
     store.upsert(_patterns(rng, 2))
     hostile = [Pattern(s, s, {s: s}, _vec(rng)) for s in HOSTILE]
-    assert store.upsert(hostile, [Relation(HOSTILE[0], HOSTILE[1], HOSTILE[2])]) == (len(HOSTILE), 0, 1)
+    assert store.upsert(hostile, [Relation(HOSTILE[0], HOSTILE[1], HOSTILE[2])]) == (
+        len(HOSTILE),
+        0,
+        1,
+    )
     assert store.count() == 2 + len(HOSTILE)
     for s in HOSTILE:
         got = store.get(s)
@@ -220,14 +254,23 @@ def test_injection_looking_ids_and_text_are_stored_literally(store):
     assert store.count() == len(HOSTILE)
 
 
-@settings(max_examples=int(os.environ.get("SYNAPSE_TEST_EXAMPLES", 20)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("SYNAPSE_TEST_EXAMPLES", 20)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_property_round_trip(store, data):
     ident = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20)
     chars = st.characters(blacklist_categories=("Cs",))
     ids = data.draw(st.lists(ident, min_size=1, max_size=5, unique=True), label="ids")
     text = data.draw(st.text(chars, max_size=60), label="text")
-    number = data.draw(st.one_of(st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False, width=32)), label="number")
+    number = data.draw(
+        st.one_of(
+            st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False, width=32)
+        ),
+        label="number",
+    )
     store.clear()
     store.upsert([Pattern(i, text, {"n": number, "id": i}) for i in ids])
     found = store.get_many(ids)

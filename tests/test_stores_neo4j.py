@@ -50,7 +50,9 @@ def store(neo4j_url):
 
 
 def _driver(server) -> neo4j.Driver:
-    return neo4j.GraphDatabase.driver(server.url, auth=server.auth, notifications_min_severity="OFF")
+    return neo4j.GraphDatabase.driver(
+        server.url, auth=server.auth, notifications_min_severity="OFF"
+    )
 
 
 # ------------------------------------------------------------------ schema and push-down
@@ -70,7 +72,10 @@ def test_server_version_constraint_and_vector_index(neo4j_server, store):
         ).single()
     assert index is not None and index["state"] == "ONLINE"
     config = index["options"]["indexConfig"]
-    assert config["vector.dimensions"] == 64 and config["vector.similarity_function"].lower() == "cosine"
+    assert (
+        config["vector.dimensions"] == 64
+        and config["vector.similarity_function"].lower() == "cosine"
+    )
     if store.version >= QUANTIZATION_OPTION_SINCE:
         assert config.get("vector.quantization.enabled", False) is False, config
     assert store.supports_search
@@ -150,14 +155,25 @@ def test_clear_drops_the_vector_index_and_a_new_dimension_gets_one(store, neo4j_
     assert dims == 12
 
 
-def test_patterns_search_store_pushes_down_to_the_vector_index(neo4j_server, neo4j_url, tmp_path, kernel_cache):
+def test_patterns_search_store_pushes_down_to_the_vector_index(
+    neo4j_server, neo4j_url, tmp_path, kernel_cache
+):
     """`patterns search --search store` answered by Neo4j's index; the same top hit as memory."""
     doc = {
         "meta": {"version": "1"},
         "patterns": {
-            "p_001": {"name": "Retry with backoff", "description": "Retry transient failures with exponential backoff and jitter."},
-            "p_002": {"name": "Cache-aside", "description": "Read the cache first; load from the database on a miss."},
-            "p_003": {"name": "Dead-letter queue", "description": "Park poison messages after repeated failures."},
+            "p_001": {
+                "name": "Retry with backoff",
+                "description": "Retry transient failures with exponential backoff and jitter.",
+            },
+            "p_002": {
+                "name": "Cache-aside",
+                "description": "Read the cache first; load from the database on a miss.",
+            },
+            "p_003": {
+                "name": "Dead-letter queue",
+                "description": "Park poison messages after repeated failures.",
+            },
         },
     }
     source = tmp_path / "PATTERN_MAP.json"
@@ -200,7 +216,9 @@ def test_batches_cut_by_rows_and_parameter_bytes(neo4j_server):
         batches = store._batches(rows * 40, "x")
         assert len(batches) > 40 / 7 and all(len(b) <= 7 for b in batches)
         assert all(sum(packed_size(r) + 2 for r in b) <= 20000 for b in batches)
-        patterns = [Pattern(f"p{i:03d}", f"it's pattern {i}", {"i": i}, _vec(i, 384)) for i in range(60)]
+        patterns = [
+            Pattern(f"p{i:03d}", f"it's pattern {i}", {"i": i}, _vec(i, 384)) for i in range(60)
+        ]
         relations = [Relation(f"p{i:03d}", f"p{i + 1:03d}", "next", i / 10) for i in range(59)]
         assert store.upsert(patterns, relations) == (60, 0, 59)
         assert store.count() == 60 and len(store.relations()) == 59
@@ -240,7 +258,9 @@ def test_a_failed_statement_rolls_back_the_whole_upsert(neo4j_server, store):
     transaction, first pattern included, is rolled back."""
     with _driver(neo4j_server) as driver:
         with driver.session() as session:
-            session.run("CREATE CONSTRAINT synapse_test_text IF NOT EXISTS FOR (p:Pattern) REQUIRE p.text IS UNIQUE").consume()
+            session.run(
+                "CREATE CONSTRAINT synapse_test_text IF NOT EXISTS FOR (p:Pattern) REQUIRE p.text IS UNIQUE"
+            ).consume()
         try:
             with pytest.raises(StoreError, match="writing patterns"):
                 store.upsert([Pattern("a", "same text"), Pattern("b", "same text")])
@@ -284,7 +304,11 @@ def test_credentials_never_in_errors_reprs_or_logs(neo4j_server, neo4j_url, capl
 
 
 def test_address_and_credentials_from_the_environment(neo4j_server):
-    env = {"NEO4J_URI": neo4j_server.url, "NEO4J_USER": neo4j_server.user, "NEO4J_PASSWORD": neo4j_server.password}
+    env = {
+        "NEO4J_URI": neo4j_server.url,
+        "NEO4J_USER": neo4j_server.user,
+        "NEO4J_PASSWORD": neo4j_server.password,
+    }
     with open_store("neo4j://?timeout=20", environ=env) as store:
         assert neo4j_server.url.rsplit(":", 1)[1] in store.url
         store.count()
@@ -307,7 +331,10 @@ def test_address_and_credentials_from_the_environment(neo4j_server):
 )
 def test_bad_options(neo4j_server, query, message):
     with pytest.raises(ConfigError, match=message):
-        open_store(f"{neo4j_server.url}?{query}", environ={"NEO4J_USER": "neo4j", "NEO4J_PASSWORD": neo4j_server.password})
+        open_store(
+            f"{neo4j_server.url}?{query}",
+            environ={"NEO4J_USER": "neo4j", "NEO4J_PASSWORD": neo4j_server.password},
+        )
 
 
 def test_read_only(neo4j_url):
@@ -348,7 +375,10 @@ CYPHER = [
 def test_cypher_looking_input_is_stored_literally_everywhere(store):
     store.upsert([Pattern("keep", "untouched", {}, _vec(0, 8))])
     patterns = [Pattern(s, s, {s: s, "list": [s]}, _vec(i + 1, 8)) for i, s in enumerate(CYPHER)]
-    relations = [Relation(CYPHER[0], CYPHER[1], CYPHER[2], 0.5), Relation(CYPHER[3], CYPHER[4], CYPHER[5])]
+    relations = [
+        Relation(CYPHER[0], CYPHER[1], CYPHER[2], 0.5),
+        Relation(CYPHER[3], CYPHER[4], CYPHER[5]),
+    ]
     store.upsert(patterns, relations)
     store.set_info({CYPHER[1]: CYPHER[0]})
     assert store.count() == 1 + len(CYPHER)
@@ -368,7 +398,9 @@ def test_unicode_and_control_characters_round_trip(store):
     text = "nul \x00 and ' \" \\ \n end"
     store.upsert([Pattern(i, text + repr(i), {"k\x00": i}) for i in ids])
     got = store.get_many(ids)
-    assert {i: (p.text, p.metadata) for i, p in got.items()} == {i: (text + repr(i), {"k\x00": i}) for i in ids}
+    assert {i: (p.text, p.metadata) for i, p in got.items()} == {
+        i: (text + repr(i), {"k\x00": i}) for i in ids
+    }
 
 
 # ------------------------------------------------------------------ a server that goes away

@@ -22,7 +22,22 @@ from synapse_mojo.stores.redis_keys import RedisKeys
 
 from .servers import RedisServer
 
-WRITE_COMMANDS = ("hset", "del", "unlink", "zadd", "zrem", "incrby", "sadd", "srem", "hdel", "expire", "vadd", "vrem", "set", "xadd")
+WRITE_COMMANDS = (
+    "hset",
+    "del",
+    "unlink",
+    "zadd",
+    "zrem",
+    "incrby",
+    "sadd",
+    "srem",
+    "hdel",
+    "expire",
+    "vadd",
+    "vrem",
+    "set",
+    "xadd",
+)
 
 
 def _vec(seed: int, dim: int = 16) -> np.ndarray:
@@ -37,7 +52,10 @@ def _writes(client: redis.Redis) -> dict[str, int]:
 
 def test_key_schema_is_the_documented_one(redis_server):
     store = open_store(f"{redis_server.url}?prefix=pm-test")
-    store.upsert([Pattern("a", "text a", {"k": 1}, _vec(1)), Pattern("b", "text b")], [Relation("a", "b", "refines", 0.5)])
+    store.upsert(
+        [Pattern("a", "text a", {"k": 1}, _vec(1)), Pattern("b", "text b")],
+        [Relation("a", "b", "refines", 0.5)],
+    )
     client = redis.Redis.from_url(redis_server.url)
     keys = RedisKeys("pm-test")
     assert {k.decode() for k in client.keys("*")} == {
@@ -46,7 +64,10 @@ def test_key_schema_is_the_documented_one(redis_server):
     }  # fmt: skip
     fields = client.hgetall(keys.pattern("a"))
     assert fields[b"text"] == b"text a" and fields[b"metadata"] == b'{"k":1}'
-    assert np.array_equal(np.frombuffer(fields[b"embedding"], "<f4"), _vec(1)) and fields[b"dim"] == b"16"
+    assert (
+        np.array_equal(np.frombuffer(fields[b"embedding"], "<f4"), _vec(1))
+        and fields[b"dim"] == b"16"
+    )
     assert b"embedding" not in client.hgetall(keys.pattern("b"))
     assert client.zrange(keys.ids, 0, -1) == [b"a", b"b"]
     assert client.hgetall(keys.relations_out("a")) == {b'["b","refines"]': b"0.5"}
@@ -59,14 +80,22 @@ def test_key_schema_is_the_documented_one(redis_server):
 
 def test_read_only_sends_no_writes(redis_server):
     with open_store(redis_server.url) as writer:
-        writer.upsert([Pattern("a", "x", {}, _vec(2)), Pattern("b", "y", {}, _vec(3))], [Relation("a", "b")])
+        writer.upsert(
+            [Pattern("a", "x", {}, _vec(2)), Pattern("b", "y", {}, _vec(3))], [Relation("a", "b")]
+        )
     client = redis.Redis.from_url(redis_server.url)
     before = _writes(client)
     with open_store(f"{redis_server.url}?read_only=1") as ro:
         assert ro.read_only
         assert ro.get("a").text == "x" and ro.count() == 2 and len(ro.relations()) == 1
         assert [h[0] for h in ro.search(_vec(2), 1)] == ["a"]
-        for write in (lambda: ro.upsert([Pattern("c", "z")]), lambda: ro.delete(["a"]), lambda: ro.set_info({"k": 1}), ro.clear, ro.sync_vectors):
+        for write in (
+            lambda: ro.upsert([Pattern("c", "z")]),
+            lambda: ro.delete(["a"]),
+            lambda: ro.set_info({"k": 1}),
+            ro.clear,
+            ro.sync_vectors,
+        ):
             with pytest.raises(ReadOnlyStoreError):
                 write()
     assert _writes(client) == before
@@ -77,7 +106,9 @@ def test_cache_reads_through_fills_and_invalidates(redis_server, tmp_path):
     client = redis.Redis.from_url(redis_server.url)
     keys = RedisKeys()
     with open_store(backing) as sqlite_store:  # data that exists before the cache does
-        sqlite_store.upsert([Pattern("a", "from sqlite", {}, _vec(4)), Pattern("b", "second", {}, _vec(5))])
+        sqlite_store.upsert(
+            [Pattern("a", "from sqlite", {}, _vec(4)), Pattern("b", "second", {}, _vec(5))]
+        )
     with open_store(f"{redis_server.url}?backing={backing}&ttl=120") as cache:
         assert "cache over sqlite" in cache.url
         assert client.exists(keys.pattern("a")) == 0

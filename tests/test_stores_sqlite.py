@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from synapse_mojo.errors import ConfigError, ReadOnlyStoreError, StoreError, StoreUnavailableError
-from synapse_mojo.stores import Pattern, Relation, SQLiteStore, default_store_url, open_store, redact
+from synapse_mojo.stores import (
+    Pattern,
+    Relation,
+    SQLiteStore,
+    default_store_url,
+    open_store,
+    redact,
+)
 from synapse_mojo.stores.url import default_data_dir
 
 
@@ -46,7 +53,9 @@ def test_a_failure_inside_the_transaction_rolls_everything_back(tmp_path):
     conn.close()
     with open_store(f"sqlite:///{path}") as store:
         with pytest.raises(StoreError, match="refused by trigger"):
-            store.upsert([Pattern("a", "x", {}, _vec(1)), Pattern("b", "y")], [Relation("a", "b", "boom")])
+            store.upsert(
+                [Pattern("a", "x", {}, _vec(1)), Pattern("b", "y")], [Relation("a", "b", "boom")]
+            )
         assert store.count() == 1
         assert store.get_many(["a", "b"]) == {}
         assert "embedding_dim" not in store.info()  # the dimension was not recorded either
@@ -58,7 +67,12 @@ def test_read_only(tmp_path):
         store.upsert([Pattern("a", "x")], [])
     with open_store(f"sqlite:///{path}?read_only=1") as ro:
         assert ro.read_only and ro.get("a").text == "x"
-        for write in (lambda: ro.upsert([Pattern("b", "y")]), lambda: ro.delete(["a"]), lambda: ro.set_info({"k": 1}), ro.clear):
+        for write in (
+            lambda: ro.upsert([Pattern("b", "y")]),
+            lambda: ro.delete(["a"]),
+            lambda: ro.set_info({"k": 1}),
+            ro.clear,
+        ):
             with pytest.raises(ReadOnlyStoreError):
                 write()
     with pytest.raises(StoreUnavailableError, match="does not exist"):

@@ -65,7 +65,9 @@ def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
 #: ``os.environ``'s own storage (bytes keys on POSIX): a lookup there skips the key encoding
 #: that ``os.environ.get`` does on every call (half a microsecond on the search path).
 _ENV_DATA = getattr(os.environ, "_data", None)
-_FORCE_KEY = os.environ.encodekey("SYNAPSE_FORCE_PYTHON") if hasattr(os.environ, "encodekey") else None
+_FORCE_KEY = (
+    os.environ.encodekey("SYNAPSE_FORCE_PYTHON") if hasattr(os.environ, "encodekey") else None
+)
 
 
 def force_python(environ: Mapping[str, str] | None = None) -> bool:

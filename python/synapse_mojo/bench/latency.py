@@ -86,13 +86,17 @@ def _runtime(mode: str) -> Runtime:
     return runtime
 
 
-def _contenders(n: int, d: int, k: int, seed: int) -> tuple[dict[str, Callable[[int], Any]], dict[str, Any]]:
+def _contenders(
+    n: int, d: int, k: int, seed: int
+) -> tuple[dict[str, Callable[[int], Any]], dict[str, Any]]:
     """name -> fn(query_number); plus the shared data."""
     from ..compat.pattern_search import PatternSearch
     from ..search.index import PatternIndex
 
     rng = np.random.default_rng(seed + n * 7 + d)
-    raw = (rng.standard_normal((n, d), dtype=np.float32) * rng.uniform(0.5, 2.0, (n, 1))).astype(np.float32)
+    raw = (rng.standard_normal((n, d), dtype=np.float32) * rng.uniform(0.5, 2.0, (n, 1))).astype(
+        np.float32
+    )
     rows = list(raw)  # the pilot passes a list of 1-D arrays
     prepared = raw / np.linalg.norm(raw, axis=1, keepdims=True)
     queries = rng.standard_normal((16, d), dtype=np.float32)
@@ -134,13 +138,23 @@ def _contenders(n: int, d: int, k: int, seed: int) -> tuple[dict[str, Callable[[
         "numpy-matvec": lambda i: prepared @ q_of(i),
     }
     if mojo is not None:
-        fns["kernel-f32"] = lambda i: mojo.topk_with(0, view, qn[i & 15], k, None, m_addr, qn_addr[i & 15])
+        fns["kernel-f32"] = lambda i: mojo.topk_with(
+            0, view, qn[i & 15], k, None, m_addr, qn_addr[i & 15]
+        )
         fns["kernel-cosine"] = lambda i: mojo.topk_cosine(raw, qn[i & 15], k)
-    data = {"raw": raw, "prepared": prepared, "queries": queries, "index": indexes["auto"], "compat": compat}
+    data = {
+        "raw": raw,
+        "prepared": prepared,
+        "queries": queries,
+        "index": indexes["auto"],
+        "compat": compat,
+    }
     return fns, data
 
 
-def _agreement(fns: dict[str, Callable[[int], Any]], data: dict[str, Any], k: int) -> dict[str, float]:
+def _agreement(
+    fns: dict[str, Callable[[int], Any]], data: dict[str, Any], k: int
+) -> dict[str, float]:
     """recall@k of each contender's first answer against float64 exact results."""
     q = data["queries"][0].astype(np.float64)
     p = data["raw"].astype(np.float64)
@@ -171,8 +185,14 @@ def _time_calls(fn: Callable[[int], Any], calls: int, start: int, sink: list[flo
         sink.append(clock() - t0)
 
 
-def _alternate(api: Callable[[int], Any], numpy_fn: Callable[[int], Any], calls: int, start: int,
-               api_sink: list[float], numpy_sink: list[float]) -> None:
+def _alternate(
+    api: Callable[[int], Any],
+    numpy_fn: Callable[[int], Any],
+    calls: int,
+    start: int,
+    api_sink: list[float],
+    numpy_sink: list[float],
+) -> None:
     clock = time.perf_counter
     for i in range(start, start + calls):
         t0 = clock()
@@ -189,8 +209,16 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, int(round(q / 100 * len(ordered) + 0.5)) - 1))]
 
 
-def measure_cell(n: int, d: int, k: int, *, rounds: int, budget_s: float, seed: int,
-                 progress: Callable[[str], None]) -> list[dict[str, Any]]:
+def measure_cell(
+    n: int,
+    d: int,
+    k: int,
+    *,
+    rounds: int,
+    budget_s: float,
+    seed: int,
+    progress: Callable[[str], None],
+) -> list[dict[str, Any]]:
     fns, data = _contenders(n, d, k, seed)
     recall = _agreement(fns, data, k)
     # Calls per round per contender from a quick estimate, so that a cell takes ~budget_s.
@@ -212,8 +240,14 @@ def measure_cell(n: int, d: int, k: int, *, rounds: int, budget_s: float, seed: 
             order = list(fns) if r % 2 == 0 else list(reversed(fns))
             for name in order:
                 _time_calls(fns[name], calls[name], r * 1000, samples[name])
-            _alternate(fns["api-auto"], fns["numpy-matvec"], alt_calls, r * 1000,
-                       samples["api-auto+numpy"], samples["numpy-matvec+api"])
+            _alternate(
+                fns["api-auto"],
+                fns["numpy-matvec"],
+                alt_calls,
+                r * 1000,
+                samples["api-auto+numpy"],
+                samples["numpy-matvec+api"],
+            )
     finally:
         gc.enable()
     index_runtime = data["index"]._backend.feature
@@ -226,29 +260,31 @@ def measure_cell(n: int, d: int, k: int, *, rounds: int, budget_s: float, seed: 
         med = p50[name]
         ref = REFERENCE.get(name)
         floor = FLOOR.get(name)
-        records.append({
-            "backend": name,
-            "n": n,
-            "dim": d,
-            "k": k,
-            "mode": "single",
-            "batch_size": 1,
-            "queries": len(values),
-            "threads": threads,
-            "p50_ms": round(med * 1e3, 5),
-            "p95_ms": round(_p(values, 95) * 1e3, 5),
-            "p99_ms": round(_p(values, 99) * 1e3, 5),
-            "qps": round(1 / med, 1),
-            "gbps": round(n * d * 4 / med / 1e9, 2),
-            "pct_bandwidth": None,
-            "recall_at_k": recall.get(name, recall.get(name.split("+")[0], 1.0)),
-            "errors": 0,
-            "peak_rss_mb": round(peak_rss_mb(), 1),
-            "extrapolated": False,
-            "overhead_us": round((med - p50[floor]) * 1e6, 2) if floor in p50 else None,
-            "ratio_vs_numpy": round(med / p50[ref], 3) if ref in p50 else None,
-            "note": "",
-        })
+        records.append(
+            {
+                "backend": name,
+                "n": n,
+                "dim": d,
+                "k": k,
+                "mode": "single",
+                "batch_size": 1,
+                "queries": len(values),
+                "threads": threads,
+                "p50_ms": round(med * 1e3, 5),
+                "p95_ms": round(_p(values, 95) * 1e3, 5),
+                "p99_ms": round(_p(values, 99) * 1e3, 5),
+                "qps": round(1 / med, 1),
+                "gbps": round(n * d * 4 / med / 1e9, 2),
+                "pct_bandwidth": None,
+                "recall_at_k": recall.get(name, recall.get(name.split("+")[0], 1.0)),
+                "errors": 0,
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+                "extrapolated": False,
+                "overhead_us": round((med - p50[floor]) * 1e6, 2) if floor in p50 else None,
+                "ratio_vs_numpy": round(med / p50[ref], 3) if ref in p50 else None,
+                "note": "",
+            }
+        )
     auto = data["index"].search_detailed(data["queries"][0], k)
     for record in records:
         if record["backend"] == "api-auto":
@@ -275,12 +311,25 @@ def run_latency_grid(
     doc = new_document("search", command, machine_info())
     for d in dims:
         for n in ns:
-            doc["records"].extend(measure_cell(n, d, k, rounds=rounds, budget_s=budget_s, seed=seed, progress=progress))
+            doc["records"].extend(
+                measure_cell(
+                    n, d, k, rounds=rounds, budget_s=budget_s, seed=seed, progress=progress
+                )
+            )
             gc.collect()
     measured = measured_crossovers()
-    doc["parameters"] = {"grid": "latency", "rounds": rounds, "budget_s_per_cell": budget_s, "seed": seed, "k": k,
-                         "threads": available_cores()}
-    doc["crossovers"] = {"shipped": shipped_crossovers().as_dict(), "measured": measured.as_dict() if measured else None}
+    doc["parameters"] = {
+        "grid": "latency",
+        "rounds": rounds,
+        "budget_s_per_cell": budget_s,
+        "seed": seed,
+        "k": k,
+        "threads": available_cores(),
+    }
+    doc["crossovers"] = {
+        "shipped": shipped_crossovers().as_dict(),
+        "measured": measured.as_dict() if measured else None,
+    }
     doc["notes"] = [
         "interleaved rounds; p50 per call; ratio_vs_numpy = p50 / p50 of the NumPy reference in the same run",
         "overhead_us = p50 of the public path minus p50 of the bare kernel call under it",
@@ -304,9 +353,22 @@ def latency_markdown(doc: dict[str, Any]) -> str:
     targets are about (NumPy p50 / contender p50: >= 1.0 means at least as fast as NumPy)."""
     by = {(r["backend"], r["n"], r["dim"]): r for r in doc["records"]}
     cells = sorted({(r["dim"], r["n"]) for r in doc["records"]})
-    head = ["N x d", "NumPy raw", "api auto", "api mojo", "api python", "compat array", "NumPy job (array)",
-            "compat list", "NumPy job (list)", "auto vs NumPy", "compat array vs NumPy", "compat list vs NumPy",
-            "alternating: api / alone", "alternating: NumPy / alone"]
+    head = [
+        "N x d",
+        "NumPy raw",
+        "api auto",
+        "api mojo",
+        "api python",
+        "compat array",
+        "NumPy job (array)",
+        "compat list",
+        "NumPy job (list)",
+        "auto vs NumPy",
+        "compat array vs NumPy",
+        "compat list vs NumPy",
+        "alternating: api / alone",
+        "alternating: NumPy / alone",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def us(name: str, n: int, d: int) -> str:
@@ -322,16 +384,35 @@ def latency_markdown(doc: dict[str, Any]) -> str:
         alone_api = by.get(("api-auto", n, d))
         alt_np = by.get(("numpy-matvec+api", n, d))
         alone_np = by.get(("numpy-matvec", n, d))
-        lines.append("| " + " | ".join([
-            f"{n:,} x {d}", us("numpy-raw", n, d), us("api-auto", n, d), us("api-mojo", n, d),
-            us("api-python", n, d), us("compat-array", n, d), us("numpy-compat-array", n, d),
-            us("compat-list", n, d), us("numpy-compat-list", n, d),
-            speedup("api-auto", "numpy-raw", n, d), speedup("compat-array", "numpy-compat-array", n, d),
-            speedup("compat-list", "numpy-compat-list", n, d),
-            f"{alt_api['p50_ms'] / alone_api['p50_ms']:.2f}" if alt_api and alone_api else "-",
-            f"{alt_np['p50_ms'] / alone_np['p50_ms']:.2f}" if alt_np and alone_np else "-",
-        ]) + " |")
-    return "p50 per call in microseconds; speed-ups are NumPy p50 / contender p50 (same run).\n\n" + "\n".join(lines) + "\n"
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    f"{n:,} x {d}",
+                    us("numpy-raw", n, d),
+                    us("api-auto", n, d),
+                    us("api-mojo", n, d),
+                    us("api-python", n, d),
+                    us("compat-array", n, d),
+                    us("numpy-compat-array", n, d),
+                    us("compat-list", n, d),
+                    us("numpy-compat-list", n, d),
+                    speedup("api-auto", "numpy-raw", n, d),
+                    speedup("compat-array", "numpy-compat-array", n, d),
+                    speedup("compat-list", "numpy-compat-list", n, d),
+                    f"{alt_api['p50_ms'] / alone_api['p50_ms']:.2f}"
+                    if alt_api and alone_api
+                    else "-",
+                    f"{alt_np['p50_ms'] / alone_np['p50_ms']:.2f}" if alt_np and alone_np else "-",
+                ]
+            )
+            + " |"
+        )
+    return (
+        "p50 per call in microseconds; speed-ups are NumPy p50 / contender p50 (same run).\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 def plot_latency(doc: dict[str, Any], out_dir: str | Path) -> Path:
@@ -342,16 +423,37 @@ def plot_latency(doc: dict[str, Any], out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dims = sorted({r["dim"] for r in doc["records"]})
-    names = ["numpy-raw", "api-auto", "api-mojo", "api-python", "kernel-f32", "numpy-compat-array",
-             "compat-array", "numpy-compat-list", "compat-list"]
+    names = [
+        "numpy-raw",
+        "api-auto",
+        "api-mojo",
+        "api-python",
+        "kernel-f32",
+        "numpy-compat-array",
+        "compat-array",
+        "numpy-compat-list",
+        "compat-list",
+    ]
     styles = {"numpy": "--", "kernel": ":"}
-    fig, axes = plt.subplots(1, max(1, len(dims)), figsize=(6.5 * max(1, len(dims)), 4.8), squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(1, len(dims)), figsize=(6.5 * max(1, len(dims)), 4.8), squeeze=False
+    )
     for ax, d in zip(axes[0], dims):
         for name in names:
-            pts = sorted((r["n"], r["p50_ms"] * 1e3) for r in doc["records"] if r["backend"] == name and r["dim"] == d)
+            pts = sorted(
+                (r["n"], r["p50_ms"] * 1e3)
+                for r in doc["records"]
+                if r["backend"] == name and r["dim"] == d
+            )
             if pts:
                 style = next((s for prefix, s in styles.items() if name.startswith(prefix)), "-")
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", linestyle=style, label=name)
+                ax.plot(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    marker="o",
+                    linestyle=style,
+                    label=name,
+                )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("patterns (N)")
@@ -360,8 +462,10 @@ def plot_latency(doc: dict[str, Any], out_dir: str | Path) -> Path:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     machine = doc["machine"]
-    fig.suptitle(f"Search latency vs N — {machine.get('arch')} · {machine.get('cpu_model')} · {machine.get('cores')} cores",
-                 fontsize=10)
+    fig.suptitle(
+        f"Search latency vs N — {machine.get('arch')} · {machine.get('cpu_model')} · {machine.get('cores')} cores",
+        fontsize=10,
+    )
     fig.tight_layout()
     path = out / "search-latency-grid.png"
     fig.savefig(path, dpi=120)

@@ -82,7 +82,9 @@ def versions() -> dict[str, str | None]:
     }
 
 
-def measure_read_bandwidth(threads: int | None = None, megabytes: int = 1024, repeat: int = 5) -> float:
+def measure_read_bandwidth(
+    threads: int | None = None, megabytes: int = 1024, repeat: int = 5
+) -> float:
     """Streaming read bandwidth in GB/s (best of ``repeat`` passes over a buffer >> cache).
 
     Uses the Mojo kernel's multi-threaded SIMD read-sum when it is available (it is what the
@@ -108,7 +110,9 @@ def measure_read_bandwidth(threads: int | None = None, megabytes: int = 1024, re
     return data.nbytes / best / 1e9
 
 
-def machine_info(bandwidth_gbps: float | None = None, bandwidth_gbps_1thread: float | None = None) -> dict[str, Any]:
+def machine_info(
+    bandwidth_gbps: float | None = None, bandwidth_gbps_1thread: float | None = None
+) -> dict[str, Any]:
     flags = cpu_flags()
     simd = [f for f in ("avx512f", "avx2", "fma", "asimd", "sve", "neon") if f in flags]
     return {

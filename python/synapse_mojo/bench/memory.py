@@ -38,7 +38,10 @@ def _build(n: int, dim: int, quantization: str | None, path: str) -> dict[str, A
     baseline = _rss_mb()
     for start in range(0, n, 50_000):
         rows = min(50_000, n - start)
-        index.upsert([f"p_{i:07d}" for i in range(start, start + rows)], rng.standard_normal((rows, dim), dtype=np.float32))
+        index.upsert(
+            [f"p_{i:07d}" for i in range(start, start + rows)],
+            rng.standard_normal((rows, dim), dtype=np.float32),
+        )
     built = _rss_mb()
     index.save(path)
     return {"phase": "build", "rss_baseline_mb": baseline, "index_rss_mb": built - baseline}
@@ -70,17 +73,26 @@ def _load(path: str, queries: int) -> dict[str, Any]:
     }
 
 
-def measure(n: int, dim: int, quantization: str | None, workdir: str, queries: int = 200) -> dict[str, Any]:
+def measure(
+    n: int, dim: int, quantization: str | None, workdir: str, queries: int = 200
+) -> dict[str, Any]:
     """Runs both phases in subprocesses; returns one record for the benchmark document."""
     path = os.path.join(workdir, f"index-{n}-{dim}-{quantization or 'f32'}")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     def run(*args: str) -> dict[str, Any]:
-        out = subprocess.run([sys.executable, "-m", "synapse_mojo.bench.memory", *args],
-                             capture_output=True, text=True, env=env, check=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "synapse_mojo.bench.memory", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    build = run("build", "--n", str(n), "--dim", str(dim), "--quantization", quantization or "none", path)
+    build = run(
+        "build", "--n", str(n), "--dim", str(dim), "--quantization", quantization or "none", path
+    )
     load = run("load", "--queries", str(queries), path)
     raw = n * dim * 4 / 1e6
     record = {
@@ -94,7 +106,9 @@ def measure(n: int, dim: int, quantization: str | None, workdir: str, queries: i
         "mapped_rss_after_open_mb": round(load["rss_after_open_mb"], 1),
         "mapped_rss_after_first_search_mb": round(load["rss_after_first_search_mb"], 1),
         "mapped_ratio_after_first_search": round(load["rss_after_first_search_mb"] / raw, 3),
-        f"mapped_rss_after_{queries}_searches_mb": round(load[f"rss_after_{queries}_searches_mb"], 1),
+        f"mapped_rss_after_{queries}_searches_mb": round(
+            load[f"rss_after_{queries}_searches_mb"], 1
+        ),
     }
     import shutil
 
@@ -115,7 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     ld.add_argument("path")
     args = parser.parse_args(argv)
     if args.phase == "build":
-        result = _build(args.n, args.dim, None if args.quantization == "none" else "int8", args.path)
+        result = _build(
+            args.n, args.dim, None if args.quantization == "none" else "int8", args.path
+        )
     else:
         result = _load(args.path, args.queries)
     print(json.dumps(result))

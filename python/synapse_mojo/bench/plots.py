@@ -27,7 +27,9 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise SynapseError("plots need matplotlib: uv sync --extra bench (or pip install 'synapse-mojo[bench]')") from exc
+        raise SynapseError(
+            "plots need matplotlib: uv sync --extra bench (or pip install 'synapse-mojo[bench]')"
+        ) from exc
     return plt
 
 
@@ -43,20 +45,37 @@ def plot_search(doc: dict[str, Any], out_dir: str | Path, prefix: str = "search"
     machine = doc["machine"]
     title = f"{machine.get('arch')} · {machine.get('cpu_model')} · {machine.get('cores')} cores"
 
-    fig, axes = plt.subplots(1, max(1, len(dims)), figsize=(6 * max(1, len(dims)), 4.5), squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(1, len(dims)), figsize=(6 * max(1, len(dims)), 4.5), squeeze=False
+    )
     for ax, dim in zip(axes[0], dims):
         for backend in backends:
-            pts = sorted((r["n"], r["p50_ms"], r.get("extrapolated")) for r in records
-                         if r["backend"] == backend and r["dim"] == dim and r["mode"] == "single")
+            pts = sorted(
+                (r["n"], r["p50_ms"], r.get("extrapolated"))
+                for r in records
+                if r["backend"] == backend and r["dim"] == dim and r["mode"] == "single"
+            )
             if not pts:
                 continue
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=backend,
-                    color=COLOURS.get(backend), linestyle="--" if any(p[2] for p in pts) else "-")
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                marker="o",
+                label=backend,
+                color=COLOURS.get(backend),
+                linestyle="--" if any(p[2] for p in pts) else "-",
+            )
         bw = machine.get("bandwidth_gbps")
         if bw:
             ns = sorted({r["n"] for r in records if r["dim"] == dim})
-            ax.plot(ns, [n * dim * 4 / (bw * 1e9) * 1e3 for n in ns], color="black", linewidth=1,
-                    linestyle=":", label="f32 bandwidth limit")
+            ax.plot(
+                ns,
+                [n * dim * 4 / (bw * 1e9) * 1e3 for n in ns],
+                color="black",
+                linewidth=1,
+                linestyle=":",
+                label="f32 bandwidth limit",
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("patterns (N)")
@@ -72,17 +91,24 @@ def plot_search(doc: dict[str, Any], out_dir: str | Path, prefix: str = "search"
     paths.append(path)
 
     largest = max((r["n"] for r in records), default=0)
-    rows = [r for r in records if r["n"] == largest and r["mode"] == "single" and r.get("pct_bandwidth")]
+    rows = [
+        r for r in records if r["n"] == largest and r["mode"] == "single" and r.get("pct_bandwidth")
+    ]
     if rows:
         fig, ax = plt.subplots(figsize=(8, 4.5))
         labels = [f"{r['backend']}\nd={r['dim']}" for r in rows]
-        ax.bar(range(len(rows)), [r["pct_bandwidth"] for r in rows],
-               color=[COLOURS.get(r["backend"], "grey") for r in rows])
+        ax.bar(
+            range(len(rows)),
+            [r["pct_bandwidth"] for r in rows],
+            color=[COLOURS.get(r["backend"], "grey") for r in rows],
+        )
         ax.axhline(100, color="black", linewidth=1, linestyle=":")
         ax.set_xticks(range(len(rows)))
         ax.set_xticklabels(labels, fontsize=7)
         ax.set_ylabel("% of streaming read bandwidth")
-        ax.set_title(f"Bytes scanned per second at N={largest:,} (single query) — {title}", fontsize=9)
+        ax.set_title(
+            f"Bytes scanned per second at N={largest:,} (single query) — {title}", fontsize=9
+        )
         fig.tight_layout()
         path = out / f"{prefix}-bandwidth.png"
         fig.savefig(path, dpi=120)
@@ -92,7 +118,11 @@ def plot_search(doc: dict[str, Any], out_dir: str | Path, prefix: str = "search"
     batch = [r for r in records if r["mode"] == "batch" and r["n"] == largest]
     if batch:
         fig, ax = plt.subplots(figsize=(8, 4.5))
-        ax.bar(range(len(batch)), [r["qps"] for r in batch], color=[COLOURS.get(r["backend"], "grey") for r in batch])
+        ax.bar(
+            range(len(batch)),
+            [r["qps"] for r in batch],
+            color=[COLOURS.get(r["backend"], "grey") for r in batch],
+        )
         ax.set_xticks(range(len(batch)))
         ax.set_xticklabels([f"{r['backend']}\nd={r['dim']}" for r in batch], fontsize=7)
         ax.set_ylabel(f"queries/s (batches of {batch[0]['batch_size']})")

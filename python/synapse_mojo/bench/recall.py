@@ -38,7 +38,13 @@ from ..runtime.metrics import percentile
 from ..search.base import TopK, score_tolerance
 from ..search.index import DEFAULT_RERANK_FACTOR
 from ..search.numpy_backend import NumpySearchBackend
-from ..search.quantization import ScalarQuantizer, certified_topk_int8, next_start, quantize_query, rank_bound
+from ..search.quantization import (
+    ScalarQuantizer,
+    certified_topk_int8,
+    next_start,
+    quantize_query,
+    rank_bound,
+)
 from ..search.validation import as_matrix, as_queries
 from .machine import machine_info
 from .report import new_document
@@ -64,7 +70,11 @@ def clustered_dataset(
     for start in range(0, n, 65536):
         rows = min(65536, n - start)
         member = rng.integers(0, clusters, rows)
-        noise = rng.standard_normal((rows, dim)) * np.linalg.norm(centres[member], axis=1, keepdims=True) / np.sqrt(dim)
+        noise = (
+            rng.standard_normal((rows, dim))
+            * np.linalg.norm(centres[member], axis=1, keepdims=True)
+            / np.sqrt(dim)
+        )
         matrix[start : start + rows] = as_matrix(centres[member] + spread * noise, dim)
     qs = centres[rng.integers(0, clusters, queries)] + spread * rng.standard_normal((queries, dim))
     return matrix, as_queries(qs, dim)
@@ -88,7 +98,9 @@ def iter_docstrings(roots: Sequence[str] | None = None) -> Iterator[str]:
                 except (SyntaxError, ValueError, OSError, RecursionError):
                     continue
                 for node in ast.walk(tree):
-                    if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                    if not isinstance(
+                        node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+                    ):
                         continue
                     doc = ast.get_docstring(node)
                     if not doc:
@@ -99,7 +111,9 @@ def iter_docstrings(roots: Sequence[str] | None = None) -> Iterator[str]:
                         yield text
 
 
-def docstring_dataset(n: int, queries: int, seed: int, progress: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray]:
+def docstring_dataset(
+    n: int, queries: int, seed: int, progress: Callable[[str], None]
+) -> tuple[np.ndarray, np.ndarray]:
     """MiniLM embeddings of ``n + queries`` docstrings (cached); the last ``queries`` are the
     queries. Raises ``InvalidInputError`` when fewer docstrings are installed."""
     from ..embeddings import MiniLMEmbedder
@@ -111,7 +125,9 @@ def docstring_dataset(n: int, queries: int, seed: int, progress: Callable[[str],
         if len(texts) >= 50 * (n + queries):  # enough to sample from
             break
     if len(texts) < n + queries:
-        raise InvalidInputError(f"only {len(texts)} docstrings found; asked for {n} + {queries} queries")
+        raise InvalidInputError(
+            f"only {len(texts)} docstrings found; asked for {n} + {queries} queries"
+        )
     rng = np.random.default_rng(seed)
     picked = [texts[i] for i in sorted(rng.choice(len(texts), n + queries, replace=False))]
     rng.shuffle(picked)
@@ -161,7 +177,9 @@ def measure_dataset(
     def certified(q: np.ndarray, qi: np.ndarray) -> TopK:
         nonlocal hint
         start = max(k * rerank_factor, hint)
-        top, c = certified_topk_int8(backend, codes, matrix, qi, q, k, start, None, rank_bound(q, quantizer, qi), tolerance)
+        top, c = certified_topk_int8(
+            backend, codes, matrix, qi, q, k, start, None, rank_bound(q, quantizer, qi), tolerance
+        )
         hint = next_start(start, c)  # as PatternIndex does
         used.append(c)
         return top
@@ -240,7 +258,14 @@ def run_recall_benchmark(
             raise ValueError(f"unknown dataset {name!r}; choose from {DATASETS}")
         progress(f"{name}: measuring {len(qs)} queries")
         doc["records"].extend(measure_dataset(name, matrix, qs, k, backend))
-    doc["parameters"] = {"n": n, "dim": dim, "docstrings": docstrings, "queries": queries, "k": k, "seed": seed,
-                         "threads": threads}
+    doc["parameters"] = {
+        "n": n,
+        "dim": dim,
+        "docstrings": docstrings,
+        "queries": queries,
+        "k": k,
+        "seed": seed,
+        "threads": threads,
+    }
     doc["notes"] = [] if kernel is not None else ["the Mojo kernel was unavailable: NumPy backend"]
     return doc

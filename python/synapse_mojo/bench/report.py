@@ -1,17 +1,18 @@
 """Benchmark documents: creation, validation, JSON and markdown output.
 
-    doc = new_document("search", command="synapse-mojo bench search", machine=machine_info())
-    doc["records"].append({...})
-    write_document(doc, "results.json")
-    print(markdown_table(doc))
+doc = new_document("search", command="synapse-mojo bench search", machine=machine_info())
+doc["records"].append({...})
+write_document(doc, "results.json")
+print(markdown_table(doc))
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..errors import InvalidInputError
 
@@ -27,9 +28,31 @@ CASE_KEYS: dict[str, tuple[str, ...]] = {
 
 #: Fields every record of a suite must carry.
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
-    "search": ("backend", "n", "dim", "k", "mode", "p50_ms", "p95_ms", "p99_ms", "qps", "gbps", "recall_at_k"),
+    "search": (
+        "backend",
+        "n",
+        "dim",
+        "k",
+        "mode",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "qps",
+        "gbps",
+        "recall_at_k",
+    ),
     "router": ("backend", "mode", "messages", "msgs_per_s", "p50_ms", "p95_ms", "p99_ms", "lost"),
-    "serve": ("path", "transport", "clients", "calls", "p50_ms", "p95_ms", "p99_ms", "calls_per_s", "errors"),
+    "serve": (
+        "path",
+        "transport",
+        "clients",
+        "calls",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "calls_per_s",
+        "errors",
+    ),
     "recall": ("dataset", "backend", "method", "n", "dim", "k", "recall_at_k", "p50_ms"),
 }
 
@@ -114,7 +137,9 @@ def validate_document(doc: Any, source: str = "document") -> dict[str, Any]:
     keys = CASE_KEYS[suite]
     for i, record in enumerate(doc["records"]):
         if not isinstance(record, dict):
-            raise InvalidInputError(f"{source}: record {i} is a {type(record).__name__}, not an object")
+            raise InvalidInputError(
+                f"{source}: record {i} is a {type(record).__name__}, not an object"
+            )
         missing = [f for f in REQUIRED_FIELDS[suite] if f not in record]
         if missing:
             raise InvalidInputError(f"{source}: record {i} lacks {missing}")
@@ -125,8 +150,14 @@ def validate_document(doc: Any, source: str = "document") -> dict[str, Any]:
                 )
         for f in REQUIRED_FIELDS[suite]:
             value = record[f]
-            if f not in keys and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise InvalidInputError(f"{source}: record {i}: {f} must be a number or null, not {value!r:.40}")
+            if (
+                f not in keys
+                and value is not None
+                and (isinstance(value, bool) or not isinstance(value, (int, float)))
+            ):
+                raise InvalidInputError(
+                    f"{source}: record {i}: {f} must be a number or null, not {value!r:.40}"
+                )
     return doc
 
 
@@ -137,7 +168,9 @@ def load_document(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise InvalidInputError(f"{p}: no such file") from None
     except UnicodeDecodeError:
-        raise InvalidInputError(f"{p}: not a JSON document (not UTF-8 text; a binary file?)") from None
+        raise InvalidInputError(
+            f"{p}: not a JSON document (not UTF-8 text; a binary file?)"
+        ) from None
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{p}: not valid JSON ({exc})") from exc
     except (OSError, RecursionError) as exc:  # a directory, no permission, absurd nesting
@@ -176,7 +209,12 @@ def markdown_table(doc: dict[str, Any], records: Iterable[dict[str, Any]] | None
     rows = list(records if records is not None else doc["records"])
     lines = [
         "| " + " | ".join(h for _, h, _ in columns) + " |",
-        "| " + " | ".join("---" if f in ("backend", "mode", "path", "transport", "dataset", "method") else "---:" for f, _, _ in columns) + " |",
+        "| "
+        + " | ".join(
+            "---" if f in ("backend", "mode", "path", "transport", "dataset", "method") else "---:"
+            for f, _, _ in columns
+        )
+        + " |",
     ]
     for record in rows:
         lines.append("| " + " | ".join(_cell(record, f, fmt) for f, _, fmt in columns) + " |")

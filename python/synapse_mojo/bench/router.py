@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 
 from ..config import Mode, load_settings
-from ..runtime.adapter import Runtime
-from ..runtime.metrics import percentile
 from ..router.memory import MemoryRouter
 from ..router.message import Message, Tract, wire_parts
+from ..runtime.adapter import Runtime
+from ..runtime.metrics import percentile
 from .machine import machine_info
 from .report import new_document
 
@@ -115,7 +115,9 @@ def _runtime_for(backend: str) -> Runtime:
     return Runtime(replace(settings, modes=modes))
 
 
-def _memory_single(router: Any, msgs: Sequence[Message], window: int, pq: bool) -> tuple[float, list[float], int]:
+def _memory_single(
+    router: Any, msgs: Sequence[Message], window: int, pq: bool
+) -> tuple[float, list[float], int]:
     dest = Tract.EXTERNAL
     clock = time.perf_counter
     latencies: list[float] = []
@@ -138,7 +140,9 @@ def _memory_single(router: Any, msgs: Sequence[Message], window: int, pq: bool) 
     return elapsed, latencies, len(msgs) - len(received)
 
 
-def _memory_batch(router: Any, msgs: Sequence[Message], batch: int, pq: bool) -> tuple[float, list[float], int]:
+def _memory_batch(
+    router: Any, msgs: Sequence[Message], batch: int, pq: bool
+) -> tuple[float, list[float], int]:
     dest = Tract.EXTERNAL
     clock = time.perf_counter
     latencies: list[float] = []
@@ -225,7 +229,9 @@ def _record(
     return rec
 
 
-def bench_memory(backend: str, cfg: RouterBenchConfig, msgs: list[Message], progress: Progress) -> list[dict[str, Any]]:
+def bench_memory(
+    backend: str, cfg: RouterBenchConfig, msgs: list[Message], progress: Progress
+) -> list[dict[str, Any]]:
     records = []
     pq = backend == "queue.PriorityQueue"
     capacity = max(cfg.batch_size, cfg.window) * 2 + 16
@@ -255,7 +261,17 @@ def bench_memory(backend: str, cfg: RouterBenchConfig, msgs: list[Message], prog
                 note = "Mojo kernel unavailable: ran on the heapq fallback"
             router.close()
         records.append(
-            _record(backend, mode, size, len(msgs), elapsed, lat, lost, runtime=runtime_used if not pq else "python", note=note or None)
+            _record(
+                backend,
+                mode,
+                size,
+                len(msgs),
+                elapsed,
+                lat,
+                lost,
+                runtime=runtime_used if not pq else "python",
+                note=note or None,
+            )
         )
     # Paced latency at a moderate load.
     n = int(cfg.paced_rate * cfg.paced_seconds)
@@ -263,8 +279,14 @@ def bench_memory(backend: str, cfg: RouterBenchConfig, msgs: list[Message], prog
     router = make()
     dest = Tract.EXTERNAL
     if pq:
-        lat, lost = _paced(router.publish, lambda t: [m] if (m := router.consume(dest, t)) else [], msgs[:n], cfg.paced_rate)
+        lat, lost = _paced(
+            router.publish,
+            lambda t: [m] if (m := router.consume(dest, t)) else [],
+            msgs[:n],
+            cfg.paced_rate,
+        )
     else:
+
         def consume(timeout: float) -> list[Message]:
             return router.consume(dest, 64, timeout, auto_ack=True)
 
@@ -272,7 +294,13 @@ def bench_memory(backend: str, cfg: RouterBenchConfig, msgs: list[Message], prog
         router.close()
     records.append(
         _record(
-            backend, "paced", 1, n, None, lat, lost,
+            backend,
+            "paced",
+            1,
+            n,
+            None,
+            lat,
+            lost,
             load=f"{cfg.paced_rate} msg/s, {cfg.payload_bytes} B payloads, consumer blocked in consume()",
             runtime=runtime_used,
         )
@@ -285,7 +313,9 @@ def bench_memory(backend: str, cfg: RouterBenchConfig, msgs: list[Message], prog
 # --------------------------------------------------------------------------------------------
 
 
-def bench_redis_streams(url: str, cfg: RouterBenchConfig, msgs: list[Message], progress: Progress) -> list[dict[str, Any]]:
+def bench_redis_streams(
+    url: str, cfg: RouterBenchConfig, msgs: list[Message], progress: Progress
+) -> list[dict[str, Any]]:
     from ..router.redis_streams import RedisStreamsRouter
 
     records = []
@@ -328,7 +358,15 @@ def bench_redis_streams(url: str, cfg: RouterBenchConfig, msgs: list[Message], p
                     received.update(m.uid for m in got)
             elapsed = clock() - started
             records.append(
-                _record("redis-streams", mode, 1 if mode == "single" else cfg.batch_size, count, elapsed, latencies, count - len(received))
+                _record(
+                    "redis-streams",
+                    mode,
+                    1 if mode == "single" else cfg.batch_size,
+                    count,
+                    elapsed,
+                    latencies,
+                    count - len(received),
+                )
             )
         finally:
             _cleanup(router)
@@ -348,7 +386,13 @@ def bench_redis_streams(url: str, cfg: RouterBenchConfig, msgs: list[Message], p
         lat, lost = _paced(producer.publish, consume, msgs[:n], cfg.paced_rate)
         records.append(
             _record(
-                "redis-streams", "paced", 1, n, None, lat, lost,
+                "redis-streams",
+                "paced",
+                1,
+                n,
+                None,
+                lat,
+                lost,
                 load=f"{cfg.paced_rate} msg/s, {cfg.payload_bytes} B payloads, separate producer and consumer connections",
             )
         )
@@ -395,7 +439,9 @@ def raw_pipeline_batch(client: Any, key: str, chunk: list[tuple[Any, Any, Any]])
     return got
 
 
-def bench_redis_raw(url: str, cfg: RouterBenchConfig, msgs: list[Message], progress: Progress) -> list[dict[str, Any]]:
+def bench_redis_raw(
+    url: str, cfg: RouterBenchConfig, msgs: list[Message], progress: Progress
+) -> list[dict[str, Any]]:
     """The anchor: plain redis-py XADD pipelines, XREADGROUP and XACK on one stream, with the
     same entry fields and sizes as the router writes (id, head, payload)."""
     import redis
@@ -437,7 +483,9 @@ def bench_redis_raw(url: str, cfg: RouterBenchConfig, msgs: list[Message], progr
                     latencies.extend([clock() - t0] * got)
                     received += got
             elapsed = clock() - started
-            records.append(_record("redis-py-raw", mode, batch, count, elapsed, latencies, count - received))
+            records.append(
+                _record("redis-py-raw", mode, batch, count, elapsed, latencies, count - received)
+            )
         finally:
             client.delete(key)
     # Paced anchor: XADD from this thread, a blocking XREADGROUP consumer thread.
@@ -480,7 +528,13 @@ def bench_redis_raw(url: str, cfg: RouterBenchConfig, msgs: list[Message], progr
     client.delete(key)
     records.append(
         _record(
-            "redis-py-raw", "paced", 1, n, None, latencies, n - got_count[0],
+            "redis-py-raw",
+            "paced",
+            1,
+            n,
+            None,
+            latencies,
+            n - got_count[0],
             load=f"{cfg.paced_rate} msg/s, {cfg.payload_bytes} B payloads, separate producer and consumer connections",
         )
     )
@@ -568,11 +622,25 @@ def targets(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     def ratio(name: str, a: dict | None, b: dict | None, want: float) -> None:
         if a and b and a.get("msgs_per_s") and b.get("msgs_per_s"):
             value = a["msgs_per_s"] / b["msgs_per_s"]
-            out.append({"target": name, "want": f">= {want:g}x", "measured": f"{value:.2f}x", "met": value >= want})
+            out.append(
+                {
+                    "target": name,
+                    "want": f">= {want:g}x",
+                    "measured": f"{value:.2f}x",
+                    "met": value >= want,
+                }
+            )
 
     def p99(name: str, rec: dict | None, limit_ms: float) -> None:
         if rec and rec.get("p99_ms") is not None:
-            out.append({"target": name, "want": f"< {limit_ms:g} ms", "measured": f"{rec['p99_ms']:.3f} ms", "met": rec["p99_ms"] < limit_ms})
+            out.append(
+                {
+                    "target": name,
+                    "want": f"< {limit_ms:g} ms",
+                    "measured": f"{rec['p99_ms']:.3f} ms",
+                    "met": rec["p99_ms"] < limit_ms,
+                }
+            )
 
     pq_single, pq_batch = get("queue.PriorityQueue", "single"), get("queue.PriorityQueue", "batch")
     ratio("Mojo batch vs PriorityQueue (msgs/s)", get("mojo", "batch"), pq_batch, 100)
@@ -580,7 +648,12 @@ def targets(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     p99("in-process p99, Mojo single", get("mojo", "single"), 1.0)
     p99("in-process p99, Mojo batch", get("mojo", "batch"), 1.0)
     p99("in-process p99, Mojo paced", get("mojo", "paced"), 1.0)
-    ratio("Redis transport vs raw redis-py pipelines, batch (msgs/s)", get("redis-streams", "batch"), get("redis-py-raw", "batch"), 0.8)
+    ratio(
+        "Redis transport vs raw redis-py pipelines, batch (msgs/s)",
+        get("redis-streams", "batch"),
+        get("redis-py-raw", "batch"),
+        0.8,
+    )
     p99("Redis transport p99 at moderate load (paced)", get("redis-streams", "paced"), 1.0)
     return out
 
@@ -612,7 +685,12 @@ def run_router_benchmark(
     }
     notes: list[str] = []
     say("preparing messages ...")
-    total = max(cfg.messages, cfg.redis_messages, cfg.redis_single_messages, int(cfg.paced_rate * cfg.paced_seconds))
+    total = max(
+        cfg.messages,
+        cfg.redis_messages,
+        cfg.redis_single_messages,
+        int(cfg.paced_rate * cfg.paced_seconds),
+    )
     msgs = make_messages(total, cfg.payload_bytes, cfg.seed)
     for backend in backends:
         if backend in MEMORY_BACKENDS:
@@ -636,7 +714,9 @@ def run_router_benchmark(
 def targets_markdown(doc: dict[str, Any]) -> str:
     lines = ["| target | wanted | measured | met |", "| --- | ---: | ---: | :---: |"]
     for t in doc.get("targets", []):
-        lines.append(f"| {t['target']} | {t['want']} | {t['measured']} | {'yes' if t['met'] else 'no'} |")
+        lines.append(
+            f"| {t['target']} | {t['want']} | {t['measured']} | {'yes' if t['met'] else 'no'} |"
+        )
     return "\n".join(lines)
 
 
@@ -666,15 +746,28 @@ def plot_router(doc: dict[str, Any], path: str) -> str:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
     tput = [r for r in records if r.get("msgs_per_s")]
     labels = [f"{r['backend']}\n{r['mode']}" for r in tput]
-    colours = {"mojo": "#e8590c", "heapq": "#1c7ed6", "queue.PriorityQueue": "#868e96",
-               "redis-streams": "#2f9e44", "redis-py-raw": "#7048e8"}
-    ax1.bar(range(len(tput)), [r["msgs_per_s"] for r in tput], color=[colours.get(r["backend"], "#555") for r in tput])
+    colours = {
+        "mojo": "#e8590c",
+        "heapq": "#1c7ed6",
+        "queue.PriorityQueue": "#868e96",
+        "redis-streams": "#2f9e44",
+        "redis-py-raw": "#7048e8",
+    }
+    ax1.bar(
+        range(len(tput)),
+        [r["msgs_per_s"] for r in tput],
+        color=[colours.get(r["backend"], "#555") for r in tput],
+    )
     ax1.set_xticks(range(len(tput)), labels, fontsize=7)
     ax1.set_yscale("log")
     ax1.set_ylabel("messages / s (log)")
     ax1.set_title("throughput")
     lat = [r for r in records if r.get("p99_ms") is not None]
-    ax2.bar(range(len(lat)), [r["p99_ms"] for r in lat], color=[colours.get(r["backend"], "#555") for r in lat])
+    ax2.bar(
+        range(len(lat)),
+        [r["p99_ms"] for r in lat],
+        color=[colours.get(r["backend"], "#555") for r in lat],
+    )
     ax2.set_xticks(range(len(lat)), [f"{r['backend']}\n{r['mode']}" for r in lat], fontsize=7)
     ax2.axhline(1.0, color="black", linestyle=":", linewidth=1, label="1 ms target")
     ax2.set_yscale("log")
@@ -682,7 +775,10 @@ def plot_router(doc: dict[str, Any], path: str) -> str:
     ax2.set_title("publish-to-consume p99")
     ax2.legend()
     machine = doc["machine"]
-    fig.suptitle(f"router · {machine.get('arch')} · {machine.get('cpu_model')} · {machine.get('cores')} cores", fontsize=9)
+    fig.suptitle(
+        f"router · {machine.get('arch')} · {machine.get('cpu_model')} · {machine.get('cores')} cores",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -28,7 +28,13 @@ from ..runtime.metrics import percentile
 from ..search.base import score_tolerance
 from ..search.index import DEFAULT_RERANK_FACTOR
 from ..search.mojo_backend import MojoSearchBackend
-from ..search.quantization import ScalarQuantizer, certified_topk_int8, next_start, quantize_query, rank_bound
+from ..search.quantization import (
+    ScalarQuantizer,
+    certified_topk_int8,
+    next_start,
+    quantize_query,
+    rank_bound,
+)
 from ..search.reference import PythonSearchBackend
 from .machine import machine_info, measure_read_bandwidth
 from .report import new_document
@@ -119,8 +125,16 @@ class MojoInt8(Runner):
         qi = quantize_query(q, self.quantizer.scale)
         start = max(self.k * self.rerank_factor, self.start)
         top, used = certified_topk_int8(
-            self.backend, self.codes, self.matrix, qi, q, self.k, start, None,
-            rank_bound(q, self.quantizer, qi), score_tolerance(self.matrix.shape[1]),
+            self.backend,
+            self.codes,
+            self.matrix,
+            qi,
+            q,
+            self.k,
+            start,
+            None,
+            rank_bound(q, self.quantizer, qi),
+            score_tolerance(self.matrix.shape[1]),
         )
         self.start = next_start(start, used)
         return top.rows
@@ -215,15 +229,24 @@ class UsearchExact(Runner):
         return np.round(q * 127).astype(np.int8) if self.int8 else q
 
     def single(self, q):
-        return self.u.search(self.data, self._q(q), self.k, self.u.MetricKind.IP, exact=True, threads=self.threads).keys
+        return self.u.search(
+            self.data, self._q(q), self.k, self.u.MetricKind.IP, exact=True, threads=self.threads
+        ).keys
 
     def batch(self, queries):
         return self.u.search(
-            self.data, self._q(queries), self.k, self.u.MetricKind.IP, exact=True, threads=self.threads
+            self.data,
+            self._q(queries),
+            self.k,
+            self.u.MetricKind.IP,
+            exact=True,
+            threads=self.threads,
         ).keys
 
 
-def _make_runners(names: Sequence[str], threads: int, kernel: Any, notes: list[str]) -> list[Callable[[int], Runner]]:
+def _make_runners(
+    names: Sequence[str], threads: int, kernel: Any, notes: list[str]
+) -> list[Callable[[int], Runner]]:
     """Factories taking a thread count (peers are tried at 1 and at all cores)."""
     factories: list[tuple[str, Callable[[int], Runner], bool]] = []
     for name in names:
@@ -287,7 +310,9 @@ def ground_truth(matrix: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
         block = matrix[start : start + 32768].astype(np.float64) @ q64.T  # (rows, queries)
         rows = np.arange(start, start + block.shape[0])
         scores = np.concatenate([best_scores, block.T], axis=1)
-        all_rows = np.concatenate([best_rows, np.broadcast_to(rows, (len(queries), len(rows)))], axis=1)
+        all_rows = np.concatenate(
+            [best_rows, np.broadcast_to(rows, (len(queries), len(rows)))], axis=1
+        )
         keep = min(k, scores.shape[1])
         order = np.lexsort((all_rows, -scores), axis=1)[:, :keep]
         best_scores = np.take_along_axis(scores, order, axis=1)
@@ -296,7 +321,9 @@ def ground_truth(matrix: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 
 def recall(found: Iterable[np.ndarray], truth: np.ndarray) -> float:
-    values = [len(set(np.asarray(f).tolist()) & set(t.tolist())) / len(t) for f, t in zip(found, truth)]
+    values = [
+        len(set(np.asarray(f).tolist()) & set(t.tolist())) / len(t) for f, t in zip(found, truth)
+    ]
     return float(np.mean(values)) if values else float("nan")
 
 
@@ -327,7 +354,9 @@ def _latency_fields(seconds: list[float]) -> dict[str, float]:
     }
 
 
-def _best_threads(make: Callable[[int], Runner], matrix, queries, k, candidates: list[int]) -> Runner:
+def _best_threads(
+    make: Callable[[int], Runner], matrix, queries, k, candidates: list[int]
+) -> Runner:
     """Peers: build once per thread setting, keep the faster (median of a few queries)."""
     best, best_time = None, math.inf
     for threads in candidates:
@@ -413,7 +442,9 @@ def measure_case(
                 runner.prepare(data)
             for q in qs[: 1 if name == "python" else 3]:
                 runner.single(q)  # warm-up
-            prepared.append(_Prepared(name, runner, extrapolated, max(0.0, rss_mb() - rss_before), [], []))
+            prepared.append(
+                _Prepared(name, runner, extrapolated, max(0.0, rss_mb() - rss_before), [], [])
+            )
         except Exception as exc:  # one broken peer must not sink the whole run
             failed = _Prepared(name, Runner(), extrapolated, 0.0, [], [])
             failed.failure = f"{type(exc).__name__}: {exc}"
@@ -431,7 +462,9 @@ def measure_case(
                 continue
             progress(f"N={case.n:,} d={case.dim}: {p.name} (round {r + 1}/{rounds})")
             time.sleep(SETTLE_SECONDS)
-            share = range(r * single_count[p.name] // rounds, (r + 1) * single_count[p.name] // rounds)
+            share = range(
+                r * single_count[p.name] // rounds, (r + 1) * single_count[p.name] // rounds
+            )
             for i in share:
                 try:
                     t, rows = _timed(lambda q=qs[i]: p.runner.single(q))
@@ -459,16 +492,22 @@ def measure_case(
             records.append(failed)
             continue
         scale = case.n / PYTHON_MAX_N if p.extrapolated else 1.0
-        record = _record(p.name, case, "single", 1, [t * scale for t in p.times], p.runner, yardstick, p.errors)
+        record = _record(
+            p.name, case, "single", 1, [t * scale for t in p.times], p.runner, yardstick, p.errors
+        )
         record["recall_at_k"] = 1.0 if p.extrapolated else recall(p.found, truth[: len(p.found)])
         record["index_rss_mb"] = round(p.index_mb, 1)
         record["case_bandwidth_gbps"] = round(case_bw, 2) if case_bw else None
         if p.extrapolated:
             record["extrapolated"] = True
-            record["note"] = f"extrapolated linearly from N={PYTHON_MAX_N:,} ({len(p.times)} queries)"
+            record["note"] = (
+                f"extrapolated linearly from N={PYTHON_MAX_N:,} ({len(p.times)} queries)"
+            )
         records.append(record)
         if p.batch_times:
-            brecord = _record(p.name, case, "batch", batch_size, p.batch_times, p.runner, yardstick, 0)
+            brecord = _record(
+                p.name, case, "batch", batch_size, p.batch_times, p.runner, yardstick, 0
+            )
             brecord["recall_at_k"] = recall(list(p.batch_found), truth[:batch_size])
             brecord["index_rss_mb"] = round(p.index_mb, 1)
             brecord["case_bandwidth_gbps"] = record["case_bandwidth_gbps"]
@@ -518,8 +557,11 @@ def finalize_bandwidth(doc: dict[str, Any]) -> None:
     dataset in the run; for an in-cache case, the best read of its own data if that is higher.
     """
     machine = doc["machine"]
-    dram = [r["case_bandwidth_gbps"] for r in doc["records"]
-            if r.get("case_bandwidth_gbps") and r["n"] * r["dim"] * 4 > DRAM_BYTES]
+    dram = [
+        r["case_bandwidth_gbps"]
+        for r in doc["records"]
+        if r.get("case_bandwidth_gbps") and r["n"] * r["dim"] * 4 > DRAM_BYTES
+    ]
     best = max([machine.get("bandwidth_gbps") or 0.0, *dram])
     if best <= 0:
         return
@@ -552,7 +594,9 @@ def run_search_benchmark(
     progress("measuring streaming read bandwidth")
     bw_all = measure_read_bandwidth(threads)
     bw_one = measure_read_bandwidth(1)
-    machine = machine_info(bandwidth_gbps=round(max(bw_all, bw_one), 2), bandwidth_gbps_1thread=round(bw_one, 2))
+    machine = machine_info(
+        bandwidth_gbps=round(max(bw_all, bw_one), 2), bandwidth_gbps_1thread=round(bw_one, 2)
+    )
     doc = new_document("search", command, machine)
     notes: list[str] = []
     factories = _make_runners(backends, threads, kernel, notes)
@@ -572,6 +616,11 @@ def run_search_benchmark(
         )
     finalize_bandwidth(doc)
     doc["notes"] = notes
-    doc["parameters"] = {"queries": queries, "batch_size": batch_size, "threads": threads, "seed": seed,
-                         "rerank_factor": DEFAULT_RERANK_FACTOR}
+    doc["parameters"] = {
+        "queries": queries,
+        "batch_size": batch_size,
+        "threads": threads,
+        "seed": seed,
+        "rerank_factor": DEFAULT_RERANK_FACTOR,
+    }
     return doc

@@ -8,17 +8,29 @@ from .report import machine_summary, markdown_table
 
 
 def _index(doc: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
-    return {(r["backend"], r["n"], r["dim"], r["mode"]): r for r in doc["records"] if r.get("p50_ms")}
+    return {
+        (r["backend"], r["n"], r["dim"], r["mode"]): r for r in doc["records"] if r.get("p50_ms")
+    }
 
 
 def search_ratios(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Per (N, d, mode): Mojo's speed-ups over each other backend, from the same run."""
     idx = _index(doc)
     out = []
-    for (backend, n, dim, mode), rec in sorted(idx.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][3])):
+    for (backend, n, dim, mode), rec in sorted(
+        idx.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][3])
+    ):
         if not backend.startswith("mojo"):
             continue
-        for other in ("numpy", "python", "faiss-flat", "faiss-sq8", "usearch-f32", "usearch-i8", "mojo-f32"):
+        for other in (
+            "numpy",
+            "python",
+            "faiss-flat",
+            "faiss-sq8",
+            "usearch-f32",
+            "usearch-i8",
+            "mojo-f32",
+        ):
             peer = idx.get((other, n, dim, mode))
             if peer is None or other == backend:
                 continue
@@ -26,9 +38,18 @@ def search_ratios(doc: dict[str, Any]) -> list[dict[str, Any]]:
                 ratio = peer["p50_ms"] / rec["p50_ms"]
             else:
                 ratio = rec["qps"] / peer["qps"]
-            out.append({"backend": backend, "vs": other, "n": n, "dim": dim, "mode": mode,
-                        "speedup": round(ratio, 2), "extrapolated": bool(peer.get("extrapolated")),
-                        "recall_at_k": rec.get("recall_at_k")})
+            out.append(
+                {
+                    "backend": backend,
+                    "vs": other,
+                    "n": n,
+                    "dim": dim,
+                    "mode": mode,
+                    "speedup": round(ratio, 2),
+                    "extrapolated": bool(peer.get("extrapolated")),
+                    "recall_at_k": rec.get("recall_at_k"),
+                }
+            )
     return out
 
 
@@ -36,7 +57,10 @@ def ratios_markdown(doc: dict[str, Any]) -> str:
     rows = search_ratios(doc)
     if not rows:
         return ""
-    lines = ["| Mojo backend | vs | N | d | mode | speed-up | recall@k |", "| --- | --- | ---: | ---: | --- | ---: | ---: |"]
+    lines = [
+        "| Mojo backend | vs | N | d | mode | speed-up | recall@k |",
+        "| --- | --- | ---: | ---: | --- | ---: | ---: |",
+    ]
     for r in rows:
         note = " (vs extrapolated)" if r["extrapolated"] else ""
         lines.append(
@@ -52,7 +76,14 @@ def memory_markdown(records: list[dict[str, Any]]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in records:
-        many = next((v for k, v in r.items() if k.startswith("mapped_rss_after_") and k.endswith("_searches_mb")), None)
+        many = next(
+            (
+                v
+                for k, v in r.items()
+                if k.startswith("mapped_rss_after_") and k.endswith("_searches_mb")
+            ),
+            None,
+        )
         lines.append(
             f"| {r['quantization']} | {r['n']:,} | {r['dim']} | {r['raw_f32_mb']:,.0f} | "
             f"{r['built_index_rss_mb']:,.0f} ({r['built_ratio']:.2f}x) | {r['open_seconds']:.3f} | "

@@ -15,10 +15,20 @@ from .bench import bench
 @bench.command("compare")
 @click.argument("a_path", metavar="A.json", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("b_path", metavar="B.json", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Also write the markdown report here (e.g. $GITHUB_STEP_SUMMARY).")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Draw the ratios into this PNG (needs matplotlib: the `bench` extra).")
+@click.option(
+    "--markdown",
+    "markdown_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the markdown report here (e.g. $GITHUB_STEP_SUMMARY).",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Draw the ratios into this PNG (needs matplotlib: the `bench` extra).",
+)
 @click.option("--label-a", default=None, help="Name for A (default: its machine's architecture).")
 @click.option("--label-b", default=None, help="Name for B (default: its machine's architecture).")
 def compare(
@@ -45,8 +55,9 @@ def compare(
         err_console.print(f"[bold red]warning:[/bold red] {warning}")
     if markdown_path is not None:
         markdown_path.parent.mkdir(parents=True, exist_ok=True)
-        with markdown_path.open("a" if markdown_path.exists() and _is_summary(markdown_path) else "w",
-                                encoding="utf-8") as f:
+        with markdown_path.open(
+            "a" if markdown_path.exists() and _is_summary(markdown_path) else "w", encoding="utf-8"
+        ) as f:
             f.write(report)
         err_console.print(f"markdown: {markdown_path}")
     if plot_path is not None:

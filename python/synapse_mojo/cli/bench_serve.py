@@ -88,8 +88,8 @@ def serve_command(
     Also times process start-up (python -c pass, --help, search --help) and a CLI search
     answered by the running server, interleaved. The summary holds the target ratios.
     """
-    from ..bench.report import machine_summary, markdown_table, write_document
     from .._urls import redact_text
+    from ..bench.report import machine_summary, markdown_table, write_document
     from ..bench.serve import ServeBenchConfig, run_serve_benchmark
     from . import console
 

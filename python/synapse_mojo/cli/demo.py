@@ -65,12 +65,20 @@ def sample_patterns_path() -> Path:
     return Path(str(resources.files("synapse_mojo") / "data" / "sample_patterns.json"))
 
 
-def _pattern_map_demo(store_url: str | None, fresh: bool, top_k: int, questions: tuple[str, ...]) -> None:
+def _pattern_map_demo(
+    store_url: str | None, fresh: bool, top_k: int, questions: tuple[str, ...]
+) -> None:
     console.rule("[bold]pattern map: the sample set, embedded locally, searched by text")
     tmp = tempfile.TemporaryDirectory(prefix="synapse-demo-") if fresh else None
     try:
-        url = store_url if store_url is not None else (
-            f"sqlite:///{Path(tmp.name) / 'demo.db'}" if tmp else f"sqlite:///{default_data_dir() / 'demo.db'}"
+        url = (
+            store_url
+            if store_url is not None
+            else (
+                f"sqlite:///{Path(tmp.name) / 'demo.db'}"
+                if tmp
+                else f"sqlite:///{default_data_dir() / 'demo.db'}"
+            )
         )
         with PatternMap.open(url, start=False) as pmap:
             sample = sample_patterns_path()
@@ -98,7 +106,10 @@ def _pattern_map_demo(store_url: str | None, fresh: bool, top_k: int, questions:
                 table.add_column("category")
                 for rank, hit in enumerate(result.hits, 1):
                     table.add_row(
-                        str(rank), hit.id, f"{hit.score:.3f}", str(hit.metadata.get("name", hit.text.splitlines()[0])),
+                        str(rank),
+                        hit.id,
+                        f"{hit.score:.3f}",
+                        str(hit.metadata.get("name", hit.text.splitlines()[0])),
                         str(hit.metadata.get("category", "")),
                     )
                 console.print(table)
@@ -121,24 +132,62 @@ def _time_backend(backend, matrix, queries, k, repeat: int) -> list[float]:
 
 @main.command()
 # Bounds are checked by click before anything runs (--n -1 used to run the whole demo first).
-@click.option("--n", "n", default=100_000, show_default=True, type=click.IntRange(min=3),
-              help="Patterns in the demo index (at least 3: three of them are queried).")
-@click.option("--dim", default=384, show_default=True, type=click.IntRange(min=1), help="Embedding dimension.")
+@click.option(
+    "--n",
+    "n",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(min=3),
+    help="Patterns in the demo index (at least 3: three of them are queried).",
+)
+@click.option(
+    "--dim", default=384, show_default=True, type=click.IntRange(min=1), help="Embedding dimension."
+)
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1))
-@click.option("--queries", default=100, show_default=True, type=click.IntRange(min=1),
-              help="Timed queries for Mojo and NumPy.")
-@click.option("--python-queries", default=3, show_default=True, type=click.IntRange(min=0),
-              help="Timed queries for the pure-Python baseline (slow).")
+@click.option(
+    "--queries",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Timed queries for Mojo and NumPy.",
+)
+@click.option(
+    "--python-queries",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Timed queries for the pure-Python baseline (slow).",
+)
 @click.option("--seed", default=42, show_default=True, type=click.IntRange(min=0))
-@click.option("--store", "store_url", default=None, metavar="URL", callback=nonempty_store_url,
-              help="Store for the sample pattern map [default: demo.db in the user data directory].")
-@click.option("--fresh", is_flag=True, help="Use a temporary store: embed the sample set from scratch.")
-@click.option("--ask", "questions", multiple=True, metavar="TEXT",
-              help="A question for the pattern map (repeatable) [default: four built-in ones].")
-@click.option("--skip-synthetic", is_flag=True, help="Skip the synthetic latency comparison at scale.")
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    metavar="URL",
+    callback=nonempty_store_url,
+    help="Store for the sample pattern map [default: demo.db in the user data directory].",
+)
+@click.option(
+    "--fresh", is_flag=True, help="Use a temporary store: embed the sample set from scratch."
+)
+@click.option(
+    "--ask",
+    "questions",
+    multiple=True,
+    metavar="TEXT",
+    help="A question for the pattern map (repeatable) [default: four built-in ones].",
+)
+@click.option(
+    "--skip-synthetic", is_flag=True, help="Skip the synthetic latency comparison at scale."
+)
 @click.option("--skip-router", is_flag=True, help="Skip the message-router part.")
-@click.option("--router-messages", default=20_000, show_default=True, type=click.IntRange(min=1),
-              help="Messages the router part routes per transport.")
+@click.option(
+    "--router-messages",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Messages the router part routes per transport.",
+)
 def demo(
     n: int,
     dim: int,
@@ -197,7 +246,13 @@ def demo(
         table.add_column("language")
         table.add_column("type")
         for rank, hit in enumerate(result.hits, 1):
-            table.add_row(str(rank), hit.id, f"{hit.score:.4f}", hit.metadata["language"], hit.metadata["type"])
+            table.add_row(
+                str(rank),
+                hit.id,
+                f"{hit.score:.4f}",
+                hit.metadata["language"],
+                hit.metadata["type"],
+            )
         console.print(table)
 
     filtered = index.search_detailed(vectors[probes[0]], top_k=3, filter={"language": "mojo"})
@@ -222,7 +277,12 @@ def demo(
         rows.append(("numpy", _time_backend(numpy_backend, matrix, timed_queries, top_k, queries)))
         if python_queries > 0:
             rows.append(
-                ("python", _time_backend(PythonSearchBackend(), matrix, timed_queries, top_k, python_queries))
+                (
+                    "python",
+                    _time_backend(
+                        PythonSearchBackend(), matrix, timed_queries, top_k, python_queries
+                    ),
+                )
             )
     numpy_p50 = percentile(sorted(rows[-2 if python_queries > 0 else -1][1]), 50)
     table = Table(title=f"single-query latency, N={eligible_count(n, None):,}, d={dim}, k={top_k}")

@@ -10,10 +10,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..config import FEATURES
+
 # The services register their kernels' self-checks when imported.
 from ..router import mojo_queue as _router_checks  # noqa: F401
-from ..search import mojo_backend as _search_checks  # noqa: F401
 from ..runtime.adapter import get_runtime
+from ..search import mojo_backend as _search_checks  # noqa: F401
 from ..search.index import PatternIndex
 from . import console, main
 
@@ -40,7 +41,10 @@ def _dispatch_status() -> dict:
     from ..search.dispatch import shipped_crossovers
 
     measured = measured_crossovers()
-    return {"shipped": shipped_crossovers().as_dict(), "measured": measured.as_dict() if measured else None}
+    return {
+        "shipped": shipped_crossovers().as_dict(),
+        "measured": measured.as_dict() if measured else None,
+    }
 
 
 def _fmt_crossovers(c: dict) -> str:
@@ -54,7 +58,11 @@ def _fmt_crossovers(c: dict) -> str:
 
 
 @main.command()
-@click.option("--smoke/--no-smoke", default=True, help="Run a small search workload first so metrics have data.")
+@click.option(
+    "--smoke/--no-smoke",
+    default=True,
+    help="Run a small search workload first so metrics have data.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.option("--prometheus", is_flag=True, help="Print the metrics in Prometheus text format.")
 def doctor(smoke: bool, as_json: bool, prometheus: bool) -> None:
@@ -77,8 +85,12 @@ def doctor(smoke: bool, as_json: bool, prometheus: bool) -> None:
 
     comp = status["compiler"]
     console.print(
-        f"[bold]Mojo compiler[/bold]: "
-        + (f"[green]{comp['version']}[/green] ({comp['path']})" if comp["version"] else f"[red]not found[/red] - {comp['error']}")
+        "[bold]Mojo compiler[/bold]: "
+        + (
+            f"[green]{comp['version']}[/green] ({comp['path']})"
+            if comp["version"]
+            else f"[red]not found[/red] - {comp['error']}"
+        )
     )
     console.print(f"settings: {status['settings_source']}   threads: {status['threads']}")
     for name in FEATURES:
@@ -99,7 +111,8 @@ def doctor(smoke: bool, as_json: bool, prometheus: bool) -> None:
             table.add_row(
                 "measured here",
                 _fmt_crossovers(dispatch["measured"]) + "; its inline threshold is the one used"
-                if dispatch["measured"] else "not yet (kernel not checked)",
+                if dispatch["measured"]
+                else "not yet (kernel not checked)",
             )
         if f["kernel_loaded"]:
             table.add_row("kernel", f"{f['kernel']}: {f['kernel_origin']} ({f['kernel_path']})")

@@ -23,13 +23,26 @@ from . import main
 
 
 @main.command("health")
-@click.option("--store", "store_url", envvar="SYNAPSE_STORE_URL", default=None, metavar="URL",
-              help="Pattern store [default: SYNAPSE_STORE_URL or the embedded user data file].")
-@click.option("--redis", "redis_url", default=None, metavar="URL",
-              help="Redis to check [default: SYNAPSE_ROUTER_URL or SYNAPSE_STORE_URL if a Redis URL].")
+@click.option(
+    "--store",
+    "store_url",
+    envvar="SYNAPSE_STORE_URL",
+    default=None,
+    metavar="URL",
+    help="Pattern store [default: SYNAPSE_STORE_URL or the embedded user data file].",
+)
+@click.option(
+    "--redis",
+    "redis_url",
+    default=None,
+    metavar="URL",
+    help="Redis to check [default: SYNAPSE_ROUTER_URL or SYNAPSE_STORE_URL if a Redis URL].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the pilot's JSON contract.")
 @click.option("--verbose", is_flag=True, help="Show versions, paths and errors.")
-def health_command(store_url: str | None, redis_url: str | None, as_json: bool, verbose: bool) -> None:
+def health_command(
+    store_url: str | None, redis_url: str | None, as_json: bool, verbose: bool
+) -> None:
     """Check the pattern store, Redis, the embedder and the tools; say if ready for MCP."""
     from ..compat.tools import health_report
 
@@ -42,17 +55,28 @@ def health_command(store_url: str | None, redis_url: str | None, as_json: bool, 
     mark = lambda ok: "✓" if ok else "✗"  # noqa: E731
     up = store["status"] == "up"
     click.echo("=== Synapse Health Status ===\n")
-    click.echo(f"Store:  {mark(up)} {store['status'].upper()}" + (f" ({store['latency_ms']}ms, {store['backend']})" if up else ""))
+    click.echo(
+        f"Store:  {mark(up)} {store['status'].upper()}"
+        + (f" ({store['latency_ms']}ms, {store['backend']})" if up else "")
+    )
     if verbose:
         click.echo(f"  {store.get('version') if up else 'Error: ' + store.get('error', 'unknown')}")
     redis_up = redis["status"] == "up"
-    click.echo(f"Redis:  {mark(redis_up)} {redis['status'].upper()}" + (f" ({redis['latency_ms']}ms, optional)" if redis_up else " (optional)"))
+    click.echo(
+        f"Redis:  {mark(redis_up)} {redis['status'].upper()}"
+        + (f" ({redis['latency_ms']}ms, optional)" if redis_up else " (optional)")
+    )
     if verbose and not redis_up:
         click.echo(f"  Error: {redis.get('error', 'unknown')}")
     available = embedder["status"] == "available"
-    click.echo(f"Embedder: {mark(available)} {embedder['status'].upper()}" + (f" ({embedder['model']})" if available else ""))
+    click.echo(
+        f"Embedder: {mark(available)} {embedder['status'].upper()}"
+        + (f" ({embedder['model']})" if available else "")
+    )
     if verbose:
-        click.echo(f"  {'Path: ' + str(embedder.get('model_path')) if available else 'Error: ' + embedder.get('error', 'unknown')}")
+        click.echo(
+            f"  {'Path: ' + str(embedder.get('model_path')) if available else 'Error: ' + embedder.get('error', 'unknown')}"
+        )
     click.echo("\nCLI Tools:")
     for tool, status in checks["cli_tools"].items():
         click.echo(f"  {tool}: {mark(status == 'executable')} {status}")

@@ -37,7 +37,11 @@ def kernels() -> None:
 
 
 @kernels.command("build")
-@click.option("--target-cpu", default="", help="Compile for this CPU (e.g. x86-64-v3, neoverse-n1); default: the host.")
+@click.option(
+    "--target-cpu",
+    default="",
+    help="Compile for this CPU (e.g. x86-64-v3, neoverse-n1); default: the host.",
+)
 @click.option(
     "--out",
     "out_dir",

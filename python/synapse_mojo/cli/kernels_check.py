@@ -16,11 +16,12 @@ import click
 from rich.table import Table
 
 from ..config import load_settings
+
 # The services register their kernels' self-checks when imported.
 from ..router import mojo_queue as _router_checks  # noqa: F401
-from ..search import mojo_backend as _search_checks  # noqa: F401
 from ..runtime.adapter import FEATURE_KERNELS, Runtime
 from ..runtime.kernels import kernel_names, source_dir
+from ..search import mojo_backend as _search_checks  # noqa: F401
 from . import console, err_console
 from .kernels import kernels
 
@@ -45,7 +46,9 @@ def available_kernels(kernel_dir: Path | None = None, settings=None) -> list[str
     return kernel_names(source_dir(settings if settings is not None else load_settings()))
 
 
-def check_kernels(kernel_dir: Path | None = None, names: list[str] | None = None) -> list[KernelCheck]:
+def check_kernels(
+    kernel_dir: Path | None = None, names: list[str] | None = None
+) -> list[KernelCheck]:
     """Loads each kernel and runs every registered self-check of the features using it.
 
     With ``kernel_dir`` only the prebuilt modules there count (a kernel that would have to be

@@ -51,6 +51,7 @@ Table = _OnUse("rich.table:Table")
 console = _OnUse("synapse_mojo.cli:console")
 err_console = _OnUse("synapse_mojo.cli:err_console")
 
+
 def nonempty_store_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None and not value.strip():
         raise click.BadParameter("empty store URL (leave --store out for the default store)")
@@ -115,15 +116,27 @@ def patterns() -> None:
 @patterns.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=str))
 @_store_option
-@click.option("--format", "fmt", type=click.Choice(["auto", "pattern_map", "jsonl"]), default="auto",
-              show_default=True, help="File format; auto looks at the content.")
-@click.option("--reembed", is_flag=True, help="Embed every pattern, even if the file carries embeddings.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "pattern_map", "jsonl"]),
+    default="auto",
+    show_default=True,
+    help="File format; auto looks at the content.",
+)
+@click.option(
+    "--reembed", is_flag=True, help="Embed every pattern, even if the file carries embeddings."
+)
 @click.option("--strict", is_flag=True, help="Fail on the first record that cannot be imported.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def import_(file: str, store_url: str | None, fmt: str, reembed: bool, strict: bool, as_json: bool) -> None:
+def import_(
+    file: str, store_url: str | None, fmt: str, reembed: bool, strict: bool, as_json: bool
+) -> None:
     """Import a PATTERN_MAP.json or JSONL file: embed, then write in one transaction."""
     with _open(store_url, start=False, create=True) as pmap:
-        report = pmap.import_file(file, format=fmt, reembed=reembed, strict=strict, progress=not as_json)
+        report = pmap.import_file(
+            file, format=fmt, reembed=reembed, strict=strict, progress=not as_json
+        )
         if as_json:
             click.echo(json.dumps({
                 "source": report.source, "format": report.format, "store": pmap.store.url,
@@ -151,33 +164,67 @@ def import_(file: str, store_url: str | None, fmt: str, reembed: bool, strict: b
 
 @patterns.command()
 @click.option("--text", required=True, help="The pattern text (what gets embedded).")
-@click.option("--id", "pattern_id", default=None, help="Pattern id [default: p_ + hash of the text].")
-@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE",
-              help="Metadata; repeatable. JSON values (numbers, true, lists) are parsed.")
+@click.option(
+    "--id", "pattern_id", default=None, help="Pattern id [default: p_ + hash of the text]."
+)
+@click.option(
+    "--meta",
+    "meta",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Metadata; repeatable. JSON values (numbers, true, lists) are parsed.",
+)
 @_store_option
 def add(text: str, pattern_id: str | None, meta: tuple[str, ...], store_url: str | None) -> None:
     """Embed and store one pattern."""
     metadata = _parse_pairs(meta, "--meta")
     with _open(store_url, start=False, create=True) as pmap:
         pattern = pmap.add_text(text, metadata, pattern_id=pattern_id)
-        console.print(f"stored [bold]{pattern.id}[/bold] in {pmap.store.url} ({pmap.embedder.model}, {pmap.embedder.dim} dims)")
+        console.print(
+            f"stored [bold]{pattern.id}[/bold] in {pmap.store.url} ({pmap.embedder.model}, {pmap.embedder.dim} dims)"
+        )
 
 
 @patterns.command()
 @click.argument("query")
 @click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1))
-@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="Metadata equality filter; repeatable.")
-@click.option("--search", "mode", type=click.Choice(["memory", "store"]), default="memory", show_default=True,
-              help="memory: exact search on the in-memory index (Mojo or NumPy); store: the "
-              "store's own vector index (Neo4j, Redis 8).")
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Metadata equality filter; repeatable.",
+)
+@click.option(
+    "--search",
+    "mode",
+    type=click.Choice(["memory", "store"]),
+    default="memory",
+    show_default=True,
+    help="memory: exact search on the in-memory index (Mojo or NumPy); store: the "
+    "store's own vector index (Neo4j, Redis 8).",
+)
 @_store_option
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as JSON.")
-def search(query: str, top_k: int, filters: tuple[str, ...], mode: str, store_url: str | None, as_json: bool) -> None:
+def search(
+    query: str,
+    top_k: int,
+    filters: tuple[str, ...],
+    mode: str,
+    store_url: str | None,
+    as_json: bool,
+) -> None:
     """Find the patterns most similar to QUERY."""
     flt = _parse_pairs(filters, "--filter") or None
     if mode == "memory" and _search_on_server(query, top_k, flt, store_url, as_json):
         return
-    with _open(store_url, start=True, progress=not as_json and _interactive(), search=mode, saved_index=True) as pmap:
+    with _open(
+        store_url,
+        start=True,
+        progress=not as_json and _interactive(),
+        search=mode,
+        saved_index=True,
+    ) as pmap:
         result = pmap.search_detailed(query, top_k=top_k, filter=flt)
         if as_json:
             click.echo(json.dumps({
@@ -196,13 +243,17 @@ def search(query: str, top_k: int, filters: tuple[str, ...], mode: str, store_ur
         table.add_column("cosine", justify="right")
         table.add_column("pattern", overflow="fold")
         for rank, hit in enumerate(result.hits, 1):
-            table.add_row(str(rank), hit.id, f"{hit.score:.4f}", hit.text.splitlines()[0] if hit.text else "")
+            table.add_row(
+                str(rank), hit.id, f"{hit.score:.4f}", hit.text.splitlines()[0] if hit.text else ""
+            )
         console.print(table)
         if result.fallback_reason:
             console.print(f"[yellow]fell back to Python: {result.fallback_reason}[/yellow]")
 
 
-def _search_on_server(query: str, top_k: int, flt: dict | None, store_url: str | None, as_json: bool) -> bool:
+def _search_on_server(
+    query: str, top_k: int, flt: dict | None, store_url: str | None, as_json: bool
+) -> bool:
     """Answers through a running ``synapse-mojo serve`` of this store, if there is one
     (docs/serve.md); False when the search has to run here."""
     from ..serve.client import call as call_server
@@ -210,7 +261,9 @@ def _search_on_server(query: str, top_k: int, flt: dict | None, store_url: str |
 
     if not query.strip() or top_k > LIMITS.max_results or len(query) > LIMITS.query_chars:
         return False  # the in-process path gives the usual errors; the server's bounds are tighter
-    found = call_server("search_patterns", {"query": query, "top_k": top_k, "filter": flt}, store_url=store_url)
+    found = call_server(
+        "search_patterns", {"query": query, "top_k": top_k, "filter": flt}, store_url=store_url
+    )
     if found is None:
         return False
     logging.getLogger("synapse_mojo.cli").info("answered by the server")
@@ -232,7 +285,12 @@ def _search_on_server(query: str, top_k: int, flt: dict | None, store_url: str |
     table.add_column("cosine", justify="right")
     table.add_column("pattern", overflow="fold")
     for rank, hit in enumerate(hits, 1):
-        table.add_row(str(rank), hit["id"], f"{hit['score']:.4f}", hit["text"].splitlines()[0] if hit["text"] else "")
+        table.add_row(
+            str(rank),
+            hit["id"],
+            f"{hit['score']:.4f}",
+            hit["text"].splitlines()[0] if hit["text"] else "",
+        )
     console.print(table)
     return True
 
@@ -286,11 +344,27 @@ def delete(pattern_ids: tuple[str, ...], store_url: str | None) -> None:
 
 @patterns.command()
 @_store_option
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "pattern_map"]), default="jsonl", show_default=True,
-              help="jsonl: complete (embeddings, relations, info); pattern_map: the Synapse PATTERN_MAP.json.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default="-", show_default=True,
-              help="Output file; - for stdout.")
-@click.option("--no-embeddings", is_flag=True, help="Leave embeddings out of JSONL (smaller; re-embedded on import).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "pattern_map"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: complete (embeddings, relations, info); pattern_map: the Synapse PATTERN_MAP.json.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default="-",
+    show_default=True,
+    help="Output file; - for stdout.",
+)
+@click.option(
+    "--no-embeddings",
+    is_flag=True,
+    help="Leave embeddings out of JSONL (smaller; re-embedded on import).",
+)
 def export(store_url: str | None, fmt: str, output: str, no_embeddings: bool) -> None:
     """Export the pattern map."""
     with _open(store_url, start=False) as pmap:

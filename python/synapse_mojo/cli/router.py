@@ -38,16 +38,31 @@ def _depth_text(depths: list[int]) -> str:
 
 def _stats_table(stats: RouterStats, rates: dict[str, dict[str, float]] | None) -> Table:
     table = Table(title=f"router {stats.url}", title_justify="left")
-    for col in ("destination", "waiting", "by priority", "in flight", "published", "acked",
-                "dead letters", "duplicates skipped"):
-        table.add_column(col, justify="right" if col not in ("destination", "by priority") else "left")
+    for col in (
+        "destination",
+        "waiting",
+        "by priority",
+        "in flight",
+        "published",
+        "acked",
+        "dead letters",
+        "duplicates skipped",
+    ):
+        table.add_column(
+            col, justify="right" if col not in ("destination", "by priority") else "left"
+        )
     if rates:
         table.add_column("publish/s", justify="right")
         table.add_column("ack/s", justify="right")
     for name, d in stats.destinations.items():
         row = [
-            name, f"{d.depth:,}", _depth_text(d.depth_by_priority), f"{d.in_flight:,}",
-            f"{d.published:,}", f"{d.acked:,}", f"{d.dead_letter_depth:,} ({d.dead_lettered:,} total)",
+            name,
+            f"{d.depth:,}",
+            _depth_text(d.depth_by_priority),
+            f"{d.in_flight:,}",
+            f"{d.published:,}",
+            f"{d.acked:,}",
+            f"{d.dead_letter_depth:,} ({d.dead_lettered:,} total)",
             f"{d.duplicates:,}",
         ]
         if rates:
@@ -59,7 +74,12 @@ def _stats_table(stats: RouterStats, rates: dict[str, dict[str, float]] | None) 
 @router.command("stats")
 @click.option("--url", default=None, help=_URL_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
-@click.option("--rate-window", default=0.0, show_default=True, help="Seconds between two readings to compute publish/ack rates (0: no rates).")
+@click.option(
+    "--rate-window",
+    default=0.0,
+    show_default=True,
+    help="Seconds between two readings to compute publish/ack rates (0: no rates).",
+)
 def stats_command(url: str | None, as_json: bool, rate_window: float) -> None:
     """Depth per destination and priority band, in-flight (pending) entries, counters,
     dead letters and consumers of a Redis Streams router."""
@@ -90,7 +110,10 @@ def stats_command(url: str | None, as_json: bool, rate_window: float) -> None:
         for name, items in consumers.items():
             if not items:
                 continue
-            table = Table(title=f"consumers of {name} (group {first.extra.get('group')})", title_justify="left")
+            table = Table(
+                title=f"consumers of {name} (group {first.extra.get('group')})",
+                title_justify="left",
+            )
             for col in ("consumer", "pending", "idle"):
                 table.add_column(col, justify="left" if col == "consumer" else "right")
             for c in items:
@@ -104,7 +127,11 @@ def stats_command(url: str | None, as_json: bool, rate_window: float) -> None:
 @click.argument("destination")
 @click.option("--url", default=None, help=_URL_HELP)
 @click.option("--limit", default=20, show_default=True, help="How many (oldest first).")
-@click.option("--requeue", is_flag=True, help="Publish them again (attempts reset) and remove them from the dead letters.")
+@click.option(
+    "--requeue",
+    is_flag=True,
+    help="Publish them again (attempts reset) and remove them from the dead letters.",
+)
 def dead_letters_command(destination: str, url: str | None, limit: int, requeue: bool) -> None:
     """List (or requeue) a destination's dead letters."""
     r = _open(url)
@@ -114,7 +141,9 @@ def dead_letters_command(destination: str, url: str | None, limit: int, requeue:
             console.print(f"requeued {n} dead letter(s) to {destination}")
             return
         letters = r.dead_letters(destination, limit)
-        table = Table(title=f"dead letters of {destination} ({len(letters)} shown)", title_justify="left")
+        table = Table(
+            title=f"dead letters of {destination} ({len(letters)} shown)", title_justify="left"
+        )
         for col in ("message id", "priority", "attempts", "dead at", "reason"):
             table.add_column(col, overflow="fold")
         for dl in letters:
@@ -123,7 +152,9 @@ def dead_letters_command(destination: str, url: str | None, limit: int, requeue:
                 m.id if m else "(undecodable)",
                 str(m.priority) if m else "-",
                 str(dl.attempts),
-                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(dl.dead_at)) if dl.dead_at else "-",
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(dl.dead_at))
+                if dl.dead_at
+                else "-",
                 dl.reason,
             )
         console.print(table)

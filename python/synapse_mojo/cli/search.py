@@ -30,9 +30,20 @@ from . import main
 @main.command("search")
 @click.argument("query")
 @click.argument("max_results", required=False, default=10, type=click.IntRange(min=0))
-@click.option("--store", "store_url", envvar="SYNAPSE_STORE_URL", default=None, metavar="URL",
-              help="Pattern store [default: SYNAPSE_STORE_URL or the embedded user data file].")
-@click.option("--json", "as_json", is_flag=True, help="Print the pilot's JSON contract (exit status 0, errors in 'error').")
+@click.option(
+    "--store",
+    "store_url",
+    envvar="SYNAPSE_STORE_URL",
+    default=None,
+    metavar="URL",
+    help="Pattern store [default: SYNAPSE_STORE_URL or the embedded user data file].",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the pilot's JSON contract (exit status 0, errors in 'error').",
+)
 def search_command(query: str, max_results: int, store_url: str | None, as_json: bool) -> None:
     """Rank the whole pattern map against QUERY; print the best MAX_RESULTS (default 10)."""
     # A running server (SYNAPSE_SERVER_URL, or the socket in the runtime dir; see docs/serve.md)
@@ -42,7 +53,9 @@ def search_command(query: str, max_results: int, store_url: str | None, as_json:
     from ..serve.limits import LIMITS
 
     payload = None
-    if max_results <= LIMITS.max_results and len(query) <= LIMITS.query_chars:  # else: over the server's bounds
+    if (
+        max_results <= LIMITS.max_results and len(query) <= LIMITS.query_chars
+    ):  # else: over the server's bounds
         arguments = {"query": query, "max_results": max_results}
         payload = call_server("search_pattern_map", arguments, store_url=store_url)
     if payload is not None:
@@ -62,9 +75,18 @@ def search_command(query: str, max_results: int, store_url: str | None, as_json:
         err_console.print(f"[red]error:[/red] {payload['error']}")
         sys.exit(2)
     rows = payload["results"]
-    table = Table(title=f"{query!r}: {len(rows)} results in {payload['latency_ms']} ms", title_justify="left")
+    table = Table(
+        title=f"{query!r}: {len(rows)} results in {payload['latency_ms']} ms", title_justify="left"
+    )
     for col in ("rank", "id", "name", "language", "type", "similarity"):
         table.add_column(col, overflow="fold")
     for rank, row in enumerate(rows, 1):
-        table.add_row(str(rank), row["id"], str(row["name"] or ""), str(row["language"] or ""), str(row["type"]), f"{row['similarity']:.3f}")
+        table.add_row(
+            str(rank),
+            row["id"],
+            str(row["name"] or ""),
+            str(row["language"] or ""),
+            str(row["type"]),
+            f"{row['similarity']:.3f}",
+        )
     console.print(table)

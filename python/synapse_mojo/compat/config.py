@@ -34,11 +34,24 @@ from ..runtime.adapter import FeatureRuntime, get_runtime
 from ..runtime.adapter import Runtime as EngineRuntime
 
 #: Pilot feature name -> synapse-mojo feature, for the flags that are views of the runtime.
-ENGINE_FEATURES: dict[str, str] = {"pattern_search": "pattern_search", "vector_engine": "vector_engine"}
+ENGINE_FEATURES: dict[str, str] = {
+    "pattern_search": "pattern_search",
+    "vector_engine": "vector_engine",
+}
 #: Flags the pilot's callers read, with the pilot's defaults.
-CALLER_FLAGS: dict[str, bool] = {"message_router": False, "message_router_reactive": False, "corpus_callosum": False}
+CALLER_FLAGS: dict[str, bool] = {
+    "message_router": False,
+    "message_router_reactive": False,
+    "corpus_callosum": False,
+}
 #: Every pilot feature name (the pilot's order).
-PILOT_FEATURES: tuple[str, ...] = ("pattern_search", "message_router", "message_router_reactive", "vector_engine", "corpus_callosum")
+PILOT_FEATURES: tuple[str, ...] = (
+    "pattern_search",
+    "message_router",
+    "message_router_reactive",
+    "vector_engine",
+    "corpus_callosum",
+)
 #: The pilot's defaults as runtime modes (pattern_search at its 10% rollout).
 PILOT_DEFAULT_MODES: dict[str, str] = {"pattern_search": "canary:0.1", "vector_engine": "off"}
 ROLLOUT_STAGES = (0, 10, 25, 50, 75, 100)
@@ -46,7 +59,11 @@ ROLLOUT_STAGES = (0, 10, 25, 50, 75, 100)
 ROLLOUT_FEATURES: tuple[str, ...] = ("pattern_search", "message_router", "message_router_reactive")
 
 _flags: dict[str, bool] = dict(CALLER_FLAGS)
-_rollouts: dict[str, int] = {"message_router": 0, "message_router_reactive": 0, "corpus_callosum": 0}
+_rollouts: dict[str, int] = {
+    "message_router": 0,
+    "message_router_reactive": 0,
+    "corpus_callosum": 0,
+}
 
 
 def apply_pilot_defaults(runtime: EngineRuntime) -> EngineRuntime:
@@ -122,8 +139,14 @@ def get_rollout_percentage(name: str) -> int:
 
 
 def set_rollout_percentage(name: str, percentage: int) -> None:
-    if isinstance(percentage, bool) or not isinstance(percentage, int) or not 0 <= percentage <= 100:
-        raise ConfigError(f"{name}_rollout must be an integer 0..100 (stages {ROLLOUT_STAGES}), got {percentage!r}")
+    if (
+        isinstance(percentage, bool)
+        or not isinstance(percentage, int)
+        or not 0 <= percentage <= 100
+    ):
+        raise ConfigError(
+            f"{name}_rollout must be an integer 0..100 (stages {ROLLOUT_STAGES}), got {percentage!r}"
+        )
     _check(name)
     if name in _rollouts:
         _rollouts[name] = percentage
@@ -197,7 +220,12 @@ class _RolloutConfig(MutableMapping[str, Any]):
 
     def _keys(self) -> list[str]:
         rollouts = [f"{name}_rollout" for name in ROLLOUT_FEATURES]
-        return rollouts + ["stages", "stage_duration", "auto_rollback", "reactive_rollback_thresholds"]
+        return rollouts + [
+            "stages",
+            "stage_duration",
+            "auto_rollback",
+            "reactive_rollback_thresholds",
+        ]
 
     @staticmethod
     def _rollout_name(key: str) -> str | None:

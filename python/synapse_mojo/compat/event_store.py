@@ -58,7 +58,9 @@ class ConsciousnessMetrics:
         self.total_messages += 1
         if message.source_tract == TractType.INTERNAL and message.dest_tract == TractType.EXTERNAL:
             self.internal_to_external += 1
-        elif message.source_tract == TractType.EXTERNAL and message.dest_tract == TractType.INTERNAL:
+        elif (
+            message.source_tract == TractType.EXTERNAL and message.dest_tract == TractType.INTERNAL
+        ):
             self.external_to_internal += 1
         i2e, e2i = self.internal_to_external, self.external_to_internal
         if i2e > 0 and e2i > 0:
@@ -222,7 +224,9 @@ class InMemoryEventStore:
         self.metrics.update(message)
         return event_id
 
-    async def get_events(self, start_id: str = "0", count: int = 100, block_ms: int | None = None) -> list[EventLogEntry]:
+    async def get_events(
+        self, start_id: str = "0", count: int = 100, block_ms: int | None = None
+    ) -> list[EventLogEntry]:
         start = 0
         if start_id != "0":
             for i, event in enumerate(self.events):
@@ -231,7 +235,9 @@ class InMemoryEventStore:
                     break
         return self.events[start : start + count]
 
-    async def replay_events(self, from_timestamp_ms: int | None = None, to_timestamp_ms: int | None = None) -> AsyncIterator[EventLogEntry]:
+    async def replay_events(
+        self, from_timestamp_ms: int | None = None, to_timestamp_ms: int | None = None
+    ) -> AsyncIterator[EventLogEntry]:
         for event in list(self.events):
             if _in_window(event.timestamp_ms, from_timestamp_ms, to_timestamp_ms):
                 yield event
@@ -322,7 +328,11 @@ class RedisEventStore:
     async def append_event(self, message: Message) -> str:
         if self._memory is not None:
             return await self._memory.append_event(message)
-        trim = {"maxlen": self.max_stream_length, "approximate": True} if self.max_stream_length else {}
+        trim = (
+            {"maxlen": self.max_stream_length, "approximate": True}
+            if self.max_stream_length
+            else {}
+        )
         event_id = await self.redis_client.xadd(self.stream_key, encode_event(message), **trim)
         if self.enable_metrics:
             self.metrics.update(message)
@@ -333,23 +343,39 @@ class RedisEventStore:
         for message in messages:
             await self.append_event(message)
 
-    async def get_events(self, start_id: str = "0", count: int = 100, block_ms: int | None = None) -> list[EventLogEntry]:
+    async def get_events(
+        self, start_id: str = "0", count: int = 100, block_ms: int | None = None
+    ) -> list[EventLogEntry]:
         if self._memory is not None:
             return await self._memory.get_events(start_id, count, block_ms)
         if block_ms:
-            got = await self.redis_client.xread({self.stream_key: start_id}, count=count, block=block_ms)
+            got = await self.redis_client.xread(
+                {self.stream_key: start_id}, count=count, block=block_ms
+            )
             rows = [row for _, entries in got for row in entries]
         else:
-            rows = await self.redis_client.xrange(self.stream_key, min=start_id, max="+", count=count)
+            rows = await self.redis_client.xrange(
+                self.stream_key, min=start_id, max="+", count=count
+            )
         return [decode_event(event_id, data) for event_id, data in rows]
 
-    async def replay_events(self, from_timestamp_ms: int | None = None, to_timestamp_ms: int | None = None) -> AsyncIterator[EventLogEntry]:
+    async def replay_events(
+        self, from_timestamp_ms: int | None = None, to_timestamp_ms: int | None = None
+    ) -> AsyncIterator[EventLogEntry]:
         if self._memory is not None:
             async for entry in self._memory.replay_events(from_timestamp_ms, to_timestamp_ms):
                 yield entry
             return
-        start = "-" if from_timestamp_ms is None else f"{max(0, int(from_timestamp_ms) - _REPLAY_MARGIN_MS)}-0"
-        end = "+" if to_timestamp_ms is None else f"{int(to_timestamp_ms) + _REPLAY_MARGIN_MS}-18446744073709551615"
+        start = (
+            "-"
+            if from_timestamp_ms is None
+            else f"{max(0, int(from_timestamp_ms) - _REPLAY_MARGIN_MS)}-0"
+        )
+        end = (
+            "+"
+            if to_timestamp_ms is None
+            else f"{int(to_timestamp_ms) + _REPLAY_MARGIN_MS}-18446744073709551615"
+        )
         while True:
             rows = await self.redis_client.xrange(self.stream_key, min=start, max=end, count=1000)
             for event_id, data in rows:
@@ -371,7 +397,9 @@ class RedisEventStore:
             self.metrics.load_hash({_text(k): v for k, v in data.items()})
 
 
-def create_event_store(redis_url: str | None = None, use_redis: bool = True, **kwargs: Any) -> RedisEventStore | InMemoryEventStore:
+def create_event_store(
+    redis_url: str | None = None, use_redis: bool = True, **kwargs: Any
+) -> RedisEventStore | InMemoryEventStore:
     """A Redis event store at ``redis_url``, or in memory when ``redis_url`` is None or
     ``use_redis`` is False (the pilot tried ``redis://localhost:6379/0`` when given None)."""
     max_events = kwargs.pop("max_events", None)

@@ -12,4 +12,14 @@ from ..router.compat import (
     reset_message_router,
 )
 
-__all__ = ["Message", "MessagePriority", "MessageRouter", "MessageRouterMojo", "MessageRouterPython", "MessageStats", "TractType", "get_message_router", "reset_message_router"]
+__all__ = [
+    "Message",
+    "MessagePriority",
+    "MessageRouter",
+    "MessageRouterMojo",
+    "MessageRouterPython",
+    "MessageStats",
+    "TractType",
+    "get_message_router",
+    "reset_message_router",
+]

@@ -35,7 +35,6 @@ from ..search.validation import as_matrix, as_query, as_top_k
 from .config import get_mojo_feature_enabled, pilot_runtime
 from .runtime_adapter import Runtime, RuntimeAdapter, RuntimeResult, get_runtime_adapter
 
-
 _F32 = np.dtype(np.float32)
 
 
@@ -46,8 +45,12 @@ def _pattern_matrix(pattern_vectors: Any) -> np.ndarray:
         if array.ndim == 2 and array.dtype == _F32 and array.flags.c_contiguous:
             return array
     try:
-        if type(pattern_vectors) is list and pattern_vectors and type(pattern_vectors[0]) is np.ndarray \
-                and pattern_vectors[0].dtype == _F32:
+        if (
+            type(pattern_vectors) is list
+            and pattern_vectors
+            and type(pattern_vectors[0]) is np.ndarray
+            and pattern_vectors[0].dtype == _F32
+        ):
             # The pilot's list of float32 vectors: stacking without a dtype argument is the
             # fastest NumPy path (about 7% faster than asarray(..., dtype)), no second copy.
             array = np.asarray(pattern_vectors)
@@ -56,7 +59,9 @@ def _pattern_matrix(pattern_vectors: Any) -> np.ndarray:
         else:
             array = np.asarray(pattern_vectors, dtype=np.float32)
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"pattern_vectors must be a 2-D array or a list of equal-length vectors: {exc}") from None
+        raise InvalidInputError(
+            f"pattern_vectors must be a 2-D array or a list of equal-length vectors: {exc}"
+        ) from None
     if array.ndim == 1 and array.size == 0:
         return array.reshape(0, 0)
     if array.ndim != 2:
@@ -69,10 +74,14 @@ class PatternSearch:
 
     def __init__(self, runtime: EngineRuntime | None = None) -> None:
         self._runtime = runtime
-        self.adapter: RuntimeAdapter = get_runtime_adapter() if runtime is None else RuntimeAdapter(runtime)
+        self.adapter: RuntimeAdapter = (
+            get_runtime_adapter() if runtime is None else RuntimeAdapter(runtime)
+        )
         #: The pilot's ``pattern_search`` flag when this searcher was made.
-        self.mojo_enabled: bool = get_mojo_feature_enabled("pattern_search") if runtime is None else (
-            runtime.feature("pattern_search").mode.kind != "off"
+        self.mojo_enabled: bool = (
+            get_mojo_feature_enabled("pattern_search")
+            if runtime is None
+            else (runtime.feature("pattern_search").mode.kind != "off")
         )
         #: The Mojo/NumPy seam, built once: a search builds no backend and no closure.
         self._backend = AdaptiveSearchBackend(runtime, resolve=pilot_runtime)
@@ -113,19 +122,31 @@ class PatternSearch:
         rows_in = _pattern_matrix(pattern_vectors)
         n = rows_in.shape[0]
         if n == 0:
-            return [], [], RuntimeResult(True, Runtime.PYTHON, ([], []), (time.perf_counter() - started) * 1e3)
+            return (
+                [],
+                [],
+                RuntimeResult(
+                    True, Runtime.PYTHON, ([], []), (time.perf_counter() - started) * 1e3
+                ),
+            )
         dim = rows_in.shape[1]
         k = min(k, n)
         q = _fast_query(query_vector, dim)
         if q is None:
             q_raw = np.asarray(query_vector, dtype=np.float64).reshape(-1)
             if q_raw.shape[0] != dim:
-                raise DimensionMismatchError(f"query has dimension {q_raw.shape[0]}, the patterns have {dim}")
+                raise DimensionMismatchError(
+                    f"query has dimension {q_raw.shape[0]}, the patterns have {dim}"
+                )
             if np.isfinite(q_raw).all() and not q_raw.any():
                 # The pilot's rule: cosine with a zero vector is 0, so every pattern ties at 0.
                 rows, scores = list(range(k)), [0.0] * k
-                return rows, scores, RuntimeResult(
-                    True, Runtime.PYTHON, (rows, scores), (time.perf_counter() - started) * 1e3
+                return (
+                    rows,
+                    scores,
+                    RuntimeResult(
+                        True, Runtime.PYTHON, (rows, scores), (time.perf_counter() - started) * 1e3
+                    ),
                 )
             q = as_query(q_raw, dim)
         outcome = self._backend.topk_cosine_outcome(rows_in, q, k)
@@ -137,14 +158,21 @@ class PatternSearch:
             outcome = self._backend.topk_outcome(matrix, q, k)  # type: ignore[assignment]
             top = outcome.value
         rows, scores = top.rows.tolist(), top.scores.tolist()  # type: ignore[union-attr]
-        result = RuntimeResult(True, Runtime(outcome.runtime), (rows, scores), outcome.elapsed_ms, outcome.error)
+        result = RuntimeResult(
+            True, Runtime(outcome.runtime), (rows, scores), outcome.elapsed_ms, outcome.error
+        )
         return rows, scores, result
 
 
 def _fast_query(query: Any, dim: int) -> np.ndarray | None:
     """The normalised query when it is a finite, non-zero float vector of dimension ``dim``
     (the common case, one pass); None for everything else (zero, lists, errors)."""
-    if type(query) is np.ndarray and query.ndim == 1 and query.shape[0] == dim and query.dtype.kind == "f":
+    if (
+        type(query) is np.ndarray
+        and query.ndim == 1
+        and query.shape[0] == dim
+        and query.dtype.kind == "f"
+    ):
         return as_query(query, dim) if np.dot(query, query) > 1e-30 else None
     return None
 

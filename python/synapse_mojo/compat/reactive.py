@@ -184,7 +184,9 @@ class PatternSynthesizer:
         self._window: collections.deque[int] = collections.deque(maxlen=window_size)
         self._counts = [0, 0, 0]  # other, internal->external, external->internal
         self._since_event = window_size
-        self.emergence_events: collections.deque[EmergenceEvent] = collections.deque(maxlen=max_events)
+        self.emergence_events: collections.deque[EmergenceEvent] = collections.deque(
+            maxlen=max_events
+        )
 
     def add_event(self, message: Message) -> None:
         self.add(message.source_tract, message.dest_tract)
@@ -268,7 +270,11 @@ class ReactiveCorpusCallosum:
             raise InvalidInputError(f"on_full must be one of {list(ON_FULL)}, got {on_full!r}")
         self.router_url = router_url or os.environ.get("SYNAPSE_ROUTER_URL") or "memory://"
         self._in_process = self.router_url.startswith("memory://")
-        if redis_url is None and not self._in_process and self.router_url.startswith(("redis://", "rediss://", "unix://")):
+        if (
+            redis_url is None
+            and not self._in_process
+            and self.router_url.startswith(("redis://", "rediss://", "unix://"))
+        ):
             redis_url = self.router_url.split("?", 1)[0]
         self.redis_url = redis_url
         self.ordering = ordering
@@ -278,7 +284,9 @@ class ReactiveCorpusCallosum:
         self.external_circuit = CircuitBreaker(self.circuit_config)
         self.pattern_synthesizer = PatternSynthesizer() if enable_pattern_synthesis else None
         self.event_store: RedisEventStore | InMemoryEventStore | None = (
-            create_event_store(redis_url=redis_url, max_events=max_events, required=require_event_log)
+            create_event_store(
+                redis_url=redis_url, max_events=max_events, required=require_event_log
+            )
             if enable_event_sourcing
             else None
         )
@@ -316,7 +324,9 @@ class ReactiveCorpusCallosum:
         self._tracts = {t: _TractState() for t in (Tract.INTERNAL, Tract.EXTERNAL)}
         self._running = True
         for tract, state in self._tracts.items():
-            state.task = asyncio.create_task(self._dispatch(tract), name=f"corpus-callosum-{tract.value}")
+            state.task = asyncio.create_task(
+                self._dispatch(tract), name=f"corpus-callosum-{tract.value}"
+            )
 
     async def stop(self) -> None:
         if not self._running:
@@ -407,7 +417,11 @@ class ReactiveCorpusCallosum:
                         full = True
         except CircuitOpenError:
             stats.message_loss_count += 1
-            log.warning("circuit open for %s: message %d dropped (the pilot's behaviour)", dst.value, pilot_id)
+            log.warning(
+                "circuit open for %s: message %d dropped (the pilot's behaviour)",
+                dst.value,
+                pilot_id,
+            )
             return -1
         except Exception:
             stats.message_loss_count += 1
@@ -415,7 +429,9 @@ class ReactiveCorpusCallosum:
             return -1
         if full:
             stats.message_loss_count += 1
-            log.warning("buffer of %s full: message %d dropped (the pilot's behaviour)", dst.value, pilot_id)
+            log.warning(
+                "buffer of %s full: message %d dropped (the pilot's behaviour)", dst.value, pilot_id
+            )
             return -1
         stats.total_messages += 1
         if internal:
@@ -438,8 +454,16 @@ class ReactiveCorpusCallosum:
                 log.debug("emergence detected: %s", emergence.description)
         if self.event_store is not None:
             prio = int(priority)
-            message = Message(pilot_id, src, dest, _PRIORITIES.get(prio, prio), int(core.created_at * 1000),
-                              payload_size, payload, core.uid)
+            message = Message(
+                pilot_id,
+                src,
+                dest,
+                _PRIORITIES.get(prio, prio),
+                int(core.created_at * 1000),
+                payload_size,
+                payload,
+                core.uid,
+            )
             try:
                 await self.event_store.append_event(message)
             except Exception:
@@ -520,19 +544,31 @@ class ReactiveCorpusCallosum:
 
     # ------------------------------------------------------------------ history and metrics
 
-    def replay_history(self, from_timestamp_ms: int | None = None, to_timestamp_ms: int | None = None) -> Replay:
+    def replay_history(
+        self, from_timestamp_ms: int | None = None, to_timestamp_ms: int | None = None
+    ) -> Replay:
         """Logged messages with ``from_timestamp_ms <= timestamp_ms <= to_timestamp_ms`` (None:
         unbounded), oldest first, as :class:`EventLogEntry`: ``async for entry in ...`` as in
         the pilot, or ``await`` for a list. Empty when event sourcing is off."""
-        if from_timestamp_ms is not None and to_timestamp_ms is not None and to_timestamp_ms < from_timestamp_ms:
-            raise InvalidInputError(f"to_timestamp_ms ({to_timestamp_ms}) is before from_timestamp_ms ({from_timestamp_ms})")
+        if (
+            from_timestamp_ms is not None
+            and to_timestamp_ms is not None
+            and to_timestamp_ms < from_timestamp_ms
+        ):
+            raise InvalidInputError(
+                f"to_timestamp_ms ({to_timestamp_ms}) is before from_timestamp_ms ({from_timestamp_ms})"
+            )
         return Replay(self._replay(from_timestamp_ms, to_timestamp_ms))
 
     async def _replay(self, from_ms: int | None, to_ms: int | None) -> AsyncIterator[EventLogEntry]:
         if self.event_store is None:
             log.warning("event sourcing is off: nothing to replay")
             return
-        if isinstance(self.event_store, RedisEventStore) and not self._running and self.event_store.redis_client is None:
+        if (
+            isinstance(self.event_store, RedisEventStore)
+            and not self._running
+            and self.event_store.redis_client is None
+        ):
             raise RouterClosedError("the event log is not connected: await start() first")
         async for entry in self.event_store.replay_events(from_ms, to_ms):
             yield entry
@@ -553,10 +589,13 @@ class ReactiveCorpusCallosum:
         """Buffered messages per subscriber, delivered and undelivered counts (an addition)."""
         return {
             "running": self._running,
-            "event_log": EVENTS_STREAM if isinstance(self.event_store, RedisEventStore) else "memory",
+            "event_log": EVENTS_STREAM
+            if isinstance(self.event_store, RedisEventStore)
+            else "memory",
             "delivered": self._delivered,
             "subscribers": {
-                t.value: {sid: s.queue.qsize() for sid, s in st.subscribers.items()} for t, st in self._tracts.items()
+                t.value: {sid: s.queue.qsize() for sid, s in st.subscribers.items()}
+                for t, st in self._tracts.items()
             },
             "undelivered": len(self.undelivered),
         }

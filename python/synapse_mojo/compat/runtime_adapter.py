@@ -130,7 +130,10 @@ class RuntimeAdapter:
     ) -> RuntimeResult:
         if task_name in CALLER_FLAGS and mojo_impl is not None:
             # The pilot's gate for its caller flags: on, and within the rollout share.
-            if not (MOJO_FEATURES[task_name] and random.random() * 100 < get_rollout_percentage(task_name)):
+            if not (
+                MOJO_FEATURES[task_name]
+                and random.random() * 100 < get_rollout_percentage(task_name)
+            ):
                 mojo_impl = None
         feature = self.engine.feature(feature_for_task(task_name))
 
@@ -149,9 +152,15 @@ class RuntimeAdapter:
             )
         except Exception as exc:  # python_impl itself failed: nothing answered
             return RuntimeResult(
-                False, Runtime.PYTHON, None, (time.perf_counter() - started) * 1e3, f"{type(exc).__name__}: {exc}"
+                False,
+                Runtime.PYTHON,
+                None,
+                (time.perf_counter() - started) * 1e3,
+                f"{type(exc).__name__}: {exc}",
             )
-        return RuntimeResult(True, Runtime(outcome.runtime), outcome.value, outcome.elapsed_ms, outcome.error)
+        return RuntimeResult(
+            True, Runtime(outcome.runtime), outcome.value, outcome.elapsed_ms, outcome.error
+        )
 
     def get_metrics(self) -> dict[str, Any]:
         return self.engine.metrics_json()

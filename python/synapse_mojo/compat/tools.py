@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the heavy modules load only when a tool runs
@@ -74,7 +74,9 @@ def pattern_result(hit: PatternHit) -> dict[str, Any]:
     }
 
 
-def _answer(query: str, max_results: int, started: float | None, results: list, error: str | None = None) -> dict[str, Any]:
+def _answer(
+    query: str, max_results: int, started: float | None, results: list, error: str | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "query": query,
         "max_results": max_results,
@@ -90,7 +92,9 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def search_result(pmap: PatternMap, query: str, max_results: int = DEFAULT_MAX_RESULTS) -> dict[str, Any]:
+def search_result(
+    pmap: PatternMap, query: str, max_results: int = DEFAULT_MAX_RESULTS
+) -> dict[str, Any]:
     """The search contract over an open pattern map (see the module docstring)."""
     from ..errors import EmptyIndexError, InvalidInputError, SynapseError
 
@@ -106,13 +110,21 @@ def search_result(pmap: PatternMap, query: str, max_results: int = DEFAULT_MAX_R
             return _answer(query, max_results, started, [])
         result = pmap.search_detailed(query, top_k=max_results)
     except EmptyIndexError:
-        return _answer(query, max_results, started, [], f"the pattern map at {pmap.store.url} is empty: import or add patterns first")
+        return _answer(
+            query,
+            max_results,
+            started,
+            [],
+            f"the pattern map at {pmap.store.url} is empty: import or add patterns first",
+        )
     except SynapseError as exc:
         return _answer(query, max_results, started, [], _error_text(exc))
     return _answer(query, max_results, started, [pattern_result(hit) for hit in result.hits])
 
 
-def search_patterns(query: str, max_results: int = DEFAULT_MAX_RESULTS, *, store_url: str | None = None) -> dict[str, Any]:
+def search_patterns(
+    query: str, max_results: int = DEFAULT_MAX_RESULTS, *, store_url: str | None = None
+) -> dict[str, Any]:
     """The pilot's ``search_patterns(query, max_results)``: opens the store (``store_url``, else
     ``SYNAPSE_STORE_URL``, else the embedded default), loads the model and kernel before timing,
     and answers with the search contract; failures come back in ``error``."""
@@ -184,7 +196,11 @@ def check_redis(redis_url: str | None = None) -> dict[str, Any]:
                 redis_url = value.split("?", 1)[0]
                 break
     if not redis_url:
-        return {"status": "down", "error": "no Redis configured (SYNAPSE_ROUTER_URL=redis://...)", "optional": True}
+        return {
+            "status": "down",
+            "error": "no Redis configured (SYNAPSE_ROUTER_URL=redis://...)",
+            "optional": True,
+        }
     try:
         import redis
 
@@ -195,8 +211,18 @@ def check_redis(redis_url: str | None = None) -> dict[str, Any]:
         finally:
             client.close()
     except Exception as exc:  # reported, not raised
-        return {"status": "down", "error": _error_text(exc), "optional": True, "url": redact(redis_url)}
-    return {"status": "up", "latency_ms": int((time.perf_counter() - started) * 1000), "optional": True, "url": redact(redis_url)}
+        return {
+            "status": "down",
+            "error": _error_text(exc),
+            "optional": True,
+            "url": redact(redis_url),
+        }
+    return {
+        "status": "up",
+        "latency_ms": int((time.perf_counter() - started) * 1000),
+        "optional": True,
+        "url": redact(redis_url),
+    }
 
 
 def check_embedder(*, pmap: PatternMap | None = None) -> dict[str, Any]:
@@ -209,8 +235,16 @@ def check_embedder(*, pmap: PatternMap | None = None) -> dict[str, Any]:
         embedder = pmap.embedder if pmap is not None else embedder_from_env()
     except Exception as exc:  # reported, not raised
         return {"status": "unavailable", "error": _error_text(exc)}
-    path = getattr(embedder, "model_dir", None) or getattr(embedder, "url", None) or getattr(embedder, "base_url", None)
-    out = {"status": "available", "model": embedder.model, "model_path": redact(str(path)) if path else None}
+    path = (
+        getattr(embedder, "model_dir", None)
+        or getattr(embedder, "url", None)
+        or getattr(embedder, "base_url", None)
+    )
+    out = {
+        "status": "available",
+        "model": embedder.model,
+        "model_path": redact(str(path)) if path else None,
+    }
     close = getattr(embedder, "close", None)
     if callable(close) and pmap is None:
         close()
@@ -232,7 +266,9 @@ def overall_status(checks: dict[str, Any]) -> str:
 
 
 def ready_for_mcp(checks: dict[str, Any]) -> bool:
-    return checks["neo4j"]["status"] == "up" and all(s == "executable" for s in checks["cli_tools"].values())
+    return checks["neo4j"]["status"] == "up" and all(
+        s == "executable" for s in checks["cli_tools"].values()
+    )
 
 
 def health_report(
@@ -248,7 +284,7 @@ def health_report(
     }
     return {
         "status": overall_status(checks),
-        "timestamp": datetime.now(timezone.utc).replace(tzinfo=None).isoformat() + "Z",
+        "timestamp": datetime.now(UTC).replace(tzinfo=None).isoformat() + "Z",
         "checks": checks,
         "ready_for_mcp": ready_for_mcp(checks),
     }

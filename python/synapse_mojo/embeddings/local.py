@@ -130,7 +130,9 @@ class _Bert:
             qkv_w = np.concatenate(
                 [w(p + f"attention.self.{n}.weight") for n in ("query", "key", "value")]
             ).T.copy()
-            qkv_b = np.concatenate([w(p + f"attention.self.{n}.bias") for n in ("query", "key", "value")])
+            qkv_b = np.concatenate(
+                [w(p + f"attention.self.{n}.bias") for n in ("query", "key", "value")]
+            )
             self.layers.append(
                 {
                     "qkv_w": qkv_w,
@@ -156,7 +158,9 @@ class _Bert:
         x = _layer_norm(x.reshape(batch * seq, hidden), *self.emb_ln, self.eps)
         # Masked keys get float32's most negative value, as transformers does: exp() is then
         # exactly 0, so padding never changes a real token's result.
-        bias = (1.0 - attention_mask.astype(np.float32))[:, None, None, :] * np.finfo(np.float32).min
+        bias = (1.0 - attention_mask.astype(np.float32))[:, None, None, :] * np.finfo(
+            np.float32
+        ).min
         scale = np.float32(1.0 / math.sqrt(head_dim))
         for layer in self.layers:
             qkv = x @ layer["qkv_w"]
@@ -211,7 +215,9 @@ class MiniLMEmbedder(Embedder):
     ) -> None:
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
-        self.model_dir = Path(model_dir).expanduser() if model_dir is not None else default_model_dir()
+        self.model_dir = (
+            Path(model_dir).expanduser() if model_dir is not None else default_model_dir()
+        )
         if not (self.model_dir / "config.json").is_file():
             raise ConfigError(
                 f"{self.model_dir} is not a sentence-transformers model directory "

@@ -153,7 +153,9 @@ class OpenAIEmbeddings(Embedder):
                         f"attempt(s): {type(exc).__name__}: {exc}"
                     ) from exc
                 delay = self._delay(attempt, None)
-                log.warning("embeddings server %s: %s; retrying in %.2fs", url, type(exc).__name__, delay)
+                log.warning(
+                    "embeddings server %s: %s; retrying in %.2fs", url, type(exc).__name__, delay
+                )
             else:
                 if response.status_code < 400:
                     try:
@@ -183,13 +185,17 @@ class OpenAIEmbeddings(Embedder):
         # Full jitter: uniform in [0, backoff * 2**attempt], capped.
         return random.uniform(0.0, min(self.backoff * 2.0**attempt, self.max_backoff))
 
-    def _status_error(self, url: str, response: httpx.Response, attempts: int) -> EmbeddingServerError:
+    def _status_error(
+        self, url: str, response: httpx.Response, attempts: int
+    ) -> EmbeddingServerError:
         detail = _error_detail(response)
         status = response.status_code
         message = f"embeddings server {url} answered {status} for model {self.model!r}: {detail}"
         if status in RETRY_STATUSES:
             message += f" (after {attempts} attempts)"
-        elif hint := _HINTS.get(status, "check the model name and the request" if status < 500 else ""):
+        elif hint := _HINTS.get(
+            status, "check the model name and the request" if status < 500 else ""
+        ):
             message += f" ({hint})"
         return EmbeddingServerError(message, status)
 
@@ -237,10 +243,21 @@ def _api_root(base_url: str) -> tuple[str, tuple[str, str] | None]:
         raise ConfigError("the embeddings server URL is empty")
     parsed = parse_url(base_url.strip().rstrip("/"), what="embeddings server URL")
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ConfigError(f"embeddings server URL {parsed.redacted()!r} must be http(s)://host[:port][/v1]")
-    check_options(parsed, (), what="embeddings server URL", hint="pass a key as api_key / SYNAPSE_EMBEDDINGS_API_KEY")
+        raise ConfigError(
+            f"embeddings server URL {parsed.redacted()!r} must be http(s)://host[:port][/v1]"
+        )
+    check_options(
+        parsed,
+        (),
+        what="embeddings server URL",
+        hint="pass a key as api_key / SYNAPSE_EMBEDDINGS_API_KEY",
+    )
     host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
-    url = f"{parsed.scheme}://{host}" + (f":{parsed.port}" if parsed.port is not None else "") + parsed.path
+    url = (
+        f"{parsed.scheme}://{host}"
+        + (f":{parsed.port}" if parsed.port is not None else "")
+        + parsed.path
+    )
     if parsed.path in ("", "/"):
         url = url.rstrip("/") + "/v1"
     auth = (parsed.username, parsed.password or "") if parsed.username is not None else None

@@ -175,7 +175,9 @@ def read_file(path: str | Path, format: str = "auto", *, strict: bool = False) -
         return parse_pattern_map(text, str(p), strict=strict)
     if format == "jsonl":
         return parse_jsonl(text.splitlines(), str(p), strict=strict)
-    raise InvalidInputError(f"unknown import format {format!r}; expected pattern_map, jsonl or auto")
+    raise InvalidInputError(
+        f"unknown import format {format!r}; expected pattern_map, jsonl or auto"
+    )
 
 
 def _sniff(path: Path, text: str) -> str:
@@ -198,7 +200,9 @@ def _sniff(path: Path, text: str) -> str:
     return "jsonl"
 
 
-def parse_pattern_map(text: str, source: str = "<string>", *, strict: bool = False) -> ParsedDocument:
+def parse_pattern_map(
+    text: str, source: str = "<string>", *, strict: bool = False
+) -> ParsedDocument:
     """Parses a PATTERN_MAP.json document (see the module docstring)."""
     duplicates: list[str] = []
 
@@ -213,9 +217,13 @@ def parse_pattern_map(text: str, source: str = "<string>", *, strict: bool = Fal
     try:
         doc = json.loads(text, object_pairs_hook=pairs_hook)
     except json.JSONDecodeError as exc:
-        raise ImportFormatError(f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+        raise ImportFormatError(
+            f"{source}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"
+        ) from None
     if not isinstance(doc, dict):
-        raise ImportFormatError(f"{source}: a PATTERN_MAP document is a JSON object, got {type(doc).__name__}")
+        raise ImportFormatError(
+            f"{source}: a PATTERN_MAP document is a JSON object, got {type(doc).__name__}"
+        )
     if "patterns" not in doc:
         raise ImportFormatError(f"{source}: no 'patterns' object (is this a PATTERN_MAP.json?)")
     entries = doc["patterns"]
@@ -260,7 +268,9 @@ def parse_pattern_map(text: str, source: str = "<string>", *, strict: bool = Fal
     log = doc.get("emergence_log")
     if log is not None:
         if not isinstance(log, list):
-            raise ImportFormatError(f"{source}: 'emergence_log' must be a list, got {type(log).__name__}")
+            raise ImportFormatError(
+                f"{source}: 'emergence_log' must be a list, got {type(log).__name__}"
+            )
         parsed.info[INFO_EMERGENCE_LOG] = log
         parsed.relations = _relations_from_log(log, {p.id for p in parsed.patterns}, skip)
     return parsed
@@ -286,7 +296,11 @@ def _relations_from_log(log: list[Any], known: set[str], skip: Any) -> list[Rela
             else:
                 skip(where, f"contributing pattern {c!r} is not among the imported patterns")
         result = next(
-            (entry[f] for f in RESULT_FIELDS if isinstance(entry.get(f), str) and entry[f] in known),
+            (
+                entry[f]
+                for f in RESULT_FIELDS
+                if isinstance(entry.get(f), str) and entry[f] in known
+            ),
             None,
         )
         if result is not None:
@@ -307,7 +321,9 @@ def _relations_from_log(log: list[Any], known: set[str], skip: Any) -> list[Rela
     return [Relation(s, t, ty, w) for (s, t, ty), w in weights.items()]
 
 
-def parse_jsonl(lines: Iterable[str], source: str = "<lines>", *, strict: bool = False) -> ParsedDocument:
+def parse_jsonl(
+    lines: Iterable[str], source: str = "<lines>", *, strict: bool = False
+) -> ParsedDocument:
     """Parses JSON Lines (see the module docstring)."""
     parsed = ParsedDocument("jsonl")
     seen: dict[str, int] = {}
@@ -323,15 +339,21 @@ def parse_jsonl(lines: Iterable[str], source: str = "<lines>", *, strict: bool =
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ImportFormatError(f"{source}:{number}:{exc.colno}: invalid JSON: {exc.msg}") from None
+            raise ImportFormatError(
+                f"{source}:{number}:{exc.colno}: invalid JSON: {exc.msg}"
+            ) from None
         if not isinstance(record, dict):
             raise ImportFormatError(f"{source}:{number}: each line must be a JSON object")
         kind = record.get("kind", "pattern")
         if kind == "header":
             if record.get("format", JSONL_FORMAT) != JSONL_FORMAT:
-                raise ImportFormatError(f"{source}:{number}: unknown format {record.get('format')!r}")
+                raise ImportFormatError(
+                    f"{source}:{number}: unknown format {record.get('format')!r}"
+                )
             if int(record.get("version", 1)) > JSONL_VERSION:
-                raise ImportFormatError(f"{source}:{number}: format version {record['version']} is newer than this synapse-mojo reads")
+                raise ImportFormatError(
+                    f"{source}:{number}: format version {record['version']} is newer than this synapse-mojo reads"
+                )
             info = record.get("info", {})
             if not isinstance(info, dict):
                 raise ImportFormatError(f"{source}:{number}: header 'info' must be an object")
@@ -345,7 +367,9 @@ def parse_jsonl(lines: Iterable[str], source: str = "<lines>", *, strict: bool =
             if pattern is None:
                 continue
             if pattern.id in seen:
-                skip(str(seen[pattern.id]), f"duplicate id {pattern.id!r}: line {number} replaces it")
+                skip(
+                    str(seen[pattern.id]), f"duplicate id {pattern.id!r}: line {number} replaces it"
+                )
                 parsed.patterns = [p for p in parsed.patterns if p.id != pattern.id]
             seen[pattern.id] = number
             parsed.patterns.append(pattern)
@@ -386,7 +410,10 @@ def _pattern_from_record(record: dict[str, Any], number: int, skip: Any) -> Patt
         if key in _PATTERN_FIELDS:
             continue
         if key in metadata:
-            skip(str(number), f"pattern {pattern_id!r}: field {key!r} also in metadata; metadata kept")
+            skip(
+                str(number),
+                f"pattern {pattern_id!r}: field {key!r} also in metadata; metadata kept",
+            )
         else:
             metadata[key] = value
     text = record.get("text", "")
@@ -405,8 +432,11 @@ def _pattern_from_record(record: dict[str, Any], number: int, skip: Any) -> Patt
             _bad, reasons = unusable_rows(vector.reshape(1, -1))
             if reasons:
                 # The pattern is still imported: its text is embedded instead.
-                skip(str(number), f"pattern {pattern_id!r}: the embedding {reasons[0]}; it was "
-                                  "left out and the text is embedded instead")
+                skip(
+                    str(number),
+                    f"pattern {pattern_id!r}: the embedding {reasons[0]}; it was "
+                    "left out and the text is embedded instead",
+                )
                 embedding = None
     return Pattern(
         pattern_id,
@@ -426,7 +456,9 @@ def _parse_time(value: Any, pattern_id: str) -> datetime | None:
     try:
         return datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidInputError(f"pattern {pattern_id!r}: created_at {value!r} is not ISO 8601") from None
+        raise InvalidInputError(
+            f"pattern {pattern_id!r}: created_at {value!r} is not ISO 8601"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -487,7 +519,9 @@ def iter_jsonl(store: PatternStore, *, embeddings: bool = True) -> Iterator[str]
             "metadata": pattern.metadata,
         }
         if embeddings:
-            record["embedding"] = None if pattern.embedding is None else [float(x) for x in pattern.embedding]
+            record["embedding"] = (
+                None if pattern.embedding is None else [float(x) for x in pattern.embedding]
+            )
         if pattern.created_at is not None:
             record["created_at"] = pattern.created_at.isoformat()
         if pattern.updated_at is not None:

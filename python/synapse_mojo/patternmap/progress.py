@@ -1,9 +1,9 @@
 """Progress bars (rich, on stderr) for long pattern-map work, or nothing when disabled.
 
-    with progress_bar(True, "embedding patterns", total=len(texts)) as advance:
-        for batch in batches:
-            ...
-            advance(len(batch))
+with progress_bar(True, "embedding patterns", total=len(texts)) as advance:
+    for batch in batches:
+        ...
+        advance(len(batch))
 """
 
 from __future__ import annotations

@@ -52,7 +52,15 @@ from ..errors import (
 from ..runtime.adapter import Runtime
 from ..search.index import Filter, PatternIndex
 from ..search.validation import unusable_rows
-from ..stores import INFO_EMBEDDING_DIM, INFO_EMBEDDING_MODEL, Pattern, PatternStore, Relation, WriteResult, open_store
+from ..stores import (
+    INFO_EMBEDDING_DIM,
+    INFO_EMBEDDING_MODEL,
+    Pattern,
+    PatternStore,
+    Relation,
+    WriteResult,
+    open_store,
+)
 from . import formats
 from .progress import progress_bar
 
@@ -226,15 +234,23 @@ class PatternMap:
         total = self.store.count()
         info = self.store.info()
         dim = info.get(INFO_EMBEDDING_DIM)
-        index: PatternIndex | None = PatternIndex(int(dim), runtime=self._runtime, capacity=max(total, 16)) if dim else None
+        index: PatternIndex | None = (
+            PatternIndex(int(dim), runtime=self._runtime, capacity=max(total, 16)) if dim else None
+        )
         missing: list[Pattern] = []
-        with progress_bar(progress and total > 0, f"loading {self.store.backend} patterns", total) as advance:
+        with progress_bar(
+            progress and total > 0, f"loading {self.store.backend} patterns", total
+        ) as advance:
             for batch in self.store.iter_batches(batch_size):
                 embedded = [p for p in batch if p.embedding is not None]
                 missing.extend(p for p in batch if p.embedding is None)
                 if embedded:
                     if index is None:  # pragma: no cover - dim is recorded with the first embedding
-                        index = PatternIndex(int(embedded[0].embedding.shape[0]), runtime=self._runtime, capacity=max(total, 16))  # type: ignore[union-attr]
+                        index = PatternIndex(
+                            int(embedded[0].embedding.shape[0]),
+                            runtime=self._runtime,
+                            capacity=max(total, 16),
+                        )  # type: ignore[union-attr]
                     vectors = np.stack([p.embedding for p in embedded])  # type: ignore[misc]
                     bad, reasons = unusable_rows(vectors)
                     if bad.size:
@@ -255,8 +271,12 @@ class PatternMap:
         if missing:
             if self.store.read_only:
                 self.not_indexed = len(missing)
-                log.warning("%d patterns in %s have no embedding and the store is read-only: "
-                            "they are not searchable", len(missing), self.store.url)
+                log.warning(
+                    "%d patterns in %s have no embedding and the store is read-only: "
+                    "they are not searchable",
+                    len(missing),
+                    self.store.url,
+                )
             else:
                 self.upsert(missing, progress=progress)
         return len(self.index) if self.index is not None else 0
@@ -276,7 +296,11 @@ class PatternMap:
         directory, token_file = paths
         try:
             note = json.loads(token_file.read_text(encoding="utf-8"))
-            if not isinstance(note, dict) or note.get("format") != _SAVED_FORMAT or note.get("token") != token:
+            if (
+                not isinstance(note, dict)
+                or note.get("format") != _SAVED_FORMAT
+                or note.get("token") != token
+            ):
                 return False
             index = PatternIndex.load(directory, runtime=self._runtime, mmap=True)
         except (OSError, ValueError, SynapseError) as exc:
@@ -329,7 +353,9 @@ class PatternMap:
             return
         total = self.store.count()
         if vector_count() != total:
-            with progress_bar(progress and total > 0, "building the Redis vector set", total) as advance:
+            with progress_bar(
+                progress and total > 0, "building the Redis vector set", total
+            ) as advance:
                 sync(progress=advance)
 
     def close(self) -> None:
@@ -344,7 +370,10 @@ class PatternMap:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -365,10 +394,14 @@ class PatternMap:
         embedder_used = False
         if need:
             self.check_embedder()
-            vectors = self._embed([pattern_list[i].text for i in need], progress, "embedding patterns")
+            vectors = self._embed(
+                [pattern_list[i].text for i in need], progress, "embedding patterns"
+            )
             for i, vector in zip(need, vectors):
                 p = pattern_list[i]
-                pattern_list[i] = Pattern(p.id, p.text, p.metadata, vector, p.created_at, p.updated_at)
+                pattern_list[i] = Pattern(
+                    p.id, p.text, p.metadata, vector, p.created_at, p.updated_at
+                )
             embedder_used = True
         by_dim: dict[int, list[Pattern]] = {}
         for p in pattern_list:
@@ -442,7 +475,9 @@ class PatternMap:
         """The ``top_k`` patterns most similar to ``query`` (text, or a vector), best first."""
         return self.search_detailed(query, top_k, filter).hits
 
-    def search_detailed(self, query: str | Any, top_k: int = 5, filter: Filter = None) -> PatternSearchResult:
+    def search_detailed(
+        self, query: str | Any, top_k: int = 5, filter: Filter = None
+    ) -> PatternSearchResult:
         embed_ms = 0.0
         if isinstance(query, str):
             if not query.strip():
@@ -464,13 +499,17 @@ class PatternMap:
             if not self.started:
                 self.start()
             if self.index is None or len(self.index) == 0:
-                raise EmptyIndexError(f"{self.store.url} holds no embedded patterns: import or add some first")
+                raise EmptyIndexError(
+                    f"{self.store.url} holds no embedded patterns: import or add some first"
+                )
             result = self.index.search_detailed(vector, top_k, filter)
             pairs = [(h.id, h.score) for h in result.hits]
             search_ms, runtime, reason = result.elapsed_ms, result.runtime, result.fallback_reason
         stored = self.store.get_many([pid for pid, _ in pairs])
         hits = [
-            PatternHit(pid, max(-1.0, min(1.0, float(score))), stored[pid].text, stored[pid].metadata)
+            PatternHit(
+                pid, max(-1.0, min(1.0, float(score))), stored[pid].text, stored[pid].metadata
+            )
             for pid, score in pairs
             if pid in stored
         ]
@@ -503,7 +542,9 @@ class PatternMap:
         patterns, replaced = [], 0
         for p in doc.patterns:
             keep = p.embedding is not None and not reembed
-            if keep and (file_model != self.embedder.model or p.embedding.shape[0] != self.embedder.dim):  # type: ignore[union-attr]
+            if keep and (
+                file_model != self.embedder.model or p.embedding.shape[0] != self.embedder.dim
+            ):  # type: ignore[union-attr]
                 keep, replaced = False, replaced + 1
             patterns.append(p if keep else Pattern(p.id, p.text, p.metadata, None, p.created_at))
         if replaced:
@@ -529,7 +570,10 @@ class PatternMap:
         """Fills in embeddings from the store for patterns whose text is unchanged (same model),
         so re-importing an updated map only embeds what changed. Returns how many."""
         info = self.store.info()
-        if info.get(INFO_EMBEDDING_MODEL) != self.embedder.model or info.get(INFO_EMBEDDING_DIM) != self.embedder.dim:
+        if (
+            info.get(INFO_EMBEDDING_MODEL) != self.embedder.model
+            or info.get(INFO_EMBEDDING_DIM) != self.embedder.dim
+        ):
             return 0
         reused = 0
         todo = [i for i, p in enumerate(patterns) if p.embedding is None]
@@ -544,13 +588,19 @@ class PatternMap:
                     reused += 1
         return reused
 
-    def _relations_with_known_endpoints(self, doc: formats.ParsedDocument, report: ImportReport) -> list[Relation]:
+    def _relations_with_known_endpoints(
+        self, doc: formats.ParsedDocument, report: ImportReport
+    ) -> list[Relation]:
         in_file = {p.id for p in doc.patterns}
         outside = sorted({e for r in doc.relations for e in (r.source, r.target)} - in_file)
         in_store = set(self.store.get_many(outside)) if outside else set()
         kept = []
         for relation in doc.relations:
-            missing = [e for e in (relation.source, relation.target) if e not in in_file and e not in in_store]
+            missing = [
+                e
+                for e in (relation.source, relation.target)
+                if e not in in_file and e not in in_store
+            ]
             if missing:
                 report.skipped.append(
                     formats.Skipped(

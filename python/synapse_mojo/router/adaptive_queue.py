@@ -127,7 +127,9 @@ class AdaptiveQueue(Generic[T]):
         cache = self._cache
         if not cache:
             if self._top == 0:
-                raise AssertionError(f"queue {self.name}: no free slot (the caller checks room first)")
+                raise AssertionError(
+                    f"queue {self.name}: no free slot (the caller checks room first)"
+                )
             take = min(self._CACHE_LOW, self._top)
             self._top -= take
             cache.extend(self._free[self._top : self._top + take].tolist())
@@ -291,7 +293,9 @@ class AdaptiveQueue(Generic[T]):
     def _lease_failed(self, exc: Exception) -> None:
         # A kernel failure between two adapter calls: answer it through the adapter, which
         # records it and falls back.
-        log.warning("queue %s: Mojo call failed (%s); answering through the adapter", self.name, exc)
+        log.warning(
+            "queue %s: Mojo call failed (%s); answering through the adapter", self.name, exc
+        )
         self._lease_left = 0
         self._fast_push = self._fast_pop = None
 
@@ -437,7 +441,12 @@ class AdaptiveQueue(Generic[T]):
     def _drop(self, side: str, reason: str) -> None:
         if self._valid[side]:
             self.mismatches += 1
-            log.warning("queue %s: %s backend dropped (%s); it is rebuilt when next needed", self.name, side, reason)
+            log.warning(
+                "queue %s: %s backend dropped (%s); it is rebuilt when next needed",
+                self.name,
+                side,
+                reason,
+            )
             if side == MOJO:
                 self.feature.metrics.record_error("mismatch")
         self._valid[side] = False

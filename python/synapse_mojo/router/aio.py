@@ -31,7 +31,9 @@ class AsyncRouter:
     async def publish(self, message: Message, *, timeout: float | None = None) -> Message:
         return await asyncio.to_thread(self.router.publish, message, timeout=timeout)
 
-    async def publish_batch(self, messages: Iterable[Message], *, timeout: float | None = None) -> int:
+    async def publish_batch(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> int:
         return await asyncio.to_thread(self.router.publish_batch, list(messages), timeout=timeout)
 
     async def send(
@@ -47,20 +49,36 @@ class AsyncRouter:
         timeout: float | None = None,
     ) -> Message:
         message = Message(
-            source, destination, payload, priority=priority, headers=headers,
-            correlation_id=correlation_id, reply_to=reply_to,
+            source,
+            destination,
+            payload,
+            priority=priority,
+            headers=headers,
+            correlation_id=correlation_id,
+            reply_to=reply_to,
         )
         return await self.publish(message, timeout=timeout)
 
     async def consume(
-        self, destination: Tract | str, max_n: int = 1, timeout: float | None = 0.0, *, auto_ack: bool = False
+        self,
+        destination: Tract | str,
+        max_n: int = 1,
+        timeout: float | None = 0.0,
+        *,
+        auto_ack: bool = False,
     ) -> list[Message]:
-        return await asyncio.to_thread(self.router.consume, destination, max_n, timeout, auto_ack=auto_ack)
+        return await asyncio.to_thread(
+            self.router.consume, destination, max_n, timeout, auto_ack=auto_ack
+        )
 
-    async def ack(self, messages: Message | Iterable[Message], *, commit: Commit | None = None) -> None:
+    async def ack(
+        self, messages: Message | Iterable[Message], *, commit: Commit | None = None
+    ) -> None:
         await asyncio.to_thread(self.router.ack, messages, commit=commit)
 
-    async def nack(self, messages: Message | Iterable[Message], error: BaseException | str | None = None) -> None:
+    async def nack(
+        self, messages: Message | Iterable[Message], error: BaseException | str | None = None
+    ) -> None:
         await asyncio.to_thread(self.router.nack, messages, error)
 
     async def messages(

@@ -163,7 +163,9 @@ def as_message_list(messages: Message | Iterable[Message]) -> list[Message]:
     if isinstance(messages, Message):
         return [messages]
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Iterable):
-        raise InvalidTypeError(f"expected a Message or an iterable of Messages, got {type(messages).__name__}")
+        raise InvalidTypeError(
+            f"expected a Message or an iterable of Messages, got {type(messages).__name__}"
+        )
     out = messages if type(messages) is list else list(messages)
     for m in out:
         if m.__class__ is not Message:
@@ -202,9 +204,7 @@ class Router(ABC):
         """
 
     @abstractmethod
-    def publish_batch(
-        self, messages: Iterable[Message], *, timeout: float | None = None
-    ) -> int:
+    def publish_batch(self, messages: Iterable[Message], *, timeout: float | None = None) -> int:
         """Queues many messages (any destinations) in one call; returns how many.
 
         Validation covers the whole batch before anything is queued. In-process the batch is
@@ -482,7 +482,12 @@ class Subscription:
                 return
             except TransportError as exc:
                 self.last_error = str(exc)
-                log.warning("subscription %s: transport error, retrying in %.2fs: %s", self.name, backoff, exc)
+                log.warning(
+                    "subscription %s: transport error, retrying in %.2fs: %s",
+                    self.name,
+                    backoff,
+                    exc,
+                )
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
@@ -536,7 +541,9 @@ class Subscription:
         with self._lock:
             self.failed += n
             self.last_error = f"{type(exc).__name__}: {exc}"
-        log.warning("subscription %s: handler failed on %d message(s): %s", self.name, n, self.last_error)
+        log.warning(
+            "subscription %s: handler failed on %d message(s): %s", self.name, n, self.last_error
+        )
 
 
 __all__ = [

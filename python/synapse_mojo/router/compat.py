@@ -158,7 +158,11 @@ def pilot_message(core: CoreMessage) -> Message:
 
 def check_payload_size(payload_size: Any) -> int:
     if type(payload_size) is not int or payload_size < 0:
-        if isinstance(payload_size, int) and not isinstance(payload_size, bool) and payload_size >= 0:
+        if (
+            isinstance(payload_size, int)
+            and not isinstance(payload_size, bool)
+            and payload_size >= 0
+        ):
             return int(payload_size)
         raise InvalidInputError(f"payload_size must be an int >= 0, got {payload_size!r}")
     return payload_size
@@ -194,7 +198,17 @@ def pilot_core_message(
         return CoreMessage(src, dst, payload, priority=prio, headers=headers)
     # Trusted parts (validated above); the in-process router never reads the packed payload.
     return CoreMessage._restore(
-        ULID.new(), src, dst, prio, payload, MappingProxyType(headers), time.time(), 0, KIND_MSGPACK, None, 0
+        ULID.new(),
+        src,
+        dst,
+        prio,
+        payload,
+        MappingProxyType(headers),
+        time.time(),
+        0,
+        KIND_MSGPACK,
+        None,
+        0,
     )
 
 
@@ -292,7 +306,9 @@ class MessageRouter:
         )
         uid = ULID.new()
         record.uid = uid
-        message = CoreMessage._restore(uid, src, dst, prio, record, _RECORD_HEADERS, now, 0, KIND_MSGPACK, None, 0)
+        message = CoreMessage._restore(
+            uid, src, dst, prio, record, _RECORD_HEADERS, now, 0, KIND_MSGPACK, None, 0
+        )
         router = self._router
         try:
             router.publish(message)
@@ -304,7 +320,9 @@ class MessageRouter:
                     self._lost += 1
             if self.on_full == "raise":
                 raise
-            log.warning("message queue %s full, dropping message %d (the pilot's behaviour)", dst.value, mid)
+            log.warning(
+                "message queue %s full, dropping message %d (the pilot's behaviour)", dst.value, mid
+            )
             return -1
         depth = router.depth(Tract.INTERNAL) + router.depth(Tract.EXTERNAL)
         with self._lock:

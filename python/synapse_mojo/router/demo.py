@@ -26,9 +26,17 @@ _PRIORITIES = (Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.URGENT, Pr
 def _messages(n: int) -> list[Message]:
     out = []
     for i in range(n):
-        src, dst = (Tract.INTERNAL, Tract.EXTERNAL) if i % 2 == 0 else (Tract.EXTERNAL, Tract.INTERNAL)
+        src, dst = (
+            (Tract.INTERNAL, Tract.EXTERNAL) if i % 2 == 0 else (Tract.EXTERNAL, Tract.INTERNAL)
+        )
         out.append(
-            Message(src, dst, {"seq": i, "text": "observation"}, priority=_PRIORITIES[i % 5], correlation_id=f"demo-{i}")
+            Message(
+                src,
+                dst,
+                {"seq": i, "text": "observation"},
+                priority=_PRIORITIES[i % 5],
+                correlation_id=f"demo-{i}",
+            )
         )
     return out
 
@@ -103,7 +111,10 @@ def run_router_demo(console: Console, messages: int = 20_000, batch: int = 256) 
 
     table = Table(title="messages between the internal and external tracts, both directions")
     for col in ("transport", "runtime", "messages", "msgs/s", "p99/batch", "order", "lost"):
-        table.add_column(col, justify="right" if col in ("messages", "msgs/s", "p99 per batch", "lost") else "left")
+        table.add_column(
+            col,
+            justify="right" if col in ("messages", "msgs/s", "p99 per batch", "lost") else "left",
+        )
     for url, runtime, r in rows:
         table.add_row(
             url,

@@ -59,7 +59,7 @@ from .message import (
     Message,
     Tract,
 )
-from .metrics import COUNTERS, COLLECTOR
+from .metrics import COLLECTOR, COUNTERS
 
 log = logging.getLogger("synapse_mojo.router")
 
@@ -136,13 +136,18 @@ class MemoryRouter(Router):
     ) -> None:
         super().__init__(max_attempts=max_attempts)
         if type(capacity) is not int or not 1 <= capacity <= MAX_CAPACITY:
-            raise InvalidInputError(f"capacity must be an int in 1..{MAX_CAPACITY}, got {capacity!r}")
+            raise InvalidInputError(
+                f"capacity must be an int in 1..{MAX_CAPACITY}, got {capacity!r}"
+            )
         if backpressure not in BACKPRESSURE_POLICIES:
             raise InvalidInputError(
                 f"backpressure must be one of {list(BACKPRESSURE_POLICIES)}, got {backpressure!r}"
             )
         timeout = check_timeout(publish_timeout, "publish_timeout")
-        if type(max_payload_bytes) is not int or not 1 <= max_payload_bytes <= HARD_MAX_PAYLOAD_BYTES:
+        if (
+            type(max_payload_bytes) is not int
+            or not 1 <= max_payload_bytes <= HARD_MAX_PAYLOAD_BYTES
+        ):
             raise InvalidInputError(
                 f"max_payload_bytes must be an int in 1..{HARD_MAX_PAYLOAD_BYTES}, got {max_payload_bytes!r}"
             )
@@ -278,7 +283,9 @@ class MemoryRouter(Router):
         dest_bits = (routes >> 4) & 1
         first = int(dest_bits[0])
         if bool((dest_bits == first).all()):
-            groups: list[tuple[_Destination, Any, np.ndarray]] = [(self._by_index[first], msgs, priorities)]
+            groups: list[tuple[_Destination, Any, np.ndarray]] = [
+                (self._by_index[first], msgs, priorities)
+            ]
         else:
             objs = np.fromiter(msgs, dtype=object, count=n)
             groups = []
@@ -411,8 +418,10 @@ class MemoryRouter(Router):
         msgs = as_message_list(messages)
         if not msgs:
             return
-        reason = error if isinstance(error, str) else (
-            f"{type(error).__name__}: {error}" if error is not None else "nacked"
+        reason = (
+            error
+            if isinstance(error, str)
+            else (f"{type(error).__name__}: {error}" if error is not None else "nacked")
         )
         now = time.time()
         with self._lock:
@@ -431,7 +440,10 @@ class MemoryRouter(Router):
                         d.dead_lettered += 1
                         log.warning(
                             "message %s to %s dead-lettered after %d attempts: %s",
-                            m.id, d.tract.value, attempts, reason,
+                            m.id,
+                            d.tract.value,
+                            attempts,
+                            reason,
                         )
                     else:
                         retry.append(again)
@@ -439,11 +451,15 @@ class MemoryRouter(Router):
                     if self._closed:
                         # Nobody will consume again: keep them with the dead letters.
                         for m in retry:
-                            d.dead.append(DeadLetter(m, f"router closed: {reason}", m.attempts, now))
+                            d.dead.append(
+                                DeadLetter(m, f"router closed: {reason}", m.attempts, now)
+                            )
                             d.dead_lettered += 1
                     else:
                         # Room is guaranteed: capacity counts in-flight messages.
-                        d.queue.push_batch(retry, np.array([m.priority for m in retry], dtype=np.int64))
+                        d.queue.push_batch(
+                            retry, np.array([m.priority for m in retry], dtype=np.int64)
+                        )
                         d.redelivered += len(retry)
                         if d.waiting_consumers:
                             d.not_empty.notify_all()

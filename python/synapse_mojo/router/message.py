@@ -275,7 +275,9 @@ def _check_headers(headers: Any) -> Mapping[str, str]:
     if headers is None:
         return _EMPTY_HEADERS
     if not isinstance(headers, Mapping):
-        raise InvalidTypeError(f"headers must be a mapping of str to str, got {type(headers).__name__}")
+        raise InvalidTypeError(
+            f"headers must be a mapping of str to str, got {type(headers).__name__}"
+        )
     clean: dict[str, str] = {}
     for key, value in headers.items():
         if not isinstance(key, str) or not isinstance(value, str):
@@ -372,7 +374,11 @@ class Message(_MessageFields):
         _setattr(self, "source", src)
         _setattr(self, "destination", dst)
         _setattr(self, "priority", prio)
-        _setattr(self, "payload", bytes(payload) if kind == KIND_BYTES and type(payload) is not bytes else payload)
+        _setattr(
+            self,
+            "payload",
+            bytes(payload) if kind == KIND_BYTES and type(payload) is not bytes else payload,
+        )
         _setattr(self, "headers", hdrs)
         _setattr(self, "created_at", time.time())
         _setattr(self, "attempts", 0)
@@ -425,9 +431,19 @@ class Message(_MessageFields):
         # real class: several times cheaper than object.__setattr__ per field, which matters
         # when a consumer decodes thousands of messages per call.
         self = _MessageBuilder(
-            uid, id_str, source, destination, priority, payload, headers, created_at, attempts,
-            payload_size, (payload_size << 8) | ((destination is Tract.EXTERNAL) << 4) | priority,
-            kind, packed,
+            uid,
+            id_str,
+            source,
+            destination,
+            priority,
+            payload,
+            headers,
+            created_at,
+            attempts,
+            payload_size,
+            (payload_size << 8) | ((destination is Tract.EXTERNAL) << 4) | priority,
+            kind,
+            packed,
         )
         self.__class__ = Message
         return self  # type: ignore[return-value]
@@ -464,7 +480,9 @@ class Message(_MessageFields):
         allowed = {"attempts", "priority", "headers", "destination", "source"}
         unknown = set(changes) - allowed
         if unknown:
-            raise InvalidInputError(f"replace(): cannot change {sorted(unknown)}; allowed: {sorted(allowed)}")
+            raise InvalidInputError(
+                f"replace(): cannot change {sorted(unknown)}; allowed: {sorted(allowed)}"
+            )
         attempts = changes.get("attempts", self.attempts)
         if type(attempts) is not int or attempts < 0:
             raise InvalidInputError(f"attempts must be an int >= 0, got {attempts!r}")
@@ -532,8 +550,20 @@ class _MessageBuilder(_MessageFields):
     __slots__ = ()
 
     def __init__(
-        self, uid, id_str, source, destination, priority, payload, headers, created_at,  # noqa: ANN001
-        attempts, payload_size, route, kind, packed,
+        self,
+        uid,
+        id_str,
+        source,
+        destination,
+        priority,
+        payload,
+        headers,
+        created_at,  # noqa: ANN001
+        attempts,
+        payload_size,
+        route,
+        kind,
+        packed,
     ) -> None:
         self.uid = uid
         self._id = id_str
@@ -603,11 +633,22 @@ def from_wire(fields: Mapping[bytes, bytes] | Sequence[bytes], attempts: int = 0
     """Decodes a stream entry (a field mapping, or the flat [name, value, ...] list a script
     returns); raises InvalidInputError when it is not a message of ours."""
     try:
-        if type(fields) is list and len(fields) == 6 and fields[0] == FIELD_ID and fields[2] == FIELD_HEAD and fields[4] == FIELD_PAYLOAD:
+        if (
+            type(fields) is list
+            and len(fields) == 6
+            and fields[0] == FIELD_ID
+            and fields[2] == FIELD_HEAD
+            and fields[4] == FIELD_PAYLOAD
+        ):
             id_raw, head_raw, packed = fields[1], fields[3], fields[5]
         elif isinstance(fields, Mapping):
             id_raw, head_raw, packed = fields[FIELD_ID], fields[FIELD_HEAD], fields[FIELD_PAYLOAD]
-        elif len(fields) == 6 and fields[0] == FIELD_ID and fields[2] == FIELD_HEAD and fields[4] == FIELD_PAYLOAD:
+        elif (
+            len(fields) == 6
+            and fields[0] == FIELD_ID
+            and fields[2] == FIELD_HEAD
+            and fields[4] == FIELD_PAYLOAD
+        ):
             id_raw, head_raw, packed = fields[1], fields[3], fields[5]
         else:
             flat = {fields[i]: fields[i + 1] for i in range(0, len(fields) - 1, 2)}

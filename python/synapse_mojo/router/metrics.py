@@ -140,7 +140,9 @@ class RouterCollector:
         )
         counters = {
             name: CounterMetricFamily(
-                f"synapse_router_{_NAMES.get(name, name)}", help_text, labels=["transport", "destination"]
+                f"synapse_router_{_NAMES.get(name, name)}",
+                help_text,
+                labels=["transport", "destination"],
             )
             for name, help_text in COUNTERS
         }

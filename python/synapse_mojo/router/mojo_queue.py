@@ -16,7 +16,6 @@ from types import ModuleType
 import numpy as np
 
 from ..runtime.adapter import register_self_check
-
 from .message import PRIORITY_LEVELS
 from .queues import (
     H_SIZE,
@@ -62,7 +61,9 @@ class MojoQueueBackend(QueueBackend):
         return self.kernel.pop_batch(self._addr, out.ctypes.data, max_n, now_ns, self.fault)
 
     def export(self) -> tuple[np.ndarray, np.ndarray]:
-        n = self.kernel.export(self._addr, self._export_levels.ctypes.data, self._export_slots.ctypes.data)
+        n = self.kernel.export(
+            self._addr, self._export_levels.ctypes.data, self._export_slots.ctypes.data
+        )
         return self._export_levels[:n].copy(), self._export_slots[:n].copy()
 
     def clear(self) -> None:
@@ -91,7 +92,9 @@ def self_check(kernel: ModuleType, seed: int = 20261125, steps: int = 3000) -> N
     info = kernel.kernel_info()
     layout = dict(info.get("layout", {}))
     if layout != LAYOUT or info.get("levels") != PRIORITY_LEVELS:
-        raise SelfCheckError(f"kernel block layout {layout} differs from the Python side's {LAYOUT}")
+        raise SelfCheckError(
+            f"kernel block layout {layout} differs from the Python side's {LAYOUT}"
+        )
     rng = random.Random(seed)
     capacity = 97
     blocks = (QueueBlock(capacity), QueueBlock(capacity))
@@ -145,7 +148,9 @@ def self_check(kernel: ModuleType, seed: int = 20261125, steps: int = 3000) -> N
     if free:
         slot = free[0]
         try:
-            mojo.push_batch(np.array([1, 2], dtype=np.int64), np.array([slot, slot], dtype=np.int64), clock)
+            mojo.push_batch(
+                np.array([1, 2], dtype=np.int64), np.array([slot, slot], dtype=np.int64), clock
+            )
         except Exception:
             pass
         else:

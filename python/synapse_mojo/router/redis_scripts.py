@@ -61,7 +61,9 @@ end
 #: duplicates are acked, counted and listed as skipped. Every delivery writes its claim (one
 #: SET NX in the common case), so two copies of one message published by a producer retry are
 #: never handed to two consumers, even when they are read at the same moment.
-READ = _CLAIM + """
+READ = (
+    _CLAIM
+    + """
 local count = tonumber(ARGV[5])
 local out = {}
 local dups = 0
@@ -95,10 +97,13 @@ end
 if dups > 0 then redis.call('HINCRBY', counters, 'duplicates', dups) end
 return out
 """
+)
 
 #: Dedupe decisions for entries obtained another way (a blocking read, XCLAIM, XAUTOCLAIM).
 #: ARGV[5..]: (band, entry id, message id or '') triples. Returns a verdict per triple.
-CLAIM_CHECK = _CLAIM + """
+CLAIM_CHECK = (
+    _CLAIM
+    + """
 local out = {}
 local dups = 0
 for j = 5, #ARGV, 3 do
@@ -114,6 +119,7 @@ end
 if dups > 0 then redis.call('HINCRBY', counters, 'duplicates', dups) end
 return out
 """
+)
 
 #: Moves entries to the dead-letter stream (KEYS[#KEYS - 1] is the dead stream, KEYS[#KEYS]
 #: the counters): copy the fields with the reason, XACK, dedupe record -> 'dead'.

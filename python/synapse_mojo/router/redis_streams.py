@@ -43,18 +43,17 @@ from __future__ import annotations
 
 import heapq
 import logging
-from bisect import bisect_left
 import os
 import socket
 import threading
 import time
 import uuid
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
-
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -70,6 +69,7 @@ from ..errors import (
     TransportError,
 )
 from ..runtime.metrics import _LATENCY_BUCKETS
+from . import redis_scripts
 from .base import (
     BACKPRESSURE_POLICIES,
     Commit,
@@ -97,7 +97,6 @@ from .message import (
 )
 from .metrics import COLLECTOR, COUNTERS
 from .redis_keys import DEFAULT_GROUP, DEFAULT_PREFIX, Keys, check_name
-from . import redis_scripts
 
 log = logging.getLogger("synapse_mojo.router")
 
@@ -209,7 +208,8 @@ class RedisStreamsRouter(Router):
         self.keys = Keys(prefix)
         self.group = check_name(group, "consumer group")
         self.consumer = check_name(
-            consumer or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}", "consumer name"
+            consumer or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+            "consumer name",
         )
         for name, value in (
             ("claim_idle", claim_idle),
@@ -232,7 +232,10 @@ class RedisStreamsRouter(Router):
             )
         if type(dead_letter_cap) is not int or dead_letter_cap < 1:
             raise InvalidInputError(f"dead_letter_cap must be an int >= 1, got {dead_letter_cap!r}")
-        if type(max_payload_bytes) is not int or not 1 <= max_payload_bytes <= HARD_MAX_PAYLOAD_BYTES:
+        if (
+            type(max_payload_bytes) is not int
+            or not 1 <= max_payload_bytes <= HARD_MAX_PAYLOAD_BYTES
+        ):
             raise InvalidInputError(
                 f"max_payload_bytes must be an int in 1..{HARD_MAX_PAYLOAD_BYTES}, got {max_payload_bytes!r}"
             )
@@ -252,7 +255,9 @@ class RedisStreamsRouter(Router):
         else:
             parsed = parse_url(url, what="Redis URL", schemes=("redis", "rediss", "unix"))
             check_options(
-                parsed, redis_driver_options(parsed.scheme), what="Redis URL",
+                parsed,
+                redis_driver_options(parsed.scheme),
+                what="Redis URL",
                 hint="router options go in keyword arguments, or use open_router(url)",
             )
             try:
@@ -267,7 +272,9 @@ class RedisStreamsRouter(Router):
                     retry=Retry(NoBackoff(), 0),
                 )
             except (ValueError, TypeError) as exc:
-                raise ConfigError(f"invalid Redis URL {parsed.redacted()!r}: {scrub(str(exc), parsed)}") from exc
+                raise ConfigError(
+                    f"invalid Redis URL {parsed.redacted()!r}: {scrub(str(exc), parsed)}"
+                ) from exc
             self.url = parsed.redacted()  # safe to show: the password is ***
         self._owns_client = client is None
         self._scripts = {
@@ -291,7 +298,12 @@ class RedisStreamsRouter(Router):
     # ------------------------------------------------------------------ plumbing
 
     def _call(
-        self, fn: Callable[[], T], what: str, destination: Tract | None = None, *, reads: bool = False
+        self,
+        fn: Callable[[], T],
+        what: str,
+        destination: Tract | None = None,
+        *,
+        reads: bool = False,
     ) -> T:
         """Runs ``fn`` against Redis, retrying outages for ``retry_timeout`` seconds.
 
@@ -311,7 +323,10 @@ class RedisStreamsRouter(Router):
             except redis.ResponseError as exc:
                 text = str(exc)
                 if "NOGROUP" in text and destination is not None:
-                    log.warning("consumer group missing on %s (Redis restarted empty?); recreating", destination.value)
+                    log.warning(
+                        "consumer group missing on %s (Redis restarted empty?); recreating",
+                        destination.value,
+                    )
                     self._ensure_groups(destination, force=True)
                     continue
                 if not text.startswith(_RETRYABLE_REPLIES):
@@ -335,8 +350,14 @@ class RedisStreamsRouter(Router):
                 raise _Reread(deadline) from problem
 
     def _script(
-        self, name: str, keys: list[str], args: list[Any], what: str,
-        destination: Tract | None = None, *, reads: bool = False,
+        self,
+        name: str,
+        keys: list[str],
+        args: list[Any],
+        what: str,
+        destination: Tract | None = None,
+        *,
+        reads: bool = False,
     ) -> Any:
         script = self._scripts[name]
         return self._call(lambda: script(keys=keys, args=args), what, destination, reads=reads)
@@ -403,7 +424,13 @@ class RedisStreamsRouter(Router):
         return published
 
     def _publish_chunk(
-        self, dest: Tract, keys: list[str], args: list[Any], n: int, wait: float | None, published: int
+        self,
+        dest: Tract,
+        keys: list[str],
+        args: list[Any],
+        n: int,
+        wait: float | None,
+        published: int,
     ) -> None:
         deadline = None if wait is None else time.monotonic() + wait
         delay = 0.005
@@ -412,7 +439,9 @@ class RedisStreamsRouter(Router):
             if int(result[0]) >= 0:
                 return
             backlog = int(result[1])
-            if self.backpressure == "reject" or (deadline is not None and time.monotonic() >= deadline):
+            if self.backpressure == "reject" or (
+                deadline is not None and time.monotonic() >= deadline
+            ):
                 with self._lock:
                     self._counters[dest]["rejected"] += 1
                 raise QueueFullError(
@@ -424,7 +453,9 @@ class RedisStreamsRouter(Router):
                     published=published,
                 )
             self._check_open()
-            time.sleep(delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic())))
+            time.sleep(
+                delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+            )
             delay = min(delay * 2, 0.25)
 
     # ------------------------------------------------------------------ consuming
@@ -442,7 +473,9 @@ class RedisStreamsRouter(Router):
             self.ack(messages)
         return messages
 
-    def _consume(self, destination: Tract | str, max_n: int, timeout: float | None) -> list[Message]:
+    def _consume(
+        self, destination: Tract | str, max_n: int, timeout: float | None
+    ) -> list[Message]:
         dest = Tract.coerce(destination)
         max_n = check_max_n(max_n)
         wait = check_timeout(timeout)
@@ -548,7 +581,9 @@ class RedisStreamsRouter(Router):
         ]
         return self._deliver(dest, self._check_claimed(dest, got))
 
-    def _recover(self, dest: Tract, state: _DestinationState, budget: int) -> list[tuple[int, bytes, Any, int]]:
+    def _recover(
+        self, dest: Tract, state: _DestinationState, budget: int
+    ) -> list[tuple[int, bytes, Any, int]]:
         """This consumer's own pending entries not being handled now: left by a previous run
         under the same name, or by a read whose reply was lost."""
         bands = self.keys.bands(dest)
@@ -558,7 +593,11 @@ class RedisStreamsRouter(Router):
                 return out
             pending = self._call(
                 lambda key=key: self._client.xpending_range(
-                    key, self.group, "-", "+", budget - len(out) + len(self._inflight_entries) + len(state.retries),
+                    key,
+                    self.group,
+                    "-",
+                    "+",
+                    budget - len(out) + len(self._inflight_entries) + len(state.retries),
                     consumername=self.consumer,
                 ),
                 "XPENDING",
@@ -570,7 +609,9 @@ class RedisStreamsRouter(Router):
                 if (dest, i, eid) in self._inflight_entries or eid in retrying:
                     continue
                 entries = self._call(
-                    lambda key=key, eid=eid: self._client.xclaim(key, self.group, self.consumer, 0, [eid]),
+                    lambda key=key, eid=eid: self._client.xclaim(
+                        key, self.group, self.consumer, 0, [eid]
+                    ),
                     "XCLAIM",
                     dest,
                 )
@@ -584,7 +625,9 @@ class RedisStreamsRouter(Router):
         state.recovered = True
         return out
 
-    def _due_retries(self, dest: Tract, state: _DestinationState, budget: int) -> list[tuple[int, bytes, Any, int]]:
+    def _due_retries(
+        self, dest: Tract, state: _DestinationState, budget: int
+    ) -> list[tuple[int, bytes, Any, int]]:
         now = time.monotonic()
         out: list[tuple[int, bytes, Any, int]] = []
         bands = self.keys.bands(dest)
@@ -605,7 +648,9 @@ class RedisStreamsRouter(Router):
                     out.append((retry.band, entry_id, fields, retry.attempts))
         return out
 
-    def _autoclaim(self, dest: Tract, state: _DestinationState, budget: int) -> list[tuple[int, bytes, Any, int]]:
+    def _autoclaim(
+        self, dest: Tract, state: _DestinationState, budget: int
+    ) -> list[tuple[int, bytes, Any, int]]:
         """Entries a silent consumer left pending for over ``claim_idle`` seconds."""
         out: list[tuple[int, bytes, Any, int]] = []
         idle_ms = int(self.claim_idle * 1000)
@@ -632,7 +677,9 @@ class RedisStreamsRouter(Router):
             for (eid, fields), info in zip(mine, counts):
                 delivered = int(info[0]["times_delivered"]) if info else 1
                 out.append((i, eid, fields, max(0, delivered - 1)))
-            log.info("took over %d entries of %s left pending by silent consumers", len(mine), dest.value)
+            log.info(
+                "took over %d entries of %s left pending by silent consumers", len(mine), dest.value
+            )
         return out
 
     def _check_claimed(
@@ -645,7 +692,9 @@ class RedisStreamsRouter(Router):
         for band, eid, fields, _ in claimed:
             mid = _fields(fields).get(FIELD_ID, b"")
             args += (band, eid, mid)
-        verdicts = self._script("CLAIM_CHECK", self._bands_and_counters(dest), args, "claim check", dest)
+        verdicts = self._script(
+            "CLAIM_CHECK", self._bands_and_counters(dest), args, "claim check", dest
+        )
         keep, exhausted = [], []
         for entry, verdict in zip(claimed, verdicts):
             if int(verdict) != 1:
@@ -660,8 +709,13 @@ class RedisStreamsRouter(Router):
             self._dead_letter(
                 dest,
                 [
-                    (band, eid, _fields(f).get(FIELD_ID, b"").decode("ascii", "replace"), attempts,
-                     f"delivered {attempts} times without being acknowledged (consumer crashes?)")
+                    (
+                        band,
+                        eid,
+                        _fields(f).get(FIELD_ID, b"").decode("ascii", "replace"),
+                        attempts,
+                        f"delivered {attempts} times without being acknowledged (consumer crashes?)",
+                    )
                     for band, eid, f, attempts in exhausted
                 ],
             )
@@ -713,7 +767,9 @@ class RedisStreamsRouter(Router):
         for band, eid in dup_in_process:
             # A second entry of a message this router is handling right now.
             key = self.keys.bands(dest)[band - 1]
-            self._call(lambda key=key, eid=eid: self._client.xack(key, self.group, eid), "XACK", dest)
+            self._call(
+                lambda key=key, eid=eid: self._client.xack(key, self.group, eid), "XACK", dest
+            )
             with self._lock:
                 self._counters[dest]["duplicates"] += 1
         return out
@@ -731,16 +787,22 @@ class RedisStreamsRouter(Router):
                 hist[bisect_left(self._bounds, latency)] += 1
                 self._latency_sum[dest] += latency
             return
-        created = np.fromiter((m.created_at for m in messages), dtype=np.float64, count=len(messages))
+        created = np.fromiter(
+            (m.created_at for m in messages), dtype=np.float64, count=len(messages)
+        )
         latencies = np.maximum(now - created, 0.0)
-        counts = np.bincount(np.searchsorted(self._bounds_array, latencies, side="left"), minlength=len(hist))
+        counts = np.bincount(
+            np.searchsorted(self._bounds_array, latencies, side="left"), minlength=len(hist)
+        )
         for i, c in enumerate(counts.tolist()):
             hist[i] += c
         self._latency_sum[dest] += float(latencies.sum())
 
     # ------------------------------------------------------------------ settling
 
-    def _take_deliveries(self, messages: Message | Iterable[Message]) -> dict[Tract, list[tuple[int, _Delivery]]]:
+    def _take_deliveries(
+        self, messages: Message | Iterable[Message]
+    ) -> dict[Tract, list[tuple[int, _Delivery]]]:
         """Takes messages out of flight for an ack or a nack. Their entries stay marked as
         held (``_inflight_entries``) until :meth:`_settle` is called: until the ack commits,
         an entry is still pending in Redis, and a recovery of this consumer's pending
@@ -781,7 +843,9 @@ class RedisStreamsRouter(Router):
         taken = self._take_deliveries(messages)
         if not taken:
             if commit is not None:
-                log.warning("ack(commit=...) for messages this router does not hold: commit skipped")
+                log.warning(
+                    "ack(commit=...) for messages this router does not hold: commit skipped"
+                )
             return
         by_dest = {dest: [d for _, d in items] for dest, items in taken.items()}
         try:
@@ -827,7 +891,12 @@ class RedisStreamsRouter(Router):
             # Acked before: by this consumer's retried call, or by another consumer that took
             # the entries over while this one was silent for over claim_idle (the handler ran
             # twice then; the message is done either way).
-            log.info("%d of %d acks on %s were acked already", len(deliveries) - acked, len(deliveries), dest.value)
+            log.info(
+                "%d of %d acks on %s were acked already",
+                len(deliveries) - acked,
+                len(deliveries),
+                dest.value,
+            )
 
     def _commit_with_effects(self, by_dest: dict[Tract, list[_Delivery]], commit: Commit) -> None:
         """WATCH the dedupe records, check they still name this consumer, then MULTI: the
@@ -841,7 +910,9 @@ class RedisStreamsRouter(Router):
         instead of applying the caller's writes a second time. Any copy delivered later is a
         duplicate (``claim()`` matches no carrier in a marked record)."""
         mine = {
-            self.keys.done(dest, d.mid): f"{self.keys.bands(dest)[d.band - 1]}|{d.eid.decode()}|{self.consumer}".encode()
+            self.keys.done(
+                dest, d.mid
+            ): f"{self.keys.bands(dest)[d.band - 1]}|{d.eid.decode()}|{self.consumer}".encode()
             for dest, deliveries in by_dest.items()
             for d in deliveries
         }
@@ -856,7 +927,9 @@ class RedisStreamsRouter(Router):
                         if all(cur == done for cur, done in zip(current, committed.values())):
                             pipe.unwatch()
                             return "committed before"
-                        if any(cur not in (want, None) for cur, want in zip(current, mine.values())):
+                        if any(
+                            cur not in (want, None) for cur, want in zip(current, mine.values())
+                        ):
                             pipe.unwatch()
                             return "taken over"
                         pipe.multi()
@@ -877,7 +950,8 @@ class RedisStreamsRouter(Router):
         if outcome == "committed before":
             log.info(
                 "ack transaction of %d entries had been applied already (its reply was lost); "
-                "not applied again", len(mine),
+                "not applied again",
+                len(mine),
             )
         if outcome != "taken over":
             with self._lock:
@@ -888,14 +962,17 @@ class RedisStreamsRouter(Router):
                 "ack with commit skipped: another consumer took over some of these %d entries "
                 "(silent for over claim_idle=%gs); they are redelivered there, and the commit "
                 "writes were not applied",
-                len(mine), self.claim_idle,
+                len(mine),
+                self.claim_idle,
             )
 
     def nack(
         self, messages: Message | Iterable[Message], error: BaseException | str | None = None
     ) -> None:
-        reason = error if isinstance(error, str) else (
-            f"{type(error).__name__}: {error}" if error is not None else "nacked"
+        reason = (
+            error
+            if isinstance(error, str)
+            else (f"{type(error).__name__}: {error}" if error is not None else "nacked")
         )
         taken = self._take_deliveries(messages)
         now = time.monotonic()
@@ -910,9 +987,11 @@ class RedisStreamsRouter(Router):
                 if attempts >= self.max_attempts:
                     dead.append((d.band, d.eid, d.mid, attempts, reason))
                 else:
-                    delay = min(self.retry_delay * (2 ** d.attempts), MAX_RETRY_DELAY)
+                    delay = min(self.retry_delay * (2**d.attempts), MAX_RETRY_DELAY)
                     with state.lock:
-                        heapq.heappush(state.retries, _Retry(now + delay, d.band, d.eid, attempts, now))
+                        heapq.heappush(
+                            state.retries, _Retry(now + delay, d.band, d.eid, attempts, now)
+                        )
             if dead:
                 try:
                     self._dead_letter(dest, dead)
@@ -923,8 +1002,12 @@ class RedisStreamsRouter(Router):
 
     def _dead_letter(self, dest: Tract, items: list[tuple[int, bytes, str, int, str]]) -> None:
         args: list[Any] = [
-            self.group, self.consumer, self.keys.done_prefix(dest), self.dedupe_ttl,
-            self.dead_letter_cap, f"{time.time():.6f}",
+            self.group,
+            self.consumer,
+            self.keys.done_prefix(dest),
+            self.dedupe_ttl,
+            self.dead_letter_cap,
+            f"{time.time():.6f}",
         ]
         for band, eid, mid, attempts, reason in items:
             args += (band, eid, mid, attempts, reason[:2000])
@@ -935,7 +1018,13 @@ class RedisStreamsRouter(Router):
             self._counters[dest]["dead_lettered"] += moved
         for (_, _, mid, attempts, reason), v in zip(items, verdicts):
             if int(v) == 1:
-                log.warning("message %s to %s dead-lettered after %d attempts: %s", mid, dest.value, attempts, reason)
+                log.warning(
+                    "message %s to %s dead-lettered after %d attempts: %s",
+                    mid,
+                    dest.value,
+                    attempts,
+                    reason,
+                )
 
     # ------------------------------------------------------------------ maintenance
 
@@ -1007,6 +1096,7 @@ class RedisStreamsRouter(Router):
 
     def _server_view(self) -> dict[Tract, dict[str, Any]]:
         """Per destination: lag (undelivered), pending, depth by band, dead letters, counters."""
+
         def read() -> list[Any]:
             with self._client.pipeline(transaction=False) as pipe:
                 for dest in TRACTS:
@@ -1036,7 +1126,9 @@ class RedisStreamsRouter(Router):
                     lags.append(length)  # no group yet: everything waits
                     continue
                 lag = info.get("lag")
-                lags.append(int(lag) if lag is not None else max(0, length - int(info.get("pending", 0))))
+                lags.append(
+                    int(lag) if lag is not None else max(0, length - int(info.get("pending", 0)))
+                )
                 pending += int(info.get("pending", 0))
             dead = replies[i]
             counters = replies[i + 1]
@@ -1047,9 +1139,9 @@ class RedisStreamsRouter(Router):
                 "lag": sum(lags),
                 "pending": pending,
                 "dead": 0 if isinstance(dead, Exception) else int(dead),
-                "counters": {} if isinstance(counters, Exception) else {
-                    k.decode(): int(v) for k, v in counters.items()
-                },
+                "counters": {}
+                if isinstance(counters, Exception)
+                else {k.decode(): int(v) for k, v in counters.items()},
             }
         return out
 
@@ -1095,12 +1187,16 @@ class RedisStreamsRouter(Router):
         merged: dict[str, dict[str, Any]] = {}
         for key in self.keys.bands(dest):
             try:
-                consumers = self._call(lambda key=key: self._client.xinfo_consumers(key, self.group), "XINFO", None)
+                consumers = self._call(
+                    lambda key=key: self._client.xinfo_consumers(key, self.group), "XINFO", None
+                )
             except TransportError:
                 continue
             for c in consumers:
                 name = c["name"].decode() if isinstance(c["name"], bytes) else c["name"]
-                entry = merged.setdefault(name, {"name": name, "pending": 0, "idle_ms": int(c["idle"])})
+                entry = merged.setdefault(
+                    name, {"name": name, "pending": 0, "idle_ms": int(c["idle"])}
+                )
                 entry["pending"] += int(c["pending"])
                 entry["idle_ms"] = min(entry["idle_ms"], int(c["idle"]))
         return sorted(merged.values(), key=lambda c: c["name"])
@@ -1120,7 +1216,11 @@ class RedisStreamsRouter(Router):
                     "depths": self._depth_cache.get(dest, ([0] * PRIORITY_LEVELS, 0))[0],
                     "in_flight": self._depth_cache.get(dest, ([0] * PRIORITY_LEVELS, 0))[1],
                     "counters": dict(self._counters[dest]),
-                    "histogram": (list(self._bounds), list(self._hist[dest]), self._latency_sum[dest]),
+                    "histogram": (
+                        list(self._bounds),
+                        list(self._hist[dest]),
+                        self._latency_sum[dest],
+                    ),
                 }
                 for dest in TRACTS
             }
@@ -1136,7 +1236,9 @@ class RedisStreamsRouter(Router):
     def dead_letters(self, destination: Tract | str, limit: int = 100) -> list[DeadLetter]:
         dest = Tract.coerce(destination)
         limit = check_max_n(limit)
-        entries = self._call(lambda: self._client.xrange(self.keys.dead(dest), count=limit), "XRANGE", dest)
+        entries = self._call(
+            lambda: self._client.xrange(self.keys.dead(dest), count=limit), "XRANGE", dest
+        )
         out = []
         for ref, fields in entries:
             try:
@@ -1168,7 +1270,11 @@ class RedisStreamsRouter(Router):
             done_key = self.keys.done(dest, message.id)
             self._call(lambda key=done_key: self._client.delete(key), "DEL", dest)
             self.publish(message)
-            self._call(lambda letter=letter: self._client.xdel(self.keys.dead(dest), letter.ref), "XDEL", dest)
+            self._call(
+                lambda letter=letter: self._client.xdel(self.keys.dead(dest), letter.ref),
+                "XDEL",
+                dest,
+            )
             count += 1
         return count
 

@@ -81,9 +81,14 @@ def parse_router_url(url: str) -> tuple[str, str, dict[str, Any]]:
     parsed = parse_url(url, what="router URL", schemes=("memory", *_REDIS_SCHEMES))
     if parsed.scheme == "memory":
         if parsed.host or parsed.port or parsed.username or parsed.path not in ("", "/"):
-            raise ConfigError(f"router URL {parsed.redacted()!r}: memory:// takes no host or path, only ?options")
+            raise ConfigError(
+                f"router URL {parsed.redacted()!r}: memory:// takes no host or path, only ?options"
+            )
         check_options(parsed, MEMORY_OPTIONS, what="router URL")
-        options = {name: _coerce(name, value, MEMORY_OPTIONS[name]) for name, value in parsed.options.items()}
+        options = {
+            name: _coerce(name, value, MEMORY_OPTIONS[name])
+            for name, value in parsed.options.items()
+        }
         return "memory", url, options
     driver_options = redis_driver_options(parsed.scheme)
     check_options(parsed, (*REDIS_OPTIONS, *driver_options), what="router URL")

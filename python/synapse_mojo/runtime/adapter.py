@@ -32,9 +32,10 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .. import config as config_module
 from ..config import FEATURES, Mode, Settings
@@ -289,7 +290,9 @@ class FeatureRuntime:
             return self._python(python, args)
         if self.disabled_reason is not None:
             return self._python(python, args, fallback="auto_disabled")
-        module = (self._module if self._kernel_ready else self.kernel()) if requires_kernel else None
+        module = (
+            (self._module if self._kernel_ready else self.kernel()) if requires_kernel else None
+        )
         if requires_kernel and module is None:
             # In auto mode Python is the expected answer when there is no healthy kernel;
             # in on/canary/shadow the caller asked for Mojo, so it is a fallback.
@@ -400,7 +403,11 @@ class FeatureRuntime:
             self._window.append(error)
             self._window_errors += int(error)
             calls, errors = len(self._window), self._window_errors
-        if self._owner.auto_rollback and calls >= alerts.min_calls and errors / calls > alerts.error_rate:
+        if (
+            self._owner.auto_rollback
+            and calls >= alerts.min_calls
+            and errors / calls > alerts.error_rate
+        ):
             self.disable(
                 f"error rate {errors}/{calls} = {errors / calls:.1%} over the last {calls} Mojo "
                 f"calls exceeds {alerts.error_rate:.1%}"
@@ -411,7 +418,10 @@ class FeatureRuntime:
         alerts = self._owner.settings.alerts
         with self._health_lock:
             if fell_back is not None:
-                if len(self._fallback_window) == self._fallback_window.maxlen and self._fallback_window[0]:
+                if (
+                    len(self._fallback_window) == self._fallback_window.maxlen
+                    and self._fallback_window[0]
+                ):
                     self._fallback_count -= 1
                 self._fallback_window.append(fell_back)
                 self._fallback_count += int(fell_back)
@@ -512,7 +522,11 @@ class Runtime:
     def status(self) -> dict[str, Any]:
         compiler = find_compiler()
         return {
-            "compiler": {"path": compiler.path, "version": compiler.version, "error": compiler.error},
+            "compiler": {
+                "path": compiler.path,
+                "version": compiler.version,
+                "error": compiler.error,
+            },
             "settings_source": self.settings.source,
             "threads": self.settings.effective_threads(),
             "features": {name: self.feature(name).status() for name in FEATURES},

@@ -25,13 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lib-dir", default=None)
     args = parser.parse_args(argv)
 
-    from . import kernels
-    from .adapter import FEATURE_KERNELS, registered_self_check
-
     # This process is a program of its own: the services register their kernels'
     # self-checks when imported (the runtime layer does not know them by name).
     from ..router import mojo_queue as _router_checks  # noqa: F401
     from ..search import mojo_backend as _search_checks  # noqa: F401
+    from . import kernels
+    from .adapter import FEATURE_KERNELS, registered_self_check
 
     try:
         if args.lib_dir:

@@ -39,8 +39,8 @@ import json
 import logging
 import os
 import platform
-import shutil
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -473,10 +473,16 @@ def probe(name: str, path: Path, compiler: Compiler) -> str | None:
         cmd += ["--lib-dir", compiler.lib_dir]
     env = dict(os.environ, SYNAPSE_KERNEL_PROBE="1")
     # The child imports this very package, wherever this process found it.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PACKAGE_DIR.parent), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(_PACKAGE_DIR.parent), env.get("PYTHONPATH")])
+    )
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=_PROBE_TIMEOUT_S, env=env,
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=_PROBE_TIMEOUT_S,
+            env=env,
             stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
@@ -580,7 +586,9 @@ def load_kernel(name: str, settings: Settings) -> KernelHandle:
         log.error(handle.error)
         return handle
     except Exception as exc:  # damaged entries, import errors, ABI mismatch, unwritable cache
-        handle.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, KernelError) else str(exc)
+        handle.error = (
+            f"{type(exc).__name__}: {exc}" if not isinstance(exc, KernelError) else str(exc)
+        )
         log.error("Mojo kernel %s could not be loaded; running on Python: %s", name, handle.error)
         return handle
     handle.module, handle.origin, handle.path = module, origin, str(so_path)
@@ -588,7 +596,12 @@ def load_kernel(name: str, settings: Settings) -> KernelHandle:
 
 
 def _load_cache_entry(
-    handle: KernelHandle, name: str, src: Path, so_path: Path, compiler: Compiler, settings: Settings
+    handle: KernelHandle,
+    name: str,
+    src: Path,
+    so_path: Path,
+    compiler: Compiler,
+    settings: Settings,
 ) -> str:
     """Makes ``so_path`` a verified, probed module (called under the entry's lock); returns its
     origin (``cache`` or ``compiled``). A damaged or crashing entry is rebuilt once; a fresh
@@ -598,7 +611,9 @@ def _load_cache_entry(
         if problem is None:
             try:
                 _ensure_probed(name, so_path, compiler, settings)
-                if not recorded:  # an entry from before sidecars: record it once it has proved itself
+                if (
+                    not recorded
+                ):  # an entry from before sidecars: record it once it has proved itself
                     record_cache_entry(so_path)
                 return "cache"
             except KernelError as exc:
@@ -608,7 +623,10 @@ def _load_cache_entry(
         log.warning("Mojo kernel %s: %s", name, note)
     else:
         log.info(
-            "compiling Mojo kernel %s for %s (one-time; cached in %s)", name, handle.target, so_path.parent
+            "compiling Mojo kernel %s for %s (one-time; cached in %s)",
+            name,
+            handle.target,
+            so_path.parent,
         )
     handle.build_seconds = build_kernel(name, src, so_path, compiler, settings.target_cpu)
     record_cache_entry(so_path)

@@ -142,7 +142,10 @@ class FeatureMetrics:
         self.errors: dict[str, int] = {}
         self.shadow: dict[str, int] = {"match": 0, "mismatch": 0}
         self.latency = {"mojo": LatencyReservoir(), "python": LatencyReservoir()}
-        self._hist = {"mojo": self._series.histogram("mojo"), "python": self._series.histogram("python")}
+        self._hist = {
+            "mojo": self._series.histogram("mojo"),
+            "python": self._series.histogram("python"),
+        }
 
     def record_call(self, runtime: str, seconds: float) -> None:
         reservoir = self.latency.get(runtime)
@@ -153,7 +156,9 @@ class FeatureMetrics:
         with self._lock:
             self.calls[runtime] = self.calls.get(runtime, 0) + 1
             series.calls[runtime] = series.calls.get(runtime, 0) + 1
-            hist = self._hist.get(runtime) or self._hist.setdefault(runtime, series.histogram(runtime))
+            hist = self._hist.get(runtime) or self._hist.setdefault(
+                runtime, series.histogram(runtime)
+            )
             hist[0][bisect_left(_LATENCY_BUCKETS, seconds)] += 1
             hist[1] += seconds
 
@@ -161,7 +166,9 @@ class FeatureMetrics:
         """A timed run whose result was not returned (the Mojo half of a shadow call)."""
         self.latency.setdefault(runtime, LatencyReservoir()).add(seconds)
         with self._lock:
-            hist = self._hist.get(runtime) or self._hist.setdefault(runtime, self._series.histogram(runtime))
+            hist = self._hist.get(runtime) or self._hist.setdefault(
+                runtime, self._series.histogram(runtime)
+            )
             hist[0][bisect_left(_LATENCY_BUCKETS, seconds)] += 1
             hist[1] += seconds
 
@@ -223,7 +230,9 @@ class _FeatureCollector:
             ),
         }
         latency = HistogramMetricFamily(
-            "synapse_call_latency_seconds", "Latency of calls, by runtime", labels=["feature", "runtime"]
+            "synapse_call_latency_seconds",
+            "Latency of calls, by runtime",
+            labels=["feature", "runtime"],
         )
         with _SERIES_LOCK:
             items = sorted(_SERIES.items())

@@ -150,9 +150,7 @@ def extension_modules(src: Path) -> list[str]:
     """Every top-level ``src/<name>.mojo`` that defines the extension module ``<name>``."""
     if not src.is_dir():
         return []
-    return sorted(
-        p.stem for p in src.glob("*.mojo") if f"PyInit_{p.stem}" in p.read_text("utf-8")
-    )
+    return sorted(p.stem for p in src.glob("*.mojo") if f"PyInit_{p.stem}" in p.read_text("utf-8"))
 
 
 def standalone_programs(src: Path) -> list[str]:
@@ -411,7 +409,10 @@ def run_smoke(
         output = (proc.stdout + proc.stderr).strip()
         print(output)
         if proc.returncode != 0 or not proc.stdout.strip():
-            log(f"  FAILED: {name} exited {proc.returncode}" + ("" if proc.stdout.strip() else " with no output"))
+            log(
+                f"  FAILED: {name} exited {proc.returncode}"
+                + ("" if proc.stdout.strip() else " with no output")
+            )
             failed += 1
         else:
             log(f"  ok ({time.perf_counter() - started:.1f} s wall; not a benchmark result)")
@@ -447,9 +448,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "standalone program (mojo/bench/*.mojo -> OUT/bin/<name>).",
     )
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--src", type=Path, default=None, help="Mojo sources (default: the repo's mojo/)")
+    p.add_argument(
+        "--src", type=Path, default=None, help="Mojo sources (default: the repo's mojo/)"
+    )
     p.add_argument("--mojo", default=None, help="the compiler (default: $MOJO, then mojo on PATH)")
-    p.add_argument("--target-triple", default=None, help="e.g. aarch64-unknown-linux-gnu (default: host)")
+    p.add_argument(
+        "--target-triple", default=None, help="e.g. aarch64-unknown-linux-gnu (default: host)"
+    )
     p.add_argument(
         "--target-cpu",
         default="portable",
@@ -472,7 +477,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     what = p.add_mutually_exclusive_group()
     what.add_argument("--kernels-only", action="store_true", help="skip the standalone programs")
     what.add_argument("--programs-only", action="store_true", help="skip the extension modules")
-    p.add_argument("--name", action="append", default=[], help="build only this artefact (repeatable)")
+    p.add_argument(
+        "--name", action="append", default=[], help="build only this artefact (repeatable)"
+    )
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per artefact")
     p.add_argument("--list", action="store_true", help="print what would be built and exit")
     p.add_argument(

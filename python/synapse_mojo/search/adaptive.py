@@ -23,15 +23,23 @@ noisy to decide which runtime answers every call of the process.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from ..runtime.adapter import FeatureRuntime, Outcome, Runtime, get_runtime
-from .base import BatchTopK, SearchBackend, TopK, batch_results_agree, results_agree, score_tolerance
+from .base import (
+    BatchTopK,
+    SearchBackend,
+    TopK,
+    batch_results_agree,
+    results_agree,
+    score_tolerance,
+)
 from .dispatch import Crossovers, calibrate, shipped_crossovers
 from .mojo_backend import MojoSearchBackend
 from .numpy_backend import NumpySearchBackend
@@ -84,15 +92,23 @@ class _Faulted:
     def __init__(self, mojo: MojoSearchBackend, fault: int) -> None:
         self.mojo, self.fault = mojo, fault
 
-    def topk(self, matrix: np.ndarray, query: np.ndarray, k: int, mask: np.ndarray | None = None) -> TopK:
+    def topk(
+        self, matrix: np.ndarray, query: np.ndarray, k: int, mask: np.ndarray | None = None
+    ) -> TopK:
         return self.mojo.topk_with(self.fault, matrix, query, k, mask)
 
     def topk_int8(self, codes, vectors, query_i8, query, k, candidates, mask=None) -> TopK:  # type: ignore[no-untyped-def]
-        return self.mojo.topk_int8_with(self.fault, codes, vectors, query_i8, query, k, candidates, mask)
+        return self.mojo.topk_int8_with(
+            self.fault, codes, vectors, query_i8, query, k, candidates, mask
+        )
 
 
-def _certified(backend: Any, codes, vectors, query_i8, query, k, candidates, mask, bound, tolerance, used) -> TopK:  # type: ignore[no-untyped-def]
-    top, count = certified_topk_int8(backend, codes, vectors, query_i8, query, k, candidates, mask, bound, tolerance)
+def _certified(
+    backend: Any, codes, vectors, query_i8, query, k, candidates, mask, bound, tolerance, used
+) -> TopK:  # type: ignore[no-untyped-def]
+    top, count = certified_topk_int8(
+        backend, codes, vectors, query_i8, query, k, candidates, mask, bound, tolerance
+    )
     if used is not None:
         used.append(count)
     return top
@@ -120,7 +136,11 @@ class AdaptiveSearchBackend(SearchBackend):
         self._calibrate = calibrate_on_start
         self._apply_measured = apply_measured
         self.numpy = NumpySearchBackend()
-        self._bound: tuple[Runtime | None, FeatureRuntime | None, FeatureRuntime | None] = (None, None, None)
+        self._bound: tuple[Runtime | None, FeatureRuntime | None, FeatureRuntime | None] = (
+            None,
+            None,
+            None,
+        )
         self._mojo: MojoSearchBackend | None = None
         self._crossovers = shipped_crossovers()
         self._same: dict[int, Any] = {}
@@ -158,15 +178,27 @@ class AdaptiveSearchBackend(SearchBackend):
             measured = calibrate(mojo, self.numpy)
             _Calibration.measured[id(kernel)] = measured
             shipped = shipped_crossovers()
-            if (measured.numpy_below, measured.cosine_numpy_below) != (shipped.numpy_below, shipped.cosine_numpy_below):
-                log.info("search crossovers measured here %s differ from the shipped %s", measured, shipped)
+            if (measured.numpy_below, measured.cosine_numpy_below) != (
+                shipped.numpy_below,
+                shipped.cosine_numpy_below,
+            ):
+                log.info(
+                    "search crossovers measured here %s differ from the shipped %s",
+                    measured,
+                    shipped,
+                )
         if self._apply_measured:
             self._apply(measured)
         elif self._crossovers.source.startswith("shipped"):
             # Inline vs pool only changes how fast the kernel answers, never who answers:
             # this machine's measurement applies. The Mojo/NumPy choice stays as shipped.
-            self._apply(replace(self._crossovers, inline_below=measured.inline_below,
-                                source=f"{self._crossovers.source}; inline measured here"))
+            self._apply(
+                replace(
+                    self._crossovers,
+                    inline_below=measured.inline_below,
+                    source=f"{self._crossovers.source}; inline measured here",
+                )
+            )
 
     def _apply(self, crossovers: Crossovers) -> None:
         self._crossovers = crossovers
@@ -208,7 +240,9 @@ class AdaptiveSearchBackend(SearchBackend):
 
     # Bound once: the runtime calls these with (kernel, fault, *args).
 
-    def _mojo_topk(self, kernel: ModuleType, fault: int, matrix, query, k, mask, addr, qaddr) -> TopK:  # type: ignore[no-untyped-def]
+    def _mojo_topk(
+        self, kernel: ModuleType, fault: int, matrix, query, k, mask, addr, qaddr
+    ) -> TopK:  # type: ignore[no-untyped-def]
         mojo = self._mojo
         if mojo is None or mojo.kernel is not kernel:
             mojo = self._mojo_for(kernel)
@@ -263,7 +297,9 @@ class AdaptiveSearchBackend(SearchBackend):
             python_faster=matrix.size < self._crossovers.numpy_below,
         )
 
-    def topk_cosine_outcome(self, rows: np.ndarray, query: np.ndarray, k: int) -> Outcome[TopK | None]:
+    def topk_cosine_outcome(
+        self, rows: np.ndarray, query: np.ndarray, k: int
+    ) -> Outcome[TopK | None]:
         """``topk_cosine`` (raw rows, value None when a row's norm is not finite)."""
         feature = self._features()[0]
         return feature.call(

@@ -22,11 +22,11 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from importlib import resources
-from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -120,7 +120,9 @@ def calibrate(backend: Any, numpy_backend: Any, seed: int = 11) -> Crossovers:
             def mojo() -> Any:
                 return backend.topk_with(0, matrix, query, 10, None, maddr, qaddr)
 
-            samples: dict[str, list[float]] = {k: [] for k in ("inline", "pool", "numpy", "cos", "npcos")}
+            samples: dict[str, list[float]] = {
+                k: [] for k in ("inline", "pool", "numpy", "cos", "npcos")
+            }
             for _ in range(_ROUNDS):
                 backend.inline_below = never
                 samples["inline"].append(_time(mojo))

@@ -51,7 +51,10 @@ def fingerprint(array: np.ndarray, kernel: ModuleType | None = None) -> tuple:
     """``(shape, dtype, hash)``: equal for equal contents, different after any change."""
     words = _words(array)
     if kernel is not None and words.size:
-        h = int(kernel.content_fingerprint((words.ctypes.data, words.size, available_cores()))) & _MASK
+        h = (
+            int(kernel.content_fingerprint((words.ctypes.data, words.size, available_cores())))
+            & _MASK
+        )
     else:
         h = fingerprint_numpy(words)
     return (tuple(array.shape), str(array.dtype), h)

@@ -41,14 +41,20 @@ import mmap
 import numbers
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from ..errors import DamagedIndexError, EmptyIndexError, InvalidInputError, InvalidTypeError, UnknownIdError
+from ..errors import (
+    DamagedIndexError,
+    EmptyIndexError,
+    InvalidInputError,
+    InvalidTypeError,
+    UnknownIdError,
+)
 from ..runtime.adapter import Outcome, Runtime, get_runtime
 from .adaptive import AdaptiveSearchBackend
 from .base import BatchTopK, TopK
@@ -185,7 +191,10 @@ def _posting_key(value: Any) -> Any:
 
 
 def _add_postings(
-    postings: dict[str, dict[Any, set[int]]], unhashable: dict[str, set[int]], row: int, meta: Mapping[str, Any]
+    postings: dict[str, dict[Any, set[int]]],
+    unhashable: dict[str, set[int]],
+    row: int,
+    meta: Mapping[str, Any],
 ) -> None:
     for key, value in meta.items():
         if isinstance(value, _HASHABLE_SCALARS):
@@ -205,7 +214,6 @@ def _advise(array: np.ndarray, advice: str) -> None:
             pass
 
 
-
 class PatternIndex:
     """In-memory exact cosine index with Mojo, NumPy and pure-Python backends."""
 
@@ -221,8 +229,14 @@ class PatternIndex:
         if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 1:
             raise InvalidInputError(f"dim must be a positive integer, got {dim!r}")
         if quantization not in QUANTIZATIONS:
-            raise InvalidInputError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
-        if isinstance(rerank_factor, bool) or not isinstance(rerank_factor, numbers.Integral) or rerank_factor < 1:
+            raise InvalidInputError(
+                f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}"
+            )
+        if (
+            isinstance(rerank_factor, bool)
+            or not isinstance(rerank_factor, numbers.Integral)
+            or rerank_factor < 1
+        ):
             raise InvalidInputError(f"rerank_factor must be an integer >= 1, got {rerank_factor!r}")
         self.dim = int(dim)
         self.quantization = quantization
@@ -414,7 +428,9 @@ class PatternIndex:
                 vectors=pick(self._vectors),
                 metadata=metas,
                 codes=pick(self._codes) if self._codes is not None else None,
-                quantizer=(self._quantizer.offset, self._quantizer.scale) if self._quantizer else None,
+                quantizer=(self._quantizer.offset, self._quantizer.scale)
+                if self._quantizer
+                else None,
                 rerank_factor=self.rerank_factor,
             )
 
@@ -584,7 +600,9 @@ class PatternIndex:
         postings = self._ensure_postings()
         out = np.ones(n, dtype=np.uint8)
         for key, wanted in filter.items():
-            choices = list(wanted) if isinstance(wanted, (list, tuple, set, frozenset)) else [wanted]
+            choices = (
+                list(wanted) if isinstance(wanted, (list, tuple, set, frozenset)) else [wanted]
+            )
             rows: set[int] = set()
             key_postings = postings.get(key, {})
             for choice in choices:

@@ -68,7 +68,9 @@ class MojoSearchBackend(SearchBackend):
         self._threads = threads if threads > 0 else available_cores()
         self._fault = fault
         self._grain = grain
-        self.inline_below = shipped_crossovers().inline_below if inline_below is None else inline_below
+        self.inline_below = (
+            shipped_crossovers().inline_below if inline_below is None else inline_below
+        )
         self._scratch = _Scratch()
         self._pinned: tuple[Any, int] = (None, 0)
 
@@ -210,7 +212,9 @@ class MojoSearchBackend(SearchBackend):
         candidates: int,
         mask: np.ndarray | None = None,
     ) -> TopK:
-        return self.topk_int8_with(self._fault, codes, vectors, query_i8, query, k, candidates, mask)
+        return self.topk_int8_with(
+            self._fault, codes, vectors, query_i8, query, k, candidates, mask
+        )
 
     def topk_int8_with(
         self,
@@ -290,7 +294,9 @@ def self_check(kernel: ModuleType) -> None:
                             f"kernel rows {got.rows[:5].tolist()} vs reference "
                             f"{want.rows[:5].tolist()}"
                         )
-    top = MojoSearchBackend(kernel, threads=2, grain=1 << 12, inline_below=0).topk(matrix, queries[0], 3)
+    top = MojoSearchBackend(kernel, threads=2, grain=1 << 12, inline_below=0).topk(
+        matrix, queries[0], 3
+    )
     if top.rows[:3].tolist() != [17, 500, 900]:
         raise SelfCheckError(f"exact ties out of insertion order: {top.rows[:3].tolist()}")
     # Cosine over raw rows: scaled copies of the data, a zero row, exact duplicates.
@@ -299,7 +305,9 @@ def self_check(kernel: ModuleType) -> None:
     raw[300] = 0.0
     raw[500] = raw[17]
     raw[900] = raw[17]
-    wanted = {(i, k): reference.topk_cosine(raw, q, k) for i, q in enumerate(queries) for k in (1, 40)}
+    wanted = {
+        (i, k): reference.topk_cosine(raw, q, k) for i, q in enumerate(queries) for k in (1, 40)
+    }
     for threads in (1, 2):
         backend = MojoSearchBackend(kernel, threads=threads, grain=1 << 12, inline_below=0)
         for i, q in enumerate(queries):
@@ -307,7 +315,9 @@ def self_check(kernel: ModuleType) -> None:
                 want_c = wanted[(i, k)]
                 got_c = backend.topk_cosine(raw, q, k)
                 if want_c is None or got_c is None or not results_agree(want_c, got_c, d):
-                    raise SelfCheckError(f"topk_cosine k={k} threads={threads} disagrees with the reference")
+                    raise SelfCheckError(
+                        f"topk_cosine k={k} threads={threads} disagrees with the reference"
+                    )
         tied = backend.topk_cosine(raw, raw[17] / np.linalg.norm(raw[17]), 3)
         if tied is None or tied.rows.tolist() != [17, 500, 900]:
             raise SelfCheckError(f"topk_cosine: exact ties out of insertion order: {tied}")

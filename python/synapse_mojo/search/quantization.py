@@ -62,7 +62,9 @@ class ScalarQuantizer:
         """True when every value lies inside the encodable range (no clipping)."""
         if vectors.size == 0:
             return True
-        return bool(np.all(vectors.min(axis=0) >= self.offset) and np.all(vectors.max(axis=0) <= self.upper))
+        return bool(
+            np.all(vectors.min(axis=0) >= self.offset) and np.all(vectors.max(axis=0) <= self.upper)
+        )
 
     def merged_with(self, vectors: np.ndarray) -> ScalarQuantizer:
         """A quantizer whose ranges cover both the current ranges and ``vectors``."""
@@ -137,7 +139,9 @@ class RankBound:
         return self.base + approx / self.alpha + self.slack
 
 
-def rank_bound(query: np.ndarray, quantizer: ScalarQuantizer, query_i8: np.ndarray) -> RankBound | None:
+def rank_bound(
+    query: np.ndarray, quantizer: ScalarQuantizer, query_i8: np.ndarray
+) -> RankBound | None:
     """The ``RankBound`` of ``query`` (None for a zero folded query: nothing to bound)."""
     q = query.astype(np.float64)
     scale, offset, order = quantizer.float64_parts
@@ -161,7 +165,11 @@ def rank_bound(query: np.ndarray, quantizer: ScalarQuantizer, query_i8: np.ndarr
     shift = np.cumsum(d_o * (offset[order] / scale[order]))
     plain = np.cumsum(d_o)
     # The ranged dimensions are centred mid-range: offset + 127.5 scale.
-    centre = (-float(shift[t]) + 127.5 * (float(plain[-1]) - float(plain[t]))) if t >= 0 else 127.5 * float(plain[-1])
+    centre = (
+        (-float(shift[t]) + 127.5 * (float(plain[-1]) - float(plain[t])))
+        if t >= 0
+        else 127.5 * float(plain[-1])
+    )
     code_rounding = 0.5 + 1e-4  # float32 arithmetic in encode() adds far less than 1e-4 codes
     slack = (bound + code_rounding * float(np.abs(query_i8).sum(dtype=np.int64))) / alpha
     return RankBound(alpha, float(q @ offset) + centre / alpha, slack * (1 + 1e-6) + 1e-6)

@@ -63,9 +63,7 @@ class PythonSearchBackend(SearchBackend):
             approx.append((sum(map(operator.mul, row, qs)), row_index))
         kept = heapq.nsmallest(max(k, candidates), approx, key=lambda item: (-item[0], item[1]))
         q = [float(x) for x in query]
-        exact = [
-            (sum(map(operator.mul, vectors[row].tolist(), q)), row) for _, row in kept
-        ]
+        exact = [(sum(map(operator.mul, vectors[row].tolist(), q)), row) for _, row in kept]
         best = heapq.nsmallest(k, exact, key=lambda item: (-item[0], item[1]))
         return TopK(
             np.array([r for _, r in best], dtype=np.int64),

@@ -101,7 +101,9 @@ class LazyJsonLines(Sequence[Any]):
         try:
             value = json.loads(self._map[start:end])
         except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-            raise DamagedIndexError(f"{self._path}: line {row + 1} is not valid JSON ({exc})") from exc
+            raise DamagedIndexError(
+                f"{self._path}: line {row + 1} is not valid JSON ({exc})"
+            ) from exc
         if self._keep:
             self._cache[row] = value
         return value
@@ -213,14 +215,21 @@ def _write_lines(directory: Path, name: str, values: Sequence[Any]) -> None:
             try:
                 text = json.dumps(value, separators=(",", ":"), allow_nan=False)
             except (TypeError, ValueError) as exc:  # upsert validates; this is the last guard
-                raise InvalidInputError(f"{name} row {i} is not JSON-representable ({exc})") from None
+                raise InvalidInputError(
+                    f"{name} row {i} is not JSON-representable ({exc})"
+                ) from None
             line = text.encode() + b"\n"
             f.write(line)
             offsets[i + 1] = offsets[i] + len(line)
     np.save(directory / f"{name}.offsets.npy", offsets)
 
 
-def _scan(path: Path, data_offset: int = 0, row_bytes: int = 0, check: Callable[[bytes], None] | None = None) -> dict[str, Any]:
+def _scan(
+    path: Path,
+    data_offset: int = 0,
+    row_bytes: int = 0,
+    check: Callable[[bytes], None] | None = None,
+) -> dict[str, Any]:
     """Size and BLAKE2b of a file read through the page cache; ``check`` sees the data region
     after ``data_offset`` in chunks of whole rows of ``row_bytes``."""
     digest = hashlib.blake2b(digest_size=16)
@@ -245,7 +254,9 @@ def _scan(path: Path, data_offset: int = 0, row_bytes: int = 0, check: Callable[
 # ------------------------------------------------------------------ reading
 
 
-def read_index(path: str | os.PathLike[str], mmap_mode: str | None = "r", *, verify: bool = True) -> dict[str, Any]:
+def read_index(
+    path: str | os.PathLike[str], mmap_mode: str | None = "r", *, verify: bool = True
+) -> dict[str, Any]:
     """Opens a saved index; arrays are memory-mapped unless ``mmap_mode`` is None.
 
     Every failure is a ``DamagedIndexError`` (an ``InvalidInputError``) naming the file.
@@ -262,7 +273,9 @@ def read_index(path: str | os.PathLike[str], mmap_mode: str | None = "r", *, ver
         codes = _load_npy(source, "codes.npy", mmap_mode, np.uint8, (count, dim))
         quantizer = _load_npy(source, "quantizer.npy", None, np.float32, (2, dim))
         if not np.all(np.isfinite(quantizer)) or not np.all(quantizer[1] > 0):
-            raise DamagedIndexError(f"{source / 'quantizer.npy'}: damaged index: scales must be finite and positive")
+            raise DamagedIndexError(
+                f"{source / 'quantizer.npy'}: damaged index: scales must be finite and positive"
+            )
     for name, offsets in (("ids", id_offsets), ("metadata", meta_offsets)):
         _check_offsets(source / f"{name}.jsonl", source / f"{name}.offsets.npy", offsets)
     if verify:
@@ -275,7 +288,9 @@ def read_index(path: str | os.PathLike[str], mmap_mode: str | None = "r", *, ver
     except OSError as exc:
         for lazy in opened:
             lazy.close()
-        raise DamagedIndexError(f"{exc.filename or source}: cannot open ({exc.strerror or exc})") from exc
+        raise DamagedIndexError(
+            f"{exc.filename or source}: cannot open ({exc.strerror or exc})"
+        ) from exc
     return {
         "manifest": manifest,
         "vectors": vectors,
@@ -300,34 +315,48 @@ def _read_manifest(source: Path) -> dict[str, Any]:
     except (UnicodeDecodeError, ValueError) as exc:
         raise DamagedIndexError(f"{file} is not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict):
-        raise DamagedIndexError(f"{file}: damaged index: expected a JSON object, got {type(manifest).__name__}")
+        raise DamagedIndexError(
+            f"{file}: damaged index: expected a JSON object, got {type(manifest).__name__}"
+        )
     if manifest.get("format") not in (FORMAT, FORMAT_V1):
-        raise DamagedIndexError(f"{file}: unsupported index format {manifest.get('format')!r}; expected {FORMAT}")
+        raise DamagedIndexError(
+            f"{file}: unsupported index format {manifest.get('format')!r}; expected {FORMAT}"
+        )
 
     def integer(key: str, low: int) -> int:
         value = manifest.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise DamagedIndexError(f"{file}: damaged index: {key!r} must be an integer >= {low}, got {value!r}")
+            raise DamagedIndexError(
+                f"{file}: damaged index: {key!r} must be an integer >= {low}, got {value!r}"
+            )
         return value
 
     integer("dim", 1)
     integer("count", 0)
     if manifest.get("quantization") not in (None, "int8"):
-        raise DamagedIndexError(f"{file}: damaged index: unknown quantization {manifest.get('quantization')!r}")
+        raise DamagedIndexError(
+            f"{file}: damaged index: unknown quantization {manifest.get('quantization')!r}"
+        )
     if manifest.get("rerank_factor") is not None:
         integer("rerank_factor", 1)
     files = manifest.get("files")
     if manifest["format"] == FORMAT:
         ok = isinstance(files, dict) and all(
-            isinstance(v, dict) and isinstance(v.get("bytes"), int) and isinstance(v.get("blake2b"), str)
+            isinstance(v, dict)
+            and isinstance(v.get("bytes"), int)
+            and isinstance(v.get("blake2b"), str)
             for v in files.values()
         )
         if not ok:
-            raise DamagedIndexError(f"{file}: damaged index: 'files' must map file names to sizes and checksums")
+            raise DamagedIndexError(
+                f"{file}: damaged index: 'files' must map file names to sizes and checksums"
+            )
     return manifest
 
 
-def _load_npy(source: Path, name: str, mmap_mode: str | None, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
+def _load_npy(
+    source: Path, name: str, mmap_mode: str | None, dtype: Any, shape: tuple[int, ...]
+) -> np.ndarray:
     file = source / name
     try:
         array = np.load(file, mmap_mode=mmap_mode, allow_pickle=False)
@@ -375,12 +404,20 @@ def _verify_files(source: Path, manifest: dict[str, Any]) -> None:
     """Sizes and checksums of every file, plus finite unit-norm vectors, in one read per file."""
     expected: dict[str, dict[str, Any]] = manifest.get("files") or {}  # format 1: none
     if manifest["format"] == FORMAT:
-        required = {"vectors.npy", "ids.jsonl", "ids.offsets.npy", "metadata.jsonl", "metadata.offsets.npy"}
+        required = {
+            "vectors.npy",
+            "ids.jsonl",
+            "ids.offsets.npy",
+            "metadata.jsonl",
+            "metadata.offsets.npy",
+        }
         if manifest["quantization"] == "int8":
             required |= {"codes.npy", "quantizer.npy"}
         unlisted = sorted(required - set(expected))
         if unlisted:
-            raise DamagedIndexError(f"{source / 'manifest.json'}: damaged index: no checksum for {unlisted[0]}")
+            raise DamagedIndexError(
+                f"{source / 'manifest.json'}: damaged index: no checksum for {unlisted[0]}"
+            )
     present = {p.name for p in source.iterdir()}
     missing = sorted(set(expected) - present)
     if missing:
@@ -394,8 +431,14 @@ def _verify_files(source: Path, manifest: dict[str, Any]) -> None:
         bad = np.flatnonzero(~(np.abs(sq - 1.0) <= NORM_TOLERANCE))  # NaN fails too
         if bad.size:
             r = row[0] + int(bad[0])
-            what = "NaN or infinity" if not math.isfinite(float(sq[bad[0]])) else f"norm {math.sqrt(sq[bad[0]]):.6g}"
-            raise DamagedIndexError(f"{source / 'vectors.npy'}: damaged index: row {r} has {what}, expected a unit vector")
+            what = (
+                "NaN or infinity"
+                if not math.isfinite(float(sq[bad[0]]))
+                else f"norm {math.sqrt(sq[bad[0]]):.6g}"
+            )
+            raise DamagedIndexError(
+                f"{source / 'vectors.npy'}: damaged index: row {r} has {what}, expected a unit vector"
+            )
         row[0] += rows.shape[0]
 
     def one(name: str) -> None:
@@ -415,9 +458,13 @@ def _verify_files(source: Path, manifest: dict[str, Any]) -> None:
         if want is None:
             return
         if got["bytes"] != want["bytes"]:
-            raise DamagedIndexError(f"{file}: damaged index: {got['bytes']} bytes, the manifest says {want['bytes']}")
+            raise DamagedIndexError(
+                f"{file}: damaged index: {got['bytes']} bytes, the manifest says {want['bytes']}"
+            )
         if got["blake2b"] != want["blake2b"]:
-            raise DamagedIndexError(f"{file}: damaged index: checksum mismatch (the file changed after it was saved)")
+            raise DamagedIndexError(
+                f"{file}: damaged index: checksum mismatch (the file changed after it was saved)"
+            )
 
     names = sorted(set(expected) | {"vectors.npy"})
     with ThreadPoolExecutor(max_workers=min(4, len(names))) as pool:  # hashlib drops the GIL

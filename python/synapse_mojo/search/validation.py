@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -122,7 +123,9 @@ def as_ids(ids: Any, count: int | None = None) -> list[str]:
     try:
         items = list(ids)
     except TypeError:
-        raise InvalidTypeError(f"ids must be a string or a sequence of strings, got {ids!r}") from None
+        raise InvalidTypeError(
+            f"ids must be a string or a sequence of strings, got {ids!r}"
+        ) from None
     for item in items:
         if not isinstance(item, str):
             raise InvalidTypeError(f"pattern ids must be strings, got {item!r}")
@@ -170,7 +173,9 @@ def _check_json(value: Any, path: Any, row: int) -> None:
         return
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
-            raise InvalidInputError(f"metadata row {row}: {_where(path)} is {value}, not representable in JSON")
+            raise InvalidInputError(
+                f"metadata row {row}: {_where(path)} is {value}, not representable in JSON"
+            )
         return
     if isinstance(value, list):
         for i, item in enumerate(value):
@@ -179,7 +184,9 @@ def _check_json(value: Any, path: Any, row: int) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise InvalidTypeError(f"metadata row {row}: {_where(path)} has a non-string key {key!r}")
+                raise InvalidTypeError(
+                    f"metadata row {row}: {_where(path)} has a non-string key {key!r}"
+                )
             _check_json(item, (*_as_tuple(path), key), row)
         return
     hint = " (use a list)" if isinstance(value, (tuple, set, frozenset)) else ""

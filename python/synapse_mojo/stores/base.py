@@ -34,7 +34,7 @@ import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, NamedTuple
 
@@ -94,7 +94,9 @@ class Pattern:
         self.metadata = dict(self.metadata)
         for key in self.metadata:
             if not isinstance(key, str):
-                raise InvalidTypeError(f"pattern {self.id!r}: metadata keys must be strings, got {key!r}")
+                raise InvalidTypeError(
+                    f"pattern {self.id!r}: metadata keys must be strings, got {key!r}"
+                )
         if self.embedding is not None:
             self.embedding = as_embedding(self.embedding, f"pattern {self.id!r}")
         for name in ("created_at", "updated_at"):
@@ -105,13 +107,10 @@ class Pattern:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Pattern):
             return NotImplemented
-        same_vectors = (
-            (self.embedding is None and other.embedding is None)
-            or (
-                self.embedding is not None
-                and other.embedding is not None
-                and np.array_equal(self.embedding, other.embedding)
-            )
+        same_vectors = (self.embedding is None and other.embedding is None) or (
+            self.embedding is not None
+            and other.embedding is not None
+            and np.array_equal(self.embedding, other.embedding)
         )
         return (
             self.id == other.id
@@ -125,7 +124,9 @@ class Pattern:
     def __repr__(self) -> str:
         dim = None if self.embedding is None else self.embedding.shape[0]
         text = self.text if len(self.text) <= 40 else self.text[:37] + "..."
-        return f"Pattern(id={self.id!r}, text={text!r}, metadata={len(self.metadata)} keys, dim={dim})"
+        return (
+            f"Pattern(id={self.id!r}, text={text!r}, metadata={len(self.metadata)} keys, dim={dim})"
+        )
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,9 @@ class Relation:
         for name in ("source", "target", "type"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
-                raise InvalidInputError(f"relation {name} must be a non-empty string, got {value!r}")
+                raise InvalidInputError(
+                    f"relation {name} must be a non-empty string, got {value!r}"
+                )
         if isinstance(self.weight, bool) or not isinstance(self.weight, numbers.Real):
             raise InvalidTypeError(f"relation weight must be a number, got {self.weight!r}")
         if not math.isfinite(float(self.weight)):
@@ -193,7 +196,9 @@ class PatternStore(ABC):
         """Where the store is, with any password removed (safe to print and log)."""
 
     @abstractmethod
-    def upsert(self, patterns: Iterable[Pattern], relations: Iterable[Relation] = ()) -> WriteResult:
+    def upsert(
+        self, patterns: Iterable[Pattern], relations: Iterable[Relation] = ()
+    ) -> WriteResult:
         """Inserts or replaces ``patterns`` and ``relations`` together, all or nothing.
 
         A pattern with an existing id replaces it (text, metadata and embedding; ``created_at``
@@ -308,7 +313,9 @@ def as_embedding(value: Any, what: str) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise InvalidTypeError(f"{what}: embedding is not a numeric vector ({exc})") from None
     if array.ndim != 1 or array.shape[0] == 0:
-        raise InvalidInputError(f"{what}: embedding must be a non-empty 1-D vector, got shape {array.shape}")
+        raise InvalidInputError(
+            f"{what}: embedding must be a non-empty 1-D vector, got shape {array.shape}"
+        )
     if not np.all(np.isfinite(array)):
         raise InvalidInputError(f"{what}: embedding contains NaN or infinity")
     return np.ascontiguousarray(array)
@@ -317,9 +324,13 @@ def as_embedding(value: Any, what: str) -> np.ndarray:
 def metadata_json(pattern: Pattern) -> str:
     """The metadata as compact JSON; NaN/inf and non-JSON values are an ``InvalidInputError``."""
     try:
-        return json.dumps(pattern.metadata, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return json.dumps(
+            pattern.metadata, ensure_ascii=False, allow_nan=False, separators=(",", ":")
+        )
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"pattern {pattern.id!r}: metadata is not JSON-serialisable ({exc})") from None
+        raise InvalidInputError(
+            f"pattern {pattern.id!r}: metadata is not JSON-serialisable ({exc})"
+        ) from None
 
 
 def info_json(key: str, value: Any) -> str:
@@ -393,13 +404,13 @@ def endpoint_error(missing: Sequence[str]) -> InvalidInputError:
     )
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_micros(moment: datetime) -> int:
     """UTC microseconds since the epoch (naive datetimes are taken as UTC)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
@@ -411,11 +422,15 @@ def from_micros(micros: int | None) -> datetime | None:
 
 
 def now_micros() -> int:
-    return to_micros(datetime.now(timezone.utc))
+    return to_micros(datetime.now(UTC))
 
 
 def check_batch_size(batch_size: int) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, numbers.Integral)
+        or batch_size < 1
+    ):
         raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
     return int(batch_size)
 

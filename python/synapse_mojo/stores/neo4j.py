@@ -94,7 +94,15 @@ QUANTIZATION_OPTION_SINCE = (5, 23)
 #: The oldest server the store talks to (notification filtering needs Bolt 5.2).
 OLDEST_SERVER = (5, 7)
 
-_URL_OPTIONS = ("read_only", "database", "batch_size", "batch_bytes", "timeout", "vector_index", "candidates")
+_URL_OPTIONS = (
+    "read_only",
+    "database",
+    "batch_size",
+    "batch_bytes",
+    "timeout",
+    "vector_index",
+    "candidates",
+)
 
 #: Neighbours the vector index is asked for per search (at least top_k). Its HNSW search
 #: explores only as many candidates as it is asked for: on 5,000 random 384-dim vectors,
@@ -190,7 +198,9 @@ class Neo4jStore(PatternStore):
         batch_bytes = int(take_number(opts, "batch_bytes", 0, url, integer=True, minimum=0)) or None
         timeout = take_number(opts, "timeout", 30.0, url, minimum=0.1)
         vector_index = take_flag(opts, "vector_index", True, url)
-        candidates = int(take_number(opts, "candidates", DEFAULT_CANDIDATES, url, integer=True, minimum=1))
+        candidates = int(
+            take_number(opts, "candidates", DEFAULT_CANDIDATES, url, integer=True, minimum=1)
+        )
         reject_unknown(opts, url, _URL_OPTIONS)
         return cls(
             uri,
@@ -226,7 +236,9 @@ class Neo4jStore(PatternStore):
         except (neo4j_errors.ServiceUnavailable, neo4j_errors.SessionExpired) as exc:
             raise StoreUnavailableError(f"{self.url} is unavailable while {action}: {exc}") from exc
         except neo4j_errors.ConnectionAcquisitionTimeoutError as exc:
-            raise StoreUnavailableError(f"{self.url}: timed out waiting for a connection while {action}") from exc
+            raise StoreUnavailableError(
+                f"{self.url}: timed out waiting for a connection while {action}"
+            ) from exc
         except neo4j_errors.Neo4jError as exc:
             raise StoreError(f"{self.url}: {action} failed: {exc.code}: {exc.message}") from exc
         except neo4j_errors.DriverError as exc:
@@ -243,9 +255,8 @@ class Neo4jStore(PatternStore):
         return self._driver.session(database=self.database, default_access_mode=access)
 
     def _read(self, action: str, query: str, **params: Any) -> list[dict[str, Any]]:
-        with self._errors(action):
-            with self._session() as session:
-                return session.execute_read(lambda tx: tx.run(query, **params).data())
+        with self._errors(action), self._session() as session:
+            return session.execute_read(lambda tx: tx.run(query, **params).data())
 
     def _server_version(self) -> tuple[int, ...]:
         """The Neo4j version from ``dbms.components()``; anything else is refused."""
@@ -269,15 +280,14 @@ class Neo4jStore(PatternStore):
         raise StoreError(f"{self.url}: dbms.components() names no Neo4j version: {rows!r}")
 
     def _ensure_schema(self) -> None:
-        with self._errors("creating the schema"):
-            with self._session(write=True) as session:
-                session.run(
-                    f"CREATE CONSTRAINT {ID_CONSTRAINT} IF NOT EXISTS "
-                    "FOR (p:Pattern) REQUIRE p.id IS UNIQUE"
-                ).consume()
-                session.run(
-                    "CREATE INDEX synapse_info_key IF NOT EXISTS FOR (i:SynapseInfo) ON (i.key)"
-                ).consume()
+        with self._errors("creating the schema"), self._session(write=True) as session:
+            session.run(
+                f"CREATE CONSTRAINT {ID_CONSTRAINT} IF NOT EXISTS "
+                "FOR (p:Pattern) REQUIRE p.id IS UNIQUE"
+            ).consume()
+            session.run(
+                "CREATE INDEX synapse_info_key IF NOT EXISTS FOR (i:SynapseInfo) ON (i.key)"
+            ).consume()
         dim = self.info().get(INFO_EMBEDDING_DIM)
         if dim is not None:
             self._ensure_vector_index(int(dim))
@@ -292,7 +302,11 @@ class Neo4jStore(PatternStore):
             f"CREATE VECTOR INDEX {VECTOR_INDEX} IF NOT EXISTS FOR (p:Pattern) ON (p.embedding) "
             f"OPTIONS {{indexConfig: {{`vector.dimensions`: {dim}, "
             "`vector.similarity_function`: 'cosine'"
-            + (", `vector.quantization.enabled`: false" if self.version >= QUANTIZATION_OPTION_SINCE else "")
+            + (
+                ", `vector.quantization.enabled`: false"
+                if self.version >= QUANTIZATION_OPTION_SINCE
+                else ""
+            )
             + "}}"
         )
         with self._errors("creating the vector index"):
@@ -300,7 +314,9 @@ class Neo4jStore(PatternStore):
                 session.run(ddl).consume()
                 # Building over many patterns takes a while: wait at least 5 minutes.
                 wait = int(max(300, self.timeout))
-                session.run("CALL db.awaitIndex($name, $wait)", name=VECTOR_INDEX, wait=wait).consume()
+                session.run(
+                    "CALL db.awaitIndex($name, $wait)", name=VECTOR_INDEX, wait=wait
+                ).consume()
 
     def _vector_search_flavour(self) -> str | None:
         if self.version >= SEARCH_CLAUSE_SINCE and not self._search_clause_refused:
@@ -335,7 +351,9 @@ class Neo4jStore(PatternStore):
         if self.read_only:
             raise ReadOnlyStoreError(f"{self.url} was opened read-only")
 
-    def upsert(self, patterns: Iterable[Pattern], relations: Iterable[Relation] = ()) -> WriteResult:
+    def upsert(
+        self, patterns: Iterable[Pattern], relations: Iterable[Relation] = ()
+    ) -> WriteResult:
         self._check_writable()
         store_dim = self.info().get(INFO_EMBEDDING_DIM)
         batch = prepare_batch(patterns, relations, store_dim)
@@ -355,7 +373,9 @@ class Neo4jStore(PatternStore):
                 "dim": None if p.embedding is None else int(p.embedding.shape[0]),
                 "created_at": None if p.created_at is None else to_micros(p.created_at),
                 # None removes an old embedding (SET to null).
-                "embedding": None if p.embedding is None else p.embedding.astype(np.float64).tolist(),
+                "embedding": None
+                if p.embedding is None
+                else p.embedding.astype(np.float64).tolist(),
             }
             for p, meta in zip(batch.patterns, batch.metadata)
         ]
@@ -366,24 +386,29 @@ class Neo4jStore(PatternStore):
         # Cut every statement before the first write, so a size error writes nothing.
         statements: list[tuple[str, list[dict[str, Any]]]] = []
         statements += [(_UPSERT_NODES, b) for b in self._batches(node_rows, "pattern")]
-        statements += [(_UPSERT_RELATIONS, b) for b in self._batches(relation_rows, "relation from")]
+        statements += [
+            (_UPSERT_RELATIONS, b) for b in self._batches(relation_rows, "relation from")
+        ]
         new_dim = batch.dim if (batch.dim is not None and store_dim is None) else None
 
         def work(tx: neo4j.ManagedTransaction) -> None:
             # Another writer may have fixed the dimension since it was read: check in the transaction.
             record = tx.run(_GET_INFO, key=INFO_EMBEDDING_DIM).single()
-            current = json.loads(record["value"]) if record and record["value"] is not None else None
+            current = (
+                json.loads(record["value"]) if record and record["value"] is not None else None
+            )
             if current != store_dim:
-                prepare_batch(batch.patterns, batch.relations, current)  # raises DimensionMismatchError
+                prepare_batch(
+                    batch.patterns, batch.relations, current
+                )  # raises DimensionMismatchError
             for query, rows in statements:
                 tx.run(query, rows=rows, now=now).consume()
             _log_change(tx, ids)
             if new_dim is not None:
                 tx.run(_SET_INFO, key=INFO_EMBEDDING_DIM, value=json.dumps(new_dim)).consume()
 
-        with self._errors("writing patterns"):
-            with self._session(write=True) as session:
-                session.execute_write(work)
+        with self._errors("writing patterns"), self._session(write=True) as session:
+            session.execute_write(work)
         if new_dim is not None:
             self._ensure_vector_index(new_dim)
         added = sum(1 for i in ids if i not in existing)
@@ -403,9 +428,8 @@ class Neo4jStore(PatternStore):
                 _log_change(tx, [row["id"] for row in wanted])
             return removed
 
-        with self._errors("deleting patterns"):
-            with self._session(write=True) as session:
-                return session.execute_write(work)
+        with self._errors("deleting patterns"), self._session(write=True) as session:
+            return session.execute_write(work)
 
     def set_info(self, values: Mapping[str, Any]) -> None:
         self._check_writable()
@@ -417,9 +441,8 @@ class Neo4jStore(PatternStore):
             for rows in batches:
                 tx.run(_SET_INFO_ROWS, rows=rows).consume()
 
-        with self._errors("writing store info"):
-            with self._session(write=True) as session:
-                session.execute_write(work)
+        with self._errors("writing store info"), self._session(write=True) as session:
+            session.execute_write(work)
         dim = dict(values).get(INFO_EMBEDDING_DIM)
         if isinstance(dim, int):
             self._ensure_vector_index(dim)
@@ -432,11 +455,10 @@ class Neo4jStore(PatternStore):
             tx.run("MATCH (i:SynapseInfo) DELETE i").consume()
             _log_change(tx, None)  # followers rebuild
 
-        with self._errors("clearing the store"):
-            with self._session(write=True) as session:
-                session.execute_write(work)
-                # The vector index is sized for the old dimension; the next write makes a new one.
-                session.run(f"DROP INDEX {VECTOR_INDEX} IF EXISTS").consume()
+        with self._errors("clearing the store"), self._session(write=True) as session:
+            session.execute_write(work)
+            # The vector index is sized for the old dimension; the next write makes a new one.
+            session.run(f"DROP INDEX {VECTOR_INDEX} IF EXISTS").consume()
 
     # ------------------------------------------------------------------ reads
 
@@ -541,14 +563,20 @@ class Neo4jStore(PatternStore):
                 "RETURN node.id AS id, score ORDER BY score DESC, id LIMIT $k"
             )
         try:
-            rows = self._read("searching the vector index", cypher, index=VECTOR_INDEX, n=n, k=k, vector=vector)
+            rows = self._read(
+                "searching the vector index", cypher, index=VECTOR_INDEX, n=n, k=k, vector=vector
+            )
         except StoreError as exc:
             cause = exc.__cause__
             if flavour != "search_clause" or not isinstance(cause, neo4j_errors.ClientError):
                 raise
             # A server that reports 2026.01+ but rejects the SEARCH clause: use the procedure,
             # which Neo4j keeps for compatibility, from now on.
-            log.warning("%s: SEARCH clause refused (%s); using db.index.vector.queryNodes", self.url, cause.code)
+            log.warning(
+                "%s: SEARCH clause refused (%s); using db.index.vector.queryNodes",
+                self.url,
+                cause.code,
+            )
             self._search_clause_refused = True
             return self.search(query, top_k)
         # Neo4j's cosine score is (1 + cos) / 2; give back the cosine itself.

@@ -115,7 +115,9 @@ class RedisStore(PatternStore):
         display_url: str | None = None,
     ) -> None:
         if quantization not in _QUANTIZATION:
-            raise ConfigError(f"quantization {quantization!r}: expected one of {sorted(_QUANTIZATION)}")
+            raise ConfigError(
+                f"quantization {quantization!r}: expected one of {sorted(_QUANTIZATION)}"
+            )
         if ttl is not None and backing is None and ttl > 0:
             raise ConfigError("ttl applies to cache entries: it needs a backing store")
         self._client = client
@@ -158,7 +160,10 @@ class RedisStore(PatternStore):
         base_url = parsed.driver_url(keep=opts)  # only the redis-py options are left in opts
         try:
             client = redis.Redis.from_url(
-                base_url, socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=False
+                base_url,
+                socket_connect_timeout=timeout,
+                socket_timeout=timeout,
+                decode_responses=False,
             )
         except ValueError as exc:
             raise ConfigError(f"Redis URL {redact(base_url)!r}: {scrub(str(exc), parsed)}") from exc
@@ -203,7 +208,9 @@ class RedisStore(PatternStore):
         except SynapseError:
             raise
         except redis_errors.AuthenticationError as exc:
-            raise StoreAuthError(f"{self.url}: the server rejected the credentials while {action}") from exc
+            raise StoreAuthError(
+                f"{self.url}: the server rejected the credentials while {action}"
+            ) from exc
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
             raise StoreUnavailableError(f"{self.url} is unavailable while {action}: {exc}") from exc
         except redis_errors.ResponseError as exc:
@@ -243,7 +250,9 @@ class RedisStore(PatternStore):
 
     # ------------------------------------------------------------------ writes
 
-    def upsert(self, patterns: Iterable[Pattern], relations: Iterable[Relation] = ()) -> WriteResult:
+    def upsert(
+        self, patterns: Iterable[Pattern], relations: Iterable[Relation] = ()
+    ) -> WriteResult:
         self._check_writable()
         if self.backing is not None:
             pattern_list = list(patterns)
@@ -289,12 +298,21 @@ class RedisStore(PatternStore):
                 pipe.hset(key, mapping=_pattern_fields(pattern, meta, created_at, now))
                 self._queue_vector(pipe, pattern)
             for relation in batch.relations:
-                pipe.hset(self.keys.relations_out(relation.source), _rel_field(relation.target, relation.type), repr(relation.weight))
-                pipe.sadd(self.keys.relations_in(relation.target), _rel_field(relation.source, relation.type))
+                pipe.hset(
+                    self.keys.relations_out(relation.source),
+                    _rel_field(relation.target, relation.type),
+                    repr(relation.weight),
+                )
+                pipe.sadd(
+                    self.keys.relations_in(relation.target),
+                    _rel_field(relation.source, relation.type),
+                )
             if batch.dim is not None and store_dim is None:
                 pipe.hset(self.keys.info, INFO_EMBEDDING_DIM, json.dumps(batch.dim))
             self._queue_change(pipe, ids)
-            outcome["result"] = WriteResult(len(new_ids), len(ids) - len(new_ids), len(batch.relations))
+            outcome["result"] = WriteResult(
+                len(new_ids), len(ids) - len(new_ids), len(batch.relations)
+            )
 
         self._transaction("writing patterns", [self.keys.ids, self.keys.info], build)
         return outcome["result"]
@@ -302,7 +320,9 @@ class RedisStore(PatternStore):
     def _queue_change(self, pipe: Any, ids: list[str]) -> None:
         """Appends the written ids to the change feed, inside the write transaction."""
         if ids:
-            pipe.xadd(self.keys.changes, {"ids": json.dumps(ids)}, maxlen=_CHANGES_KEEP, approximate=True)
+            pipe.xadd(
+                self.keys.changes, {"ids": json.dumps(ids)}, maxlen=_CHANGES_KEEP, approximate=True
+            )
 
     def changes(self, since: Any = None) -> ChangeFeed:
         """Token: (entries ever added to the feed stream, last entry id). A stream that was
@@ -315,9 +335,14 @@ class RedisStore(PatternStore):
             except redis_errors.ResponseError as exc:
                 if "no such key" not in str(exc).lower():
                     raise
-                return ChangeFeed((0, "0-0"), [] if since is None or tuple(since) == (0, "0-0") else None)
+                return ChangeFeed(
+                    (0, "0-0"), [] if since is None or tuple(since) == (0, "0-0") else None
+                )
             last = info["last-generated-id"]
-            token = (int(info["entries-added"]), last.decode() if isinstance(last, bytes) else str(last))
+            token = (
+                int(info["entries-added"]),
+                last.decode() if isinstance(last, bytes) else str(last),
+            )
             if since is None or tuple(since) == token:
                 return ChangeFeed(token, [])
             added, after = since
@@ -374,9 +399,11 @@ class RedisStore(PatternStore):
             self._after_backing_write(wanted, None)
             return removed
         outcome: dict[str, int] = {}
-        watch = [self.keys.ids] + [self.keys.relations_out(i) for i in wanted] + [
-            self.keys.relations_in(i) for i in wanted
-        ]
+        watch = (
+            [self.keys.ids]
+            + [self.keys.relations_out(i) for i in wanted]
+            + [self.keys.relations_in(i) for i in wanted]
+        )
 
         def build(pipe: Any) -> None:
             scores = pipe.zmscore(self.keys.ids, wanted) if wanted else []
@@ -436,9 +463,13 @@ class RedisStore(PatternStore):
             if batch:
                 self._client.unlink(*batch)
             if self.backing is None:
-                self._client.xadd(self.keys.changes, {"clear": "1"}, maxlen=_CHANGES_KEEP, approximate=True)
+                self._client.xadd(
+                    self.keys.changes, {"clear": "1"}, maxlen=_CHANGES_KEEP, approximate=True
+                )
 
-    def sync_vectors(self, progress: Callable[[int], None] | None = None, batch_size: int = 1000) -> int:
+    def sync_vectors(
+        self, progress: Callable[[int], None] | None = None, batch_size: int = 1000
+    ) -> int:
         """Rebuilds the vector set from the store of record; returns the vectors added.
 
         ``progress(n)`` is called after each batch. Patterns without an embedding are left out.
@@ -494,7 +525,12 @@ class RedisStore(PatternStore):
                     created = to_micros(p.created_at) if p.created_at else now_micros()
                     updated = to_micros(p.updated_at) if p.updated_at else created
                     pipe.delete(key)
-                    pipe.hset(key, mapping=_pattern_fields(p, json.dumps(p.metadata, ensure_ascii=False), created, updated))
+                    pipe.hset(
+                        key,
+                        mapping=_pattern_fields(
+                            p, json.dumps(p.metadata, ensure_ascii=False), created, updated
+                        ),
+                    )
                     if self.ttl > 0:
                         pipe.expire(key, self.ttl)
                 pipe.execute()
@@ -509,7 +545,9 @@ class RedisStore(PatternStore):
         after = "-inf"
         while True:
             with self._errors("reading patterns"):
-                members = self._client.zrangebyscore(self.keys.ids, after, "+inf", start=0, num=size, withscores=True)
+                members = self._client.zrangebyscore(
+                    self.keys.ids, after, "+inf", start=0, num=size, withscores=True
+                )
                 if not members:
                     return
                 ids = [m.decode("utf-8") for m, _ in members]
@@ -622,7 +660,9 @@ class RedisStore(PatternStore):
 # --------------------------------------------------------------------------------------------
 
 
-def _pattern_fields(pattern: Pattern, metadata: str, created_at: int, updated_at: int) -> dict[bytes, Any]:
+def _pattern_fields(
+    pattern: Pattern, metadata: str, created_at: int, updated_at: int
+) -> dict[bytes, Any]:
     fields: dict[bytes, Any] = {
         FIELD_TEXT: pattern.text.encode("utf-8"),
         FIELD_METADATA: metadata.encode("utf-8"),

@@ -66,9 +66,7 @@ class RedisKeys:
     def __post_init__(self) -> None:
         # Glob-safe characters only: ``clear`` scans ``<prefix>:*``.
         if not _PREFIX_OK.match(self.prefix):
-            raise ConfigError(
-                f"Redis key prefix {self.prefix!r}: use 1-100 of A-Z a-z 0-9 _ . - :"
-            )
+            raise ConfigError(f"Redis key prefix {self.prefix!r}: use 1-100 of A-Z a-z 0-9 _ . - :")
 
     def pattern(self, pattern_id: str) -> str:
         return f"{self.prefix}:pattern:{pattern_id}"

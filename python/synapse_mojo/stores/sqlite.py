@@ -124,15 +124,23 @@ class SQLiteStore(PatternStore):
             if self._memory:
                 if read_only:
                     raise StoreError("a read-only in-memory SQLite store would always be empty")
-                self._conn = sqlite3.connect(":memory:", timeout=timeout, check_same_thread=False, isolation_level=None)
+                self._conn = sqlite3.connect(
+                    ":memory:", timeout=timeout, check_same_thread=False, isolation_level=None
+                )
             elif read_only:
                 if not self.path.exists():  # type: ignore[union-attr]
-                    raise StoreUnavailableError(f"SQLite store {self.path} does not exist (read-only)")
+                    raise StoreUnavailableError(
+                        f"SQLite store {self.path} does not exist (read-only)"
+                    )
                 uri = self.path.resolve().as_uri() + "?mode=ro"  # type: ignore[union-attr]
-                self._conn = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False, isolation_level=None)
+                self._conn = sqlite3.connect(
+                    uri, uri=True, timeout=timeout, check_same_thread=False, isolation_level=None
+                )
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
-                self._conn = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False, isolation_level=None)
+                self._conn = sqlite3.connect(
+                    str(self.path), timeout=timeout, check_same_thread=False, isolation_level=None
+                )
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"cannot open SQLite store {self.url}: {exc}") from exc
         except OSError as exc:
@@ -224,7 +232,9 @@ class SQLiteStore(PatternStore):
 
     # ------------------------------------------------------------------ writes
 
-    def upsert(self, patterns: Iterable[Pattern], relations: Iterable[Relation] = ()) -> WriteResult:
+    def upsert(
+        self, patterns: Iterable[Pattern], relations: Iterable[Relation] = ()
+    ) -> WriteResult:
         self._check_writable()
         pattern_list, relation_list = list(patterns), list(relations)
         with self._lock:
@@ -232,7 +242,9 @@ class SQLiteStore(PatternStore):
             with self._transaction() as conn:
                 # Validated inside the write transaction: another process may have fixed the
                 # store's dimension since we last looked.
-                row = conn.execute("SELECT value FROM store_info WHERE key = ?", (INFO_EMBEDDING_DIM,)).fetchone()
+                row = conn.execute(
+                    "SELECT value FROM store_info WHERE key = ?", (INFO_EMBEDDING_DIM,)
+                ).fetchone()
                 store_dim = json.loads(row[0]) if row else None
                 batch = prepare_batch(pattern_list, relation_list, store_dim)
                 ids = [p.id for p in batch.patterns]
@@ -292,7 +304,9 @@ class SQLiteStore(PatternStore):
             for chunk in _chunks(wanted):
                 marks = ",".join("?" * len(chunk))
                 # Relations go with their patterns (ON DELETE CASCADE).
-                removed += conn.execute(f"DELETE FROM patterns WHERE id IN ({marks})", chunk).rowcount
+                removed += conn.execute(
+                    f"DELETE FROM patterns WHERE id IN ({marks})", chunk
+                ).rowcount
         return removed
 
     def set_info(self, values: Mapping[str, Any]) -> None:
@@ -303,7 +317,9 @@ class SQLiteStore(PatternStore):
                 if value is None:
                     conn.execute("DELETE FROM store_info WHERE key = ?", (key,))
                 else:
-                    conn.execute("INSERT OR REPLACE INTO store_info (key, value) VALUES (?, ?)", (key, value))
+                    conn.execute(
+                        "INSERT OR REPLACE INTO store_info (key, value) VALUES (?, ?)", (key, value)
+                    )
 
     def clear(self) -> None:
         self._check_writable()
@@ -376,7 +392,9 @@ class SQLiteStore(PatternStore):
     def changes(self, since: Any = None) -> ChangeFeed:
         with self._reading() as conn:
             try:
-                row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+                row = conn.execute(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'changes'"
+                ).fetchone()
             except sqlite3.OperationalError:  # no AUTOINCREMENT table yet: no feed
                 return ChangeFeed(None, [])
             if row is None and not self._has_feed(conn):
@@ -395,7 +413,10 @@ class SQLiteStore(PatternStore):
         return ChangeFeed(token, ids)
 
     def _has_feed(self, conn: sqlite3.Connection) -> bool:
-        return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'changes'").fetchone() is not None
+        return (
+            conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'changes'").fetchone()
+            is not None
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -409,7 +430,9 @@ class SQLiteStore(PatternStore):
         out: set[str] = set()
         for chunk in _chunks(list(ids)):
             marks = ",".join("?" * len(chunk))
-            out.update(r[0] for r in conn.execute(f"SELECT id FROM patterns WHERE id IN ({marks})", chunk))
+            out.update(
+                r[0] for r in conn.execute(f"SELECT id FROM patterns WHERE id IN ({marks})", chunk)
+            )
         return out
 
 
@@ -422,7 +445,9 @@ def _row_to_pattern(row: tuple) -> Pattern:
     if blob is not None:
         embedding = np.frombuffer(blob, dtype="<f4").astype(np.float32)
         if embedding.shape[0] != dim:
-            raise StoreError(f"pattern {pattern_id!r}: stored embedding is corrupt ({embedding.shape[0]} != {dim})")
+            raise StoreError(
+                f"pattern {pattern_id!r}: stored embedding is corrupt ({embedding.shape[0]} != {dim})"
+            )
     return Pattern(
         id=pattern_id,
         text=text,

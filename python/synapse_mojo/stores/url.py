@@ -109,8 +109,15 @@ def take_flag(options: dict[str, str], key: str, default: bool, url: str) -> boo
     raise ConfigError(f"store URL {redact(url)!r}: {key}={value!r} is not a boolean")
 
 
-def take_number(options: dict[str, str], key: str, default: float, url: str, *, integer: bool = False,
-                minimum: float = 0) -> float:
+def take_number(
+    options: dict[str, str],
+    key: str,
+    default: float,
+    url: str,
+    *,
+    integer: bool = False,
+    minimum: float = 0,
+) -> float:
     """Pops a numeric option, checked against ``minimum``."""
     if key not in options:
         return default
