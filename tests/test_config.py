@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from synapse_mojo.config import Fault, Mode, force_python, load_settings
@@ -101,3 +104,21 @@ def test_mode_and_fault_round_trip():
         assert str(Mode.parse(text)) == text
     assert Fault.parse("none") is None
     assert str(Fault.parse("raise")) == "raise:1"
+
+
+def test_the_documented_example_is_the_defaults(tmp_path):
+    """docs/runtime.md holds the one example settings file: it must load, and (its fault line
+    commented out) give exactly the built-in defaults it claims to show."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "runtime.md").read_text()
+    examples = re.findall(r"```toml\n(.*?)```", doc, flags=re.S)
+    assert len(examples) == 1, "docs/runtime.md should hold exactly one TOML example"
+    path = tmp_path / "synapse.toml"
+    path.write_text(examples[0])
+    documented = load_settings(path, environ={})
+    defaults = load_settings(environ={})
+    assert documented.alerts == defaults.alerts
+    assert documented.modes == defaults.modes
+    assert documented.faults == defaults.faults
+    for key in ("threads", "kernel_dir", "kernel_cache", "kernel_source", "target_cpu"):
+        assert getattr(documented, key) == getattr(defaults, key)
+    assert set(documented.configured_modes) == set(defaults.modes)

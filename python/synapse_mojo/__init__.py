@@ -5,7 +5,7 @@
     index.upsert(ids, vectors, metadata)
     index.search(query, top_k=5)
 
-See the README for configuration (modes, ``SYNAPSE_FORCE_PYTHON``) and how fallback works.
+Configuration (modes, ``SYNAPSE_FORCE_PYTHON``) and how fallback works: docs/runtime.md.
 """
 
 from .errors import (

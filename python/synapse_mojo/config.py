@@ -4,34 +4,10 @@ Precedence, lowest first: built-in defaults < TOML file < environment variables 
 at run time through the API (``Runtime.set_mode``). ``SYNAPSE_FORCE_PYTHON`` is special: it is
 read on every call, so setting it in a running process acts at once.
 
-Example file (every key optional)::
-
-    [runtime]
-    threads = 0                 # 0 = all cores available to the process
-    kernel_dir = ""             # prebuilt kernels (.so); empty = none
-    kernel_cache = ""           # compile cache; empty = $XDG_CACHE_HOME/synapse-mojo/kernels
-    kernel_source = ""          # Mojo sources; empty = the ones shipped with the package
-    target_cpu = ""             # compile for this CPU; empty = the host CPU
-
-    [features]                  # off | on | auto | shadow | canary:<fraction>
-    pattern_search = "auto"
-    message_router = "auto"
-    vector_engine = "auto"
-
-    [alerts]
-    error_rate = 0.01           # Mojo error rate that disables a feature's Mojo path
-    window = 1000               # sliding window (calls) for the rates
-    min_calls = 100             # no decision before this many Mojo calls in the window
-    fallback_rate = 0.10        # warn above this share of calls answered by the fallback
-    p95_regression = 0.20       # warn when Mojo's p95 exceeds Python's by this much (shadow)
-
-    [faults]                    # fault injection for tests and drills: raise | wrong [:rate]
-    pattern_search = "raise:0.5"
-
-Environment variables: ``SYNAPSE_THREADS``, ``SYNAPSE_KERNEL_DIR``, ``SYNAPSE_KERNEL_CACHE``,
-``SYNAPSE_KERNEL_SOURCE``, ``SYNAPSE_TARGET_CPU``, ``SYNAPSE_FEATURE_<NAME>`` (a mode),
-``SYNAPSE_FAULT_<NAME>`` (a fault), ``SYNAPSE_ALERT_<KEY>`` (a number) and
-``SYNAPSE_FORCE_PYTHON=1``.
+Sections ``[runtime]``, ``[features]``, ``[alerts]`` and ``[faults]``; unknown sections, keys
+and features are errors. The example file with every key, and the environment variables
+(``SYNAPSE_FEATURE_<NAME>``, ``SYNAPSE_ALERT_<KEY>``, ``SYNAPSE_FAULT_<NAME>``, ...), are in
+docs/runtime.md ("Configuration").
 """
 
 from __future__ import annotations
@@ -72,9 +48,13 @@ _FORCE_KEY = (
 
 def force_python(environ: Mapping[str, str] | None = None) -> bool:
     """``SYNAPSE_FORCE_PYTHON``, read fresh on every call (cheap: one dict lookup)."""
-    if environ is None and _ENV_DATA is not None and _FORCE_KEY is not None:
-        if _FORCE_KEY not in _ENV_DATA:
-            return False
+    if (
+        environ is None
+        and _ENV_DATA is not None
+        and _FORCE_KEY is not None
+        and _FORCE_KEY not in _ENV_DATA
+    ):
+        return False
     env = environ if environ is not None else os.environ
     value = env.get("SYNAPSE_FORCE_PYTHON")
     if value is None:

@@ -90,7 +90,7 @@ def main(verbose: int) -> None:
 
     Configuration: a TOML file named by SYNAPSE_CONFIG, environment overrides
     (SYNAPSE_FEATURE_<NAME>=off|on|auto|shadow|canary:<f>, SYNAPSE_THREADS, ...) and
-    SYNAPSE_FORCE_PYTHON=1 to run everything on Python. See the README.
+    SYNAPSE_FORCE_PYTHON=1 to run everything on Python. See docs/runtime.md.
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(message)s", handlers=[_RichLogHandler()])
