@@ -78,8 +78,8 @@ from typing import IO, Any
 import numpy as np
 
 from ..errors import ImportFormatError, InvalidInputError, InvalidTypeError
-from ..search.validation import unusable_rows
 from ..stores.base import INFO_EMBEDDING_DIM, INFO_EMBEDDING_MODEL, Pattern, PatternStore, Relation
+from ..vectors import unusable_rows
 
 JSONL_FORMAT = "synapse-mojo.patterns"
 JSONL_VERSION = 1

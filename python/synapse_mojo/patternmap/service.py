@@ -51,7 +51,6 @@ from ..errors import (
 )
 from ..runtime.adapter import Runtime
 from ..search.index import Filter, PatternIndex
-from ..search.validation import unusable_rows
 from ..stores import (
     INFO_EMBEDDING_DIM,
     INFO_EMBEDDING_MODEL,
@@ -61,6 +60,7 @@ from ..stores import (
     WriteResult,
     open_store,
 )
+from ..vectors import unusable_rows
 from . import formats
 from .progress import progress_bar
 

@@ -47,6 +47,7 @@ from ..errors import (
     UnknownIdError,
     UnsupportedStoreOperationError,
 )
+from ..vectors import as_embedding
 
 #: Relation type used when none is given.
 DEFAULT_RELATION_TYPE = "related_to"
@@ -304,21 +305,6 @@ class PatternStore(ABC):
 # --------------------------------------------------------------------------------------------
 # Helpers shared by the backends
 # --------------------------------------------------------------------------------------------
-
-
-def as_embedding(value: Any, what: str) -> np.ndarray:
-    """A 1-D C-contiguous float32 copy with finite values."""
-    try:
-        array = np.array(value, dtype=np.float32, copy=True)
-    except (TypeError, ValueError) as exc:
-        raise InvalidTypeError(f"{what}: embedding is not a numeric vector ({exc})") from None
-    if array.ndim != 1 or array.shape[0] == 0:
-        raise InvalidInputError(
-            f"{what}: embedding must be a non-empty 1-D vector, got shape {array.shape}"
-        )
-    if not np.all(np.isfinite(array)):
-        raise InvalidInputError(f"{what}: embedding contains NaN or infinity")
-    return np.ascontiguousarray(array)
 
 
 def metadata_json(pattern: Pattern) -> str:

@@ -58,7 +58,7 @@ from ..errors import (
     StoreError,
     StoreUnavailableError,
 )
-from ..search.validation import as_query, as_top_k
+from ..vectors import as_query, as_top_k
 from .base import (
     INFO_EMBEDDING_DIM,
     ChangeFeed,

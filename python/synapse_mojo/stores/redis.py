@@ -55,7 +55,7 @@ from ..errors import (
     StoreUnavailableError,
     SynapseError,
 )
-from ..search.validation import as_query, as_top_k
+from ..vectors import as_query, as_top_k
 from .base import (
     INFO_EMBEDDING_DIM,
     ChangeFeed,
