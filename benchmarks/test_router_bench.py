@@ -157,7 +157,7 @@ def test_redis_raw_pipelines(benchmark, redis_url, messages):
     import redis
 
     from synapse_mojo.bench.router import raw_pipeline_batch
-    from synapse_mojo.router.message import wire_parts
+    from synapse_mojo.router.redis_wire import wire_parts
 
     count = min(len(messages), 10_000)
     client = redis.Redis.from_url(redis_url)

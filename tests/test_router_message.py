@@ -17,18 +17,9 @@ from synapse_mojo.errors import (
     UnknownTractError,
     UnserializablePayloadError,
 )
-from synapse_mojo.router.message import (
-    HARD_MAX_PAYLOAD_BYTES,
-    ULID,
-    Message,
-    Priority,
-    Tract,
-    from_wire,
-    to_wire,
-    ulid_from_str,
-    ulid_time,
-    ulid_to_str,
-)
+from synapse_mojo.router.message import HARD_MAX_PAYLOAD_BYTES, Message, Priority, Tract
+from synapse_mojo.router.redis_wire import from_wire, to_wire
+from synapse_mojo.router.ulid import ULID, ulid_from_str, ulid_time, ulid_to_str, ulids_to_str
 
 CROCKFORD = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
@@ -209,6 +200,4 @@ def test_undecodable_entries_raise_a_clear_error(fields):
 
 @given(st.lists(st.integers(0, (1 << 128) - 1), max_size=40))
 def test_vectorised_ulid_text_matches_the_scalar_one(values):
-    from synapse_mojo.router.message import ulids_to_str
-
     assert ulids_to_str(values) == [ulid_to_str(v) for v in values]

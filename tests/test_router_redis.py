@@ -3,6 +3,7 @@ dead letters, trimming, backpressure, restarts, exactly-once commits."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -12,7 +13,7 @@ import redis
 
 from synapse_mojo.errors import ConfigError, QueueFullError, TransportError
 from synapse_mojo.router import Message, RedisStreamsRouter, Tract, open_router
-from synapse_mojo.router.message import to_wire
+from synapse_mojo.router.redis_wire import to_wire
 
 from .servers import RedisServer, free_port
 
@@ -276,10 +277,8 @@ class ReplyDroppingProxy:
         except OSError:
             pass
         for s in (src, dst):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             s.close()
 
     def close(self) -> None:

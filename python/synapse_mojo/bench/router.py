@@ -37,7 +37,8 @@ import numpy as np
 
 from ..config import Mode, load_settings
 from ..router.memory import MemoryRouter
-from ..router.message import Message, Tract, wire_parts
+from ..router.message import Message, Tract
+from ..router.redis_wire import wire_parts
 from ..runtime.adapter import Runtime
 from ..runtime.metrics import percentile
 from .machine import machine_info

@@ -39,8 +39,9 @@ from ..config import force_python as force_python_env
 from ..errors import InvalidInputError, QueueFullError
 from ..runtime.adapter import Runtime, get_runtime
 from .memory import MemoryRouter
-from .message import KIND_MSGPACK, ULID, Tract, check_priority, ulid_to_str
+from .message import KIND_MSGPACK, Tract, check_priority
 from .message import Message as CoreMessage
+from .ulid import ULID, ulid_to_str
 
 log = logging.getLogger("synapse_mojo.router.compat")
 

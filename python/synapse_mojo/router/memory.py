@@ -186,7 +186,7 @@ class MemoryRouter(Router):
             return self._by_index[0]
         if destination is Tract.EXTERNAL:
             return self._by_index[1]
-        return self._by_index[Tract.coerce(destination).index]
+        return self._by_index[Tract.coerce(destination).ordinal]
 
     def _too_large(self, message: Message) -> PayloadTooLargeError:
         return PayloadTooLargeError(

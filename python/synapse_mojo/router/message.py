@@ -8,12 +8,11 @@
 
 Fields
 
-* ``id``: a ULID (48-bit Unix time in ms + 80 random bits, Crockford base32, 26 chars).
-  Sortable by creation time, unique across processes and machines; monotonic within a process
-  (ids created in the same millisecond increment the random part, per the ULID spec). The
-  generator is implemented here (~60 lines) rather than taken from ``python-ulid`` because the
-  string is computed lazily: a message whose id is never read costs one integer, and the
-  in-process fast path never reads it. ``Message.uid`` is the 128-bit integer.
+* ``id``: a ULID (48-bit Unix time in ms + 80 random bits, Crockford base32, 26 chars;
+  see :mod:`.ulid`). Sortable by creation time, unique across processes and machines;
+  monotonic within a process. The string is computed on first use: a message whose id is never
+  read costs one integer, and the in-process fast path never reads it. ``Message.uid`` is the
+  128-bit integer.
 * ``source`` / ``destination``: a :class:`Tract`. Unknown tracts raise ``UnknownTractError``.
 * ``priority``: an integer in ``0 .. 9``, **higher served first**; FIFO within a priority.
   :class:`Priority` names the pilot's levels: LOW=1, NORMAL=2 (default), HIGH=3, URGENT=4,
@@ -33,22 +32,20 @@ Size limit: routers reject payloads over ``max_payload_bytes`` (default
 with ``PayloadTooLargeError``; ``Message.create`` enforces the hard limit.
 
 Messages are immutable (assignment raises ``AttributeError``; use :meth:`Message.replace`) and
-compare equal when their ids are equal.
+compare equal when their ids are equal. How a message is written to a Redis stream entry:
+:mod:`.redis_wire`.
 """
 
 from __future__ import annotations
 
 import enum
 import operator
-import os
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import msgpack
-import numpy as np
 
 from ..errors import (
     InvalidInputError,
@@ -57,6 +54,7 @@ from ..errors import (
     UnknownTractError,
     UnserializablePayloadError,
 )
+from .ulid import ULID, ulid_to_str, ulids_to_str
 
 #: Priorities are integers in [MIN_PRIORITY, MAX_PRIORITY]; higher is served first.
 MIN_PRIORITY = 0
@@ -71,7 +69,8 @@ HARD_MAX_PAYLOAD_BYTES = 64 << 20
 CORRELATION_ID = "correlation_id"
 REPLY_TO = "reply_to"
 
-_EMPTY_HEADERS: Mapping[str, str] = MappingProxyType({})
+#: The headers of a message without any (one shared read-only mapping).
+EMPTY_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 class Tract(enum.StrEnum):
@@ -81,9 +80,12 @@ class Tract(enum.StrEnum):
     EXTERNAL = "external"
 
     @property
-    def index(self) -> int:
-        """0 for INTERNAL, 1 for EXTERNAL (the pilot's ``TractType`` values)."""
-        return _TRACT_INDEX[self]
+    def ordinal(self) -> int:
+        """0 for INTERNAL, 1 for EXTERNAL (the pilot's ``TractType`` values).
+
+        Not ``index``: a ``StrEnum`` member is a ``str``, whose ``index`` method it would hide.
+        """
+        return _TRACT_ORDINAL[self]
 
     @classmethod
     def coerce(cls, value: Any) -> Tract:
@@ -105,7 +107,7 @@ class Tract(enum.StrEnum):
         )
 
 
-_TRACT_INDEX = {Tract.INTERNAL: 0, Tract.EXTERNAL: 1}
+_TRACT_ORDINAL = {Tract.INTERNAL: 0, Tract.EXTERNAL: 1}
 TRACTS: tuple[Tract, ...] = (Tract.INTERNAL, Tract.EXTERNAL)
 
 
@@ -136,108 +138,6 @@ def check_priority(value: Any) -> int:
             "(higher is served first)"
         )
     return p
-
-
-# --------------------------------------------------------------------------------------------
-# ULIDs
-# --------------------------------------------------------------------------------------------
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_PAIRS = [_CROCKFORD[i >> 5] + _CROCKFORD[i & 31] for i in range(1024)]
-_SHIFTS = tuple(120 - 10 * i for i in range(13))  # 13 ten-bit chunks = 26 chars = 130 bits
-_RANDOM_MASK = (1 << 80) - 1
-
-
-def ulid_to_str(value: int) -> str:
-    """The 26-character Crockford base32 form of a 128-bit ULID."""
-    return "".join([_PAIRS[(value >> s) & 0x3FF] for s in _SHIFTS])
-
-
-_CROCKFORD_BYTES = np.frombuffer(_CROCKFORD.encode("ascii"), dtype=np.uint8)
-_MASK64 = (1 << 64) - 1
-
-
-def ulids_to_str(values: Sequence[int]) -> list[str]:
-    """:func:`ulid_to_str` of many ids at once (vectorised, about twice as fast per id)."""
-    n = len(values)
-    if n < 8:
-        return [ulid_to_str(v) for v in values]
-    hi = np.fromiter((v >> 64 for v in values), dtype=np.uint64, count=n)
-    lo = np.fromiter((v & _MASK64 for v in values), dtype=np.uint64, count=n)
-    digits = np.empty((n, 26), dtype=np.uint8)
-    five = np.uint64(31)
-    for i in range(26):
-        shift = 125 - 5 * i  # bit position of digit i's lowest bit in the 130-bit number
-        if shift >= 64:
-            d = hi >> np.uint64(shift - 64)
-        elif shift + 5 <= 64:
-            d = lo >> np.uint64(shift)
-        else:  # straddles the two words
-            d = (hi << np.uint64(64 - shift)) | (lo >> np.uint64(shift))
-        digits[:, i] = d & five
-    text = _CROCKFORD_BYTES[digits].tobytes().decode("ascii")
-    return [text[i : i + 26] for i in range(0, 26 * n, 26)]
-
-
-# Crockford digits -> Python's base-32 digits (0-9a-v), so that int(text, 32) decodes a ULID;
-# every other character becomes "!", which int() refuses (I, L, O and U are not Crockford).
-_TO_INT32 = {c: "!" for c in range(128)}
-_TO_INT32.update(
-    str.maketrans(_CROCKFORD + _CROCKFORD.lower(), "0123456789abcdefghijklmnopqrstuv" * 2)
-)
-
-
-def ulid_from_str(text: str) -> int:
-    """The 128-bit integer of a ULID string (case-insensitive); raises InvalidInputError."""
-    try:
-        if len(text) != 26 or not text.isascii():
-            raise ValueError
-        value = int(text.translate(_TO_INT32), 32)
-    except (ValueError, TypeError):
-        raise InvalidInputError(f"not a ULID (26 Crockford base32 characters): {text!r}") from None
-    if value >> 128:
-        raise InvalidInputError(f"not a ULID (over 128 bits): {text!r}")
-    return value
-
-
-def ulid_time(value: int) -> float:
-    """Unix time in seconds encoded in a ULID."""
-    return (value >> 80) / 1000.0
-
-
-class UlidGenerator:
-    """Monotonic ULIDs: increasing within a process, random across processes.
-
-    Thread-safe; after ``fork`` the child starts a fresh random sequence, so parent and child
-    never produce the same id.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last = 0
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._reset)
-
-    def _reset(self) -> None:
-        self._lock = threading.Lock()
-        self._last = 0
-
-    def new(self) -> int:
-        ms = time.time_ns() // 1_000_000
-        with self._lock:
-            last = self._last
-            if (last >> 80) >= ms:
-                # Same (or an earlier, if the clock stepped back) millisecond: increment. On
-                # the practically impossible overflow of the 80 random bits this carries into
-                # the time part, which keeps ids increasing and unique.
-                value = last + 1
-            else:
-                value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
-            self._last = value
-            return value
-
-
-ULID = UlidGenerator()
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,7 +173,7 @@ def unpack_payload(kind: int, data: bytes) -> Any:
 
 def _check_headers(headers: Any) -> Mapping[str, str]:
     if headers is None:
-        return _EMPTY_HEADERS
+        return EMPTY_HEADERS
     if not isinstance(headers, Mapping):
         raise InvalidTypeError(
             f"headers must be a mapping of str to str, got {type(headers).__name__}"
@@ -286,7 +186,7 @@ def _check_headers(headers: Any) -> Mapping[str, str]:
                 f"({type(key).__name__}: {type(value).__name__})"
             )
         clean[key] = value
-    return MappingProxyType(clean) if clean else _EMPTY_HEADERS
+    return MappingProxyType(clean) if clean else EMPTY_HEADERS
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,12 +199,15 @@ _setattr = object.__setattr__
 def _route(destination: Tract, priority: int, payload_size: int) -> int:
     """Routing word read by the in-process router in one attribute access per message:
     bits 0-3 priority, bit 4 destination index, bits 8+ serialised payload size."""
-    # An identity test, not _TRACT_INDEX[...]: hashing an Enum member runs Python code.
+    # An identity test, not _TRACT_ORDINAL[...]: hashing an Enum member runs Python code.
     return (payload_size << 8) | ((destination is Tract.EXTERNAL) << 4) | priority
 
 
 class _MessageFields:
-    """The storage of a message (see :class:`Message`)."""
+    """The storage of a message (see :class:`Message`). The private fields: ``_id`` the ULID
+    string once computed, ``_route`` the routing word (:func:`_route`), ``_kind`` and ``_packed``
+    the serialised payload (``_packed`` is None for a message the compat layer built for
+    in-process delivery only)."""
 
     __slots__ = (
         "uid",
@@ -322,13 +225,8 @@ class _MessageFields:
         "_packed",
     )
 
-
-class Message(_MessageFields):
-    """One message between the tracts. Immutable; build with :meth:`create`."""
-
-    __slots__ = ()
-
     uid: int
+    _id: str | None
     source: Tract
     destination: Tract
     priority: int
@@ -337,6 +235,15 @@ class Message(_MessageFields):
     created_at: float
     attempts: int
     payload_size: int
+    _route: int
+    _kind: int
+    _packed: bytes | None
+
+
+class Message(_MessageFields):
+    """One message between the tracts. Immutable; build with :meth:`create`."""
+
+    __slots__ = ()
 
     def __init__(
         self,
@@ -430,7 +337,7 @@ class Message(_MessageFields):
         # Built as a _MessageBuilder (same storage, plain attribute stores) and then given its
         # real class: several times cheaper than object.__setattr__ per field, which matters
         # when a consumer decodes thousands of messages per call.
-        self = _MessageBuilder(
+        built: _MessageFields = _MessageBuilder(
             uid,
             id_str,
             source,
@@ -445,8 +352,8 @@ class Message(_MessageFields):
             kind,
             packed,
         )
-        self.__class__ = Message
-        return self  # type: ignore[return-value]
+        built.__class__ = Message
+        return cast(Message, built)
 
     # ------------------------------------------------------------------ derived fields
 
@@ -470,7 +377,13 @@ class Message(_MessageFields):
     @property
     def packed_payload(self) -> tuple[int, bytes]:
         """(kind, bytes) as sent over a transport."""
-        return self._kind, self._packed
+        packed = self._packed
+        if packed is None:
+            raise InvalidInputError(
+                f"message {self.id} was built for in-process delivery only (by the compat "
+                "layer); its payload was never serialised"
+            )
+        return self._kind, packed
 
     # ------------------------------------------------------------------ copies
 
@@ -526,7 +439,7 @@ class Message(_MessageFields):
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not Message:
             return NotImplemented
-        return self.uid == other.uid  # type: ignore[attr-defined]
+        return self.uid == other.uid
 
     def __hash__(self) -> int:
         return hash(self.uid)
@@ -551,19 +464,19 @@ class _MessageBuilder(_MessageFields):
 
     def __init__(
         self,
-        uid,
-        id_str,
-        source,
-        destination,
-        priority,
-        payload,
-        headers,
-        created_at,  # noqa: ANN001
-        attempts,
-        payload_size,
-        route,
-        kind,
-        packed,
+        uid: int,
+        id_str: str | None,
+        source: Tract,
+        destination: Tract,
+        priority: int,
+        payload: Any,
+        headers: Mapping[str, str],
+        created_at: float,
+        attempts: int,
+        payload_size: int,
+        route: int,
+        kind: int,
+        packed: bytes | None,
     ) -> None:
         self.uid = uid
         self._id = id_str
@@ -580,101 +493,10 @@ class _MessageBuilder(_MessageFields):
         self._packed = packed
 
 
-# --------------------------------------------------------------------------------------------
-# Wire format (Redis stream entries)
-# --------------------------------------------------------------------------------------------
-
-WIRE_VERSION = 1
-
-#: Stream entry fields: ``id`` (the ULID string, also read by the server-side scripts),
-#: ``h`` (msgpack [version, source, destination, priority, created_at, headers, kind]) and
-#: ``p`` (the payload bytes: raw for bytes payloads, msgpack otherwise).
-FIELD_ID = b"id"
-FIELD_HEAD = b"h"
-FIELD_PAYLOAD = b"p"
-
-
-_TRACT_BY_VALUE = {t.value: t for t in Tract}
-
-
 def fill_ids(messages: Sequence[Message]) -> None:
     """Computes the id strings of messages that do not have theirs yet, in one vectorised
-    pass (used before a batch is serialised)."""
+    pass (a transport calls it before it serialises a batch)."""
     missing = [m for m in messages if m._id is None]
     if missing:
-        for m, text in zip(missing, ulids_to_str([m.uid for m in missing])):
+        for m, text in zip(missing, ulids_to_str([m.uid for m in missing]), strict=True):
             _setattr(m, "_id", text)
-
-
-def wire_parts(message: Message) -> tuple[bytes, bytes, bytes]:
-    """(id, head, payload) of a message: the values of the ``id``, ``h`` and ``p`` fields."""
-    head = msgpack.packb(
-        (
-            WIRE_VERSION,
-            message.source.value,
-            message.destination.value,
-            message.priority,
-            message.created_at,
-            dict(message.headers) if message.headers else None,
-            message._kind,
-        ),
-        use_bin_type=True,
-    )
-    return message.id.encode("ascii"), head, message._packed
-
-
-def to_wire(message: Message) -> dict[bytes, bytes]:
-    """The stream entry fields of a message."""
-    mid, head, payload = wire_parts(message)
-    return {FIELD_ID: mid, FIELD_HEAD: head, FIELD_PAYLOAD: payload}
-
-
-def from_wire(fields: Mapping[bytes, bytes] | Sequence[bytes], attempts: int = 0) -> Message:
-    """Decodes a stream entry (a field mapping, or the flat [name, value, ...] list a script
-    returns); raises InvalidInputError when it is not a message of ours."""
-    try:
-        if (
-            type(fields) is list
-            and len(fields) == 6
-            and fields[0] == FIELD_ID
-            and fields[2] == FIELD_HEAD
-            and fields[4] == FIELD_PAYLOAD
-        ):
-            id_raw, head_raw, packed = fields[1], fields[3], fields[5]
-        elif isinstance(fields, Mapping):
-            id_raw, head_raw, packed = fields[FIELD_ID], fields[FIELD_HEAD], fields[FIELD_PAYLOAD]
-        elif (
-            len(fields) == 6
-            and fields[0] == FIELD_ID
-            and fields[2] == FIELD_HEAD
-            and fields[4] == FIELD_PAYLOAD
-        ):
-            id_raw, head_raw, packed = fields[1], fields[3], fields[5]
-        else:
-            flat = {fields[i]: fields[i + 1] for i in range(0, len(fields) - 1, 2)}
-            id_raw, head_raw, packed = flat[FIELD_ID], flat[FIELD_HEAD], flat[FIELD_PAYLOAD]
-        id_str = id_raw.decode("ascii")
-        version, source, destination, priority, created_at, headers, kind = msgpack.unpackb(
-            head_raw, raw=False, strict_map_key=False
-        )
-        if version != WIRE_VERSION:
-            raise InvalidInputError(f"wire version {version}, this library reads {WIRE_VERSION}")
-        payload = packed if kind == KIND_BYTES else unpack_payload(kind, packed)
-        return Message._restore(
-            ulid_from_str(id_str),
-            _TRACT_BY_VALUE[source],
-            _TRACT_BY_VALUE[destination],
-            priority,
-            payload,
-            MappingProxyType(headers) if headers else _EMPTY_HEADERS,
-            created_at,
-            attempts,
-            kind,
-            packed,
-            len(packed),
-            id_str,
-        )
-    except InvalidInputError:
-        raise
-    except Exception as exc:  # malformed entry: KeyError, ValueError, msgpack errors
-        raise InvalidInputError(f"undecodable stream entry ({type(exc).__name__}: {exc})") from exc

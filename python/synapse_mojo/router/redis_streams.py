@@ -84,7 +84,6 @@ from .base import (
 )
 from .message import (
     DEFAULT_MAX_PAYLOAD_BYTES,
-    FIELD_ID,
     HARD_MAX_PAYLOAD_BYTES,
     MAX_PRIORITY,
     PRIORITY_LEVELS,
@@ -92,11 +91,10 @@ from .message import (
     Message,
     Tract,
     fill_ids,
-    from_wire,
-    wire_parts,
 )
 from .metrics import COLLECTOR, COUNTERS
 from .redis_keys import DEFAULT_GROUP, DEFAULT_PREFIX, Keys, check_name
+from .redis_wire import FIELD_ID, from_wire, wire_parts
 
 log = logging.getLogger("synapse_mojo.router")
 
