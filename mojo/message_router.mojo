@@ -17,7 +17,7 @@ n = k.pop_batch(state_addr, out_addr, max_n, now_ns, fault)
 block; a negative value skips the stamp/record (used when a mirror replays an operation).
 `push_fast`/`pop_fast` read the same clock themselves (`perf_counter_ns`).
 
-Fault injection (the runtime's convention, shared with `pattern_search`): fault 1 raises from
+Fault injection (the runtime's convention, `kernel_support.abi`): fault 1 raises from
 inside the kernel before anything changes; fault 2 returns wrong results: pops serve the
 *lowest* priority first. Neither loses or duplicates a slot.
 """
@@ -27,8 +27,8 @@ from std.python import Python, PythonObject
 from std.python.bindings import PythonModuleBuilder
 from std.time import perf_counter_ns
 
+from kernel_support.abi import FAULT_WRONG, I64UntrackedPtr, check_fault
 from kernel_support.priority_queue import (
-    I64Ptr,
     LEVELS,
     MAGIC,
     MAX_BOUNDS,
@@ -51,9 +51,7 @@ from kernel_support.priority_queue import (
 # Bump when a Python-visible signature or the block layout changes; the loader checks it.
 comptime ABI_VERSION = 1
 
-comptime FAULT_NONE = 0
-comptime FAULT_RAISE = 1
-comptime FAULT_WRONG = 2
+comptime KERNEL = "message_router"
 
 
 # ===----------------------------------------------------------------------=== #
@@ -63,16 +61,10 @@ comptime FAULT_WRONG = 2
 
 @always_inline
 def _queue(state: PythonObject) raises -> SlotQueue:
-    var q = SlotQueue(I64Ptr(unsafe_from_address=Int(py=state)))
+    var q = SlotQueue(I64UntrackedPtr(unsafe_from_address=Int(py=state)))
     if not q.valid():
         raise Error("message_router: not a formatted queue block (bad magic)")
     return q
-
-
-@always_inline
-def _check_fault(fault: Int) raises:
-    if fault == FAULT_RAISE:
-        raise Error("injected fault: message_router kernel raised on purpose")
 
 
 # ===----------------------------------------------------------------------=== #
@@ -88,7 +80,7 @@ def push(
     fault: PythonObject,
 ) raises -> PythonObject:
     """`push(state, priority, slot, now_ns, fault) -> size`."""
-    _check_fault(Int(py=fault))
+    check_fault(Int(py=fault), KERNEL)
     var q = _queue(state)
     return PythonObject(q.push(Int(py=priority), Int(py=slot), Int(py=now_ns)))
 
@@ -103,12 +95,12 @@ def push_batch(
 ) raises -> PythonObject:
     """`push_batch(state, prio_addr, slot_addr, n, now_ns, fault) -> size`: int64 arrays of
     `n` priorities and slots, pushed in order, all or nothing."""
-    _check_fault(Int(py=fault))
+    check_fault(Int(py=fault), KERNEL)
     var q = _queue(state)
     return PythonObject(
         q.push_batch(
-            I64Ptr(unsafe_from_address=Int(py=priorities)),
-            I64Ptr(unsafe_from_address=Int(py=slots)),
+            I64UntrackedPtr(unsafe_from_address=Int(py=priorities)),
+            I64UntrackedPtr(unsafe_from_address=Int(py=slots)),
             Int(py=n),
             Int(py=now_ns),
         )
@@ -137,7 +129,7 @@ def pop_fast(state: PythonObject) raises -> PythonObject:
 def pop(state: PythonObject, now_ns: PythonObject, fault: PythonObject) raises -> PythonObject:
     """`pop(state, now_ns, fault) -> slot` (-1 when empty)."""
     var f = Int(py=fault)
-    _check_fault(f)
+    check_fault(f, KERNEL)
     var q = _queue(state)
     return PythonObject(q.pop(Int(py=now_ns), f == FAULT_WRONG))
 
@@ -152,11 +144,11 @@ def pop_batch(
     """`pop_batch(state, out_addr, max_n, now_ns, fault) -> n`: slots in order into an int64
     array of at least `max_n` entries."""
     var f = Int(py=fault)
-    _check_fault(f)
+    check_fault(f, KERNEL)
     var q = _queue(state)
     return PythonObject(
         q.pop_batch(
-            I64Ptr(unsafe_from_address=Int(py=out_slots)), Int(py=max_n), Int(py=now_ns), f == FAULT_WRONG
+            I64UntrackedPtr(unsafe_from_address=Int(py=out_slots)), Int(py=max_n), Int(py=now_ns), f == FAULT_WRONG
         )
     )
 
@@ -167,8 +159,8 @@ def export(state: PythonObject, levels: PythonObject, slots: PythonObject) raise
     var q = _queue(state)
     return PythonObject(
         q.export(
-            I64Ptr(unsafe_from_address=Int(py=levels)),
-            I64Ptr(unsafe_from_address=Int(py=slots)),
+            I64UntrackedPtr(unsafe_from_address=Int(py=levels)),
+            I64UntrackedPtr(unsafe_from_address=Int(py=slots)),
         )
     )
 

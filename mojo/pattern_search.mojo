@@ -10,8 +10,10 @@ n = pattern_search.topk((matrix_addr, n, d, query_addr, k, mask_addr, threads,
                          out_rows_addr, out_scores_addr, fault))
 ```
 
-The compute lives in `kernel_support/scan.mojo` (strategies described there); this module
-unpacks arguments, releases the GIL around the work and implements fault injection.
+The compute lives in `kernel_support/scan.mojo` (strategies described there),
+`kernel_support/stream.mojo` and `kernel_support/fingerprint.mojo`; this module unpacks
+arguments, releases the GIL around the work and implements fault injection
+(`kernel_support/abi.mojo`).
 """
 
 from std.os import abort
@@ -19,28 +21,18 @@ from std.python import Python, PythonObject
 from std.python._cpython import GILReleased
 from std.python.bindings import PythonModuleBuilder
 
-from kernel_support.scan import (
-    F32Ptr,
-    I8Ptr,
-    I64Ptr,
-    U8Ptr,
-    W,
-    fingerprint,
-    stream_sum,
-    topk_f32,
-    topk_f32_batch,
-    topk_f32_cosine,
-    topk_u8_rerank,
-)
+from kernel_support.abi import FAULT_WRONG, F32Ptr, I8Ptr, I64Ptr, U8Ptr, U64Ptr, check_fault
+from kernel_support.fingerprint import fingerprint
+from kernel_support.scan import W, topk_f32, topk_f32_batch, topk_f32_cosine, topk_u8_rerank
+from kernel_support.stream import stream_sum
 
 # Bump when a Python-visible signature or argument layout changes; the loader checks it.
 comptime ABI_VERSION = 4
 
-# Fault injection (documented in the README): 1 raises from inside the kernel, 2 returns the
-# least similar rows instead of the most similar ones (the query is negated).
-comptime FAULT_NONE = 0
-comptime FAULT_RAISE = 1
-comptime FAULT_WRONG = 2
+# Fault injection (`kernel_support.abi`): FAULT_RAISE raises from inside the kernel,
+# FAULT_WRONG returns the least similar rows instead of the most similar ones (the query is
+# negated).
+comptime KERNEL = "pattern_search"
 
 
 def _f32(obj: PythonObject) raises -> F32Ptr:
@@ -51,11 +43,6 @@ def _u8_or(obj: PythonObject, fallback: PythonObject) raises -> U8Ptr:
     """A mask pointer; 0 means "no mask" and a harmless non-null address is used instead."""
     var addr = Int(py=obj)
     return U8Ptr(unsafe_from_address=addr if addr != 0 else Int(py=fallback))
-
-
-def _check_fault(fault: Int) raises:
-    if fault == FAULT_RAISE:
-        raise Error("injected fault: pattern_search kernel raised on purpose")
 
 
 def _negated(q: F32Ptr, count: Int) -> List[Float32]:
@@ -82,7 +69,7 @@ def topk(args: PythonObject) raises -> PythonObject:
     var out_rows = I64Ptr(unsafe_from_address=Int(py=args[7]))
     var out_scores = _f32(args[8])
     var fault = Int(py=args[9])
-    _check_fault(fault)
+    check_fault(fault, KERNEL)
     var neg = _negated(q, d if fault == FAULT_WRONG else 0)
     if fault == FAULT_WRONG:
         q = F32Ptr(unsafe_from_address=Int(neg.unsafe_ptr()))
@@ -108,7 +95,7 @@ def topk_cosine(args: PythonObject) raises -> PythonObject:
     var out_rows = I64Ptr(unsafe_from_address=Int(py=args[6]))
     var out_scores = _f32(args[7])
     var fault = Int(py=args[8])
-    _check_fault(fault)
+    check_fault(fault, KERNEL)
     var neg = _negated(q, d if fault == FAULT_WRONG else 0)
     if fault == FAULT_WRONG:
         q = F32Ptr(unsafe_from_address=Int(neg.unsafe_ptr()))
@@ -137,7 +124,7 @@ def topk_batch(args: PythonObject) raises -> PythonObject:
     var out_rows = I64Ptr(unsafe_from_address=Int(py=args[8]))
     var out_scores = _f32(args[9])
     var fault = Int(py=args[10])
-    _check_fault(fault)
+    check_fault(fault, KERNEL)
     var neg = _negated(queries, b * d if fault == FAULT_WRONG else 0)
     if fault == FAULT_WRONG:
         queries = F32Ptr(unsafe_from_address=Int(neg.unsafe_ptr()))
@@ -173,7 +160,7 @@ def topk_int8(args: PythonObject) raises -> PythonObject:
     var out_rows = I64Ptr(unsafe_from_address=Int(py=args[10]))
     var out_scores = _f32(args[11])
     var fault = Int(py=args[12])
-    _check_fault(fault)
+    check_fault(fault, KERNEL)
     var neg = _negated(q, d if fault == FAULT_WRONG else 0)
     var neg_i8 = List[Int8](length=d if fault == FAULT_WRONG else 0, fill=0)
     if fault == FAULT_WRONG:
@@ -205,7 +192,7 @@ def stream_read(args: PythonObject) raises -> PythonObject:
 def content_fingerprint(args: PythonObject) raises -> PythonObject:
     """`content_fingerprint((addr, n_words, threads)) -> int`: a position-sensitive 64-bit hash
     of n_words uint64 words (the Python fallback computes the same value)."""
-    var p = Pointer[UInt64, MutAnyOrigin](unsafe_from_address=Int(py=args[0]))
+    var p = U64Ptr(unsafe_from_address=Int(py=args[0]))
     var n = Int(py=args[1])
     var threads = Int(py=args[2])
     var h: UInt64

@@ -23,7 +23,8 @@ from std.os import getenv
 from std.sys import CompilationTarget, argv, num_logical_cores
 from std.time import perf_counter_ns
 
-from kernel_support.priority_queue import I64Ptr, SlotQueue, init_state, state_len
+from kernel_support.abi import I64UntrackedPtr
+from kernel_support.priority_queue import SlotQueue, init_state, state_len
 
 
 struct Rng:
@@ -73,8 +74,8 @@ def main() raises:
     # One block, as the Python side allocates it; latency buckets are irrelevant here.
     var block = List[Int64](length=state_len(capacity), fill=0)
     var bounds = List[Int64](length=1, fill=1000)
-    var q = SlotQueue(I64Ptr(unsafe_from_address=Int(block.unsafe_ptr())))
-    init_state(q.s, capacity, I64Ptr(unsafe_from_address=Int(bounds.unsafe_ptr())), 1)
+    var q = SlotQueue(I64UntrackedPtr(unsafe_from_address=Int(block.unsafe_ptr())))
+    init_state(q.s, capacity, I64UntrackedPtr(unsafe_from_address=Int(bounds.unsafe_ptr())), 1)
 
     var rng = Rng(20261125)
     var prios = List[Int64](length=messages, fill=0)
@@ -120,9 +121,9 @@ def main() raises:
     lost = 0
     bad_order = 0
     lat = List[Float64]()
-    var sp = I64Ptr(unsafe_from_address=Int(slots.unsafe_ptr()))
-    var lp = I64Ptr(unsafe_from_address=Int(levels.unsafe_ptr()))
-    var op = I64Ptr(unsafe_from_address=Int(out.unsafe_ptr()))
+    var sp = I64UntrackedPtr(unsafe_from_address=Int(slots.unsafe_ptr()))
+    var lp = I64UntrackedPtr(unsafe_from_address=Int(levels.unsafe_ptr()))
+    var op = I64UntrackedPtr(unsafe_from_address=Int(out.unsafe_ptr()))
     t_start = perf_counter_ns()
     done = 0
     while done < messages:

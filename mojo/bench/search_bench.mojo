@@ -14,16 +14,9 @@ from std.os import getenv
 from std.sys import CompilationTarget, argv, num_logical_cores, simd_width_of
 from std.time import perf_counter_ns
 
-from kernel_support.scan import (
-    F32Ptr,
-    I8Ptr,
-    I64Ptr,
-    U8Ptr,
-    stream_sum,
-    topk_f32,
-    topk_f32_batch,
-    topk_u8_rerank,
-)
+from kernel_support.abi import F32Ptr, I8Ptr, I64Ptr, U8Ptr
+from kernel_support.scan import topk_f32, topk_f32_batch, topk_u8_rerank
+from kernel_support.stream import stream_sum
 
 
 struct Rng:

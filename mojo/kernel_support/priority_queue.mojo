@@ -12,12 +12,13 @@ handed between threads under the caller's lock, and can be read (depths, histogr
 call into the kernel.
 
 ```mojo
+from kernel_support.abi import I64UntrackedPtr
 from kernel_support.priority_queue import SlotQueue, state_len, init_state
 
 var block = List[Int64](length=state_len(1024), fill=0)
 var bounds = List[Int64](1_000, 1_000_000)                 # latency buckets, ns
-var q = SlotQueue(block.unsafe_ptr())
-init_state(q.s, 1024, bounds.unsafe_ptr(), 2)
+var q = SlotQueue(I64UntrackedPtr(unsafe_from_address=Int(block.unsafe_ptr())))
+init_state(q.s, 1024, I64UntrackedPtr(unsafe_from_address=Int(bounds.unsafe_ptr())), 2)
 _ = q.push(3, 17, now_ns)                                   # priority 3, slot 17
 var slot = q.pop(now_ns, False)                             # 17
 ```
@@ -34,8 +35,9 @@ Block layout (Int64 words; `kernel_info()["layout"]` publishes it and the Python
 
 from std.bit import count_leading_zeros, count_trailing_zeros
 
-# Untracked: the block is owned by the caller (a NumPy array or a List), not by this struct.
-comptime I64Ptr = Pointer[Int64, MutUntrackedOrigin]
+# The block is owned by the caller (a NumPy array or a List), not by this struct: an untracked
+# view (see `kernel_support.abi`).
+from kernel_support.abi import I64UntrackedPtr
 
 comptime MAGIC = 0x53594E52545231  # "SYNRTR1"
 comptime LEVELS = 10  # priorities 0 .. 9, higher served first
@@ -71,16 +73,16 @@ def state_len(capacity: Int) -> Int:
 
 
 @always_inline
-def _ld(p: I64Ptr, i: Int) -> Int:
+def _ld(p: I64UntrackedPtr, i: Int) -> Int:
     return Int(p[unsafe_offset=i])
 
 
 @always_inline
-def _st(p: I64Ptr, i: Int, v: Int):
+def _st(p: I64UntrackedPtr, i: Int, v: Int):
     p[unsafe_offset=i] = Int64(v)
 
 
-def init_state(s: I64Ptr, capacity: Int, bounds: I64Ptr, nbounds: Int):
+def init_state(s: I64UntrackedPtr, capacity: Int, bounds: I64UntrackedPtr, nbounds: Int):
     """Formats a block of `state_len(capacity)` words: empty queue, zero histogram."""
     for i in range(OFF_NEXT):
         _st(s, i, 0)
@@ -106,9 +108,9 @@ def init_state(s: I64Ptr, capacity: Int, bounds: I64Ptr, nbounds: Int):
 struct SlotQueue(ImplicitlyCopyable, Movable):
     """A view of a formatted block. Copies share the block."""
 
-    var s: I64Ptr
+    var s: I64UntrackedPtr
 
-    def __init__(out self, s: I64Ptr):
+    def __init__(out self, s: I64UntrackedPtr):
         self.s = s
 
     # ------------------------------------------------------------------ header
@@ -174,7 +176,7 @@ struct SlotQueue(ImplicitlyCopyable, Movable):
         return self.size()
 
     def push_batch(
-        mut self, levels: I64Ptr, slots: I64Ptr, n: Int, now_ns: Int
+        mut self, levels: I64UntrackedPtr, slots: I64UntrackedPtr, n: Int, now_ns: Int
     ) raises -> Int:
         """Pushes `n` (level, slot) pairs in order, all or nothing; returns the new size.
 
@@ -260,7 +262,7 @@ struct SlotQueue(ImplicitlyCopyable, Movable):
         return slot
 
     def pop_batch(
-        mut self, dest: I64Ptr, max_n: Int, now_ns: Int, lowest_first: Bool
+        mut self, dest: I64UntrackedPtr, max_n: Int, now_ns: Int, lowest_first: Bool
     ) -> Int:
         """Pops up to `max_n` slots into `out` in order; returns how many."""
         var n = 0
@@ -274,7 +276,7 @@ struct SlotQueue(ImplicitlyCopyable, Movable):
 
     # ------------------------------------------------------------------ whole-queue
 
-    def export(self, out_levels: I64Ptr, out_slots: I64Ptr) -> Int:
+    def export(self, out_levels: I64UntrackedPtr, out_slots: I64UntrackedPtr) -> Int:
         """Writes every queued (level, slot) in pop order without changing the queue."""
         var s = self.s
         var n = 0

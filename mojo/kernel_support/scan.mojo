@@ -42,14 +42,11 @@ from std.math import sqrt
 from std.memory import bitcast
 from std.sys import CompilationTarget, llvm_intrinsic, simd_width_of
 
+from kernel_support.abi import F32Ptr, I8Ptr, I64Ptr, U8Ptr
 from kernel_support.parallel import ChunkPlan, parallel_for
 from kernel_support.topk import TopK
 
 comptime W = simd_width_of[DType.float32]()
-comptime F32Ptr = Pointer[Float32, MutAnyOrigin]
-comptime I64Ptr = Pointer[Int64, MutAnyOrigin]
-comptime U8Ptr = Pointer[UInt8, MutAnyOrigin]
-comptime I8Ptr = Pointer[Int8, MutAnyOrigin]
 
 # Batch kernel tiling: SIMD vectors of rows per transposed block, and queries per tile.
 comptime ROW_VECTORS = 3
@@ -673,107 +670,3 @@ def topk_u8_rerank(
         var row = merged.rows[i]
         final.push(dot(vectors.unsafe_offset(row * d), q, d), row)
     return final.write_sorted(out_scores, out_rows)
-
-
-# ===----------------------------------------------------------------------=== #
-# Streaming read (the bandwidth yardstick)
-# ===----------------------------------------------------------------------=== #
-
-
-def _sum_range(p: F32Ptr, start: Int, end: Int) -> Float32:
-    var a0 = SIMD[DType.float32, W](0)
-    var a1 = SIMD[DType.float32, W](0)
-    var a2 = SIMD[DType.float32, W](0)
-    var a3 = SIMD[DType.float32, W](0)
-    var i = start
-    while i + 4 * W <= end:
-        a0 += p.unsafe_load[width=W](i)
-        a1 += p.unsafe_load[width=W](i + W)
-        a2 += p.unsafe_load[width=W](i + 2 * W)
-        a3 += p.unsafe_load[width=W](i + 3 * W)
-        i += 4 * W
-    var s = (a0 + a1 + a2 + a3).reduce_add()
-    while i < end:
-        s += p.unsafe_load[width=1](i)
-        i += 1
-    return s
-
-
-def stream_sum(p: F32Ptr, n: Int, threads: Int) -> Float32:
-    """Sums n floats with `threads` workers: a pure streaming read at the memory bandwidth."""
-    var workers = max(1, threads)
-    var parts = List[Float32](length=workers, fill=0)
-    var pp = parts.unsafe_ptr()
-    var chunk = (n + workers - 1) // workers
-
-    @__parameter
-    def work(w: Int):
-        var s = w * chunk
-        var e = min(n, s + chunk)
-        if s < e:
-            pp[unsafe_offset=w] = _sum_range(p, s, e)
-
-    parallel_for[work](workers)
-    var total: Float32 = 0
-    for i in range(workers):
-        total += parts[i]
-    return total
-
-
-# ===----------------------------------------------------------------------=== #
-# Content fingerprint (change detection for callers that pass their data each call)
-# ===----------------------------------------------------------------------=== #
-
-comptime FP_POS: UInt64 = 0x9E3779B97F4A7C15
-comptime FP_C1: UInt64 = 0xFF51AFD7ED558CCD
-comptime FP_C2: UInt64 = 0xC4CEB9FE1A85EC53
-comptime FP_LANES = 8
-
-
-@always_inline
-def _fmix64[w: Int](x0: SIMD[DType.uint64, w]) -> SIMD[DType.uint64, w]:
-    """MurmurHash3's 64-bit finaliser: every input bit affects every output bit."""
-    var x = x0 ^ (x0 >> 33)
-    x *= FP_C1
-    x ^= x >> 33
-    x *= FP_C2
-    return x ^ (x >> 33)
-
-
-def _fingerprint_range(p: Pointer[UInt64, MutAnyOrigin], start: Int, end: Int) -> UInt64:
-    """sum over words i of fmix64(w[i] xor (i * FP_POS)), modulo 2**64: position-sensitive,
-    non-linear in every bit, and without a dependency chain between words."""
-    var acc = SIMD[DType.uint64, FP_LANES](0)
-    var idx = SIMD[DType.uint64, FP_LANES](0, 1, 2, 3, 4, 5, 6, 7) + UInt64(start)
-    var step = SIMD[DType.uint64, FP_LANES](FP_LANES)
-    var i = start
-    while i + FP_LANES <= end:
-        acc += _fmix64[FP_LANES](p.unsafe_load[width=FP_LANES](i) ^ (idx * FP_POS))
-        idx += step
-        i += FP_LANES
-    var total = acc.reduce_add()
-    while i < end:
-        total += _fmix64[1](p.unsafe_load[width=1](i) ^ (UInt64(i) * FP_POS))
-        i += 1
-    return total
-
-
-def fingerprint(p: Pointer[UInt64, MutAnyOrigin], n_words: Int, threads: Int) -> UInt64:
-    """The fingerprint of n_words 64-bit words (see `_fingerprint_range`), at memory speed."""
-    var workers = max(1, min(threads, (n_words + 65535) // 65536))
-    var parts = List[UInt64](length=workers, fill=0)
-    var pp = parts.unsafe_ptr()
-    var chunk = (n_words + workers - 1) // workers
-
-    @__parameter
-    def work(w: Int):
-        var s = w * chunk
-        var e = min(n_words, s + chunk)
-        if s < e:
-            pp[unsafe_offset=w] = _fingerprint_range(p, s, e)
-
-    parallel_for[work](workers)
-    var total: UInt64 = 0
-    for i in range(workers):
-        total += parts[i]
-    return total

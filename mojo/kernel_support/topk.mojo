@@ -12,6 +12,8 @@ var n = top.write_sorted(out_scores, out_rows)   # best first
 ```
 """
 
+from kernel_support.abi import F32Ptr, I64Ptr
+
 
 @always_inline
 def _worse(s_a: Float32, i_a: Int, s_b: Float32, i_b: Int) -> Bool:
@@ -102,8 +104,8 @@ struct TopK(Movable):
 
     def write_sorted(
         mut self,
-        out_scores: Pointer[Float32, MutAnyOrigin],
-        out_rows: Pointer[Int64, MutAnyOrigin],
+        out_scores: F32Ptr,
+        out_rows: I64Ptr,
     ) -> Int:
         """Empties the heap into the outputs, best first; returns the number written."""
         var count = self.size
