@@ -24,10 +24,19 @@ def _index(runtime, n=400, d=24, seed=0):
 
 
 def test_auto_mode_uses_mojo_when_healthy(make_runtime, search_kernel):
+    from synapse_mojo.search.dispatch import UNBOUNDED, Crossovers
+
     runtime = make_runtime()
     index, vectors = _index(runtime)
+    # Where the crossovers say the kernel is faster, auto runs it; where they say NumPy is,
+    # NumPy answers (a choice, not a fallback).
+    index._backend.set_crossovers(Crossovers(1 << 22, source="test"))
     result = index.search_detailed(vectors[7], top_k=3)
     assert result.runtime == "mojo" and result.hits[0].id == "p7"
+    index._backend.set_crossovers(Crossovers(1 << 22, ((0, UNBOUNDED),), source="test"))
+    result = index.search_detailed(vectors[7], top_k=3)
+    assert result.runtime == "python" and result.fallback_reason is None
+    assert result.hits[0].id == "p7"
     status = runtime.feature("pattern_search").status()
     assert status["self_check"].startswith("passed")
     assert status["active_runtime"] == "mojo"
@@ -215,7 +224,7 @@ def test_batch_search_goes_through_vector_engine(make_runtime, search_kernel):
 
 
 def test_metrics_export_prometheus_and_json(make_runtime, search_kernel):
-    runtime = make_runtime()
+    runtime = make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="on")  # the Mojo series must exist
     index, vectors = _index(runtime)
     for i in range(5):
         index.search(vectors[i])

@@ -10,12 +10,23 @@ from synapse_mojo.bench.report import validate_document
 from synapse_mojo.runtime.adapter import registered_self_check
 from synapse_mojo.search import PatternIndex, PythonSearchBackend, results_agree
 from synapse_mojo.search.adaptive import AdaptiveSearchBackend
-from synapse_mojo.search.dispatch import Crossovers, calibrate, shipped_crossovers
+from synapse_mojo.search.dispatch import (
+    SHIPPING_MARGIN,
+    UNBOUNDED,
+    Crossovers,
+    calibrate,
+    crossovers_from_entry,
+    measure,
+    shipped_crossovers,
+    winner_ranges,
+    write_shipped,
+)
 from synapse_mojo.search.mojo_backend import MojoSearchBackend
 from synapse_mojo.search.numpy_backend import NumpySearchBackend
 
+EVERYWHERE = ((0, UNBOUNDED),)
 NUMPY_EVERYWHERE = Crossovers(
-    inline_below=0, numpy_below=1 << 40, cosine_numpy_below=1 << 40, source="test"
+    inline_below=0, numpy_ranges=EVERYWHERE, cosine_numpy_ranges=EVERYWHERE, source="test"
 )
 
 
@@ -36,6 +47,7 @@ def test_self_checks_are_registered_by_the_backends():
 def test_auto_follows_the_crossovers_and_on_ignores_them(make_runtime, search_kernel):
     matrix, q = _data()
     auto = AdaptiveSearchBackend(make_runtime(), calibrate_on_start=False)
+    auto.set_crossovers(Crossovers(1 << 22, source="test"))  # the kernel at every size
     assert auto.topk_outcome(matrix, q, 5).runtime == "mojo"
     auto.set_crossovers(NUMPY_EVERYWHERE)
     outcome = auto.topk_outcome(matrix, q, 5)
@@ -57,7 +69,7 @@ def test_every_path_of_the_seam_agrees_with_the_reference(make_runtime, search_k
         make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="on"), calibrate_on_start=False
     )
     for inline_below in (0, 1 << 40):  # worker pool and calling thread alone
-        backend.set_crossovers(Crossovers(inline_below, 0, 0, "test"))
+        backend.set_crossovers(Crossovers(inline_below, source="test"))
         for k in (1, 10, 64):
             assert results_agree(reference.topk(matrix, q, k), backend.topk(matrix, q, k), 67)
             raw = matrix * np.linspace(0.1, 9, matrix.shape[0], dtype=np.float32)[:, None]
@@ -79,9 +91,56 @@ def test_a_non_finite_row_in_the_cosine_scan_is_reported_not_ranked(search_kerne
 def test_calibration_measures_every_crossover(search_kernel):
     measured = calibrate(MojoSearchBackend(search_kernel, 2), NumpySearchBackend())
     assert measured.source == "measured at start-up"
-    for value in (measured.inline_below, measured.numpy_below, measured.cosine_numpy_below):
-        assert 0 <= value <= 16384 * 256
+    assert 0 <= measured.inline_below <= 16384 * 256
+    for ranges in (measured.numpy_ranges, measured.cosine_numpy_ranges):
+        assert all(0 <= low < high for low, high in ranges)
     assert shipped_crossovers().source.startswith("shipped")
+
+
+def test_ranges_decide_per_work():
+    c = Crossovers(100, numpy_ranges=((0, 10), (1000, UNBOUNDED)), cosine_numpy_ranges=((5, 6),))
+    assert [c.numpy_faster(w) for w in (0, 9, 10, 999, 1000, 1 << 40)] == [
+        True,
+        True,
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert [c.cosine_numpy_faster(w) for w in (4, 5, 6)] == [False, True, False]
+    assert not Crossovers(100).numpy_faster(50)
+    with pytest.raises(ValueError):
+        Crossovers(0, numpy_ranges=((10, 5),))
+
+
+def test_winner_ranges_meet_halfway_between_probes():
+    assert winner_ranges([(100, False), (10_000, False)]) == ()
+    assert winner_ranges([(100, True), (10_000, False)]) == ((0, 1000),)
+    assert winner_ranges([(100, False), (10_000, True), (1_000_000, False)]) == ((1000, 100_000),)
+    assert winner_ranges([(100, False), (10_000, True)]) == ((1000, UNBOUNDED),)
+
+
+def test_measured_crossovers_round_trip_through_the_shipped_file(tmp_path, search_kernel):
+    crossovers, records = measure(
+        MojoSearchBackend(search_kernel, 2),
+        NumpySearchBackend(),
+        ((10, 16), (200, 16)),
+        rounds=3,
+        margin=SHIPPING_MARGIN,
+    )
+    assert [r["work"] for r in records] == [160, 3200]
+    assert all(r["inline_us"] > 0 and r["numpy_cosine_us"] > 0 for r in records)
+    path = tmp_path / "crossovers.json"
+    path.write_text('{"other": {"inline_below": 1}}')
+    write_shipped(crossovers, {"medians_us": records}, path)
+    import json
+
+    from synapse_mojo.search.dispatch import arch
+
+    data = json.loads(path.read_text())
+    assert data["other"] == {"inline_below": 1}
+    again = crossovers_from_entry(data[arch()], crossovers.source)
+    assert again == crossovers
 
 
 def test_index_search_reuses_its_storage_view_and_sees_updates(make_runtime, search_kernel):
@@ -132,3 +191,25 @@ def test_fast_built_results_equal_the_dataclasses(make_runtime, search_kernel):
     assert result == SearchResult(result.hits, result.runtime, result.elapsed_ms, None, None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.hits[0].id = "z"  # type: ignore[misc]
+
+
+def test_crossovers_from_a_latency_grid_document():
+    from synapse_mojo.search.dispatch import grid_crossovers
+
+    def rec(backend, n, us):
+        return {"backend": backend, "n": n, "dim": 100, "p50_ms": us / 1e3}
+
+    doc = {
+        "machine": {"arch": "x86_64"},
+        "records": [
+            *(rec("api-mojo", n, us) for n, us in ((10, 5), (100, 50), (1000, 100))),
+            *(rec("api-python", n, us) for n, us in ((10, 6), (100, 20), (1000, 99))),
+            *(rec("kernel-cosine", n, us) for n, us in ((10, 9), (100, 9), (1000, 9))),
+            *(rec("numpy-compat-array", n, us) for n, us in ((10, 5), (100, 50), (1000, 50))),
+        ],
+    }
+    crossovers, records = grid_crossovers(doc, inline_below=123)
+    assert crossovers.inline_below == 123
+    assert crossovers.numpy_ranges == ((3162, 31622),)  # only 100 x 100 is clearly NumPy's
+    assert crossovers.cosine_numpy_ranges == ((0, 3162),)
+    assert [r["work"] for r in records] == [1000, 10_000, 100_000]

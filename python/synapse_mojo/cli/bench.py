@@ -11,6 +11,10 @@ SUBCOMMANDS = {
         "synapse_mojo.cli.bench_compare",
         "Compare two benchmark JSON documents of one suite (e.g. x86_64 vs aarch64).",
     ),
+    "crossovers": (
+        "synapse_mojo.cli.bench_crossovers",
+        "Search dispatch crossovers: Mojo vs NumPy (and inline vs pool) per size, measured here.",
+    ),
     "recall": (
         "synapse_mojo.cli.bench_recall",
         "int8 recall@k: one scan with a fixed rerank factor vs the certified search vs float32.",
@@ -22,7 +26,8 @@ SUBCOMMANDS = {
     ),
     "serve": (
         "synapse_mojo.cli.bench_serve",
-        "MCP tool calls (HTTP, stdio; 1/4/16 clients) vs in-process PatternMap.search vs the pilot's CLI process per query, one run.",
+        "MCP tool calls (HTTP, stdio; 1/4/16 clients) vs in-process PatternMap.search vs the "
+        "pilot's CLI process per query, one run.",
     ),
     "search": (
         "synapse_mojo.cli.bench_search",

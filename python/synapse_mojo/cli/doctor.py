@@ -48,12 +48,22 @@ def _dispatch_status() -> dict:
 
 
 def _fmt_crossovers(c: dict) -> str:
+    from ..search.dispatch import UNBOUNDED
+
     def work(value: int) -> str:
-        return "never" if value >= 1 << 40 else f"{value:,}"
+        return "never" if value >= UNBOUNDED else f"{value:,}"
+
+    def ranges(pairs: list) -> str:
+        if not pairs:
+            return "never"
+        return "; ".join(
+            f"{low:,} - {'...' if high is None else f'{high:,}'}" for low, high in pairs
+        )
 
     return (
-        f"inline below {work(c['inline_below'])}, NumPy below {work(c['numpy_below'])}, "
-        f"cosine NumPy below {work(c['cosine_numpy_below'])} (rows x dims; {c['source']})"
+        f"inline below {work(c['inline_below'])}; NumPy answers topk: "
+        f"{ranges(c['numpy_ranges'])}, cosine: {ranges(c['cosine_numpy_ranges'])} "
+        f"(rows x dims; {c['source']})"
     )
 
 

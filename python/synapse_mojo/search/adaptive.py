@@ -143,6 +143,8 @@ class AdaptiveSearchBackend(SearchBackend):
         )
         self._mojo: MojoSearchBackend | None = None
         self._crossovers = shipped_crossovers()
+        self._numpy_faster = self._crossovers.numpy_faster
+        self._cosine_numpy_faster = self._crossovers.cosine_numpy_faster
         self._same: dict[int, Any] = {}
         self._query_scratch = _QueryScratch()
 
@@ -178,9 +180,9 @@ class AdaptiveSearchBackend(SearchBackend):
             measured = calibrate(mojo, self.numpy)
             _Calibration.measured[id(kernel)] = measured
             shipped = shipped_crossovers()
-            if (measured.numpy_below, measured.cosine_numpy_below) != (
-                shipped.numpy_below,
-                shipped.cosine_numpy_below,
+            if (measured.numpy_ranges, measured.cosine_numpy_ranges) != (
+                shipped.numpy_ranges,
+                shipped.cosine_numpy_ranges,
             ):
                 log.info(
                     "search crossovers measured here %s differ from the shipped %s",
@@ -202,6 +204,8 @@ class AdaptiveSearchBackend(SearchBackend):
 
     def _apply(self, crossovers: Crossovers) -> None:
         self._crossovers = crossovers
+        self._numpy_faster = crossovers.numpy_faster
+        self._cosine_numpy_faster = crossovers.cosine_numpy_faster
         if self._mojo is not None:
             self._mojo.inline_below = crossovers.inline_below
 
@@ -294,7 +298,7 @@ class AdaptiveSearchBackend(SearchBackend):
             self._numpy_topk,
             (matrix, query, k, mask, addr, qaddr),
             self._same_for(query.shape[0]),
-            python_faster=matrix.size < self._crossovers.numpy_below,
+            python_faster=self._numpy_faster(matrix.size),
         )
 
     def topk_cosine_outcome(
@@ -308,7 +312,7 @@ class AdaptiveSearchBackend(SearchBackend):
             self.numpy.topk_cosine,
             (rows, query, k),
             self._same_for(query.shape[0]),
-            python_faster=rows.size < self._crossovers.cosine_numpy_below,
+            python_faster=self._cosine_numpy_faster(rows.size),
         )
 
     def topk_batch_outcome(

@@ -1,53 +1,136 @@
 """Size-aware dispatch: where the Mojo scan needs its worker pool, and where NumPy wins.
 
-A search call's work is ``rows x dimensions`` multiply-adds. Two crossovers, in those units:
+A search call's work is ``rows x dimensions`` multiply-adds. The crossovers, in those units:
 
 * ``inline_below``: below it the kernel runs on the calling thread alone. Starting the pool's
   tasks costs tens of microseconds (more when the workers sleep or the machine is busy), more
   than a cache-resident scan of a few megabytes takes on one core.
-* ``numpy_below``: below it the NumPy path (``M @ q`` + selection) answers faster than the
-  kernel call; 0 means the kernel is faster at every size. ``cosine_numpy_below`` is the same
-  for the cosine scan over raw rows (``compat.PatternSearch``).
+* ``numpy_ranges``: the work ranges ``[low, high)`` where the NumPy path (``M @ q`` +
+  selection) answers faster than the kernel call; empty means the kernel is faster at every
+  size. Ranges, not one threshold: on a 2-core machine NumPy's BLAS wins cache-resident scans
+  of a few megabytes (both cores, threads kept spinning) while the kernel wins both the tiny
+  calls and the large scans. ``cosine_numpy_ranges`` is the same for the cosine scan over raw
+  rows (``compat.PatternSearch``).
 
-Shipped values per architecture (``crossovers.json``, from ``synapse-mojo bench search --grid
-latency`` on the CI machines) apply first; after the kernel's start-up self-check,
-``calibrate`` re-measures them on this machine (interleaved, medians of several rounds, tens
-of milliseconds), the measured ``inline_below`` replaces the shipped one (it never changes
-which runtime answers) and ``synapse-mojo doctor`` shows both. ``auto`` mode follows the crossovers (never knowingly
-the slower path); ``on``, ``canary`` and ``shadow`` always run the kernel when asked.
+Shipped values per architecture (``crossovers.json``) apply first. They come from a
+measurement of the two paths exactly as the seam calls them, written by::
+
+    uv run synapse-mojo bench crossovers --write     # see docs/search-latency.md
+
+After the kernel's start-up self-check, ``calibrate`` re-measures a few small sizes on this
+machine (interleaved medians, tens of milliseconds): the measured ``inline_below`` replaces the
+shipped one (it never changes which runtime answers) and ``synapse-mojo doctor`` shows both.
+``auto`` mode follows the crossovers (never knowingly the slower path); ``on``, ``canary`` and
+``shadow`` always run the kernel when asked.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
+import math
 import platform
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
+
+from .base import TopK
+
+#: Stands for "no upper end" in a range (JSON ``null``).
+UNBOUNDED = 1 << 62
+
+Ranges = tuple[tuple[int, int], ...]
+
+
+def _flat(ranges: Ranges) -> tuple[int, ...]:
+    return tuple(edge for pair in ranges for edge in pair)
 
 
 @dataclass(frozen=True)
 class Crossovers:
+    """Where each path of a search call is the faster one (work = rows x dimensions)."""
+
     inline_below: int
-    numpy_below: int
-    cosine_numpy_below: int
+    numpy_ranges: Ranges = ()
+    cosine_numpy_ranges: Ranges = ()
     source: str = "shipped"
+    # The ranges' edges, flattened: a work value lies inside a range when an odd number of
+    # edges are <= it (one C-level bisect per call).
+    _edges: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _cosine_edges: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("numpy_ranges", "cosine_numpy_ranges"):
+            ranges = getattr(self, name)
+            edges = _flat(ranges)
+            if any(low >= high for low, high in ranges) or list(edges) != sorted(edges):
+                raise ValueError(f"{name} must be ordered, disjoint [low, high) pairs: {ranges}")
+        object.__setattr__(self, "_edges", _flat(self.numpy_ranges))
+        object.__setattr__(self, "_cosine_edges", _flat(self.cosine_numpy_ranges))
+
+    def numpy_faster(self, work: int) -> bool:
+        """The NumPy path answers a ``topk`` of this work faster than the kernel."""
+        return bisect_right(self._edges, work) & 1 == 1
+
+    def cosine_numpy_faster(self, work: int) -> bool:
+        """The same for ``topk_cosine`` over raw rows."""
+        return bisect_right(self._cosine_edges, work) & 1 == 1
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "inline_below": self.inline_below,
+            "numpy_ranges": _ranges_to_json(self.numpy_ranges),
+            "cosine_numpy_ranges": _ranges_to_json(self.cosine_numpy_ranges),
+            "source": self.source,
+        }
 
 
-_FALLBACK = Crossovers(inline_below=1 << 22, numpy_below=0, cosine_numpy_below=0, source="default")
+def _ranges_to_json(ranges: Ranges) -> list[list[int | None]]:
+    return [[low, None if high >= UNBOUNDED else high] for low, high in ranges]
 
 
-def _arch() -> str:
-    machine = platform.machine().lower()
+def _ranges_from_json(value: Any) -> Ranges:
+    return tuple((int(low), UNBOUNDED if high is None else int(high)) for low, high in value or ())
+
+
+def format_ranges(ranges: Ranges) -> str:
+    """``"1,000 - 50,000; 2,000,000 - ..."`` or ``"never"``."""
+    if not ranges:
+        return "never"
+    return "; ".join(
+        f"{low:,} - {'...' if high >= UNBOUNDED else f'{high:,}'}" for low, high in ranges
+    )
+
+
+_FALLBACK = Crossovers(inline_below=1 << 22, source="default")
+
+
+def arch(machine: str | None = None) -> str:
+    """This machine's (or ``machine``'s) architecture as ``crossovers.json`` names it."""
+    machine = (machine or platform.machine()).lower()
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+
+
+def crossovers_from_entry(entry: dict[str, Any], source: str) -> Crossovers:
+    """One architecture's entry of ``crossovers.json``."""
+    return Crossovers(
+        int(entry["inline_below"]),
+        _ranges_from_json(entry.get("numpy_ranges")),
+        _ranges_from_json(entry.get("cosine_numpy_ranges")),
+        source=source,
+    )
+
+
+def shipped_path() -> Path:
+    """``crossovers.json`` beside this module (what ``bench crossovers --write`` updates)."""
+    return Path(str(resources.files(__package__).joinpath("crossovers.json")))
 
 
 @lru_cache(maxsize=1)
@@ -55,28 +138,73 @@ def shipped_crossovers() -> Crossovers:
     """The crossovers shipped for this architecture (a default for unknown ones)."""
     try:
         data = json.loads(resources.files(__package__).joinpath("crossovers.json").read_text())
-        entry = data[_arch()]
-    except (OSError, KeyError, ValueError):
+        return crossovers_from_entry(data[arch()], f"shipped ({arch()})")
+    except (OSError, KeyError, TypeError, ValueError):
         return _FALLBACK
-    return Crossovers(
-        int(entry["inline_below"]),
-        int(entry["numpy_below"]),
-        int(entry["cosine_numpy_below"]),
-        source=f"shipped ({_arch()})",
-    )
 
 
-# -------------------------------------------------------------------------------- calibration
+def write_shipped(
+    crossovers: Crossovers,
+    measurement: dict[str, Any],
+    path: Path | None = None,
+    architecture: str | None = None,
+) -> Path:
+    """Replaces one architecture's entry (default: this machine's) of ``crossovers.json``,
+    keeping the others; ``measurement`` (machine, command, per-size medians) is stored beside
+    it for review."""
+    path = path or shipped_path()
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = {}
+    entry = crossovers.as_dict()
+    del entry["source"]
+    entry["measured"] = measurement
+    data[architecture or arch()] = entry
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    shipped_crossovers.cache_clear()
+    return path
 
-#: (rows, dim) probes, by increasing work; d = 256 sits between the common 384 and 128.
-_PROBES = ((8, 256), (64, 256), (512, 256), (4096, 256), (16384, 256))
-_ROUNDS = 9
+
+# -------------------------------------------------------------------------------- measurement
 
 
-def _time(fn: Callable[[], Any]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
+class _Kernel(Protocol):
+    inline_below: int
+
+    def topk_with(
+        self,
+        fault: int,
+        matrix: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        mask: np.ndarray | None = None,
+        matrix_addr: int = 0,
+        query_addr: int = 0,
+    ) -> TopK: ...
+
+    def topk_cosine(self, rows: np.ndarray, query: np.ndarray, k: int) -> TopK | None: ...
+
+
+class _NumpyPaths(Protocol):
+    def topk(
+        self, matrix: np.ndarray, query: np.ndarray, k: int, mask: np.ndarray | None = None
+    ) -> TopK: ...
+
+    def topk_cosine(self, rows: np.ndarray, query: np.ndarray, k: int) -> TopK | None: ...
+
+
+#: Start-up re-check: (rows, dim) by increasing work; d = 256 sits between 384 and 128.
+STARTUP_PROBES = ((8, 256), (64, 256), (512, 256), (4096, 256), (16384, 256))
+#: ``bench crossovers``: the latency grid's sizes and the points between them.
+SHIPPING_PROBES = tuple(
+    (n, d) for d in (384, 1024) for n in (10, 30, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000)
+)
+
+#: A side must be this much faster to count as the winner of a probe (timing noise); ties
+#: stay with the kernel.
+STARTUP_MARGIN = 1.15
+SHIPPING_MARGIN = 1.05
 
 
 def _median(values: list[float]) -> float:
@@ -84,77 +212,223 @@ def _median(values: list[float]) -> float:
     return ordered[len(ordered) // 2]
 
 
-#: A side must be this much faster to count as the winner of a probe (timing noise).
-_MARGIN = 1.15
+def _sample(fn: Callable[[], Any], repeat: int) -> float:
+    started = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - started) / repeat
 
 
-def _crossing(probes: list[tuple[int, float, float]]) -> int | None:
-    """The smallest probe work from which the second timing is never clearly beaten by the
-    first (by more than ``_MARGIN``) at any larger probe; None when the largest probe is
-    clearly won by the first."""
+def _edge_between(lower_work: int, upper_work: int) -> int:
+    """Where one winner's territory ends and the next one's begins: the geometric midpoint."""
+    return max(lower_work + 1, int(math.sqrt(lower_work * upper_work)))
+
+
+def winner_ranges(probes: Sequence[tuple[int, bool]]) -> Ranges:
+    """Work ranges where the second side wins, from ``(work, second_wins)`` probes: each run
+    of wins extends halfway (geometrically) to its neighbours, to 0 before the first probe and
+    without end after the last."""
+    ordered = sorted(probes)
+    ranges: list[tuple[int, int]] = []
+    start: int | None = None
+    for i, (work, wins) in enumerate(ordered):
+        if wins and start is None:
+            start = 0 if i == 0 else _edge_between(ordered[i - 1][0], work)
+        if start is not None and (not wins or i == len(ordered) - 1):
+            if wins:  # the last probe: no upper end
+                ranges.append((start, UNBOUNDED))
+            else:
+                ranges.append((start, _edge_between(ordered[i - 1][0], work)))
+            start = None
+    merged: list[tuple[int, int]] = []
+    for low, high in ranges:
+        if merged and low <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(high, merged[-1][1]))
+        else:
+            merged.append((low, high))
+    return tuple(merged)
+
+
+def inline_edge(probes: Sequence[tuple[int, float, float]], margin: float) -> int:
+    """``inline_below`` from ``(work, inline_s, pool_s)`` probes: the smallest work from which
+    the pool is never clearly beaten by the calling thread alone at any larger probe."""
+    ordered = sorted(probes)
     edge = None
-    for work, first, second in reversed(probes):
-        if first * _MARGIN < second:  # the first side clearly wins here
+    for work, inline, pool in reversed(ordered):
+        if inline * margin < pool:  # the calling thread alone clearly wins here
             break
         edge = work
-    return edge
+    if edge is None:  # inline wins even the largest probe
+        return ordered[-1][0]
+    return 0 if edge == ordered[0][0] else edge
 
 
-def calibrate(backend: Any, numpy_backend: Any, seed: int = 11) -> Crossovers:
-    """Measures this machine's crossovers for ``backend`` (a ``MojoSearchBackend``) against
-    ``numpy_backend``: the calls as the seam makes them (addresses known), interleaved,
-    medians of several rounds at a few sizes; some tens of milliseconds in all."""
-    rng = np.random.default_rng(seed)
-    inline_probes: list[tuple[int, float, float]] = []
-    numpy_probes: list[tuple[int, float, float]] = []
-    cosine_probes: list[tuple[int, float, float]] = []
-    saved = backend.inline_below
-    never = 1 << 62
+def _time_probe(
+    kernel: _Kernel,
+    numpy_backend: _NumpyPaths,
+    raw: np.ndarray,
+    k: int,
+    rounds: int,
+    min_sample_s: float,
+) -> dict[str, float]:
+    """Median seconds per call of each path over ``raw`` rows (and their normalised copy)."""
+    matrix = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    query = matrix[raw.shape[0] // 2].copy()
+    maddr, qaddr = matrix.ctypes.data, query.ctypes.data
+    saved = kernel.inline_below
+
+    def inline() -> Any:
+        kernel.inline_below = UNBOUNDED
+        return kernel.topk_with(0, matrix, query, k, None, maddr, qaddr)
+
+    def pool() -> Any:
+        kernel.inline_below = 0
+        return kernel.topk_with(0, matrix, query, k, None, maddr, qaddr)
+
+    def cosine() -> Any:
+        kernel.inline_below = saved
+        return kernel.topk_cosine(raw, query, k)
+
+    calls: dict[str, Callable[[], Any]] = {
+        "inline": inline,
+        "pool": pool,
+        "numpy": lambda: numpy_backend.topk(matrix, query, k),
+        "cosine": cosine,
+        "numpy_cosine": lambda: numpy_backend.topk_cosine(raw, query, k),
+    }
     try:
-        for n, d in _PROBES:
-            matrix = rng.standard_normal((n, d), dtype=np.float32)
-            matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-            query = matrix[n // 2].copy()
-            maddr, qaddr = matrix.ctypes.data, query.ctypes.data
-
-            def mojo() -> Any:
-                return backend.topk_with(0, matrix, query, 10, None, maddr, qaddr)
-
-            samples: dict[str, list[float]] = {
-                k: [] for k in ("inline", "pool", "numpy", "cos", "npcos")
-            }
-            for _ in range(_ROUNDS):
-                backend.inline_below = never
-                samples["inline"].append(_time(mojo))
-                backend.inline_below = 0
-                samples["pool"].append(_time(mojo))
-                samples["numpy"].append(_time(lambda: numpy_backend.topk(matrix, query, 10)))
-                samples["npcos"].append(_time(lambda: numpy_backend.topk_cosine(matrix, query, 10)))
-                backend.inline_below = saved
-                samples["cos"].append(_time(lambda: backend.topk_cosine(matrix, query, 10)))
-            t = {name: _median(values) for name, values in samples.items()}
-            work = n * d
-            inline_probes.append((work, t["inline"], t["pool"]))
-            numpy_probes.append((work, t["numpy"], min(t["inline"], t["pool"])))
-            cosine_probes.append((work, t["npcos"], t["cos"]))
+        repeat = {}
+        for name, fn in calls.items():
+            once = max(_sample(fn, 1), _sample(fn, 1), 1e-7)
+            repeat[name] = max(1, min(10_000, int(min_sample_s / once)))
+        samples: dict[str, list[float]] = {name: [] for name in calls}
+        for r in range(rounds):
+            order = list(calls) if r % 2 == 0 else list(reversed(calls))
+            for name in order:
+                samples[name].append(_sample(calls[name], repeat[name]))
     finally:
-        backend.inline_below = saved
-    # Beyond the largest probe the scan is bandwidth-bound and the kernel's pool wins: the
-    # largest probe bounds every crossover.
-    smallest, largest = _PROBES[0][0] * _PROBES[0][1], _PROBES[-1][0] * _PROBES[-1][1]
+        kernel.inline_below = saved
+    return {name: _median(values) for name, values in samples.items()}
 
-    def edge(probes: list[tuple[int, float, float]]) -> int:
-        found = _crossing(probes)
-        if found is None:
-            return largest
-        return 0 if found == smallest else found
 
-    return Crossovers(
-        inline_below=edge(inline_probes),
-        numpy_below=edge(numpy_probes),
-        cosine_numpy_below=edge(cosine_probes),
+def measure(
+    kernel: _Kernel,
+    numpy_backend: _NumpyPaths,
+    probes: Iterable[tuple[int, int]],
+    *,
+    rounds: int,
+    margin: float,
+    k: int = 10,
+    seed: int = 11,
+    min_sample_s: float = 0.0,
+    source: str = "measured",
+    progress: Callable[[str], None] = lambda _: None,
+) -> tuple[Crossovers, list[dict[str, Any]]]:
+    """Times the calls as the seam makes them (Mojo with addresses known, inline and on the
+    pool; NumPy's ``topk``; both cosine scans over raw rows), interleaved, medians of
+    ``rounds``; each sample repeats a call until it lasts ``min_sample_s``. Returns the
+    crossovers and one record of medians (microseconds) per probe."""
+    rng = np.random.default_rng(seed)
+    timings: list[tuple[int, int, dict[str, float]]] = []
+    for n, d in probes:
+        progress(f"{n:,} x {d}")
+        raw = rng.standard_normal((n, d), dtype=np.float32)
+        raw *= rng.uniform(0.5, 2.0, (n, 1)).astype(np.float32)
+        timings.append((n, d, _time_probe(kernel, numpy_backend, raw, k, rounds, min_sample_s)))
+    inline_below = inline_edge([(n * d, t["inline"], t["pool"]) for n, d, t in timings], margin)
+
+    def mojo_time(work: int, t: dict[str, float]) -> float:
+        return t["inline"] if work < inline_below else t["pool"]
+
+    crossovers = Crossovers(
+        inline_below=inline_below,
+        numpy_ranges=winner_ranges(
+            [(n * d, t["numpy"] * margin < mojo_time(n * d, t)) for n, d, t in timings]
+        ),
+        cosine_numpy_ranges=winner_ranges(
+            [(n * d, t["numpy_cosine"] * margin < t["cosine"]) for n, d, t in timings]
+        ),
+        source=source,
+    )
+    records = [
+        {
+            "n": n,
+            "dim": d,
+            "work": n * d,
+            **{f"{name}_us": round(v * 1e6, 2) for name, v in t.items()},
+        }
+        for n, d, t in timings
+    ]
+    return crossovers, records
+
+
+def grid_crossovers(
+    doc: dict[str, Any], inline_below: int, margin: float = SHIPPING_MARGIN
+) -> tuple[Crossovers, list[dict[str, Any]]]:
+    """Crossovers from a latency-grid document (``bench search --grid latency``): ``topk``
+    from the public call in mode ``on`` vs ``off`` (``api-mojo`` vs ``api-python``: the same
+    index, validation and result objects around either path), the cosine scan from the bare
+    kernel call vs NumPy doing the same job (``kernel-cosine`` vs ``numpy-compat-array``).
+    ``inline_below`` is kept (the grid runs one dispatch)."""
+    p50: dict[tuple[str, int, int], float] = {
+        (r["backend"], r["n"], r["dim"]): r["p50_ms"] for r in doc["records"]
+    }
+    cells = sorted({(n, d) for _, n, d in p50})
+    topk: list[tuple[int, bool]] = []
+    cosine: list[tuple[int, bool]] = []
+    records = []
+    for n, d in cells:
+        mojo, python = p50.get(("api-mojo", n, d)), p50.get(("api-python", n, d))
+        kernel, job = p50.get(("kernel-cosine", n, d)), p50.get(("numpy-compat-array", n, d))
+        if mojo is not None and python is not None:
+            topk.append((n * d, python * margin < mojo))
+        if kernel is not None and job is not None:
+            cosine.append((n * d, job * margin < kernel))
+        records.append(
+            {
+                "n": n,
+                "dim": d,
+                "work": n * d,
+                **{
+                    f"{name}_us": round(p50[(name, n, d)] * 1e3, 2)
+                    for name in ("api-mojo", "api-python", "kernel-cosine", "numpy-compat-array")
+                    if (name, n, d) in p50
+                },
+            }
+        )
+    crossovers = Crossovers(
+        inline_below,
+        winner_ranges(topk),
+        winner_ranges(cosine),
+        source=f"latency grid ({doc.get('machine', {}).get('arch', arch())})",
+    )
+    return crossovers, records
+
+
+def calibrate(backend: _Kernel, numpy_backend: _NumpyPaths, seed: int = 11) -> Crossovers:
+    """The start-up re-check: this machine's crossovers at a few small sizes (some tens of
+    milliseconds). Beyond the largest probe the scan is bandwidth-bound: the largest probe's
+    winner extends to every larger size."""
+    crossovers, _ = measure(
+        backend,
+        numpy_backend,
+        STARTUP_PROBES,
+        rounds=9,
+        margin=STARTUP_MARGIN,
+        seed=seed,
         source="measured at start-up",
     )
+    return crossovers
+
+
+def measurement_note(records: list[dict[str, Any]], command: str, machine: str) -> dict[str, Any]:
+    """What ``write_shipped`` stores beside the values it writes."""
+    return {
+        "command": command,
+        "machine": machine,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
+        "medians_us": records,
+    }
 
 
 def with_source(crossovers: Crossovers, source: str) -> Crossovers:

@@ -11,26 +11,37 @@ from .quantization import approximate_scores
 _BATCH_BLOCK_ELEMENTS = 32 * 1024 * 1024
 
 
-def select_topk(scores: np.ndarray, k: int) -> TopK:
+#: Up to this many scores, one stable sort of all of them is cheaper than a partition.
+_SORT_ALL_BELOW = 128
+
+
+def select_topk(scores: np.ndarray, k: int, *, finite: bool = False) -> TopK:
     """Best ``k`` of a score vector (``-inf`` = ineligible), ties to the lower index.
 
+    ``finite``: the caller knows every score is finite (no mask), which saves a pass.
     ``argpartition`` alone picks arbitrarily among scores equal to the k-th largest; taking
-    every candidate at or above that threshold and sorting by (-score, row) makes it exact.
+    every candidate at or above that threshold and sorting them stably by score makes it exact.
     """
-    finite = np.isfinite(scores)
-    n_eligible = int(np.count_nonzero(finite))
-    k = min(k, n_eligible)
-    if k <= 0:
-        return TopK(np.empty(0, np.int64), np.empty(0, np.float32))
     n = scores.shape[0]
-    if k < n:
-        part = np.argpartition(scores, n - k)[n - k :]
-        threshold = scores[part].min()
-        candidates = np.flatnonzero(scores >= threshold)
+    if not finite:
+        eligible = np.isfinite(scores)
+        n_eligible = int(np.count_nonzero(eligible))
+        if n_eligible < n:
+            k = min(k, n_eligible)
+            if k <= 0:
+                return TopK(np.empty(0, np.int64), np.empty(0, np.float32))
+            if k == n_eligible:
+                candidates = np.flatnonzero(eligible)
+                order = np.argsort(-scores[candidates], kind="stable")
+                rows = candidates[order].astype(np.int64, copy=False)
+                return TopK(rows, scores[rows].astype(np.float32, copy=False))
+    if n <= _SORT_ALL_BELOW or k >= n:
+        rows = np.argsort(-scores, kind="stable")[:k].astype(np.int64, copy=False)
     else:
-        candidates = np.flatnonzero(finite)
-    order = np.lexsort((candidates, -scores[candidates]))[:k]
-    rows = candidates[order].astype(np.int64, copy=False)
+        part = np.argpartition(scores, n - k)[n - k :]
+        candidates = np.flatnonzero(scores >= scores[part].min())
+        rows = candidates[np.argsort(-scores[candidates], kind="stable")[:k]]
+        rows = rows.astype(np.int64, copy=False)
     return TopK(rows, scores[rows].astype(np.float32, copy=False))
 
 
@@ -41,8 +52,9 @@ class NumpySearchBackend(SearchBackend):
         self, matrix: np.ndarray, query: np.ndarray, k: int, mask: np.ndarray | None = None
     ) -> TopK:
         scores = matrix @ query
-        if mask is not None:
-            scores = np.where(mask != 0, scores, np.float32(-np.inf))
+        if mask is None:
+            return select_topk(scores, k, finite=True)  # finite rows, finite query
+        scores = np.where(mask != 0, scores, np.float32(-np.inf))
         return select_topk(scores, k)
 
     def topk_batch(
@@ -72,7 +84,7 @@ class NumpySearchBackend(SearchBackend):
         norms = np.sqrt(squares)
         np.divide(scores, norms, out=scores, where=norms > 0)
         scores[norms == 0] = 0.0
-        return select_topk(scores, k)
+        return select_topk(scores, k, finite=True)
 
     def topk_int8(
         self,
