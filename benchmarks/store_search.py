@@ -34,9 +34,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # for tests.servers (the launcher)
 
-from synapse_mojo.bench.machine import machine_info  # noqa: E402
-from synapse_mojo.bench.report import markdown_table, new_document, write_document  # noqa: E402
-from synapse_mojo.bench.search import ground_truth, make_dataset, peak_rss_mb, recall  # noqa: E402
+from synapse_mojo._dev.bench.machine import machine_info  # noqa: E402
+from synapse_mojo._dev.bench.report import markdown_table, new_document, write_document  # noqa: E402
+from synapse_mojo._dev.bench.search import ground_truth, make_dataset, peak_rss_mb, recall  # noqa: E402
 from synapse_mojo.search.index import PatternIndex  # noqa: E402
 from synapse_mojo.stores import Pattern, open_store  # noqa: E402
 from synapse_mojo.stores.neo4j import Neo4jStore, env_credentials  # noqa: E402

@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from synapse_mojo.bench.router import PriorityQueueRouter, _runtime_for, make_messages
+from synapse_mojo._dev.bench.router import PriorityQueueRouter, _runtime_for, make_messages
 from synapse_mojo.errors import RouterError
 from synapse_mojo.router import MemoryRouter, RedisStreamsRouter, Tract
 
@@ -156,7 +156,7 @@ def test_redis_streams_batch(benchmark, redis_url, messages):
 def test_redis_raw_pipelines(benchmark, redis_url, messages):
     import redis
 
-    from synapse_mojo.bench.router import raw_pipeline_batch
+    from synapse_mojo._dev.bench.router import raw_pipeline_batch
     from synapse_mojo.router.redis_wire import wire_parts
 
     count = min(len(messages), 10_000)

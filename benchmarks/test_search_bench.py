@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from synapse_mojo.bench.search import (
+from synapse_mojo._dev.bench.search import (
     FaissFlat,
     MojoF32,
     MojoInt8,

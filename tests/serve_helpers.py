@@ -1,5 +1,5 @@
 """Helpers for the serve tests: a clean environment and seed data; the server process itself is
-``synapse_mojo.bench.serve.ServeProcess``, shared with `synapse-mojo bench serve`."""
+``synapse_mojo._dev.bench.serve.ServeProcess``, shared with `synapse-mojo bench serve`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 # One way to start a server for the tests and the benchmark.
-from synapse_mojo.bench.serve import CLI, ServeProcess, free_port  # noqa: F401 (re-exported)
+from synapse_mojo._dev.bench.serve import CLI, ServeProcess, free_port  # noqa: F401 (re-exported)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synapse_mojo.bench.compare import compare_documents, describe_case
-from synapse_mojo.bench.report import new_document, write_document
+from synapse_mojo._dev.bench.compare import compare_documents, describe_case
+from synapse_mojo._dev.bench.report import new_document, write_document
 from synapse_mojo.errors import InvalidInputError
 
 from .conftest import run_cli

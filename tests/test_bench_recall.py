@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from synapse_mojo.bench.recall import iter_docstrings, run_recall_benchmark
-from synapse_mojo.bench.report import validate_document
+from synapse_mojo._dev.bench.recall import iter_docstrings, run_recall_benchmark
+from synapse_mojo._dev.bench.report import validate_document
 
 
 def test_docstrings_are_read_without_importing(tmp_path):

@@ -17,7 +17,7 @@ import pytest
 #: Modules whose import costs tens to hundreds of milliseconds, none needed to print help.
 HEAVY = (
     "numpy", "redis", "neo4j", "httpx", "rich", "mcp", "anyio", "tokenizers",
-    "synapse_mojo.router", "synapse_mojo.bench", "synapse_mojo.runtime", "synapse_mojo.search",
+    "synapse_mojo.router", "synapse_mojo._dev", "synapse_mojo.runtime", "synapse_mojo.search",
     "synapse_mojo.patternmap", "synapse_mojo.stores", "synapse_mojo.embeddings",
 )  # fmt: skip
 

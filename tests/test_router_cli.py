@@ -165,7 +165,7 @@ def test_bench_router_command_writes_a_valid_document(router_kernel, redis_binar
 
 def test_demo_hook_routes_over_both_transports(router_runtime, redis_binary, monkeypatch):
     monkeypatch.setenv("SYNAPSE_REDIS_SERVER", redis_binary)
-    from synapse_mojo.router.demo import run_router_demo
+    from synapse_mojo._dev.router_demo import run_router_demo
 
     console = Console(record=True, width=120)
     run_router_demo(console, messages=2000, batch=128)

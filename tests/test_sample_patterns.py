@@ -4,14 +4,12 @@ PATTERN_MAP.json that imports without a single skipped entry."""
 from __future__ import annotations
 
 import json
-import runpy
-from pathlib import Path
 
-from synapse_mojo.cli.demo import sample_patterns_path
+from synapse_mojo._dev.generate_sample_patterns import build
+from synapse_mojo.data import sample_patterns_path
 from synapse_mojo.patternmap import read_file
 from synapse_mojo.patternmap.formats import build_pattern_map
 
-DATA = Path(sample_patterns_path()).parent
 FIELDS = {
     "name", "description", "signature", "applicable_to", "replaces", "example", "confidence",
     "abstraction_level", "entropy_reduction", "discovered_by", "timestamp", "usage_count", "mutations",
@@ -19,10 +17,9 @@ FIELDS = {
 
 
 def test_committed_file_is_the_generators_output():
-    generator = runpy.run_path(str(DATA / "generate_sample_patterns.py"))
-    expected = json.dumps(generator["build"](), ensure_ascii=False, indent=1) + "\n"
+    expected = json.dumps(build(), ensure_ascii=False, indent=1) + "\n"
     assert sample_patterns_path().read_text(encoding="utf-8") == expected, (
-        "regenerate: python python/synapse_mojo/data/generate_sample_patterns.py > "
+        "regenerate: uv run python -m synapse_mojo._dev.generate_sample_patterns > "
         "python/synapse_mojo/data/sample_patterns.json"
     )
 

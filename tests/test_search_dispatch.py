@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synapse_mojo.bench.latency import latency_markdown, run_latency_grid
-from synapse_mojo.bench.report import validate_document
+from synapse_mojo._dev.bench.latency import latency_markdown, run_latency_grid
+from synapse_mojo._dev.bench.report import validate_document
 from synapse_mojo.runtime.adapter import registered_self_check
 from synapse_mojo.search import PatternIndex, PythonSearchBackend, results_agree
 from synapse_mojo.search.adaptive import AdaptiveSearchBackend

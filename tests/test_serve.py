@@ -362,7 +362,7 @@ def test_live_index_on_redis(redis_server, search_kernel, kernel_cache, tmp_path
 @pytest.mark.slow
 def test_bench_serve_runs_small(search_kernel, kernel_cache, tmp_path):
     """`synapse-mojo bench serve` at tiny counts: every path runs, no errors, a valid document."""
-    from synapse_mojo.bench.report import load_document
+    from synapse_mojo._dev.bench.report import load_document
 
     out = tmp_path / "serve.json"
     proc = subprocess.run(

@@ -7,6 +7,7 @@ ordinary ``except ValueError`` code keeps working.
 
     SynapseError
     ├── ConfigError (ValueError)             bad settings file, env var or URL
+    ├── MissingExtraError (ImportError)      a feature whose extra is not installed (names it)
     ├── KernelError                          a Mojo kernel could not be built or loaded
     │   └── KernelBuildError                   the compiler failed (message holds its output)
     ├── InvalidInputError (ValueError)       a bad argument caught before any kernel call
@@ -20,7 +21,7 @@ ordinary ``except ValueError`` code keeps working.
     │   ├── StoreUnavailableError              the server is down or unreachable
     │   ├── StoreAuthError                     the server rejected the credentials
     │   ├── ReadOnlyStoreError                 a write on a store opened read-only
-    │   └── UnsupportedStoreOperationError     e.g. search push-down on a store without a vector index
+    │   └── UnsupportedStoreOperationError     e.g. search push-down without a vector index
     ├── EmbeddingError                       an embedder failed
     │   ├── EmbeddingServerError               the embeddings server answered with an error status
     │   └── EmbeddingUnavailableError          the embeddings server is down, or timed out
@@ -47,6 +48,20 @@ class SynapseError(Exception):
 
 class ConfigError(SynapseError, ValueError):
     """A settings file, environment variable or URL is invalid."""
+
+
+class MissingExtraError(SynapseError, ImportError):
+    """A feature needs an optional dependency group (an extra) that is not installed.
+
+    ``extra`` names it (``pip install 'synapse-mojo[<extra>]'``); ``missing`` lists the
+    modules that were not found. Raised by ``synapse_mojo._extras.require`` where the feature
+    is asked for (opening a redis:// store, the local embedder, ``synapse-mojo bench``, ...).
+    """
+
+    def __init__(self, message: str, extra: str = "", missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message, name=missing[0] if missing else None)
+        self.extra = extra
+        self.missing = missing
 
 
 class KernelError(SynapseError):

@@ -1,7 +1,12 @@
-"""``synapse-mojo bench``: the benchmark suites (see docs/benchmark-schema.md)."""
+"""``synapse-mojo bench``: the benchmark suites (see docs/benchmark-schema.md).
+
+The harness lives in ``synapse_mojo._dev.bench`` and needs the ``bench`` extra; without it every
+subcommand says so in one line and exits 2 (``bench --help`` still lists them).
+"""
 
 from __future__ import annotations
 
+from .._extras import require
 from . import main
 from .lazy import LazyGroup
 
@@ -40,6 +45,8 @@ SUBCOMMANDS = {
 def bench() -> None:
     """Run benchmarks and compare results across machines.
 
-    Every subcommand writes a JSON document (schema synapse-mojo-bench/1), a markdown table and,
-    with the `bench` extra installed, PNG plots. Never run two benchmarks at once.
+    Every subcommand writes a JSON document (schema synapse-mojo-bench/1), a markdown table and
+    PNG plots. Needs the `bench` extra: pip install 'synapse-mojo[bench]'. Never run two
+    benchmarks at once.
     """
+    require("bench", "synapse-mojo bench")

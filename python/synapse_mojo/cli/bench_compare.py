@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..bench.compare import compare_documents
-from ..bench.report import load_document
+from .._dev.bench.compare import compare_documents
+from .._dev.bench.report import load_document
 from . import err_console
 from .bench import bench
 

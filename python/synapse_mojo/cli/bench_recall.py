@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from ..bench.recall import DATASETS, run_recall_benchmark
-from ..bench.report import markdown_table, write_document
+from .._dev.bench.recall import DATASETS, run_recall_benchmark
+from .._dev.bench.report import markdown_table, write_document
 from . import console
 from .bench import bench
 

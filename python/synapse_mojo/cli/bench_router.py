@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 
 from .._urls import redact_text
-from ..bench.report import machine_summary, markdown_table, write_document
-from ..bench.router import (
+from .._dev.bench.report import machine_summary, markdown_table, write_document
+from .._dev.bench.router import (
     ALL_BACKENDS,
     RouterBenchConfig,
     bounds_markdown,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from ..bench.report import write_document
-from ..bench.search import ALL_BACKENDS, DEFAULT_DIMS, DEFAULT_NS, SearchCase, run_search_benchmark
-from ..bench.summary import search_markdown
+from .._dev.bench.report import write_document
+from .._dev.bench.search import ALL_BACKENDS, DEFAULT_DIMS, DEFAULT_NS, SearchCase, run_search_benchmark
+from .._dev.bench.summary import search_markdown
 from . import console
 from .bench import bench
 
@@ -144,7 +144,7 @@ def search_command(
     if memory and sys.platform.startswith("linux"):
         import tempfile
 
-        from ..bench.memory import measure
+        from .._dev.bench.memory import measure
 
         n_mem, d_mem = max(c.n for c in cases), cases[0].dim
         with (
@@ -164,7 +164,7 @@ def search_command(
     console.print(md)
     console.print(f"JSON: {path}\nmarkdown: {md_path}")
     if not no_plots:
-        from ..bench.plots import plot_search
+        from .._dev.bench.plots import plot_search
 
         for png in plot_search(doc, out):
             console.print(f"plot: {png}")
@@ -173,8 +173,8 @@ def search_command(
 def _latency_grid(
     ns, dims, k, out_dir, json_path, no_plots, rounds, cell_seconds, from_json=None
 ) -> None:
-    from ..bench.latency import GRID_DIMS, GRID_NS, latency_markdown, plot_latency, run_latency_grid
-    from ..bench.report import load_document
+    from .._dev.bench.latency import GRID_DIMS, GRID_NS, latency_markdown, plot_latency, run_latency_grid
+    from .._dev.bench.report import load_document
 
     out = out_dir or Path("bench-results") / platform.machine()
     if from_json is not None:

@@ -89,8 +89,8 @@ def serve_command(
     answered by the running server, interleaved. The summary holds the target ratios.
     """
     from .._urls import redact_text
-    from ..bench.report import machine_summary, markdown_table, write_document
-    from ..bench.serve import ServeBenchConfig, run_serve_benchmark
+    from .._dev.bench.report import machine_summary, markdown_table, write_document
+    from .._dev.bench.serve import ServeBenchConfig, run_serve_benchmark
     from . import console
 
     names = tuple(t.strip() for t in transports.split(",") if t.strip())

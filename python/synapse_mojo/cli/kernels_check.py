@@ -111,7 +111,7 @@ def check(kernel_dir: Path | None, names: tuple[str, ...], as_json: bool) -> Non
     Exits 1 if any kernel fails to load or any self-check fails. A kernel that no feature
     uses is only loaded (and its kernel_info() called).
     """
-    from ..bench.machine import is_emulated
+    from ..runtime.host import is_emulated
 
     if kernel_dir is not None and not any(kernel_dir.glob("*.so")) and not names:
         raise click.ClickException(f"no kernel modules (*.so) in {kernel_dir}")

@@ -85,7 +85,9 @@ class ConsciousnessMetrics:
         }
 
     def load_hash(self, data: dict[str, Any]) -> None:
-        get = lambda key, default: _text(data.get(key, default))
+        def get(key: str, default: object) -> str:
+            return _text(data.get(key, default))
+
         self.total_messages = int(get("total_messages", 0))
         self.internal_to_external = int(get("internal_to_external", 0))
         self.external_to_internal = int(get("external_to_internal", 0))
@@ -296,6 +298,9 @@ class RedisEventStore:
         return f"RedisEventStore({redact(self.redis_url)!r}, stream_key={self.stream_key!r})"
 
     async def connect(self) -> None:
+        from .._extras import require
+
+        require("redis", "the Redis event log")
         import redis.asyncio as aioredis
 
         from ..errors import TransportError

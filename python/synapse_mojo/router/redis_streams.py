@@ -54,9 +54,16 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+try:  # the `redis` extra: without it, opening a redis:// router names what to install
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ModuleNotFoundError:
+    from .._extras import require
+
+    require("redis", "the Redis Streams router (redis://)")
+    raise
 
 from .._urls import check_options, parse_url, redact, redis_driver_options, scrub
 from ..errors import (

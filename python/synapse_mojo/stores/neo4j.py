@@ -45,9 +45,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import neo4j
-import neo4j.exceptions as neo4j_errors
 import numpy as np
+
+try:  # the `neo4j` extra: without it, opening a neo4j:// store names what to install
+    import neo4j
+    import neo4j.exceptions as neo4j_errors
+except ModuleNotFoundError:
+    from .._extras import require
+
+    require("neo4j", "a neo4j:// or bolt:// store")
+    raise
 
 from .._urls import parse_url, redact_text
 from ..errors import (

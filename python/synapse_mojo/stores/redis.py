@@ -43,8 +43,15 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
-import redis
-import redis.exceptions as redis_errors
+
+try:  # the `redis` extra: without it, opening a redis:// store names what to install
+    import redis
+    import redis.exceptions as redis_errors
+except ModuleNotFoundError:
+    from .._extras import require
+
+    require("redis", "a redis:// store")
+    raise
 
 from .._urls import parse_url, redis_driver_options, scrub
 from ..errors import (

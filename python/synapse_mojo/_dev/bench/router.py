@@ -35,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from ..config import Mode, load_settings
-from ..router.memory import MemoryRouter
-from ..router.message import Message, Tract
-from ..router.redis_wire import wire_parts
-from ..runtime.adapter import Runtime
-from ..runtime.metrics import percentile
+from synapse_mojo.config import Mode, load_settings
+from synapse_mojo.router.memory import MemoryRouter
+from synapse_mojo.router.message import Message, Tract
+from synapse_mojo.router.redis_wire import wire_parts
+from synapse_mojo.runtime.adapter import Runtime
+from synapse_mojo.runtime.metrics import percentile
 from .machine import machine_info
 from .report import new_document
 
@@ -317,7 +317,7 @@ def bench_memory(
 def bench_redis_streams(
     url: str, cfg: RouterBenchConfig, msgs: list[Message], progress: Progress
 ) -> list[dict[str, Any]]:
-    from ..router.redis_streams import RedisStreamsRouter
+    from synapse_mojo.router.redis_streams import RedisStreamsRouter
 
     records = []
     dest = Tract.EXTERNAL
@@ -579,7 +579,7 @@ def measure_bounds(redis_url: str | None) -> dict[str, Any]:
     out["python_method_with_lock_ns"] = _per_call_ns(lambda: obj.method(1), 200_000)
     kernel = _runtime_for("mojo").feature("message_router").kernel()
     if kernel is not None:
-        from ..router.queues import QueueBlock
+        from synapse_mojo.router.queues import QueueBlock
 
         out["mojo_empty_call_ns"] = _per_call_ns(kernel.noop, 200_000)
         block = QueueBlock(1024)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..runtime.metrics import percentile
+from synapse_mojo.runtime.metrics import percentile
 
 QUERIES = (
     "retry a failed call with exponential backoff",
@@ -105,8 +105,8 @@ def _env(runtime_dir: Path) -> dict[str, str]:
 
 
 def _seed(url: str, patterns: int) -> int:
-    from ..cli.demo import sample_patterns_path
-    from ..patternmap import PatternMap, formats
+    from synapse_mojo.data import sample_patterns_path
+    from synapse_mojo.patternmap import PatternMap, formats
 
     doc = formats.read_file(sample_patterns_path(), "auto")
     with PatternMap.open(url) as pmap:
@@ -260,9 +260,9 @@ def run_serve_benchmark(
     cfg: ServeBenchConfig, log: Callable[[str], None] = lambda _m: None
 ) -> dict[str, Any]:
     """Runs every path (see the module docstring); returns the ``serve`` benchmark document."""
-    from ..bench.machine import machine_info
-    from ..bench.report import new_document
-    from ..patternmap import PatternMap
+    from .machine import machine_info
+    from .report import new_document
+    from synapse_mojo.patternmap import PatternMap
 
     doc = new_document("serve", command="synapse-mojo bench serve", machine=machine_info())
     doc["parameters"] = {

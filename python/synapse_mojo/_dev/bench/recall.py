@@ -33,19 +33,19 @@ from typing import Any
 
 import numpy as np
 
-from ..config import available_cores
-from ..runtime.metrics import percentile
-from ..search.base import TopK, score_tolerance
-from ..search.index import DEFAULT_RERANK_FACTOR
-from ..search.numpy_backend import NumpySearchBackend
-from ..search.quantization import (
+from synapse_mojo.config import available_cores
+from synapse_mojo.runtime.metrics import percentile
+from synapse_mojo.search.base import TopK, score_tolerance
+from synapse_mojo.search.index import DEFAULT_RERANK_FACTOR
+from synapse_mojo.search.numpy_backend import NumpySearchBackend
+from synapse_mojo.search.quantization import (
     ScalarQuantizer,
     certified_topk_int8,
     next_start,
     quantize_query,
     rank_bound,
 )
-from ..search.validation import as_matrix, as_queries
+from synapse_mojo.search.validation import as_matrix, as_queries
 from .machine import machine_info
 from .report import new_document
 from .search import ground_truth, make_dataset, recall
@@ -116,8 +116,8 @@ def docstring_dataset(
 ) -> tuple[np.ndarray, np.ndarray]:
     """MiniLM embeddings of ``n + queries`` docstrings (cached); the last ``queries`` are the
     queries. Raises ``InvalidInputError`` when fewer docstrings are installed."""
-    from ..embeddings import MiniLMEmbedder
-    from ..errors import InvalidInputError
+    from synapse_mojo.embeddings import MiniLMEmbedder
+    from synapse_mojo.errors import InvalidInputError
 
     texts: list[str] = []
     for text in iter_docstrings():
@@ -239,8 +239,8 @@ def run_recall_benchmark(
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Runs the datasets and returns a ``synapse-mojo-bench/1`` document (suite "recall")."""
-    from ..runtime.adapter import get_runtime
-    from ..search.mojo_backend import MojoSearchBackend
+    from synapse_mojo.runtime.adapter import get_runtime
+    from synapse_mojo.search.mojo_backend import MojoSearchBackend
 
     kernel = get_runtime().feature("pattern_search").kernel()
     threads = available_cores()

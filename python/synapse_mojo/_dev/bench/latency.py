@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import available_cores
-from ..runtime.adapter import Runtime
+from synapse_mojo.config import available_cores
+from synapse_mojo.runtime.adapter import Runtime
 from .machine import machine_info
 from .report import new_document
 from .search import peak_rss_mb
@@ -79,7 +79,7 @@ def _runtime(mode: str) -> Runtime:
     """One runtime per mode for the whole grid (kernels load and self-check once)."""
     runtime = _RUNTIMES.get(mode)
     if runtime is None:
-        from ..config import load_settings
+        from synapse_mojo.config import load_settings
 
         runtime = _RUNTIMES[mode] = Runtime(load_settings())
         runtime.set_mode("pattern_search", mode)
@@ -90,8 +90,8 @@ def _contenders(
     n: int, d: int, k: int, seed: int
 ) -> tuple[dict[str, Callable[[int], Any]], dict[str, Any]]:
     """name -> fn(query_number); plus the shared data."""
-    from ..compat.pattern_search import PatternSearch
-    from ..search.index import PatternIndex
+    from synapse_mojo.compat.pattern_search import PatternSearch
+    from synapse_mojo.search.index import PatternIndex
 
     rng = np.random.default_rng(seed + n * 7 + d)
     raw = (rng.standard_normal((n, d), dtype=np.float32) * rng.uniform(0.5, 2.0, (n, 1))).astype(
@@ -305,8 +305,8 @@ def run_latency_grid(
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Runs the grid and returns a ``synapse-mojo-bench/1`` search document."""
-    from ..search.adaptive import measured_crossovers
-    from ..search.dispatch import shipped_crossovers
+    from synapse_mojo.search.adaptive import measured_crossovers
+    from synapse_mojo.search.dispatch import shipped_crossovers
 
     doc = new_document("search", command, machine_info())
     for d in dims:

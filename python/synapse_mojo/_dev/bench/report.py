@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInputError
+from synapse_mojo.errors import InvalidInputError
 
 SCHEMA = "synapse-mojo-bench/1"
 

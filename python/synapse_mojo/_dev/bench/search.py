@@ -23,19 +23,19 @@ from typing import Any
 
 import numpy as np
 
-from ..config import available_cores
-from ..runtime.metrics import percentile
-from ..search.base import score_tolerance
-from ..search.index import DEFAULT_RERANK_FACTOR
-from ..search.mojo_backend import MojoSearchBackend
-from ..search.quantization import (
+from synapse_mojo.config import available_cores
+from synapse_mojo.runtime.metrics import percentile
+from synapse_mojo.search.base import score_tolerance
+from synapse_mojo.search.index import DEFAULT_RERANK_FACTOR
+from synapse_mojo.search.mojo_backend import MojoSearchBackend
+from synapse_mojo.search.quantization import (
     ScalarQuantizer,
     certified_topk_int8,
     next_start,
     quantize_query,
     rank_bound,
 )
-from ..search.reference import PythonSearchBackend
+from synapse_mojo.search.reference import PythonSearchBackend
 from .machine import machine_info, measure_read_bandwidth
 from .report import new_document
 
@@ -587,7 +587,7 @@ def run_search_benchmark(
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Runs the cases and returns a ``synapse-mojo-bench/1`` document (suite "search")."""
-    from ..runtime.adapter import get_runtime
+    from synapse_mojo.runtime.adapter import get_runtime
 
     threads = threads or available_cores()
     kernel = get_runtime().feature("pattern_search").kernel()

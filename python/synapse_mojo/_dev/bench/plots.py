@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import SynapseError
+from synapse_mojo.errors import SynapseError
 
 #: One colour per backend across every plot, so figures can be compared at a glance.
 COLOURS = {

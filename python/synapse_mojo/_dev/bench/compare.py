@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidInputError, SynapseError
+from synapse_mojo.errors import InvalidInputError, SynapseError
 from .report import CASE_KEYS, case_key, machine_summary
 
 #: Metrics compared per suite: (field, header, lower_is_better).

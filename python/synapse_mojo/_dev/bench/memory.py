@@ -8,8 +8,8 @@ Two phases, each in its own interpreter so that nothing else inflates the number
   one search (vectors or codes paged in) and after ``queries`` searches (for int8: plus the
   float32 rows the reranks touched, file-backed and shared).
 
-    python -m synapse_mojo.bench.memory build --n 1000000 --dim 384 --quantization int8 DIR
-    python -m synapse_mojo.bench.memory load DIR
+    python -m synapse_mojo._dev.bench.memory build --n 1000000 --dim 384 --quantization int8 DIR
+    python -m synapse_mojo._dev.bench.memory load DIR
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def measure(
 
     def run(*args: str) -> dict[str, Any]:
         out = subprocess.run(
-            [sys.executable, "-m", "synapse_mojo.bench.memory", *args],
+            [sys.executable, "-m", "synapse_mojo._dev.bench.memory", *args],
             capture_output=True,
             text=True,
             env=env,
@@ -117,7 +117,7 @@ def measure(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m synapse_mojo.bench.memory")
+    parser = argparse.ArgumentParser(prog="python -m synapse_mojo._dev.bench.memory")
     sub = parser.add_subparsers(dest="phase", required=True)
     b = sub.add_parser("build")
     b.add_argument("--n", type=int, required=True)
