@@ -165,7 +165,9 @@ def test_require_passes_when_installed_and_rejects_unknown_extras():
     require("bench", "the test")  # the dev group installs every extra
     with pytest.raises(KeyError):
         require("nope", "the test")
-    assert issubclass(MissingExtraError, SynapseError) and issubclass(MissingExtraError, ImportError)
+    assert issubclass(MissingExtraError, SynapseError) and issubclass(
+        MissingExtraError, ImportError
+    )
 
 
 def _requirement_names(specs: list[str]) -> tuple[set[str], set[str]]:

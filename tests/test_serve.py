@@ -269,9 +269,7 @@ def test_stdio_lists_and_searches(served):
                 t.name for t in (await s.list_tools()).tools
             }
             doc = json.loads(
-                text_of(
-                    await call(s, "search_pattern_map", query="circuit breaker", max_results=1)
-                )
+                text_of(await call(s, "search_pattern_map", query="circuit breaker", max_results=1))
             )
             assert doc["results"][0]["name"] == "breaker"
             bad = await call(s, "search_pattern_map", query="x", max_results=-1)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import click
 
-from .._urls import redact_text
 from .._dev.bench.report import machine_summary, markdown_table, write_document
 from .._dev.bench.router import (
     ALL_BACKENDS,
@@ -20,6 +19,7 @@ from .._dev.bench.router import (
     run_router_benchmark,
     targets_markdown,
 )
+from .._urls import redact_text
 from ..errors import RouterError
 from . import console, err_console
 from .bench import bench

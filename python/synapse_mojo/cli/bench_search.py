@@ -10,7 +10,13 @@ from pathlib import Path
 import click
 
 from .._dev.bench.report import write_document
-from .._dev.bench.search import ALL_BACKENDS, DEFAULT_DIMS, DEFAULT_NS, SearchCase, run_search_benchmark
+from .._dev.bench.search import (
+    ALL_BACKENDS,
+    DEFAULT_DIMS,
+    DEFAULT_NS,
+    SearchCase,
+    run_search_benchmark,
+)
 from .._dev.bench.summary import search_markdown
 from . import console
 from .bench import bench
@@ -173,7 +179,13 @@ def search_command(
 def _latency_grid(
     ns, dims, k, out_dir, json_path, no_plots, rounds, cell_seconds, from_json=None
 ) -> None:
-    from .._dev.bench.latency import GRID_DIMS, GRID_NS, latency_markdown, plot_latency, run_latency_grid
+    from .._dev.bench.latency import (
+        GRID_DIMS,
+        GRID_NS,
+        latency_markdown,
+        plot_latency,
+        run_latency_grid,
+    )
     from .._dev.bench.report import load_document
 
     out = out_dir or Path("bench-results") / platform.machine()

@@ -88,9 +88,9 @@ def serve_command(
     Also times process start-up (python -c pass, --help, search --help) and a CLI search
     answered by the running server, interleaved. The summary holds the target ratios.
     """
-    from .._urls import redact_text
     from .._dev.bench.report import machine_summary, markdown_table, write_document
     from .._dev.bench.serve import ServeBenchConfig, run_serve_benchmark
+    from .._urls import redact_text
     from . import console
 
     names = tuple(t.strip() for t in transports.split(",") if t.strip())

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from synapse_mojo.errors import InvalidInputError, SynapseError
+
 from .report import CASE_KEYS, case_key, machine_summary
 
 #: Metrics compared per suite: (field, header, lower_is_better).

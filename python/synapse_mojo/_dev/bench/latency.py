@@ -36,6 +36,7 @@ import numpy as np
 
 from synapse_mojo.config import available_cores
 from synapse_mojo.runtime.adapter import Runtime
+
 from .machine import machine_info
 from .report import new_document
 from .search import peak_rss_mb

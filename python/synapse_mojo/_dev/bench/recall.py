@@ -46,6 +46,7 @@ from synapse_mojo.search.quantization import (
     rank_bound,
 )
 from synapse_mojo.search.validation import as_matrix, as_queries
+
 from .machine import machine_info
 from .report import new_document
 from .search import ground_truth, make_dataset, recall

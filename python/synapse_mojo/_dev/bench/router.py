@@ -41,6 +41,7 @@ from synapse_mojo.router.message import Message, Tract
 from synapse_mojo.router.redis_wire import wire_parts
 from synapse_mojo.runtime.adapter import Runtime
 from synapse_mojo.runtime.metrics import percentile
+
 from .machine import machine_info
 from .report import new_document
 

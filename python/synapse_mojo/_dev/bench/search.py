@@ -36,6 +36,7 @@ from synapse_mojo.search.quantization import (
     rank_bound,
 )
 from synapse_mojo.search.reference import PythonSearchBackend
+
 from .machine import machine_info, measure_read_bandwidth
 from .report import new_document
 

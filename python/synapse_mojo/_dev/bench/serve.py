@@ -260,9 +260,10 @@ def run_serve_benchmark(
     cfg: ServeBenchConfig, log: Callable[[str], None] = lambda _m: None
 ) -> dict[str, Any]:
     """Runs every path (see the module docstring); returns the ``serve`` benchmark document."""
+    from synapse_mojo.patternmap import PatternMap
+
     from .machine import machine_info
     from .report import new_document
-    from synapse_mojo.patternmap import PatternMap
 
     doc = new_document("serve", command="synapse-mojo bench serve", machine=machine_info())
     doc["parameters"] = {
