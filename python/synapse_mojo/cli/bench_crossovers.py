@@ -42,7 +42,7 @@ def crossovers_command(rounds: int, write: bool, path: Path | None, grid_json: P
     medians and the resulting crossovers, and with --write stores them as this
     architecture's shipped values (run it on a quiet machine; see docs/search-latency.md).
     """
-    from ..bench.machine import cpu_model
+    from .._dev.bench.machine import cpu_model
     from ..config import load_settings
     from ..runtime.adapter import Runtime
     from ..search.dispatch import (
