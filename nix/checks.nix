@@ -39,7 +39,7 @@ in
   mojo-programs-smoke = runCommand "synapse-mojo-programs-smoke" { nativeBuildInputs = [ python3 ]; } ''
     set -o pipefail
     export HOME=$TMPDIR
-    python3 ${src}/python/synapse_mojo/runtime/mojo_build.py --run-smoke \
+    python3 ${src}/python/synapse_mojo/runtime/mojo_build_cli.py --run-smoke \
       --out ${kernels.kernelDir} 2>&1 | tee $out
   '';
 

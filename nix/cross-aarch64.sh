@@ -4,7 +4,7 @@
 #
 #   1. the aarch64 Mojo SDK wheels pinned in nix/mojo-sdk/sources.json (hash-checked), unpacked
 #      into a target runtime root;
-#   2. the project's one build tool (python/synapse_mojo/runtime/mojo_build.py) with the host's
+#   2. the project's one build tool (python/synapse_mojo/runtime/mojo_build_cli.py) with the host's
 #      compiler, --target-triple aarch64-unknown-linux-gnu --target-cpu neoverse-n1, linking with
 #      Debian's aarch64-linux-gnu-gcc against the aarch64 runtime libraries;
 #   3. a private aarch64 sysroot: Debian arm64 packages of CPython and the C/C++ runtime,
@@ -86,7 +86,7 @@ step "aarch64 Mojo SDK (nix/mojo-sdk/sources.json pins, sha256-checked)"
 step "Cross-compile every extension module and program for $TRIPLE / $CPU"
 # ------------------------------------------------------------------------------------------
 rm -rf "$OUT"
-"$PYTHON" "$REPO/python/synapse_mojo/runtime/mojo_build.py" \
+"$PYTHON" "$REPO/python/synapse_mojo/runtime/mojo_build_cli.py" \
     --src "$REPO/mojo" \
     --out "$OUT" \
     --mojo "$MOJO" \
@@ -175,7 +175,7 @@ mkdir -p "$WORK/home"
 # ------------------------------------------------------------------------------------------
 step "Run under qemu: the standalone programs (smoke cases; timings are emulated)"
 # ------------------------------------------------------------------------------------------
-SYNAPSE_EMULATED=1 "$PYTHON" "$REPO/python/synapse_mojo/runtime/mojo_build.py" --run-smoke \
+SYNAPSE_EMULATED=1 "$PYTHON" "$REPO/python/synapse_mojo/runtime/mojo_build_cli.py" --run-smoke \
     --out "$OUT" --runner "${qemu[*]}" --timeout "$TIMEOUT" --save-json "$WORK/results" \
     | tee "$WORK/programs-smoke.txt"
 

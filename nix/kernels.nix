@@ -1,6 +1,6 @@
 # Every Mojo artefact of the repository, built by the project's one build tool
-# (python/synapse_mojo/runtime/mojo_build.py, the same code the runtime and the cross build
-# use): the extension modules mojo/*.mojo -> lib/synapse-mojo/kernels/<name>.so and the
+# (python/synapse_mojo/runtime/mojo_build_cli.py over mojo_build.py, the same code the runtime
+# and the cross build use): the extension modules mojo/*.mojo -> lib/synapse-mojo/kernels/<name>.so and the
 # standalone programs mojo/bench/*.mojo -> bin/<name>.
 #
 # The target CPU is portable by default (x86-64-v3 on x86_64, neoverse-n1 on aarch64), so the
@@ -25,6 +25,7 @@ stdenv.mkDerivation (finalAttrs: {
     fileset = lib.fileset.unions [
       ../mojo
       ../python/synapse_mojo/runtime/mojo_build.py
+      ../python/synapse_mojo/runtime/mojo_build_cli.py
     ];
   };
 
@@ -50,7 +51,7 @@ stdenv.mkDerivation (finalAttrs: {
 
     # The compiler writes caches under HOME; the sandbox has none.
     export HOME=$TMPDIR
-    python3 python/synapse_mojo/runtime/mojo_build.py \
+    python3 python/synapse_mojo/runtime/mojo_build_cli.py \
       --src mojo \
       --out "$TMPDIR/artefacts" \
       --mojo ${lib.getExe mojo-sdk} \
@@ -60,7 +61,7 @@ stdenv.mkDerivation (finalAttrs: {
   '';
 
   # lib/synapse-mojo/kernels is the build's output directory as the tool wrote it (the .so
-  # files, bin/ and manifest.json, which `mojo_build.py --run-smoke` reads); bin/ links the
+  # files, bin/ and manifest.json, which `mojo_build_cli.py --run-smoke` reads); bin/ links the
   # programs for `nix run` and PATH.
   installPhase = ''
     runHook preInstall

@@ -1,6 +1,7 @@
-"""The one Mojo build tool (runtime/mojo_build.py): discovery, command lines, targets, and a real
-build of a small source tree (an extension module, a program, a helper module) with the real
-compiler, run as the script the Nix derivation and the cross build use."""
+"""The one Mojo build tool (runtime/mojo_build.py, its command line runtime/mojo_build_cli.py):
+discovery, command lines, targets, and a real build of a small source tree (an extension module,
+a program, a helper module) with the real compiler, run as the script the Nix derivation and the
+cross build use."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from synapse_mojo.runtime.mojo_build import MojoBuildError, Target
 
 from .conftest import REPO
 
-SCRIPT = REPO / "python" / "synapse_mojo" / "runtime" / "mojo_build.py"
+SCRIPT = REPO / "python" / "synapse_mojo" / "runtime" / "mojo_build_cli.py"
 
 EXTENSION = """
 from std.os import abort

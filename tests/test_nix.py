@@ -160,9 +160,8 @@ def flake_copy(tmp_path: Path) -> Path:
     pkg = root / "python" / "synapse_mojo"
     (pkg / "runtime").mkdir(parents=True)
     shutil.copy2(REPO / "python/synapse_mojo/__init__.py", pkg / "__init__.py")
-    shutil.copy2(
-        REPO / "python/synapse_mojo/runtime/mojo_build.py", pkg / "runtime" / "mojo_build.py"
-    )
+    for tool in ("mojo_build.py", "mojo_build_cli.py"):
+        shutil.copy2(REPO / "python/synapse_mojo/runtime" / tool, pkg / "runtime" / tool)
     return root
 
 
@@ -307,7 +306,8 @@ def test_evaluation_catches_mistakes(nix_instantiate, flake_copy, edits, message
                 ("nix/python.nix", "    hf-xet = [ ];", "    hf_xet = [ ];"),
                 ("nix/python.nix", "(unknownWheelLibs == [ ])", "true"),
             ],
-            "nativeWheelLibs names hf_xet, which uv.lock does not lock (a typo would silently patch nothing)",
+            "nativeWheelLibs names hf_xet, which uv.lock does not lock "
+            "(a typo would silently patch nothing)",
         ),
     ],
     ids=[
@@ -475,7 +475,8 @@ def _extras(command: str) -> set[str]:
 
 
 def test_the_uv_job_has_what_ci_true_demands():
-    """GitHub sets CI=true: missing tools then fail tests, so the uv job installs what .ci/run does."""
+    """GitHub sets CI=true: missing tools then fail tests, so the uv job installs what .ci/run
+    does."""
     runs = _runs(_workflow()["jobs"]["uv"])
     assert "ensure_debian_packages nix-bin" in runs, "tests/test_nix.py needs nix-instantiate"
     ci_run = (REPO / ".ci/run").read_text()

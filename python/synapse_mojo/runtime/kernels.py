@@ -18,7 +18,7 @@ not raise: a truncated one kills the process with SIGBUS, flipped code bytes wit
 
 * Every build records the module's size and SHA-256: in the cache a sidecar
   ``<entry>/<name>.so.manifest.json``, in a prebuilt directory ``manifest.json``
-  (``artefacts.<name>.sha256``, the format ``mojo_build.py`` and ``kernels build --out`` write).
+  (``artefacts.<name>.sha256``, the format ``mojo_build_cli.py`` and ``kernels build --out`` write).
   A cache entry that does not match is rebuilt once; a prebuilt module that does not match, or
   has no manifest, is refused with the reason. The digest is computed once per process per
   file version (path, inode, size, mtime).
@@ -344,7 +344,7 @@ def _prebuilt_dirs(settings: Settings) -> list[Path]:
 # Verifying files before they are imported
 # --------------------------------------------------------------------------------------------
 
-#: A prebuilt directory's record of what was built (written by mojo_build.py and
+#: A prebuilt directory's record of what was built (written by mojo_build_cli.py and
 #: ``synapse-mojo kernels build --out``): ``{"artefacts": {name: {"path", "sha256", ...}}}``.
 PREBUILT_MANIFEST = "manifest.json"
 _PROBE_TIMEOUT_S = 300.0
@@ -392,7 +392,7 @@ def record_cache_entry(so_path: Path) -> dict:
 
 
 def record_prebuilt(out_dir: Path, name: str, compiler: Compiler, target: str) -> None:
-    """Adds ``name`` to ``out_dir/manifest.json`` (kept in the format ``mojo_build.py`` writes)."""
+    """Adds ``name`` to ``out_dir/manifest.json`` (kept in the format ``mojo_build.write_manifest`` writes)."""
     path = out_dir / PREBUILT_MANIFEST
     try:
         manifest = json.loads(path.read_text()) if path.exists() else {}
@@ -442,7 +442,7 @@ def verify_prebuilt(directory: Path, name: str) -> str | None:
     except FileNotFoundError:
         return (
             f"unverified: no {PREBUILT_MANIFEST} in {directory} recording its SHA-256 "
-            "(build with `synapse-mojo kernels build --out DIR` or mojo_build.py, which write one)"
+            "(build with `synapse-mojo kernels build --out DIR` or mojo_build_cli.py, which write one)"
         )
     except (OSError, ValueError) as exc:
         return f"unverified: {manifest_path} is unreadable: {exc}"

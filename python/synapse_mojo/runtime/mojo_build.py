@@ -1,4 +1,4 @@
-"""How this project invokes ``mojo build``: the one build tool for every Mojo artefact.
+"""How this project invokes ``mojo build``: the library behind every build of a Mojo artefact.
 
 Two kinds of artefact come out of ``mojo/``:
 
@@ -13,17 +13,17 @@ Every caller goes through this module, so the compiler flags live in one place:
 
 * the runtime's per-user compile cache and ``synapse-mojo kernels build``
   (``runtime/kernels.py`` imports :func:`compile_source`);
-* the Nix kernels derivation and the aarch64 cross build, which run this file as a script with
-  any Python >= 3.11 (it uses the standard library only, so the Nix build does not need the
-  project's Python environment)::
+* the Nix kernels derivation and the aarch64 cross build, which run its command line
+  (:mod:`.mojo_build_cli`, beside this file) as a script with any Python >= 3.11: both files use
+  the standard library only, so the Nix build does not need the project's Python environment::
 
-      python3 python/synapse_mojo/runtime/mojo_build.py --out build/kernels
-      python3 python/synapse_mojo/runtime/mojo_build.py --out build/aarch64 \\
+      python3 python/synapse_mojo/runtime/mojo_build_cli.py --out build/kernels
+      python3 python/synapse_mojo/runtime/mojo_build_cli.py --out build/aarch64 \\
           --target-triple aarch64-unknown-linux-gnu \\
           --linker-driver /usr/bin/aarch64-linux-gnu-gcc \\
           --runtime-root build/aarch64-sdk/modular
 
-Targets: the script defaults to a *portable* CPU per architecture (``x86-64-v3`` on x86_64,
+Targets: the build tool defaults to a *portable* CPU per architecture (``x86-64-v3`` on x86_64,
 ``neoverse-n1`` on aarch64: the baselines Modular's own Linux toolchain requires), so that an
 artefact built on one machine runs on any machine of that architecture; ``--target-cpu native``
 compiles for the build host instead (what the runtime's compile cache does by default).
@@ -36,13 +36,13 @@ must be the target's: ``--linker-driver`` (e.g. ``aarch64-linux-gnu-gcc``) and `
 ``mojo-compiler-mojo-libs`` wheels, unpacked together). The artefacts' RUNPATH points at
 ``<runtime-root>/lib``, so keep that directory where it is.
 
-The compiler writes caches and crash-reporter settings under ``$HOME``; the script gives it a
-fresh temporary HOME (removed afterwards), which also keeps builds independent of the caller's.
+The compiler writes caches and crash-reporter settings under ``$HOME``; the build tool gives it
+a fresh temporary HOME (removed afterwards), which also keeps builds independent of the
+caller's.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -51,8 +51,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -306,7 +304,7 @@ def compile_source(
 
 
 # --------------------------------------------------------------------------------------------
-# Building everything (the script)
+# Building everything
 # --------------------------------------------------------------------------------------------
 
 
@@ -347,6 +345,49 @@ def plan(
     return items
 
 
+def target_from_options(triple: str | None, cpu: str) -> Target:
+    """The target the build tool's ``--target-triple``/``--target-cpu`` options name: ``cpu`` is
+    ``portable`` (the architecture's baseline), ``native``/``host``/empty (the build host), or
+    a CPU name."""
+    if cpu == "portable":
+        return Target.portable(triple)
+    if cpu in ("native", "host", ""):
+        if triple and triple_arch(triple) != host_arch():
+            raise MojoBuildError("--target-cpu native makes no sense when cross-compiling")
+        return Target(triple, None)
+    return Target(triple, cpu)
+
+
+def linker_for(target: Target, linker_driver: str | None, runtime_root: Path | None) -> str | None:
+    """The linker driver a build for ``target`` uses: ``linker_driver``, else
+    ``$MODULAR_MOJO_MAX_LINKER_DRIVER``, else (cross-compiling) ``<arch>-linux-gnu-gcc``; None
+    means the compiler's default. A cross build without ``runtime_root`` is refused."""
+    linker = linker_driver or os.environ.get("MODULAR_MOJO_MAX_LINKER_DRIVER")
+    if target.is_cross:
+        linker = linker or f"{target.arch}-linux-gnu-gcc"
+        if runtime_root is None:
+            raise MojoBuildError(
+                f"cross-compiling for {target.arch} needs --runtime-root: the 'modular' "
+                f"directory of the {target.arch} mojo-compiler wheels"
+            )
+    return linker
+
+
+def default_src() -> Path:
+    """The Mojo sources next to this file: the repository's ``mojo/``, or the wheel's copy."""
+    # python/synapse_mojo/runtime/mojo_build.py -> <repo>/mojo; an installed wheel ships _mojo_src.
+    here = Path(__file__).resolve()
+    for candidate in (here.parents[3] / "mojo", here.parents[1] / "_mojo_src"):
+        if candidate.is_dir():
+            return candidate
+    return Path("mojo")
+
+
+def default_mojo() -> str | None:
+    """The compiler a build uses unless told: ``$MOJO``, then ``mojo`` on PATH."""
+    return os.environ.get("MOJO") or shutil.which("mojo")
+
+
 def compiler_version(mojo: str, env: Mapping[str, str]) -> str:
     try:
         proc = subprocess.run(
@@ -365,252 +406,101 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def run_smoke(
-    out: Path, runner: Sequence[str] = (), timeout: float = 600.0, save_dir: Path | None = None
-) -> int:
-    """Runs every program of a build (``out/manifest.json``) with its smoke arguments.
+def artefact_record(artefact: Artefact, out: Path, seconds: float) -> dict[str, object]:
+    """What ``manifest.json`` records of a built artefact (the runtime verifies ``sha256``)."""
+    record: dict[str, object] = {
+        "kind": artefact.kind,
+        "path": str(artefact.output.relative_to(out)),
+        "sha256": _sha256(artefact.output),
+        "build_seconds": round(seconds, 2),
+    }
+    if artefact.kind == "exe":
+        record["smoke_args"] = smoke_args(artefact.source)
+    return record
 
-    ``runner`` prefixes each command (e.g. ``qemu-aarch64-static -L SYSROOT``). A program that
-    declares no smoke arguments runs without arguments (its defaults) and is named in a note.
-    With ``save_dir``, a program whose standard output is a JSON document is saved there as
-    ``<name>.json`` (the benchmark programs print ``synapse-mojo-bench/1`` documents).
-    Returns the number of programs that failed (non-zero exit, timeout, or no output).
-    """
+
+def write_manifest(
+    out: Path, compiler: str, target: Target, built: Mapping[str, Mapping[str, object]]
+) -> Path:
+    """Writes ``out/manifest.json`` (the record prebuilt directories are verified against)."""
+    manifest = {
+        "compiler": compiler,
+        "target_triple": target.triple or TRIPLES.get(target.arch, target.arch),
+        "target_cpu": target.cpu or "host",
+        "artefacts": dict(built),
+    }
+    path = out / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Smoke runs of the standalone programs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmokeProgram:
+    """A built program and the arguments of its smoke run (None: it declares none)."""
+
+    name: str
+    path: Path
+    args: list[str] | None
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    """How one smoke run went; ``problem`` is None when it succeeded."""
+
+    command: list[str]
+    stdout: str
+    stderr: str
+    seconds: float
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def smoke_programs(out: Path) -> list[SmokeProgram]:
+    """Every standalone program of a build (``out/manifest.json``), by name."""
     try:
         manifest = json.loads((out / "manifest.json").read_text())
     except (OSError, ValueError) as exc:
         raise MojoBuildError(f"no readable {out / 'manifest.json'} (build first): {exc}") from exc
-    programs = {n: a for n, a in manifest.get("artefacts", {}).items() if a.get("kind") == "exe"}
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    if not programs:
-        log(f"no standalone programs in {out}")
-        return 0
-    failed = 0
-    for name, art in sorted(programs.items()):
-        args = art.get("smoke_args")
-        if args is None:
-            log(f"note: {name} declares no 'Smoke: <args>' line; running it with its defaults")
-            args = []
-        cmd = [*runner, str(out / art["path"]), *args]
-        log(f"== {shlex.join(cmd)}")
-        started = time.perf_counter()
-        try:
-            proc = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-            )
-        except subprocess.TimeoutExpired:
-            log(f"  FAILED: {name} did not finish within {timeout:.0f} s")
-            failed += 1
-            continue
-        except OSError as exc:
-            log(f"  FAILED: {name} could not start: {exc}")
-            failed += 1
-            continue
-        output = (proc.stdout + proc.stderr).strip()
-        print(output)
-        if proc.returncode != 0 or not proc.stdout.strip():
-            log(
-                f"  FAILED: {name} exited {proc.returncode}"
-                + ("" if proc.stdout.strip() else " with no output")
-            )
-            failed += 1
-        else:
-            log(f"  ok ({time.perf_counter() - started:.1f} s wall; not a benchmark result)")
-            if save_dir is not None:
-                try:
-                    document = json.loads(proc.stdout)
-                except ValueError:
-                    continue
-                save_dir.mkdir(parents=True, exist_ok=True)
-                path = save_dir / f"{name}.json"
-                path.write_text(json.dumps(document, indent=2) + "\n")
-                log(f"  saved {path}")
-    return failed
+    artefacts = manifest.get("artefacts", {}) if isinstance(manifest, dict) else {}
+    return [
+        SmokeProgram(name, out / art["path"], art.get("smoke_args"))
+        for name, art in sorted(artefacts.items())
+        if art.get("kind") == "exe"
+    ]
 
 
-def _default_src() -> Path:
-    # python/synapse_mojo/runtime/mojo_build.py -> <repo>/mojo; an installed wheel ships _mojo_src.
-    here = Path(__file__).resolve()
-    for candidate in (here.parents[3] / "mojo", here.parents[1] / "_mojo_src"):
-        if candidate.is_dir():
-            return candidate
-    return Path("mojo")
+def run_smoke(
+    program: SmokeProgram, runner: Sequence[str] = (), timeout: float = 600.0
+) -> SmokeResult:
+    """Runs ``program`` once with its smoke arguments (its defaults when it declares none).
 
-
-def _default_mojo() -> str | None:
-    return os.environ.get("MOJO") or shutil.which("mojo")
-
-
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="mojo_build.py",
-        description="Build every Mojo extension module (mojo/*.mojo -> OUT/<name>.so) and "
-        "standalone program (mojo/bench/*.mojo -> OUT/bin/<name>).",
-    )
-    p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument(
-        "--src", type=Path, default=None, help="Mojo sources (default: the repo's mojo/)"
-    )
-    p.add_argument("--mojo", default=None, help="the compiler (default: $MOJO, then mojo on PATH)")
-    p.add_argument(
-        "--target-triple", default=None, help="e.g. aarch64-unknown-linux-gnu (default: host)"
-    )
-    p.add_argument(
-        "--target-cpu",
-        default="portable",
-        help="'portable' (default: x86-64-v3 / neoverse-n1 per architecture), 'native' "
-        "(the build host), or a CPU name",
-    )
-    p.add_argument(
-        "--linker-driver",
-        default=None,
-        help="C compiler driver used to link (made absolute; default: "
-        "$MODULAR_MOJO_MAX_LINKER_DRIVER, else cc; <arch>-linux-gnu-gcc when cross-compiling)",
-    )
-    p.add_argument(
-        "--runtime-root",
-        type=Path,
-        default=None,
-        help="Mojo package root of the target architecture (a directory with "
-        "lib/libKGENCompilerRTShared.so and lib/mojo); required when cross-compiling",
-    )
-    what = p.add_mutually_exclusive_group()
-    what.add_argument("--kernels-only", action="store_true", help="skip the standalone programs")
-    what.add_argument("--programs-only", action="store_true", help="skip the extension modules")
-    p.add_argument(
-        "--name", action="append", default=[], help="build only this artefact (repeatable)"
-    )
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per artefact")
-    p.add_argument("--list", action="store_true", help="print what would be built and exit")
-    p.add_argument(
-        "--run-smoke",
-        action="store_true",
-        help="instead of building, run every program already built in --out with its smoke "
-        "arguments (from OUT/manifest.json)",
-    )
-    p.add_argument(
-        "--runner",
-        default="",
-        help="command prefix for --run-smoke, e.g. 'qemu-aarch64-static -L SYSROOT'",
-    )
-    p.add_argument(
-        "--save-json",
-        type=Path,
-        default=None,
-        help="with --run-smoke: save each program's JSON output as DIR/<name>.json",
-    )
-    return p.parse_args(argv)
-
-
-def _target_from_args(args: argparse.Namespace) -> Target:
-    cpu = args.target_cpu
-    if cpu == "portable":
-        return Target.portable(args.target_triple)
-    if cpu in ("native", "host", ""):
-        if args.target_triple and triple_arch(args.target_triple) != host_arch():
-            raise MojoBuildError("--target-cpu native makes no sense when cross-compiling")
-        return Target(args.target_triple, None)
-    return Target(args.target_triple, cpu)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Builds everything; prints one line per artefact to stderr; writes ``OUT/manifest.json``."""
-    args = _parse_args(argv)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    ``runner`` prefixes the command (e.g. ``qemu-aarch64-static -L SYSROOT``). The run fails
+    on a non-zero exit, a timeout, a program that cannot start, or no standard output.
+    """
+    cmd = [*runner, str(program.path), *(program.args or [])]
+    started = time.perf_counter()
     try:
-        if args.run_smoke:
-            failed = run_smoke(
-                args.out, shlex.split(args.runner), timeout=args.timeout, save_dir=args.save_json
-            )
-            return 1 if failed else 0
-        src = (args.src or _default_src()).resolve()
-        target = _target_from_args(args)
-        items = plan(
-            src,
-            args.out,
-            kernels=not args.programs_only,
-            programs=not args.kernels_only,
-            names=args.name,
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
         )
-        if args.list:
-            for a in items:
-                print(f"{a.kind:10} {a.name:24} {a.source} -> {a.output}")
-            return 0
-        if not items:
-            raise MojoBuildError(f"nothing to build under {src}")
-        mojo = args.mojo or _default_mojo()
-        if not mojo:
-            raise MojoBuildError("no Mojo compiler: pass --mojo, set $MOJO or put mojo on PATH")
-        linker = args.linker_driver or os.environ.get("MODULAR_MOJO_MAX_LINKER_DRIVER")
-        if target.is_cross:
-            linker = linker or f"{target.arch}-linux-gnu-gcc"
-            if args.runtime_root is None:
-                raise MojoBuildError(
-                    f"cross-compiling for {target.arch} needs --runtime-root: the 'modular' "
-                    f"directory of the {target.arch} mojo-compiler wheels"
-                )
-        args.out.mkdir(parents=True, exist_ok=True)
-        home = Path(tempfile.mkdtemp(prefix="mojo-build-home-"))
-        try:
-            env = toolchain_env(
-                sdk_env(mojo, {**os.environ, "HOME": str(home)}),
-                linker_driver=linker,
-                runtime_root=args.runtime_root,
-            )
-            version = compiler_version(mojo, env)
-            log(f"mojo:    {version} ({mojo})")
-            log(f"sources: {src}")
-            log(f"target:  {target.label()}")
-            if linker:
-                log(f"linker:  {env['MODULAR_MOJO_MAX_LINKER_DRIVER']}")
-            if args.runtime_root is not None:
-                log(f"runtime: {env['MODULAR_MOJO_MAX_PACKAGE_ROOT']}/lib")
-            failures: list[str] = []
-            built: dict[str, dict[str, object]] = {}
-            for i, a in enumerate(items, 1):
-                log(f"[{i}/{len(items)}] {a.kind:10} {a.name} ...")
-                try:
-                    seconds = compile_source(
-                        mojo,
-                        a.source,
-                        a.output,
-                        kind=a.kind,
-                        include=[src],
-                        target=target,
-                        env=env,
-                        timeout=args.timeout,
-                    )
-                except MojoBuildError as exc:
-                    failures.append(a.name)
-                    log(f"  FAILED: {exc}\n{exc.output}")
-                    continue
-                built[a.name] = {
-                    "kind": a.kind,
-                    "path": str(a.output.relative_to(args.out)),
-                    "sha256": _sha256(a.output),
-                    "build_seconds": round(seconds, 2),
-                }
-                if a.kind == "exe":
-                    built[a.name]["smoke_args"] = smoke_args(a.source)
-                log(f"  ok ({seconds:.1f} s) -> {a.output}")
-        finally:
-            shutil.rmtree(home, ignore_errors=True)
-        manifest = {
-            "compiler": version,
-            "target_triple": target.triple or TRIPLES.get(target.arch, target.arch),
-            "target_cpu": target.cpu or "host",
-            "artefacts": built,
-        }
-        (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if failures:
-            log(f"{len(failures)} of {len(items)} failed: {', '.join(failures)}")
-            return 1
-        log(f"built {len(items)} artefact(s) into {args.out}")
-        return 0
-    except MojoBuildError as exc:
-        log(f"error: {exc}")
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    except subprocess.TimeoutExpired:
+        timed_out = f"{program.name} did not finish within {timeout:.0f} s"
+        return SmokeResult(cmd, "", "", time.perf_counter() - started, timed_out)
+    except OSError as exc:
+        no_start = f"{program.name} could not start: {exc}"
+        return SmokeResult(cmd, "", "", time.perf_counter() - started, no_start)
+    seconds = time.perf_counter() - started
+    problem: str | None = None
+    if proc.returncode != 0 or not proc.stdout.strip():
+        problem = f"{program.name} exited {proc.returncode}" + (
+            "" if proc.stdout.strip() else " with no output"
+        )
+    return SmokeResult(cmd, proc.stdout, proc.stderr, seconds, problem)
