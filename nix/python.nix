@@ -106,11 +106,15 @@ let
     ]
   );
 
-  # The runtime package: the project's own dependencies, no extra and no group (uv2nix's
-  # `deps.default` is the project's `tool.uv.default-groups`, i.e. the dev group with pytest
-  # and friends). The dev shell and the checks add the dev group and the bench extra (not
-  # `max`: MAX is an optional embeddings server, several GB, and nothing in the checks runs it).
-  runtimeDeps = lib.mapAttrs (_: _: [ ]) workspace.deps.default;
+  # The runtime package: the project's dependencies with the `all` extra (Redis, Neo4j and the
+  # local MiniLM embedder: every runtime feature, and what `synapse-mojo demo` and `serve` use by
+  # default), no group (uv2nix's `deps.default` is the project's `tool.uv.default-groups`, i.e.
+  # the dev group with pytest and friends) and no tooling extra (`bench`). The dev shell and the
+  # checks add the dev group and the bench extra (not `max`: MAX is an optional embeddings
+  # server, several GB, and nothing in the checks runs it).
+  runtimeDeps = {
+    synapse-mojo = [ "all" ];
+  };
   devDeps = {
     synapse-mojo = [
       "bench"

@@ -262,11 +262,20 @@ def test_evaluation_catches_mistakes(nix_instantiate, flake_copy, edits, message
             [
                 (
                     "nix/python.nix",
-                    "runtimeDeps = lib.mapAttrs (_: _: [ ]) workspace.deps.default;",
-                    "runtimeDeps = workspace.deps.default;",
+                    'synapse-mojo = [ "all" ];',
+                    'synapse-mojo = [ "all" "dev" ];',
                 )
             ],
             "the runtime virtualenv includes the dependency group(s) dev",
+        ),
+        # The runtime package carries every runtime extra, and no tooling extra.
+        (
+            [("nix/python.nix", 'synapse-mojo = [ "all" ];', "synapse-mojo = [ ];")],
+            "the runtime virtualenv lacks the extra all",
+        ),
+        (
+            [("nix/python.nix", 'synapse-mojo = [ "all" ];', 'synapse-mojo = [ "all" "bench" ];')],
+            "the runtime virtualenv carries the tooling extra(s) bench",
         ),
         # Closed argument sets, as in uv2nix and nixpkgs.
         (
@@ -315,6 +324,8 @@ def test_evaluation_catches_mistakes(nix_instantiate, flake_copy, edits, message
         "python-is-insecure-python2",
         "python-below-requires-python",
         "runtime-venv-with-dev-group",
+        "runtime-venv-without-runtime-extras",
+        "runtime-venv-with-bench-extra",
         "mkPyprojectOverlay-unknown-argument",
         "writeShellApplication-unknown-argument",
         "fileset-string-not-path",

@@ -31,9 +31,15 @@ let
     let
       spec = self.packages.${system}.synapse-mojo.venv.spec;
       inGroups = builtins.filter (e: builtins.elem e groups) (builtins.concatLists (builtins.attrValues spec));
+      extras = spec.${pyproject.project.name} or [ ];
+      tooling = builtins.filter (e: builtins.elem e [ "bench" "max" ]) extras;
     in
     lib.assertMsg (inGroups == [ ])
-      "packages.${system}.synapse-mojo: the runtime virtualenv includes the dependency group(s) ${toString inGroups} (uv's default-groups); the installed package must carry the project's dependencies only";
+      "packages.${system}.synapse-mojo: the runtime virtualenv includes the dependency group(s) ${toString inGroups} (uv's default-groups); the installed package must carry the project's dependencies only"
+    && lib.assertMsg (builtins.elem "all" extras)
+      "packages.${system}.synapse-mojo: the runtime virtualenv lacks the extra all (Redis, Neo4j, the local embedder: what demo and serve use)"
+    && lib.assertMsg (tooling == [ ])
+      "packages.${system}.synapse-mojo: the runtime virtualenv carries the tooling extra(s) ${toString tooling}";
 
   checkNativeWheelLibs =
     system:
