@@ -27,12 +27,14 @@ REFERENCE = PythonSearchBackend()
 
 
 def _backends(kernel) -> list:
-    # grain=64 forces several workers even on tiny inputs, so the parallel merge is exercised.
+    # grain=64 and inline_below=0 force several workers even on tiny inputs, so the pooled
+    # scan and the parallel merge are exercised; the default backend runs them inline.
     return [
         NumpySearchBackend(),
         MojoSearchBackend(kernel, threads=1),
-        MojoSearchBackend(kernel, threads=2, grain=64),
-        MojoSearchBackend(kernel, threads=3, grain=64),
+        MojoSearchBackend(kernel, threads=2),
+        MojoSearchBackend(kernel, threads=2, grain=64, inline_below=0),
+        MojoSearchBackend(kernel, threads=3, grain=64, inline_below=0),
     ]
 
 

@@ -15,11 +15,15 @@ Three strategies, one result order (higher score first, ties to the lower row):
   so the scan is organised for memory bandwidth: each worker owns a run of row chunks (the
   same run on every call, so it stays in that core's cache) and helps the others when done;
   the calling thread is one of the workers (`kernel_support.parallel.ChunkPlan`), so a worker
-  slow to start or to get a core costs only what the others take over. Four rows in flight
-  per step (independent accumulator chains hide FMA latency), a bounded heap per worker with a one-compare admission
-  test, heaps merged at the end. No score array is materialised.
-* `topk_f32_cosine`: the same scan over the caller's raw rows; each row's dot product and
-  squared norm come from one read, so no normalised copy of the data is needed.
+  slow to start or to get a core costs only what the others take over. Eight rows in flight
+  per step (eight independent accumulator chains cover the FMA latency on both FMA ports; the
+  query vector is loaded once for all eight), the steps unrolled by two with a prefetch of the
+  next block's rows; a bounded heap per worker whose admission bar is held in a register, so
+  once the heap is full a block of eight rows costs one vector compare; heaps merged at the
+  end. No score array is materialised.
+* `topk_f32_cosine`: the same scan over the caller's raw rows (eight rows per block, sixteen
+  chains); each row's dot product and squared norm come from one read, so no normalised copy of
+  the data is needed.
 * `topk_f32_batch`: many queries make the same scan compute-bound. Each worker copies a block of
   32 rows into a small transposed buffer (dimension-major, L1/L2 resident) and multiplies it with
   tiles of 8 queries: every step broadcasts one query value and does 16 FMAs per loaded vector,
@@ -41,6 +45,7 @@ so identical rows get bit-identical scores and exact ties follow insertion order
 from std.math import sqrt
 from std.memory import bitcast
 from std.sys import CompilationTarget, llvm_intrinsic, simd_width_of
+from std.sys.intrinsics import PrefetchOptions, prefetch
 
 from kernel_support.abi import F32Ptr, I8Ptr, I64Ptr, U8Ptr
 from kernel_support.parallel import ChunkPlan, parallel_for
@@ -73,35 +78,44 @@ def dot(row: F32Ptr, q: F32Ptr, d: Int) -> Float32:
     return s
 
 
+comptime F32_ROWS = 8
+comptime _NEXT_BLOCK = PrefetchOptions().for_read().high_locality().to_data_cache()
+
+
 @always_inline
-def dot4(
-    r0: F32Ptr, r1: F32Ptr, r2: F32Ptr, r3: F32Ptr, q: F32Ptr, d: Int
-) -> SIMD[DType.float32, 4]:
-    """Four rows with the per-row operation order of `dot`, four chains in flight."""
-    var a0 = SIMD[DType.float32, W](0)
-    var a1 = SIMD[DType.float32, W](0)
-    var a2 = SIMD[DType.float32, W](0)
-    var a3 = SIMD[DType.float32, W](0)
+def dotn[R: Int](base: F32Ptr, d: Int, q: F32Ptr) -> SIMD[DType.float32, R]:
+    """R consecutive rows (row r at base + r * d) with the per-row operation order of `dot`:
+    R independent accumulator chains (enough to cover the FMA latency on both FMA ports), the
+    query vector loaded once per step for all R rows, the steps unrolled by two."""
+    var acc = Array[SIMD[DType.float32, W], R](fill=SIMD[DType.float32, W](0))
     var i = 0
-    while i + W <= d:
+    while i + 2 * W <= d:
+        var qa = q.unsafe_load[width=W](i)
+        var qb = q.unsafe_load[width=W](i + W)
+        comptime for r in range(R):
+            acc[r] += base.unsafe_load[width=W](r * d + i) * qa
+        comptime for r in range(R):
+            acc[r] += base.unsafe_load[width=W](r * d + i + W) * qb
+        # The next block's rows at the same offsets (past the last row these are hints to
+        # addresses that are never read: prefetches do not fault).
+        comptime for r in range(R):
+            prefetch[_NEXT_BLOCK](base.unsafe_offset((R + r) * d + i))
+            prefetch[_NEXT_BLOCK](base.unsafe_offset((R + r) * d + i + W))
+        i += 2 * W
+    if i + W <= d:
         var qv = q.unsafe_load[width=W](i)
-        a0 += r0.unsafe_load[width=W](i) * qv
-        a1 += r1.unsafe_load[width=W](i) * qv
-        a2 += r2.unsafe_load[width=W](i) * qv
-        a3 += r3.unsafe_load[width=W](i) * qv
+        comptime for r in range(R):
+            acc[r] += base.unsafe_load[width=W](r * d + i) * qv
         i += W
-    var s0 = a0.reduce_add()
-    var s1 = a1.reduce_add()
-    var s2 = a2.reduce_add()
-    var s3 = a3.reduce_add()
+    var out = SIMD[DType.float32, R](0)
+    comptime for r in range(R):
+        out[r] = acc[r].reduce_add()
     while i < d:
         var qs = q.unsafe_load[width=1](i)
-        s0 += r0.unsafe_load[width=1](i) * qs
-        s1 += r1.unsafe_load[width=1](i) * qs
-        s2 += r2.unsafe_load[width=1](i) * qs
-        s3 += r3.unsafe_load[width=1](i) * qs
+        comptime for r in range(R):
+            out[r] += base.unsafe_load[width=1](r * d + i) * qs
         i += 1
-    return SIMD[DType.float32, 4](s0, s1, s2, s3)
+    return out
 
 
 comptime I8_CHUNK = 64
@@ -211,20 +225,19 @@ def _scan_f32(
 ):
     var r = start
     if not has_mask:
-        while r + 4 <= end:
-            var s = dot4(
-                matrix.unsafe_offset(r * d),
-                matrix.unsafe_offset((r + 1) * d),
-                matrix.unsafe_offset((r + 2) * d),
-                matrix.unsafe_offset((r + 3) * d),
-                q,
-                d,
-            )
-            if not top.full() or s.gt(SIMD[DType.float32, 4](top.worst_score())).reduce_or():
-                comptime for j in range(4):
+        # The heap's state kept in registers: once it is full, a block of rows costs one
+        # vector compare against the worst kept score unless one of its rows can enter.
+        var filling = not top.full()
+        var bar = top.worst_score() if not filling else Float32(0)
+        while r + F32_ROWS <= end:
+            var s = dotn[F32_ROWS](matrix.unsafe_offset(r * d), d, q)
+            if filling or s.gt(SIMD[DType.float32, F32_ROWS](bar)).reduce_or():
+                comptime for j in range(F32_ROWS):
                     if top.accepts_in_order(s[j]):
                         top.push(s[j], r + j)
-            r += 4
+                filling = not top.full()
+                bar = top.worst_score()
+            r += F32_ROWS
         while r < end:
             var s = dot(matrix.unsafe_offset(r * d), q, d)
             if top.accepts_in_order(s):
@@ -290,54 +303,40 @@ def _cosine(dot_: Float32, sq: Float32) -> Float32:
 
 
 @always_inline
-def cos4(
-    r0: F32Ptr, r1: F32Ptr, r2: F32Ptr, r3: F32Ptr, q: F32Ptr, d: Int, mut bad: Bool
-) -> SIMD[DType.float32, 4]:
-    """Four rows' dot products with `q` and their squared norms in one pass over the rows
-    (eight chains in flight), per row in the canonical order of `cos1`. Sets `bad` when a
-    squared norm is not finite (NaN/inf in the row, or a norm beyond float32's range)."""
-    var a0 = SIMD[DType.float32, W](0)
-    var a1 = SIMD[DType.float32, W](0)
-    var a2 = SIMD[DType.float32, W](0)
-    var a3 = SIMD[DType.float32, W](0)
-    var n0 = SIMD[DType.float32, W](0)
-    var n1 = SIMD[DType.float32, W](0)
-    var n2 = SIMD[DType.float32, W](0)
-    var n3 = SIMD[DType.float32, W](0)
+def cosn[R: Int](
+    base: F32Ptr, d: Int, q: F32Ptr, mut bad: Bool
+) -> SIMD[DType.float32, R]:
+    """R consecutive rows' dot products with `q` and squared norms in one pass over the rows
+    (2R chains in flight, the query vector loaded once per step for all R rows), per row in
+    the canonical order of `cos1`. Sets `bad` when a squared norm is not finite (NaN/inf in
+    the row, or a norm beyond float32's range)."""
+    var acc = Array[SIMD[DType.float32, W], R](fill=SIMD[DType.float32, W](0))
+    var sq = Array[SIMD[DType.float32, W], R](fill=SIMD[DType.float32, W](0))
     var i = 0
     while i + W <= d:
         var qv = q.unsafe_load[width=W](i)
-        var v0 = r0.unsafe_load[width=W](i)
-        var v1 = r1.unsafe_load[width=W](i)
-        var v2 = r2.unsafe_load[width=W](i)
-        var v3 = r3.unsafe_load[width=W](i)
-        a0 += v0 * qv
-        a1 += v1 * qv
-        a2 += v2 * qv
-        a3 += v3 * qv
-        n0 += v0 * v0
-        n1 += v1 * v1
-        n2 += v2 * v2
-        n3 += v3 * v3
+        comptime for r in range(R):
+            var v = base.unsafe_load[width=W](r * d + i)
+            acc[r] += v * qv
+            sq[r] += v * v
         i += W
-    var s = SIMD[DType.float32, 4](a0.reduce_add(), a1.reduce_add(), a2.reduce_add(), a3.reduce_add())
-    var nn = SIMD[DType.float32, 4](n0.reduce_add(), n1.reduce_add(), n2.reduce_add(), n3.reduce_add())
+    var s = SIMD[DType.float32, R](0)
+    var nn = SIMD[DType.float32, R](0)
+    comptime for r in range(R):
+        s[r] = acc[r].reduce_add()
+        nn[r] = sq[r].reduce_add()
     while i < d:
         var qs = q.unsafe_load[width=1](i)
-        var x = SIMD[DType.float32, 4](
-            r0.unsafe_load[width=1](i),
-            r1.unsafe_load[width=1](i),
-            r2.unsafe_load[width=1](i),
-            r3.unsafe_load[width=1](i),
-        )
-        s += x * qs
-        nn += x * x
+        comptime for r in range(R):
+            var x = base.unsafe_load[width=1](r * d + i)
+            s[r] += x * qs
+            nn[r] += x * x
         i += 1
-    if not nn.le(SIMD[DType.float32, 4](F32_MAX_FINITE)).reduce_and():
+    if not nn.le(SIMD[DType.float32, R](F32_MAX_FINITE)).reduce_and():
         bad = True
-    var out = SIMD[DType.float32, 4](0)
-    comptime for j in range(4):
-        out[j] = _cosine(s[j], nn[j])
+    var out = SIMD[DType.float32, R](0)
+    comptime for r in range(R):
+        out[r] = _cosine(s[r], nn[r])
     return out
 
 
@@ -367,21 +366,17 @@ def _scan_cosine(
     matrix: F32Ptr, d: Int, q: F32Ptr, start: Int, end: Int, mut top: TopK, mut bad: Bool
 ):
     var r = start
-    while r + 4 <= end:
-        var s = cos4(
-            matrix.unsafe_offset(r * d),
-            matrix.unsafe_offset((r + 1) * d),
-            matrix.unsafe_offset((r + 2) * d),
-            matrix.unsafe_offset((r + 3) * d),
-            q,
-            d,
-            bad,
-        )
-        if not top.full() or s.gt(SIMD[DType.float32, 4](top.worst_score())).reduce_or():
-            comptime for j in range(4):
+    var filling = not top.full()
+    var bar = top.worst_score() if not filling else Float32(0)
+    while r + F32_ROWS <= end:
+        var s = cosn[F32_ROWS](matrix.unsafe_offset(r * d), d, q, bad)
+        if filling or s.gt(SIMD[DType.float32, F32_ROWS](bar)).reduce_or():
+            comptime for j in range(F32_ROWS):
                 if top.accepts_in_order(s[j]):
                     top.push(s[j], r + j)
-        r += 4
+            filling = not top.full()
+            bar = top.worst_score()
+        r += F32_ROWS
     while r < end:
         var s = cos1(matrix.unsafe_offset(r * d), q, d, bad)
         if top.accepts_in_order(s):
