@@ -41,7 +41,7 @@ def _backends(kernel) -> list:
 def _data(seed: int, n: int, d: int, duplicates: int = 0):
     rng = np.random.default_rng(seed)
     raw = rng.standard_normal((n, d))
-    for i in range(min(duplicates, n - 1)):
+    for _ in range(min(duplicates, n - 1)):
         raw[rng.integers(0, n)] = raw[rng.integers(0, n)]
     return as_matrix(raw, d), rng
 
@@ -67,6 +67,32 @@ def test_single_query_matches_reference(search_kernel, seed, n, d, k, masked, du
         assert results_agree(want, got, d), (backend, want, got)
         if mask is not None:
             assert all(mask[r] for r in got.rows)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**31),
+    n=st.integers(1, 300),
+    d=st.sampled_from([1, 3, 15, 16, 17, 33, 67, 384]),
+    k=st.integers(1, 40),
+    duplicates=st.integers(0, 3),
+    zero_row=st.booleans(),
+)
+def test_cosine_over_raw_rows_matches_reference(search_kernel, seed, n, d, k, duplicates, zero_row):
+    """The fused cosine scan (rows not normalised, scaled by up to 100x, a zero row, exact
+    duplicates) on every backend, inline and pooled, vs the reference."""
+    matrix, rng = _data(seed, n, d, duplicates)
+    raw = np.ascontiguousarray(matrix * rng.uniform(0.01, 100.0, (n, 1)).astype(np.float32))
+    if zero_row:
+        raw[rng.integers(0, n)] = 0.0
+    query = as_queries(rng.standard_normal(d), d)[0]
+    want = REFERENCE.topk_cosine(raw, query, k)
+    assert want is not None
+    for backend in _backends(search_kernel):
+        got = backend.topk_cosine(raw, query, k)
+        assert got is not None and results_agree(want, got, d), (backend, want, got)
 
 
 @settings(
