@@ -8,6 +8,12 @@ rows) must rank in insertion order on every backend, with no tolerance.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -165,3 +171,82 @@ def test_results_agree_detects_real_differences():
     )
     near = TopK(np.array([1, 2, 3]), np.array([0.9, 0.5, 0.5], np.float32))
     assert results_agree(near, TopK(np.array([1, 3, 2]), np.array([0.9, 0.5, 0.5], np.float32)), 16)
+
+
+# ------------------------------------------------------------------ the pair helper (2 workers)
+
+
+def _pooled(kernel) -> MojoSearchBackend:
+    return MojoSearchBackend(kernel, threads=2, grain=64, inline_below=0)
+
+
+def test_pooled_scans_from_many_threads_agree(search_kernel):
+    """Concurrent callers share one pair helper: one owns it, the others run alone; every
+    answer equals the reference."""
+    matrix, rng = _data(3, 3000, 67)
+    queries = as_queries(rng.standard_normal((8, 67)), 67)
+    want = [REFERENCE.topk(matrix, q, 7) for q in queries]
+    backend = _pooled(search_kernel)
+    failures: list[int] = []
+
+    def worker(i: int) -> None:
+        for _ in range(40):
+            q = queries[i % len(queries)]
+            if not results_agree(want[i % len(queries)], backend.topk(matrix, q, 7), 67):
+                failures.append(i)
+            got = backend.topk_cosine(np.ascontiguousarray(matrix * 2.5), q, 7)
+            if got is None or not results_agree(want[i % len(queries)], got, 67):
+                failures.append(i)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_pooled_scan_in_a_forked_child(search_kernel):
+    """After fork() the child has no helper thread: its pooled scans run alone and agree."""
+    matrix, rng = _data(4, 2000, 33)
+    query = as_queries(rng.standard_normal(33), 33)[0]
+    want = REFERENCE.topk(matrix, query, 5)
+    backend = _pooled(search_kernel)
+    assert results_agree(want, backend.topk(matrix, query, 5), 33)  # the helper is running
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads: intended
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        ok = all(results_agree(want, backend.topk(matrix, query, 5), 33) for _ in range(20))
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_process_exits_while_the_helper_is_parked(search_kernel):
+    """The helper thread never holds up interpreter exit (it is detached and parked)."""
+    script = (
+        "import importlib.machinery, importlib.util, sys, time\n"
+        "import numpy as np\n"
+        "loader = importlib.machinery.ExtensionFileLoader('pattern_search', sys.argv[1])\n"
+        "spec = importlib.util.spec_from_file_location('pattern_search', sys.argv[1], "
+        "loader=loader)\n"
+        "m = importlib.util.module_from_spec(spec); loader.exec_module(m)\n"
+        "a = np.random.default_rng(0).standard_normal((4000, 64), dtype=np.float32)\n"
+        "rows, scores = np.empty(5, np.int64), np.empty(5, np.float32)\n"
+        "for _ in range(3):\n"
+        "    m.topk((a.ctypes.data, 4000, 64, a[7].ctypes.data, 5, 0, 2, rows.ctypes.data, "
+        "scores.ctypes.data, 0))\n"
+        "assert rows[0] == 7\n"
+        "time.sleep(0.05)\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, search_kernel.__file__],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

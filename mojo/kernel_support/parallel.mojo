@@ -22,8 +22,11 @@ over whatever the pool has not started.
 """
 
 from std.atomic import Atomic
+from std.ffi import _Global, external_call
 from std.runtime import initialize_runtime
 from std.runtime._asyncrt import TaskGroup
+from std.sys import CompilationTarget, llvm_intrinsic
+from std.time import perf_counter_ns
 
 
 def parallel_for[func: def(Int) capturing[_] -> None](num_work_items: Int):
@@ -106,3 +109,144 @@ struct ChunkPlan(Movable):
             if c < end:
                 return c
         return -1
+
+
+# ===----------------------------------------------------------------------=== #
+# The pair helper: one persistent thread for two-participant scans
+# ===----------------------------------------------------------------------=== #
+
+# Why not the task group for two participants: a task group's `wait` blocks until its task
+# has run, even when the caller has already done all the work. When the pool's thread sleeps
+# (the usual case between an agent's searches) or its core is busy, that wait is a wake-up
+# (tens to hundreds of microseconds on a VM) or a scheduler time slice (milliseconds), for a
+# scan that takes tens of microseconds. The helper below is instead *offered* a share: it
+# claims the job or, if the caller finishes first, the caller withdraws the offer and returns
+# at once. A call never waits for a thread that has not started.
+#
+# The helper is one detached thread per process, started on first use. After a job it spins
+# for at most HELPER_SPIN_NS (so back-to-back calls find it awake) and then parks on a
+# condition variable: an idle process costs no CPU. One caller at a time owns it (a lock
+# taken with one compare-and-swap, never waited for): concurrent callers run alone.
+# Process exit: the thread holds no locks a caller needs and touches no Python state; exit
+# ends it wherever it is. fork(): the child has no helper thread; its offers are never
+# claimed, so each call withdraws its offer and runs alone (correct, without the second core).
+
+comptime HELPER_SPIN_NS = 20_000
+comptime _LINE = 64  # one field per cache line: the caller and the helper write different ones
+comptime _LOCK = 0  # 1 while a caller owns the helper
+comptime _TICKET = 1  # number of the latest offered job (0: none yet)
+comptime _CLAIM = 2  # t: job t offered, -t: claimed by the helper, 0: withdrawn or none
+comptime _DONE = 3  # number of the latest job the helper finished
+comptime _SLEEPING = 4  # 1 while the helper is parked (or about to park) on the condition
+comptime _JOB_FN = 5
+comptime _JOB_CTX = 6
+comptime _MUTEX = 7  # pthread_mutex_t (two lines reserved: 40 bytes on Linux, 64 on macOS)
+comptime _COND = 9  # pthread_cond_t (48 bytes on Linux and macOS)
+comptime _HELPER_BYTES = 11 * _LINE
+
+comptime PairJob = def(Int, Int) thin -> None
+"""`job(ctx, participant)`: participant 0 runs on the calling thread; participant 1 runs on
+the helper at most once and possibly never, so participant 0 must be able to do all the
+work (a `ChunkPlan` gives that)."""
+
+
+@always_inline
+def _field(h: Int, i: Int) -> Pointer[Atomic[Int64], MutAnyOrigin]:
+    return Pointer[Atomic[Int64], MutAnyOrigin](unsafe_from_address=h + i * _LINE)
+
+
+@always_inline
+def _pause():
+    comptime if CompilationTarget.is_x86():
+        llvm_intrinsic["llvm.x86.sse2.pause", NoneType]()
+
+
+def _helper_main(h: Int) abi("C") -> Int:
+    var seen = Int64(0)
+    while True:
+        var t = _field(h, _TICKET)[].load()
+        if t == seen:
+            var spin_until = perf_counter_ns() + HELPER_SPIN_NS
+            while _field(h, _TICKET)[].load() == seen and perf_counter_ns() < spin_until:
+                _pause()
+            if _field(h, _TICKET)[].load() == seen:
+                _ = external_call["pthread_mutex_lock", Int32](h + _MUTEX * _LINE)
+                # Announce, then re-check: a caller publishes its ticket before reading
+                # _SLEEPING, so either it sees 1 and signals or this re-check sees its ticket.
+                _field(h, _SLEEPING)[].store(1)
+                while _field(h, _TICKET)[].load() == seen:
+                    _ = external_call["pthread_cond_wait", Int32](h + _COND * _LINE, h + _MUTEX * _LINE)
+                _field(h, _SLEEPING)[].store(0)
+                _ = external_call["pthread_mutex_unlock", Int32](h + _MUTEX * _LINE)
+            continue
+        seen = t
+        var offered = t
+        if _field(h, _CLAIM)[].compare_exchange(offered, -t):
+            var fn_addr = Int(_field(h, _JOB_FN)[].load())
+            var job = Pointer(to=fn_addr).unsafe_bitcast[PairJob]()[]
+            job(Int(_field(h, _JOB_CTX)[].load()), 1)
+            _field(h, _DONE)[].store(t)
+
+
+def _start_helper() -> Int:
+    """Allocates the helper's state (never freed: the thread may outlive every caller) and
+    starts its thread; 0 when either fails (callers then run alone)."""
+    var h = external_call["aligned_alloc", Int](_LINE, _HELPER_BYTES)
+    if h == 0:
+        return 0
+    _ = external_call["memset", Int](h, 0, _HELPER_BYTES)
+    if external_call["pthread_mutex_init", Int32](h + _MUTEX * _LINE, 0) != 0:
+        return 0
+    if external_call["pthread_cond_init", Int32](h + _COND * _LINE, 0) != 0:
+        return 0
+    var entry: def(Int) thin abi("C") -> Int = _helper_main
+    var entry_addr = Pointer(to=entry).unsafe_bitcast[Int]()[]
+    var tid = UInt64(0)
+    if external_call["pthread_create", Int32](Int(Pointer(to=tid).unsafe_bitcast[Int]()), 0, entry_addr, h) != 0:
+        return 0
+    _ = external_call["pthread_detach", Int32](tid)
+    return h
+
+
+comptime _HELPER = _Global["synapse_mojo_pair_helper", _start_helper]
+
+
+def pair_helper() -> Int:
+    """The helper's address (started on first use), or 0 when there is none."""
+    try:
+        return _HELPER.get_or_create_ptr()[]
+    except:
+        return 0
+
+
+def run_pair(job: PairJob, ctx: Int):
+    """Runs `job(ctx, 0)` on the calling thread while offering `job(ctx, 1)` to the helper;
+    returns when participant 0 is done and participant 1 either finished or never started."""
+    var h = pair_helper()
+    var unlocked = Int64(0)
+    if h == 0 or not _field(h, _LOCK)[].compare_exchange(unlocked, 1):
+        job(ctx, 0)  # no helper, or another caller owns it: run alone
+        return
+    var fn_addr = Pointer(to=job).unsafe_bitcast[Int]()[]
+    _field(h, _JOB_FN)[].store(Int64(fn_addr))
+    _field(h, _JOB_CTX)[].store(Int64(ctx))
+    var t = _field(h, _TICKET)[].load() + 1
+    _field(h, _CLAIM)[].store(t)
+    _field(h, _TICKET)[].store(t)
+    if _field(h, _SLEEPING)[].load() != 0:
+        _ = external_call["pthread_mutex_lock", Int32](h + _MUTEX * _LINE)
+        _ = external_call["pthread_cond_signal", Int32](h + _COND * _LINE)
+        _ = external_call["pthread_mutex_unlock", Int32](h + _MUTEX * _LINE)
+    job(ctx, 0)
+    var offered = t
+    if not _field(h, _CLAIM)[].compare_exchange(offered, 0):
+        # Claimed: the helper is working on a share the caller could not take over (its
+        # current chunk); wait for it, politely after a short spin.
+        var spins = 0
+        while _field(h, _DONE)[].load() != t:
+            if spins < 4096:
+                _pause()
+                spins += 1
+            else:
+                _ = external_call["sched_yield", Int32]()
+    _field(h, _LOCK)[].store(0)

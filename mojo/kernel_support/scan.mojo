@@ -48,7 +48,7 @@ from std.sys import CompilationTarget, llvm_intrinsic, simd_width_of
 from std.sys.intrinsics import PrefetchOptions, prefetch
 
 from kernel_support.abi import F32Ptr, I8Ptr, I64Ptr, U8Ptr
-from kernel_support.parallel import ChunkPlan, parallel_for
+from kernel_support.parallel import ChunkPlan, parallel_for, run_pair
 from kernel_support.topk import TopK
 
 comptime W = simd_width_of[DType.float32]()
@@ -206,6 +206,11 @@ def _chunk(n: Int, workers: Int) -> Int:
     return ((c + 63) // 64) * 64
 
 
+@always_inline
+def _address[T: AnyType](ref value: T) -> Int:
+    return Int(Pointer(to=value))
+
+
 def _merge_write(mut tops: List[TopK], k: Int, out_rows: I64Ptr, out_scores: F32Ptr) -> Int:
     if len(tops) == 1:
         return tops[0].write_sorted(out_scores, out_rows)
@@ -253,6 +258,63 @@ def _scan_f32(
         r += 1
 
 
+@fieldwise_init
+struct _SingleQueryScan(Movable):
+    """One single-query scan's arguments, shared by its participants (`run(w)`): the exact
+    scan of normalised rows, or (`cosine`) the fused cosine scan of raw rows. Addresses as
+    integers: the caller owns every buffer for the duration of the call."""
+
+    var matrix: Int
+    var n: Int
+    var d: Int
+    var q: Int
+    var mask: Int
+    var has_mask: Bool
+    var cosine: Bool
+    var plan: Int  # a ChunkPlan
+    var tops: Int  # one TopK per participant
+    var flags: Int  # cosine: one Bool per participant, set when a row's norm is not finite
+
+    def run(self, w: Int):
+        var plan = Pointer[ChunkPlan, MutAnyOrigin](unsafe_from_address=self.plan)
+        var top = Pointer[TopK, MutAnyOrigin](unsafe_from_address=self.tops)
+        var matrix = F32Ptr(unsafe_from_address=self.matrix)
+        var q = F32Ptr(unsafe_from_address=self.q)
+        var mask = U8Ptr(unsafe_from_address=self.mask)
+        var bad = False
+        while True:
+            var c = plan[].take(w)
+            if c < 0:
+                break
+            var start = c * plan[].chunk
+            var end = min(self.n, start + plan[].chunk)
+            if self.cosine:
+                _scan_cosine(matrix, self.d, q, start, end, top[unsafe_offset=w], bad)
+            else:
+                _scan_f32(matrix, self.d, q, mask, self.has_mask, start, end, top[unsafe_offset=w])
+        if self.cosine:
+            Pointer[Bool, MutAnyOrigin](unsafe_from_address=self.flags)[unsafe_offset=w] = bad
+
+
+def _single_query_pair_job(ctx: Int, w: Int):
+    Pointer[_SingleQueryScan, MutAnyOrigin](unsafe_from_address=ctx)[].run(w)
+
+
+def _run_single_query(scan: _SingleQueryScan, workers: Int):
+    """Two participants: the calling thread and the pair helper, which takes part only if it
+    starts before the caller is done (`kernel_support.parallel.run_pair`); more: the task
+    group, the calling thread being participant 0."""
+
+    @__parameter
+    def work(w: Int):
+        scan.run(w)
+
+    if workers == 2:
+        run_pair(_single_query_pair_job, _address(scan))
+    else:
+        parallel_for[work](workers)
+
+
 def topk_f32(
     matrix: F32Ptr,
     n: Int,
@@ -273,18 +335,20 @@ def topk_f32(
     var tops = List[TopK]()
     for _ in range(workers):
         tops.append(TopK(k))
-    var tops_ptr = tops.unsafe_ptr()
-
-    @__parameter
-    def work(w: Int):
-        while True:
-            var c = plan.take(w)
-            if c < 0:
-                break
-            var start = c * plan.chunk
-            _scan_f32(matrix, d, q, mask, has_mask, start, min(n, start + plan.chunk), tops_ptr[unsafe_offset=w])
-
-    parallel_for[work](workers)
+    var scan = _SingleQueryScan(
+        matrix=Int(matrix),
+        n=n,
+        d=d,
+        q=Int(q),
+        mask=Int(mask),
+        has_mask=has_mask,
+        cosine=False,
+        plan=_address(plan),
+        tops=Int(tops.unsafe_ptr()),
+        flags=0,
+    )
+    _run_single_query(scan, workers)
+    _ = scan^
     _ = plan^
     return _merge_write(tops, k, out_rows, out_scores)
 
@@ -406,22 +470,21 @@ def topk_f32_cosine(
     var tops = List[TopK]()
     for _ in range(workers):
         tops.append(TopK(k))
-    var tops_ptr = tops.unsafe_ptr()
     var flags = List[Bool](length=workers, fill=False)
-    var flags_ptr = flags.unsafe_ptr()
-
-    @__parameter
-    def work(w: Int):
-        var bad = False
-        while True:
-            var c = plan.take(w)
-            if c < 0:
-                break
-            var start = c * plan.chunk
-            _scan_cosine(matrix, d, q, start, min(n, start + plan.chunk), tops_ptr[unsafe_offset=w], bad)
-        flags_ptr[unsafe_offset=w] = bad
-
-    parallel_for[work](workers)
+    var scan = _SingleQueryScan(
+        matrix=Int(matrix),
+        n=n,
+        d=d,
+        q=Int(q),
+        mask=0,
+        has_mask=False,
+        cosine=True,
+        plan=_address(plan),
+        tops=Int(tops.unsafe_ptr()),
+        flags=Int(flags.unsafe_ptr()),
+    )
+    _run_single_query(scan, workers)
+    _ = scan^
     _ = plan^
     for w in range(workers):
         if flags[w]:
