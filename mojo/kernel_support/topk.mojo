@@ -32,8 +32,9 @@ struct TopK(Movable):
     def __init__(out self, k: Int):
         self.k = k
         self.size = 0
-        self.scores = List[Float32](length=k, fill=0)
-        self.rows = List[Int](length=k, fill=0)
+        # At least one slot, so that reading the root is always in bounds (k = 0 keeps none).
+        self.scores = List[Float32](length=max(k, 1), fill=0)
+        self.rows = List[Int](length=max(k, 1), fill=0)
 
     @always_inline
     def full(self) -> Bool:
@@ -42,7 +43,7 @@ struct TopK(Movable):
     @always_inline
     def worst_score(self) -> Float32:
         """Score of the worst kept candidate (valid when `size > 0`)."""
-        return self.scores[0]
+        return self.scores.unsafe_ptr()[unsafe_offset=0]
 
     @always_inline
     def accepts_in_order(self, score: Float32) -> Bool:
@@ -51,10 +52,12 @@ struct TopK(Movable):
         A later row with a score equal to the worst kept one ranks below it, so only a strictly
         greater score can enter a full heap.
         """
-        return self.size < self.k or score > self.scores[0]
+        return self.size < self.k or score > self.scores.unsafe_ptr()[unsafe_offset=0]
 
     def push(mut self, score: Float32, row: Int):
         """Offers a candidate; keeps it if it ranks among the best `k` seen so far."""
+        var sp = self.scores.unsafe_ptr()
+        var rp = self.rows.unsafe_ptr()
         if self.k == 0:
             return
         if self.size < self.k:
@@ -63,20 +66,22 @@ struct TopK(Movable):
             # Sift up: the parent must stay worse than (or equal to) its children.
             while pos > 0:
                 var parent = (pos - 1) // 2
-                if _worse(score, row, self.scores[parent], self.rows[parent]):
-                    self.scores[pos] = self.scores[parent]
-                    self.rows[pos] = self.rows[parent]
+                if _worse(score, row, sp[unsafe_offset=parent], rp[unsafe_offset=parent]):
+                    sp[unsafe_offset=pos] = sp[unsafe_offset=parent]
+                    rp[unsafe_offset=pos] = rp[unsafe_offset=parent]
                     pos = parent
                 else:
                     break
-            self.scores[pos] = score
-            self.rows[pos] = row
+            sp[unsafe_offset=pos] = score
+            rp[unsafe_offset=pos] = row
             return
-        if not _worse(self.scores[0], self.rows[0], score, row):
+        if not _worse(sp[unsafe_offset=0], rp[unsafe_offset=0], score, row):
             return
         self._replace_root(score, row)
 
     def _replace_root(mut self, score: Float32, row: Int):
+        var sp = self.scores.unsafe_ptr()
+        var rp = self.rows.unsafe_ptr()
         var pos = 0
         var n = self.size
         while True:
@@ -86,17 +91,17 @@ struct TopK(Movable):
             var child = left
             var right = left + 1
             if right < n and _worse(
-                self.scores[right], self.rows[right], self.scores[left], self.rows[left]
+                sp[unsafe_offset=right], rp[unsafe_offset=right], sp[unsafe_offset=left], rp[unsafe_offset=left]
             ):
                 child = right
-            if _worse(self.scores[child], self.rows[child], score, row):
-                self.scores[pos] = self.scores[child]
-                self.rows[pos] = self.rows[child]
+            if _worse(sp[unsafe_offset=child], rp[unsafe_offset=child], score, row):
+                sp[unsafe_offset=pos] = sp[unsafe_offset=child]
+                rp[unsafe_offset=pos] = rp[unsafe_offset=child]
                 pos = child
             else:
                 break
-        self.scores[pos] = score
-        self.rows[pos] = row
+        sp[unsafe_offset=pos] = score
+        rp[unsafe_offset=pos] = row
 
     def merge_from(mut self, other: TopK):
         for i in range(other.size):
@@ -108,16 +113,18 @@ struct TopK(Movable):
         out_rows: I64Ptr,
     ) -> Int:
         """Empties the heap into the outputs, best first; returns the number written."""
+        var sp = self.scores.unsafe_ptr()
+        var rp = self.rows.unsafe_ptr()
         var count = self.size
         # Pop the worst repeatedly and fill from the back.
         var pos = count - 1
         while self.size > 0:
-            out_scores.unsafe_store(pos, self.scores[0])
-            out_rows.unsafe_store(pos, Int64(self.rows[0]))
+            out_scores.unsafe_store(pos, sp[unsafe_offset=0])
+            out_rows.unsafe_store(pos, Int64(rp[unsafe_offset=0]))
             pos -= 1
             self.size -= 1
             if self.size > 0:
-                var last_score = self.scores[self.size]
-                var last_row = self.rows[self.size]
+                var last_score = sp[unsafe_offset=self.size]
+                var last_row = rp[unsafe_offset=self.size]
                 self._replace_root(last_score, last_row)
         return count
