@@ -11,11 +11,11 @@ adapter runs it before the first Mojo call of the ``message_router`` feature).
 from __future__ import annotations
 
 import random
-from types import ModuleType
 
 import numpy as np
 
 from ..runtime.adapter import register_self_check
+from ..runtime.kernel_types import MessageRouterKernel
 from .message import PRIORITY_LEVELS
 from .queues import (
     H_SIZE,
@@ -32,7 +32,7 @@ class MojoQueueBackend(QueueBackend):
 
     name = "mojo"
 
-    def __init__(self, kernel: ModuleType, block: QueueBlock) -> None:
+    def __init__(self, kernel: MessageRouterKernel, block: QueueBlock) -> None:
         super().__init__(block)
         self.kernel = kernel
         self.fault = 0
@@ -85,7 +85,7 @@ class SelfCheckError(AssertionError):
     """The kernel disagreed with the reference implementation."""
 
 
-def self_check(kernel: ModuleType, seed: int = 20261125, steps: int = 3000) -> None:
+def self_check(kernel: MessageRouterKernel, seed: int = 20261125, steps: int = 3000) -> None:
     """Drives the kernel and the ``heapq`` reference through the same random interleaving of
     single and batch pushes and pops (full and empty queues included) and requires identical
     pops, depths and exports; also checks the ABI layout and all-or-nothing batch rejection."""

@@ -34,17 +34,19 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 from .. import config as config_module
 from ..config import FEATURES, Mode, Settings
+from .kernel_types import KernelModule, MessageRouterKernel, PatternSearchKernel
 from .kernels import KernelHandle, find_compiler, load_kernel
 from .metrics import FeatureMetrics, prometheus_text
 
 log = logging.getLogger("synapse_mojo.runtime")
 
 T = TypeVar("T")
+#: The kernel module type of a feature (``FeatureRuntime[PatternSearchKernel]``, ...).
+K = TypeVar("K", bound=KernelModule)
 
 #: Fault codes understood by every kernel (see ``config.Fault``).
 FAULT_CODES = {"raise": 1, "wrong": 2}
@@ -58,11 +60,11 @@ FEATURE_KERNELS: dict[str, str] = {
 
 #: feature -> its start-up self-check, registered by the backend that knows the kernel's
 #: contract (``search.mojo_backend``, ``router.mojo_queue``) when it is imported: this layer
-#: does not know the services above it.
-_SELF_CHECKS: dict[str, Callable[[ModuleType], None]] = {}
+#: does not know the services above it. Each check takes its feature's kernel type.
+_SELF_CHECKS: dict[str, Callable[[Any], None]] = {}
 
 
-def register_self_check(feature: str, check: Callable[[ModuleType], None]) -> None:
+def register_self_check(feature: str, check: Callable[[Any], None]) -> None:
     """Registers the check a feature's kernel must pass before its first Mojo call.
 
     ``check(kernel_module)`` raises when the kernel disagrees with the reference.
@@ -72,7 +74,7 @@ def register_self_check(feature: str, check: Callable[[ModuleType], None]) -> No
     _SELF_CHECKS[feature] = check
 
 
-def registered_self_check(feature: str) -> Callable[[ModuleType], None] | None:
+def registered_self_check(feature: str) -> Callable[[Any], None] | None:
     return _SELF_CHECKS.get(feature)
 
 
@@ -87,8 +89,8 @@ class Outcome(Generic[T]):
     error: str | None = None
 
 
-class FeatureRuntime:
-    """Mode, kernel, health and metrics of one feature."""
+class FeatureRuntime(Generic[K]):
+    """Mode, kernel, health and metrics of one feature; ``K`` is its kernel module's type."""
 
     def __init__(self, name: str, owner: Runtime) -> None:
         self.name = name
@@ -97,7 +99,7 @@ class FeatureRuntime:
         self.mode: Mode = owner.settings.mode(name)
         self.metrics = FeatureMetrics(name)
         self._kernel_ready = False
-        self._module: ModuleType | None = None
+        self._module: K | None = None
         self.self_check: str = "not run"
         self.disabled_reason: str | None = None
         self.alerts: dict[str, str] = {}
@@ -110,7 +112,7 @@ class FeatureRuntime:
         self._rng = random.Random()
         self._health_lock = threading.Lock()
         #: Hooks run after the kernel passed its self-check (``add_ready_hook``).
-        self._ready_hooks: list[Callable[[], Callable[[ModuleType], None] | None]] = []
+        self._ready_hooks: list[Callable[[], Callable[[K], None] | None]] = []
         self.metrics.set_state(False, False)
 
     # ---------------------------------------------------------------------------- kernel
@@ -123,7 +125,7 @@ class FeatureRuntime:
         name = self.kernel_name
         return self._owner.kernel_handle(name) if name else None
 
-    def kernel(self) -> ModuleType | None:
+    def kernel(self) -> K | None:
         """The loaded kernel module if it passed its self-check, else None. Loads on first use."""
         if self._kernel_ready:
             return self._module
@@ -131,7 +133,8 @@ class FeatureRuntime:
             if self._kernel_ready:
                 return self._module
             handle = self.kernel_handle()
-            module = handle.module if handle else None
+            # The kernel this feature names (FEATURE_KERNELS) has the type K.
+            module = cast("K | None", handle.module if handle else None)
             if handle is None:
                 self.self_check = "no kernel for this feature"
             elif module is None:
@@ -148,7 +151,7 @@ class FeatureRuntime:
             self._publish_state()
             return module
 
-    def _run_self_check(self, module: ModuleType) -> ModuleType | None:
+    def _run_self_check(self, module: K) -> K | None:
         check = _SELF_CHECKS[self.name]
         try:
             started = time.perf_counter()
@@ -174,7 +177,7 @@ class FeatureRuntime:
                 log.warning("%s: start-up hook %r failed: %s", self.name, hook, exc)
         return module
 
-    def add_ready_hook(self, hook: Callable[[ModuleType], None]) -> None:
+    def add_ready_hook(self, hook: Callable[[K], None]) -> None:
         """Runs ``hook(kernel)`` once the kernel has passed its self-check (at once if it has).
 
         Backends use it to re-check their calibration against this kernel on this machine.
@@ -249,7 +252,7 @@ class FeatureRuntime:
     def run(
         self,
         op: str,
-        mojo: Callable[[ModuleType, int], T] | None,
+        mojo: Callable[[K, int], T] | None,
         python: Callable[[], T],
         same: Callable[[T, T], bool] | None = None,
         *,
@@ -319,7 +322,7 @@ class FeatureRuntime:
     def _mojo(
         self,
         op: str,
-        module: ModuleType | None,
+        module: K | None,
         mojo: Callable[..., T],
         python: Callable[..., T],
         args: tuple[Any, ...],
@@ -349,7 +352,7 @@ class FeatureRuntime:
     def _shadow(
         self,
         op: str,
-        module: ModuleType | None,
+        module: K | None,
         mojo: Callable[..., T],
         python: Callable[..., T],
         args: tuple[Any, ...],
@@ -492,11 +495,20 @@ class Runtime:
         self.settings = settings if settings is not None else config_module.load_settings()
         #: Automatic disable on the error-rate threshold (the pilot's ``auto_rollback``).
         self.auto_rollback = True
-        self._features: dict[str, FeatureRuntime] = {}
+        self._features: dict[str, FeatureRuntime[Any]] = {}
         self._kernels: dict[str, KernelHandle] = {}
         self._lock = threading.RLock()
 
-    def feature(self, name: str) -> FeatureRuntime:
+    @overload
+    def feature(
+        self, name: Literal["pattern_search", "vector_engine"]
+    ) -> FeatureRuntime[PatternSearchKernel]: ...
+    @overload
+    def feature(self, name: Literal["message_router"]) -> FeatureRuntime[MessageRouterKernel]: ...
+    @overload
+    def feature(self, name: str) -> FeatureRuntime[Any]: ...
+    def feature(self, name: str) -> FeatureRuntime[Any]:
+        """The runtime of feature ``name`` (typed by its kernel when ``name`` is a literal)."""
         if name not in FEATURES:
             raise config_module.ConfigError(
                 f"unknown feature {name!r}; expected one of {list(FEATURES)}"

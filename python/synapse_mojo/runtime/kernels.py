@@ -33,6 +33,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import importlib
 import importlib.machinery
 import importlib.util
 import json
@@ -49,13 +50,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
+from typing import cast
 
 from filelock import FileLock, Timeout
 
 from ..config import Settings
 from ..errors import KernelBuildError, KernelError
 from . import mojo_build
+from .kernel_types import KernelModule
 
 log = logging.getLogger("synapse_mojo.kernels")
 
@@ -107,7 +109,8 @@ def _find_compiler() -> Compiler:
     if explicit := os.environ.get("SYNAPSE_MOJO"):
         candidates.append(explicit)
     try:  # the wheel layout: site-packages/modular/{bin,lib}
-        from mojo import run as mojo_run  # type: ignore[import-not-found]
+        # By name: for a type checker run from the repository, `mojo` is the mojo/ directory.
+        mojo_run = importlib.import_module("mojo.run")
 
         env = dict(mojo_run._sdk_default_env())
         if driver := env.get("MODULAR_MOJO_MAX_DRIVER_PATH"):
@@ -288,7 +291,7 @@ class KernelHandle:
     """What happened when a kernel was looked for. ``module`` is None when it is unavailable."""
 
     name: str
-    module: ModuleType | None = None
+    module: KernelModule | None = None
     origin: str = "none"  # prebuilt | cache | compiled | none
     path: str | None = None
     compiler_version: str | None = None
@@ -302,13 +305,8 @@ class KernelHandle:
     def loaded(self) -> bool:
         return self.module is not None
 
-    def describe(self) -> str:
-        if self.module is not None:
-            return f"{self.origin} ({self.path})"
-        return f"unavailable: {self.error}"
 
-
-def _import_extension(name: str, path: Path) -> ModuleType:
+def _import_extension(name: str, path: Path) -> KernelModule:
     fullname = f"synapse_mojo._kernels.{name}"
     loader = importlib.machinery.ExtensionFileLoader(fullname, str(path))
     spec = importlib.util.spec_from_file_location(fullname, str(path), loader=loader)
@@ -316,10 +314,11 @@ def _import_extension(name: str, path: Path) -> ModuleType:
         raise ImportError(f"cannot create an import spec for {path}")
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
-    return module
+    # Its exports are checked against the protocol by tests/test_kernel_types.py.
+    return cast(KernelModule, module)
 
 
-def _check_abi(name: str, module: ModuleType) -> None:
+def _check_abi(name: str, module: KernelModule) -> None:
     expected = KERNEL_ABI.get(name)
     try:
         info = module.kernel_info()
@@ -392,7 +391,7 @@ def record_cache_entry(so_path: Path) -> dict:
 
 
 def record_prebuilt(out_dir: Path, name: str, compiler: Compiler, target: str) -> None:
-    """Adds ``name`` to ``out_dir/manifest.json`` (kept in the format ``mojo_build.write_manifest`` writes)."""
+    """Adds ``name`` to ``out_dir/manifest.json`` (the format of ``mojo_build.write_manifest``)."""
     path = out_dir / PREBUILT_MANIFEST
     try:
         manifest = json.loads(path.read_text()) if path.exists() else {}
@@ -417,7 +416,8 @@ def _mismatch(path: Path, expected: dict) -> str | None:
     if isinstance(want_size, int) and size != want_size:
         return f"damaged: {size} bytes, {want_size} were built (truncated or overwritten?)"
     if expected.get("sha256") != digest:
-        return f"damaged: SHA-256 {digest[:16]}... differs from the {expected.get('sha256', '?')[:16]}... recorded at build"
+        recorded = str(expected.get("sha256", "?"))[:16]
+        return f"damaged: SHA-256 {digest[:16]}... differs from the {recorded}... recorded at build"
     return None
 
 
@@ -442,7 +442,8 @@ def verify_prebuilt(directory: Path, name: str) -> str | None:
     except FileNotFoundError:
         return (
             f"unverified: no {PREBUILT_MANIFEST} in {directory} recording its SHA-256 "
-            "(build with `synapse-mojo kernels build --out DIR` or mojo_build_cli.py, which write one)"
+            "(build with `synapse-mojo kernels build --out DIR` or mojo_build_cli.py, "
+            "which write one)"
         )
     except (OSError, ValueError) as exc:
         return f"unverified: {manifest_path} is unreadable: {exc}"
@@ -494,10 +495,14 @@ def probe(name: str, path: Path, compiler: Compiler) -> str | None:
             signame = signal.Signals(-proc.returncode).name
         except ValueError:
             signame = f"signal {-proc.returncode}"
-        return f"importing it in a probe process crashed it with {signame} (damaged or built for another CPU)"
+        return (
+            f"importing it in a probe process crashed it with {signame} "
+            "(damaged or built for another CPU)"
+        )
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stdout + proc.stderr).strip().splitlines() if ln.strip()]
-        return f"the probe importing it failed (exit {proc.returncode}): {lines[-1] if lines else 'no output'}"
+        last = lines[-1] if lines else "no output"
+        return f"the probe importing it failed (exit {proc.returncode}): {last}"
     return None
 
 
@@ -662,21 +667,3 @@ def _write_meta(
     tmp = meta_path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(meta, indent=2))
     os.replace(tmp, meta_path)
-
-
-def build_all(
-    out_dir: Path, settings: Settings, target_cpu: str = "", names: list[str] | None = None
-) -> dict[str, float]:
-    """Prebuilds kernels into ``out_dir`` (for ``synapse-mojo kernels build``); raises on failure."""
-    compiler = find_compiler()
-    if not compiler.found:
-        raise KernelError(compiler.error or "no Mojo compiler")
-    src = source_dir(settings)
-    selected = names or kernel_names(src)
-    if not selected:
-        raise KernelError(f"no kernels under {src}")
-    timings = {}
-    for name in selected:
-        timings[name] = build_kernel(name, src, out_dir / f"{name}.so", compiler, target_cpu)
-        record_prebuilt(out_dir, name, compiler, target_cpu)
-    return timings

@@ -26,12 +26,12 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from ..runtime.adapter import FeatureRuntime, Outcome, Runtime, get_runtime
+from ..runtime.kernel_types import PatternSearchKernel
 from .base import (
     BatchTopK,
     SearchBackend,
@@ -74,7 +74,7 @@ class _Calibration:
     measured: dict[int, Crossovers] = {}
 
     @classmethod
-    def get(cls, kernel: ModuleType) -> Crossovers | None:
+    def get(cls, kernel: PatternSearchKernel) -> Crossovers | None:
         return cls.measured.get(id(kernel))
 
 
@@ -169,7 +169,7 @@ class AdaptiveSearchBackend(SearchBackend):
     def feature(self) -> FeatureRuntime:
         return self._features()[0]
 
-    def _on_kernel_ready(self, kernel: ModuleType) -> None:
+    def _on_kernel_ready(self, kernel: PatternSearchKernel) -> None:
         """After the self-check: the Mojo backend for this kernel, and the re-check of the
         shipped crossovers on this machine (once per kernel; applied only when asked)."""
         mojo = self._mojo_for(kernel)
@@ -217,7 +217,7 @@ class AdaptiveSearchBackend(SearchBackend):
         """Overrides the crossovers (benchmarks and tests that pin a dispatch)."""
         self._apply(crossovers)
 
-    def _mojo_for(self, kernel: ModuleType) -> MojoSearchBackend:
+    def _mojo_for(self, kernel: PatternSearchKernel) -> MojoSearchBackend:
         mojo = self._mojo
         if mojo is None or mojo.kernel is not kernel:
             runtime = self._bound[0] or self.runtime
@@ -245,7 +245,7 @@ class AdaptiveSearchBackend(SearchBackend):
     # Bound once: the runtime calls these with (kernel, fault, *args).
 
     def _mojo_topk(
-        self, kernel: ModuleType, fault: int, matrix, query, k, mask, addr, qaddr
+        self, kernel: PatternSearchKernel, fault: int, matrix, query, k, mask, addr, qaddr
     ) -> TopK:  # type: ignore[no-untyped-def]
         mojo = self._mojo
         if mojo is None or mojo.kernel is not kernel:
@@ -255,19 +255,21 @@ class AdaptiveSearchBackend(SearchBackend):
     def _numpy_topk(self, matrix, query, k, mask, addr, qaddr) -> TopK:  # type: ignore[no-untyped-def]
         return self.numpy.topk(matrix, query, k, mask)
 
-    def _mojo_cosine(self, kernel: ModuleType, fault: int, rows, query, k) -> TopK | None:  # type: ignore[no-untyped-def]
+    def _mojo_cosine(self, kernel: PatternSearchKernel, fault: int, rows, query, k) -> TopK | None:  # type: ignore[no-untyped-def]
         mojo = self._mojo
         if mojo is None or mojo.kernel is not kernel:
             mojo = self._mojo_for(kernel)
         return mojo.topk_cosine_with(fault, rows, query, k)
 
-    def _mojo_batch(self, kernel: ModuleType, fault: int, matrix, queries, k, mask) -> BatchTopK:  # type: ignore[no-untyped-def]
+    def _mojo_batch(
+        self, kernel: PatternSearchKernel, fault: int, matrix, queries, k, mask
+    ) -> BatchTopK:  # type: ignore[no-untyped-def]
         return self._mojo_for(kernel).topk_batch_with(fault, matrix, queries, k, mask)
 
-    def _mojo_int8(self, kernel: ModuleType, fault: int, *args: Any) -> TopK:
+    def _mojo_int8(self, kernel: PatternSearchKernel, fault: int, *args: Any) -> TopK:
         return self._mojo_for(kernel).topk_int8_with(fault, *args)
 
-    def _mojo_int8_certified(self, kernel: ModuleType, fault: int, *args: Any) -> TopK:
+    def _mojo_int8_certified(self, kernel: PatternSearchKernel, fault: int, *args: Any) -> TopK:
         return _certified(_Faulted(self._mojo_for(kernel), fault), *args)
 
     def _numpy_int8_certified(self, *args: Any) -> TopK:

@@ -2,18 +2,17 @@
 
 ``fingerprint(array)`` is a position-sensitive 64-bit hash of the array's bytes (plus its shape
 and dtype): ``sum_i fmix64(w[i] xor (i * P))  mod 2**64`` over its 64-bit words, where fmix64
-is MurmurHash3's finaliser (so flipping any bits, e.g. negating a row, changes the sum). The Mojo kernel
-computes it at memory bandwidth; the NumPy fallback computes the same value. It detects edits,
-row swaps and appended rows; it is a change detector, not a cryptographic hash.
+is MurmurHash3's finaliser (so flipping any bits, e.g. negating a row, changes the sum). The
+Mojo kernel computes it at memory bandwidth; the NumPy fallback computes the same value. It
+detects edits, row swaps and appended rows; it is a change detector, not a cryptographic hash.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-
 import numpy as np
 
 from ..config import available_cores
+from ..runtime.kernel_types import PatternSearchKernel
 
 FP_POS = np.uint64(0x9E3779B97F4A7C15)
 FP_C1 = np.uint64(0xFF51AFD7ED558CCD)
@@ -47,7 +46,7 @@ def fingerprint_numpy(words: np.ndarray) -> int:
     return total & _MASK
 
 
-def fingerprint(array: np.ndarray, kernel: ModuleType | None = None) -> tuple:
+def fingerprint(array: np.ndarray, kernel: PatternSearchKernel | None = None) -> tuple:
     """``(shape, dtype, hash)``: equal for equal contents, different after any change."""
     words = _words(array)
     if kernel is not None and words.size:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import threading
 import weakref
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from ..config import available_cores
 from ..runtime.adapter import register_self_check
+from ..runtime.kernel_types import PatternSearchKernel
 from .base import (
     BatchTopK,
     SearchBackend,
@@ -58,7 +58,7 @@ class MojoSearchBackend(SearchBackend):
 
     def __init__(
         self,
-        kernel: ModuleType,
+        kernel: PatternSearchKernel,
         threads: int = 0,
         fault: int = 0,
         grain: int = 1 << 17,
@@ -276,7 +276,7 @@ def _check_data(seed: int = 20261125) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return matrix, np.ascontiguousarray(queries), mask
 
 
-def self_check(kernel: ModuleType) -> None:
+def self_check(kernel: PatternSearchKernel) -> None:
     """Single-query kernel vs the reference, with and without a mask, 1 and 2 workers."""
     matrix, queries, mask = _check_data()
     reference = PythonSearchBackend()
@@ -341,7 +341,7 @@ def self_check(kernel: ModuleType) -> None:
                 )
 
 
-def self_check_batch(kernel: ModuleType) -> None:
+def self_check_batch(kernel: PatternSearchKernel) -> None:
     """Batch kernel vs the reference."""
     matrix, queries, mask = _check_data(seed=7)
     reference = PythonSearchBackend()
