@@ -19,6 +19,9 @@ never waits for a worker to wake up before work starts, and when the pool's thre
 to get a core (another library's spinning threads, a busy machine) the caller's share is
 still done at full speed. Kernels that split work with a `ChunkPlan` let the caller take
 over whatever the pool has not started.
+
+`run_pair(job, ctx)` is the two-participant variant on a persistent helper thread that is
+offered participant 1 and never waited for unless it started (see "The pair helper" below).
 """
 
 from std.atomic import Atomic
