@@ -4,7 +4,7 @@ With the default prefix ``synapse:router`` and destination ``internal``::
 
     synapse:router:{internal}:p0 .. :p9   stream per (destination, priority band); p9 is served
                                           first. Entry fields: id (ULID), h (msgpack head),
-                                          p (payload bytes). See ``message.to_wire``.
+                                          p (payload bytes). See ``redis_wire.py``.
     synapse:router:{internal}:dead        dead letters: the original fields plus reason,
                                           attempts, stream, entry, dead_at (capped, ~100k)
     synapse:router:{internal}:done:<ULID> dedupe record of one message (TTL, default 24 h):
@@ -13,8 +13,8 @@ With the default prefix ``synapse:router`` and destination ``internal``::
                                           (kept after the ack: other copies are duplicates);
                                           "...|done" appended by an ack that committed
                                           writes; "dead" once dead-lettered
-    synapse:router:{internal}:counters    hash: published, acked, dead_lettered, duplicates,
-                                          redelivered (totals over every process)
+    synapse:router:{internal}:counters    hash: published, acked, dead_lettered, duplicates
+                                          (totals over every process)
 
     consumer group   synapse-router       one per stream (all bands of a destination)
     consumer name    <host>:<pid>:<rand>  unique per router instance unless given; a stable
@@ -34,9 +34,6 @@ from .message import MAX_PRIORITY, MIN_PRIORITY, Tract
 
 DEFAULT_PREFIX = "synapse:router"
 DEFAULT_GROUP = "synapse-router"
-
-#: Hash fields of the counters key.
-COUNTER_FIELDS = ("published", "acked", "dead_lettered", "duplicates", "redelivered")
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 
@@ -66,11 +63,6 @@ class Keys:
     def bands(self, destination: Tract) -> list[str]:
         """Band streams, highest priority first (the order they are read in)."""
         return [self.stream(destination, p) for p in range(MAX_PRIORITY, MIN_PRIORITY - 1, -1)]
-
-    @staticmethod
-    def band_priority(index: int) -> int:
-        """Priority of ``bands()[index]``."""
-        return MAX_PRIORITY - index
 
     def dead(self, destination: Tract) -> str:
         return f"{self.base(destination)}:dead"
