@@ -185,7 +185,8 @@ def test_any_python_object_is_handed_over_in_process(router):
 
 
 def test_the_pilots_callers_branch_on_the_id(router_runtime):
-    # lib/orchestration.py: `if msg_id >= 0: ... else: fall back`; get_message_router(capacity=..., force_python=...)
+    # lib/orchestration.py: `if msg_id >= 0: ... else: fall back`;
+    # get_message_router(capacity=..., force_python=...)
     reset_message_router()
     r = get_message_router(capacity=1, force_python=True)
     assert r.force_python and not r.using_mojo and r.capacity == 1

@@ -159,7 +159,7 @@ def _drive(
             items = [next(counter) for _ in range(n)]
             prios = rng.integers(0, LEVELS, n)
             queue.push_batch(items, prios)
-            for it, p in zip(items, prios.tolist()):
+            for it, p in zip(items, prios.tolist(), strict=True):
                 model.push(p, it)
         elif action < 0.8:
             assert queue.pop() == model.pop()

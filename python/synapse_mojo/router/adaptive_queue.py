@@ -348,8 +348,9 @@ class AdaptiveQueue(Generic[T]):
         if single and not mirrored:
             self._lease_left = LEASE_OPS
             self._lease_until = now + LEASE_NS
-            if answered == MOJO:
-                kernel = self._backends[MOJO].kernel  # type: ignore[attr-defined]
+            mojo = self._backends.get(MOJO) if answered == MOJO else None
+            if isinstance(mojo, MojoQueueBackend):
+                kernel = mojo.kernel
                 self._fast_push, self._fast_pop = kernel.push_fast, kernel.pop_fast
             else:
                 self._fast_push = self._fast_pop = None
@@ -367,13 +368,14 @@ class AdaptiveQueue(Generic[T]):
             if other in op.results:  # the rebuilt state already includes this operation
                 op.results[side] = op.results[other]
                 return op.results[side]
-        if side == MOJO:
-            backend.fault = fault  # type: ignore[attr-defined]
+        mojo = backend if isinstance(backend, MojoQueueBackend) else None  # the MOJO side
+        if mojo is not None:
+            mojo.fault = fault
         try:
             result = op.apply(backend, not op.results)
         finally:
-            if side == MOJO:
-                backend.fault = 0  # type: ignore[attr-defined]
+            if mojo is not None:
+                mojo.fault = 0
         op.results[side] = result
         return result
 

@@ -278,10 +278,11 @@ class Router(ABC):
         """Marks consumed messages as failed: each is delivered again (``attempts + 1``) or,
         after ``max_attempts`` deliveries, moved to the destination's dead letters."""
 
+    @abstractmethod
     def _release(self, messages: list[Message]) -> None:
         """Forgets consumed messages whose acknowledgement could not be written, so that they
         are delivered again (by this router or another). Transports whose acknowledgements
-        cannot fail need nothing here."""
+        cannot fail do nothing here."""
 
     @contextmanager
     def receive(

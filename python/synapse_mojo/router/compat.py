@@ -14,7 +14,8 @@
 As in the pilot: ids are per-router integers 0, 1, 2, ...; a full destination makes
 ``route_message`` return -1 and count the message in ``message_loss_count``; payloads can be
 any Python object in process (the very same object is handed over, never serialised);
-``payload_size`` is what the caller said. ``using_mojo`` tells whether the Mojo queue kernel orders the queues.
+``payload_size`` is what the caller said. ``using_mojo`` tells whether the Mojo queue kernel
+orders the queues.
 
 Opt-in differences: ``MessageRouter(on_full="raise")`` raises ``QueueFullError`` instead of
 dropping (the message is still the caller's; ``message_loss_count`` stays 0 and refusals are
@@ -386,7 +387,8 @@ class MessageRouterPython(MessageRouter):
 
 class MessageRouterMojo(MessageRouter):
     """The pilot's Mojo backend: a :class:`MessageRouter` on the Mojo queue kernel when it is
-    available (``using_mojo`` tells; the pilot's FFI handles ``lib``/``router_ptr`` do not exist)."""
+    available (``using_mojo`` tells; the pilot's FFI handles ``lib``/``router_ptr`` do not
+    exist)."""
 
     def __init__(self, capacity: int = 10000, *, on_full: str = "drop") -> None:
         super().__init__(capacity, force_python=False, on_full=on_full)

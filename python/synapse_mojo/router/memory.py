@@ -149,7 +149,8 @@ class MemoryRouter(Router):
             or not 1 <= max_payload_bytes <= HARD_MAX_PAYLOAD_BYTES
         ):
             raise InvalidInputError(
-                f"max_payload_bytes must be an int in 1..{HARD_MAX_PAYLOAD_BYTES}, got {max_payload_bytes!r}"
+                f"max_payload_bytes must be an int in 1..{HARD_MAX_PAYLOAD_BYTES}, "
+                f"got {max_payload_bytes!r}"
             )
         self.capacity = capacity
         self.backpressure = backpressure
@@ -347,7 +348,11 @@ class MemoryRouter(Router):
                         d.not_empty.wait(left)
                 finally:
                     d.waiting_consumers -= 1
-            items = [q.pop()] if max_n == 1 else q.pop_batch(max_n)
+            if max_n == 1:
+                first = q.pop()  # not None: the queue is not empty (checked under the lock)
+                items = [first] if first is not None else []
+            else:
+                items = q.pop_batch(max_n)
             n = len(items)
             d.delivered += n
             if auto_ack:
@@ -370,7 +375,7 @@ class MemoryRouter(Router):
         if bool((bits == bits[0]).all()):
             return [(self._by_index[int(bits[0])], msgs)]
         return [
-            (self._by_index[i], [m for m, b in zip(msgs, bits.tolist()) if b == i])
+            (self._by_index[i], [m for m, b in zip(msgs, bits.tolist(), strict=True) if b == i])
             for i in (0, 1)
             if bool((bits == i).any())
         ]
@@ -378,11 +383,11 @@ class MemoryRouter(Router):
     def ack(self, messages: Message | Iterable[Message], *, commit: Commit | None = None) -> None:
         """See :meth:`Router.ack`. Messages not in flight here (acked or nacked already, or
         taken with ``auto_ack``) are ignored."""
-        cls = messages.__class__
-        if cls is list and len(messages) == 1:  # type: ignore[arg-type]
-            msgs: list[Message] = messages  # type: ignore[assignment]
-        elif cls is Message:
-            msgs = [messages]  # type: ignore[list-item]
+        msgs: list[Message]
+        if type(messages) is list and len(messages) == 1:
+            msgs = messages
+        elif type(messages) is Message:
+            msgs = [messages]
         else:
             msgs = as_message_list(messages)
             if not msgs:
@@ -410,6 +415,9 @@ class MemoryRouter(Router):
                 ids.difference_update(map(_UID, group))
                 d.acked += before - len(ids)
                 self._after_settle(d)
+
+    def _release(self, messages: list[Message]) -> None:
+        """Nothing to do: an acknowledgement in process cannot fail to be written."""
 
     def nack(
         self, messages: Message | Iterable[Message], error: BaseException | str | None = None

@@ -94,7 +94,9 @@ class RouterCollector:
             },
         )
         if depths:
-            acc["depths"] = [a + b for a, b in zip(acc["depths"], data.get("depths", []))]
+            acc["depths"] = [
+                a + b for a, b in zip(acc["depths"], data.get("depths", []), strict=False)
+            ]
             acc["in_flight"] += int(data.get("in_flight", 0))
         for name, _ in COUNTERS:
             acc["counters"][name] += int(data.get("counters", {}).get(name, 0))
@@ -106,7 +108,11 @@ class RouterCollector:
             else:
                 b0, c0, t0 = acc["histogram"]
                 if list(b0) == list(bounds):
-                    acc["histogram"] = (b0, [x + y for x, y in zip(c0, counts)], t0 + total)
+                    acc["histogram"] = (
+                        b0,
+                        [x + y for x, y in zip(c0, counts, strict=False)],
+                        t0 + total,
+                    )
 
     def snapshot(self) -> dict[tuple[str, str], dict[str, Any]]:
         with self._lock:
@@ -161,7 +167,7 @@ class RouterCollector:
             if hist is not None:
                 bounds, counts, total = hist
                 cumulative, running = [], 0
-                for bound, count in zip([*map(repr, bounds), "+Inf"], counts):
+                for bound, count in zip([*map(repr, bounds), "+Inf"], counts, strict=False):
                     running += count
                     cumulative.append((bound, running))
                 latency.add_metric([transport, dest], cumulative, total)

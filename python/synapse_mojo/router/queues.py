@@ -216,13 +216,17 @@ class HeapQueueBackend(QueueBackend):
     def push_batch(self, priorities: np.ndarray, slots: np.ndarray, now_ns: int) -> None:
         prios = [int(p) for p in priorities]
         slot_list = [int(s) for s in slots]
+        if len(prios) != len(slot_list):
+            raise InvalidInputError(
+                f"batch of {len(prios)} priorities and {len(slot_list)} slots: lengths differ"
+            )
         if len(self._heap) + len(slot_list) > self.capacity:
             raise InvalidInputError(
                 f"batch of {len(slot_list)} does not fit: size {len(self._heap)}, "
                 f"capacity {self.capacity}"
             )
         seen: set[int] = set()
-        for i, (p, s) in enumerate(zip(prios, slot_list)):
+        for i, (p, s) in enumerate(zip(prios, slot_list, strict=True)):
             try:
                 self._check(p, s)
             except InvalidInputError as exc:
@@ -230,7 +234,7 @@ class HeapQueueBackend(QueueBackend):
             if s in seen:
                 raise InvalidInputError(f"batch item {i}: slot {s} is repeated in the batch")
             seen.add(s)
-        for p, s in zip(prios, slot_list):
+        for p, s in zip(prios, slot_list, strict=True):
             self._push(p, s, now_ns)
 
     def pop(self, now_ns: int) -> int:

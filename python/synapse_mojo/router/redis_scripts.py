@@ -71,7 +71,8 @@ local tail = '|' .. consumer
 for i = 1, nbands do
   if count <= 0 then break end
   local stream = KEYS[i]
-  local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', stream, '>')
+  local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count,
+    'STREAMS', stream, '>')
   if r then
     local entries = r[1][2]
     local head = stream .. '|'
@@ -133,7 +134,8 @@ local cap, now = ARGV[5], ARGV[6]
 local out = {}
 local moved = 0
 for j = 7, #ARGV, 5 do
-  local band, eid, mid, attempts, reason = tonumber(ARGV[j]), ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], ARGV[j + 4]
+  local band, eid, mid, attempts, reason =
+    tonumber(ARGV[j]), ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], ARGV[j + 4]
   local stream = KEYS[band]
   local ok = 1
   if mid ~= '' then
@@ -155,7 +157,8 @@ for j = 7, #ARGV, 5 do
     if found[1] then fields = found[1][2] end
     local args = {'XADD', dead, 'MAXLEN', '~', cap, '*'}
     for _, v in ipairs(fields) do args[#args + 1] = v end
-    for _, v in ipairs({'reason', reason, 'attempts', attempts, 'stream', stream, 'entry', eid, 'dead_at', now}) do
+    for _, v in ipairs({'reason', reason, 'attempts', attempts, 'stream', stream,
+                        'entry', eid, 'dead_at', now}) do
       args[#args + 1] = v
     end
     redis.call(unpack(args))
@@ -181,7 +184,8 @@ if limit >= 0 then
   if backlog + n > limit then return {-1, backlog} end
 end
 for j = 2, #ARGV, 4 do
-  redis.call('XADD', KEYS[tonumber(ARGV[j])], '*', 'id', ARGV[j + 1], 'h', ARGV[j + 2], 'p', ARGV[j + 3])
+  redis.call('XADD', KEYS[tonumber(ARGV[j])], '*',
+    'id', ARGV[j + 1], 'h', ARGV[j + 2], 'p', ARGV[j + 3])
 end
 redis.call('HINCRBY', KEYS[#KEYS], 'published', n)
 return {n}
