@@ -15,8 +15,8 @@ is never delivered again, so the record marks every other copy as a duplicate) a
 * no record: take it (write ours) and deliver;
 * ``dead`` (or ``done``, written by earlier versions): a copy of a finished message: ack, skip;
 * ``<stream>|<entry>|<consumer>|done`` (an ack that committed writes, see
-  ``RedisStreamsRouter._commit_with_effects``): names no carrier, so every copy, the committed
-  entry included, is a duplicate: ack, skip;
+  ``redis_recovery.PendingRecovery.commit_with_effects``): names no carrier, so every copy,
+  the committed entry included, is a duplicate: ack, skip;
 * a record for the same entry: a redelivery of this very entry (its consumer died, or this
   consumer restarted): take it over and deliver;
 * a record for another entry: a duplicate published by a producer retry: ack this copy, skip
