@@ -58,8 +58,8 @@ def load(store: Neo4jStore, matrix: np.ndarray, chunk: int) -> float:
     return time.perf_counter() - started
 
 
-def run_case(url: str, environ: dict[str, str], n: int, dim: int, queries: int, seed: int, chunk: int,
-             label: str, candidates: list[int]) -> tuple[list[dict], dict]:  # fmt: skip
+def run_case(url: str, environ: dict[str, str], n: int, dim: int, queries: int, seed: int,
+             chunk: int, label: str, candidates: list[int]) -> tuple[list[dict], dict]:  # fmt: skip
     matrix, qs = make_dataset(n, dim, queries + 5, seed)
     warm, qs = qs[:5], qs[5:]
     truth = ground_truth(matrix, qs, K)
@@ -113,9 +113,12 @@ def run_case(url: str, environ: dict[str, str], n: int, dim: int, queries: int, 
         records.append({
             "backend": backend, "n": n, "dim": dim, "k": K, "mode": "single", "batch_size": 1,
             "queries": len(qs), "threads": os.cpu_count(), **lat,
-            "qps": 1e3 / lat["p50_ms"], "gbps": (n * dim * 4 / 1e9) / (lat["p50_ms"] / 1e3) if name == "memory" else 0.0,
-            "recall_at_k": recall(found[name], truth), "errors": errors[name], "peak_rss_mb": peak_rss_mb(),
-            "note": f"{label}; {name[1:]} candidates; Bolt round trip included" if name != "memory" else "exact scan, same process",
+            "qps": 1e3 / lat["p50_ms"],
+            "gbps": (n * dim * 4 / 1e9) / (lat["p50_ms"] / 1e3) if name == "memory" else 0.0,
+            "recall_at_k": recall(found[name], truth), "errors": errors[name],
+            "peak_rss_mb": peak_rss_mb(),
+            "note": (f"{label}; {name[1:]} candidates; Bolt round trip included"
+                     if name != "memory" else "exact scan, same process"),
         })  # fmt: skip
     load_info = {
         "n": n, "dim": dim, "load_seconds": load_seconds, "patterns_per_s": n / load_seconds,
@@ -200,8 +203,10 @@ def main(argv: list[str] | None = None) -> int:
                     load_info["server_rss_mb"] = server.rss() / 1e6  # type: ignore[attr-defined]
                 doc["records"].extend(records)
                 doc["loads"].append(load_info)
-                print(f"  loaded in {load_info['load_seconds']:.1f} s ({load_info['patterns_per_s']:,.0f}/s), "
-                      f"index built in {load_info['index_build_seconds']:.1f} s", file=sys.stderr)  # fmt: skip
+                print(f"  loaded in {load_info['load_seconds']:.1f} s "
+                      f"({load_info['patterns_per_s']:,.0f}/s), "
+                      f"index built in {load_info['index_build_seconds']:.1f} s",
+                      file=sys.stderr)  # fmt: skip
         finally:
             if server is not None:
                 server.cleanup()  # type: ignore[attr-defined]

@@ -12,7 +12,8 @@ from synapse_mojo.patternmap.formats import build_pattern_map
 
 FIELDS = {
     "name", "description", "signature", "applicable_to", "replaces", "example", "confidence",
-    "abstraction_level", "entropy_reduction", "discovered_by", "timestamp", "usage_count", "mutations",
+    "abstraction_level", "entropy_reduction", "discovered_by", "timestamp", "usage_count",
+    "mutations",
 }  # fmt: skip
 
 

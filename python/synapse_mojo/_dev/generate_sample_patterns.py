@@ -1207,17 +1207,17 @@ def build(seed: int = SEED) -> dict:
         category = rng.choice(sorted(ids_by_category))
         pool = ids_by_category[category]
         contributors = rng.sample(pool, rng.choice([2, 2, 3, 3, 4]))
-        entry: dict = {
+        event: dict = {
             "timestamp": moment.isoformat().replace("+00:00", "Z"),
             "event": rng.choice(EVENTS),
             "contributing_patterns": contributors,
             "tract": rng.choice(["internal", "external"]),
         }
         if i % 3 == 0:
-            entry["new_pattern"] = rng.choice([p for p in pool if p not in contributors])
+            event["new_pattern"] = rng.choice([p for p in pool if p not in contributors])
         if rng.random() < 0.2:
-            entry["contributing_patterns"].append(rng.choice(ids))  # a cross-category link
-        log.append(entry)
+            event["contributing_patterns"].append(rng.choice(ids))  # a cross-category link
+        log.append(event)
 
     return {
         "meta": {

@@ -73,16 +73,18 @@ from .bench import bench
     "--memory/--no-memory",
     default=True,
     show_default=True,
-    help="Also measure PatternIndex memory (f32 and int8, built and memory-mapped) at the largest N and first d.",
+    help="Also measure PatternIndex memory (f32 and int8, built and memory-mapped) at the "
+    "largest N and first d.",
 )
 @click.option("--seed", default=20261125, show_default=True)
 @click.option(
     "--grid",
     type=click.Choice(["latency"]),
     default=None,
-    help="latency: every public search path (PatternIndex auto/mojo/python, compat PatternSearch with "
-    "array and list input) against NumPy doing the same job, N 10..100,000 x d 384/1024 "
-    "(or --n/--dim), interleaved, plus calls alternating with NumPy; writes search-latency.json/.md/.png.",
+    help="latency: every public search path (PatternIndex auto/mojo/python, compat PatternSearch "
+    "with array and list input) against NumPy doing the same job, N 10..100,000 x d 384/1024 "
+    "(or --n/--dim), interleaved, plus calls alternating with NumPy; writes "
+    "search-latency.json/.md/.png.",
 )
 @click.option(
     "--rounds", default=5, show_default=True, help="--grid latency: interleaved rounds per cell."

@@ -83,7 +83,8 @@ def serve_command(
     max_results,
     json_path,
 ):
-    """MCP tool calls (HTTP, stdio; 1/4/16 clients) vs in-process PatternMap.search vs the pilot's CLI process per query, one run.
+    """MCP tool calls (HTTP, stdio; 1/4/16 clients) vs in-process PatternMap.search vs the
+    pilot's CLI process per query, one run.
 
     Also times process start-up (python -c pass, --help, search --help) and a CLI search
     answered by the running server, interleaved. The summary holds the target ratios.
@@ -98,9 +99,16 @@ def serve_command(
         raise click.BadParameter(
             f"{transports!r}: expected http and/or stdio", param_hint="--transports"
         )
-    cfg = ServeBenchConfig(store_url=store_url, patterns=patterns, calls=calls, clients=_ints(clients),
-                           transports=names, max_results=max_results, startup_runs=startup_runs,
-                           pilot_runs=pilot_runs)  # fmt: skip
+    cfg = ServeBenchConfig(
+        store_url=store_url,
+        patterns=patterns,
+        calls=calls,
+        clients=_ints(clients),
+        transports=names,
+        max_results=max_results,
+        startup_runs=startup_runs,
+        pilot_runs=pilot_runs,
+    )
     doc = run_serve_benchmark(cfg, log=lambda m: console.print(f"[dim]{m}[/dim]"))
     if sys.argv[1:]:  # no passwords in results
         doc["command"] = "synapse-mojo " + shlex.join(redact_text(a) for a in sys.argv[1:])

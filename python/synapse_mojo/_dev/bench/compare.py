@@ -101,7 +101,7 @@ class Comparison:
 
     def geomean(self, metric: str) -> float | None:
         """Geometric mean of a metric's ratios over the matched cases (None if there are none)."""
-        values = [c.ratios[metric] for c in self.cases if c.ratios.get(metric)]
+        values = [v for c in self.cases if (v := c.ratios.get(metric))]
         if not values:
             return None
         return math.exp(sum(math.log(v) for v in values) / len(values))
@@ -196,7 +196,8 @@ class Comparison:
         height = max(3.0, 0.38 * len(labels) + 1.8)
         fig, axes = plt.subplots(1, 2, figsize=(13, height), sharey=True, squeeze=False)
         y = list(range(len(labels)))
-        for ax, (metric, title) in zip(axes[0], (("p50_ms", "p50 latency"), (thr, "throughput"))):
+        panels = (("p50_ms", "p50 latency"), (thr, "throughput"))
+        for ax, (metric, title) in zip(axes[0], panels, strict=True):
             values = [c.ratios.get(metric) for c in self.cases]
             # Bars grow from 1 (a tie) towards the ratio, on a log scale so that x2 and /2 have
             # the same length; cases without a usable ratio get no bar.
@@ -228,7 +229,8 @@ class Comparison:
                 va="center",
                 transform=axes[0][0].transAxes,
             )
-        title = f"{self.suite}: {machine_summary(self.a.machine)}  vs  {machine_summary(self.b.machine)}"
+        a, b = machine_summary(self.a.machine), machine_summary(self.b.machine)
+        title = f"{self.suite}: {a}  vs  {b}"
         if self.a.emulated or self.b.emulated:
             title = "EMULATED RUN: ratios are not performance\n" + title
         fig.suptitle(
@@ -288,7 +290,7 @@ def compare_documents(
 
 def describe_case(suite: str, key: tuple[Any, ...]) -> str:
     """A short human label for a case key, e.g. ``mojo-f32 N=100,000 d=384 k=10 batch×64``."""
-    fields = dict(zip(CASE_KEYS[suite], key))
+    fields = dict(zip(CASE_KEYS[suite], key, strict=False))  # a short key names fewer fields
     parts = [str(fields.get("backend"))]
     if suite == "search":
         if fields.get("n") is not None:

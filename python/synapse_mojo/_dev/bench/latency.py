@@ -30,7 +30,7 @@ import gc
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -112,7 +112,7 @@ def _contenders(
     compat = PatternSearch(_runtime("auto"))
     compat.search(queries[0], raw, k)
 
-    backend = indexes["on"]._backend
+    backend = cast(Any, indexes["on"])._backend  # the index's private AdaptiveSearch
     mojo = backend._mojo
     qn = queries / np.linalg.norm(queries, axis=1, keepdims=True)
     qn_addr = [q.ctypes.data for q in qn]
@@ -332,7 +332,8 @@ def run_latency_grid(
         "measured": measured.as_dict() if measured else None,
     }
     doc["notes"] = [
-        "interleaved rounds; p50 per call; ratio_vs_numpy = p50 / p50 of the NumPy reference in the same run",
+        "interleaved rounds; p50 per call; ratio_vs_numpy = p50 / p50 of the NumPy reference in "
+        "the same run",
         "overhead_us = p50 of the public path minus p50 of the bare kernel call under it",
     ]
     return doc
@@ -439,7 +440,7 @@ def plot_latency(doc: dict[str, Any], out_dir: str | Path) -> Path:
     fig, axes = plt.subplots(
         1, max(1, len(dims)), figsize=(6.5 * max(1, len(dims)), 4.8), squeeze=False
     )
-    for ax, d in zip(axes[0], dims):
+    for ax, d in zip(axes[0], dims, strict=False):  # one empty panel when there are no dims
         for name in names:
             pts = sorted(
                 (r["n"], r["p50_ms"] * 1e3)
@@ -464,7 +465,8 @@ def plot_latency(doc: dict[str, Any], out_dir: str | Path) -> Path:
         ax.legend(fontsize=7)
     machine = doc["machine"]
     fig.suptitle(
-        f"Search latency vs N — {machine.get('arch')} · {machine.get('cpu_model')} · {machine.get('cores')} cores",
+        f"Search latency vs N — {machine.get('arch')} · {machine.get('cpu_model')} · "
+        f"{machine.get('cores')} cores",
         fontsize=10,
     )
     fig.tight_layout()

@@ -48,7 +48,7 @@ def plot_search(doc: dict[str, Any], out_dir: str | Path, prefix: str = "search"
     fig, axes = plt.subplots(
         1, max(1, len(dims)), figsize=(6 * max(1, len(dims)), 4.5), squeeze=False
     )
-    for ax, dim in zip(axes[0], dims):
+    for ax, dim in zip(axes[0], dims, strict=False):  # one empty panel when there are no dims
         for backend in backends:
             pts = sorted(
                 (r["n"], r["p50_ms"], r.get("extrapolated"))

@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from synapse_mojo.config import available_cores
-from synapse_mojo.runtime.metrics import percentile
 from synapse_mojo.search.base import TopK, score_tolerance
 from synapse_mojo.search.index import DEFAULT_RERANK_FACTOR
 from synapse_mojo.search.numpy_backend import NumpySearchBackend
@@ -49,7 +48,7 @@ from synapse_mojo.search.validation import as_matrix, as_queries
 
 from .machine import machine_info
 from .report import new_document
-from .search import ground_truth, make_dataset, recall
+from .search import ground_truth, make_dataset, percentile_ms, recall
 
 DATASETS = ("gaussian", "clustered", "docstrings")
 METHODS = ("int8-fixed", "int8-certified", "f32")
@@ -208,8 +207,8 @@ def measure_dataset(
             "k": k,
             "queries": len(queries),
             "recall_at_k": recall(found[method], truth),
-            "p50_ms": percentile(times[method], 50) * 1e3,
-            "p99_ms": percentile(times[method], 99) * 1e3,
+            "p50_ms": percentile_ms(times[method], 50),
+            "p99_ms": percentile_ms(times[method], 99),
         }
         if method == "int8-certified":
             record.update(

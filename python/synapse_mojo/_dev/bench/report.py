@@ -146,7 +146,8 @@ def validate_document(doc: Any, source: str = "document") -> dict[str, Any]:
         for f in keys:
             if not isinstance(record.get(f), (str, int, float, type(None))):
                 raise InvalidInputError(
-                    f"{source}: record {i}: {f} must be a string or a number, not {type(record[f]).__name__}"
+                    f"{source}: record {i}: {f} must be a string or a number, "
+                    f"not {type(record[f]).__name__}"
                 )
         for f in REQUIRED_FIELDS[suite]:
             value = record[f]

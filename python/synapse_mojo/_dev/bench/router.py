@@ -8,8 +8,8 @@ Cases (``mode``):
 
 * ``single``: rounds of ``window`` messages, each published with one call, then each consumed
   with one call (in-process: ``consume(auto_ack=True)``, the equivalent of a queue ``get``;
-  Redis: ``consume`` then ``ack``, which is an XACK). Latency of a message: from its publish call to the return of the
-  consume call that delivered it.
+  Redis: ``consume`` then ``ack``, which is an XACK). Latency of a message: from its publish
+  call to the return of the consume call that delivered it.
 * ``batch``: rounds of ``batch_size`` messages: one publish call, consume calls until all are
   back, one ack. Every message of a round gets the round's time as its latency.
 * ``paced``: a producer thread publishes single messages at ``paced_rate`` per second while a
@@ -90,7 +90,9 @@ class PriorityQueueRouter:
     """The Python baseline: one ``queue.PriorityQueue`` per destination, (-priority, seq)."""
 
     def __init__(self, capacity: int = 1_000_000) -> None:
-        self._queues = {t: queue.PriorityQueue(maxsize=capacity) for t in Tract}
+        self._queues: dict[Tract, queue.PriorityQueue[tuple[int, int, Message]]] = {
+            t: queue.PriorityQueue(maxsize=capacity) for t in Tract
+        }
         self._seq = itertools.count()
 
     def publish(self, message: Message) -> None:
@@ -132,10 +134,7 @@ def _memory_single(
             sent_at[m.uid] = clock()
             router.publish(m)
         for _ in chunk:
-            if pq:
-                m = router.consume(dest)
-            else:
-                m = router.consume(dest, 1, 0, auto_ack=True)[0]
+            m = router.consume(dest) if pq else router.consume(dest, 1, 0, auto_ack=True)[0]
             latencies.append(clock() - sent_at[m.uid])
             received.add(m.uid)
     elapsed = clock() - started
@@ -170,7 +169,7 @@ def _memory_batch(
 
 
 def _paced(
-    publish: Callable[[Message], None],
+    publish: Callable[[Message], object],
     consume: Callable[[float], list[Message]],
     msgs: Sequence[Message],
     rate: int,
@@ -303,7 +302,10 @@ def bench_memory(
             None,
             lat,
             lost,
-            load=f"{cfg.paced_rate} msg/s, {cfg.payload_bytes} B payloads, consumer blocked in consume()",
+            load=(
+                f"{cfg.paced_rate} msg/s, {cfg.payload_bytes} B payloads, "
+                "consumer blocked in consume()"
+            ),
             runtime=runtime_used,
         )
     )
@@ -352,7 +354,7 @@ def bench_redis_streams(
                     chunk = msgs[start : start + min(cfg.batch_size, count - start)]
                     t0 = clock()
                     router.publish_batch(chunk)
-                    got: list[Message] = []
+                    got = []
                     while len(got) < len(chunk):
                         got += router.consume(dest, len(chunk) - len(got), 5.0)
                     router.ack(got)
@@ -395,7 +397,10 @@ def bench_redis_streams(
                 None,
                 lat,
                 lost,
-                load=f"{cfg.paced_rate} msg/s, {cfg.payload_bytes} B payloads, separate producer and consumer connections",
+                load=(
+                    f"{cfg.paced_rate} msg/s, {cfg.payload_bytes} B payloads, "
+                    "separate producer and consumer connections"
+                ),
             )
         )
     finally:
@@ -472,7 +477,8 @@ def bench_redis_raw(
                         sent.append(clock())
                         client.xadd(key, {"id": mid, "h": head, "p": payload})
                     for i in range(len(chunk)):
-                        reply = client.xreadgroup("g", "c", {key: ">"}, count=1, block=5000)
+                        # redis-py types replies as a loose union; this one is a list of streams.
+                        reply: Any = client.xreadgroup("g", "c", {key: ">"}, count=1, block=5000)
                         ids = [eid for _, entries in reply for eid, _ in entries]
                         client.xack(key, "g", *ids)
                         latencies.append(clock() - sent[i])
@@ -496,13 +502,13 @@ def bench_redis_raw(
     key = f"bench:raw:paced:{time.time_ns()}"
     client.xgroup_create(key, "g", id="0", mkstream=True)
     reader = redis.Redis.from_url(url)
-    latencies: list[float] = []
+    latencies = []
     done = threading.Event()
     got_count = [0]
 
     def consumer() -> None:
         while not (done.is_set() and got_count[0] >= n):
-            reply = reader.xreadgroup("g", "c", {key: ">"}, count=64, block=50)
+            reply: Any = reader.xreadgroup("g", "c", {key: ">"}, count=64, block=50)
             now = time.time()
             for _, entries in reply or []:
                 ids = []
@@ -537,7 +543,10 @@ def bench_redis_raw(
             None,
             latencies,
             n - got_count[0],
-            load=f"{cfg.paced_rate} msg/s, {cfg.payload_bytes} B payloads, separate producer and consumer connections",
+            load=(
+                f"{cfg.paced_rate} msg/s, {cfg.payload_bytes} B payloads, "
+                "separate producer and consumer connections"
+            ),
         )
     )
     return records
@@ -778,7 +787,8 @@ def plot_router(doc: dict[str, Any], path: str) -> str:
     ax2.legend()
     machine = doc["machine"]
     fig.suptitle(
-        f"router · {machine.get('arch')} · {machine.get('cpu_model')} · {machine.get('cores')} cores",
+        f"router · {machine.get('arch')} · {machine.get('cpu_model')} · "
+        f"{machine.get('cores')} cores",
         fontsize=9,
     )
     fig.tight_layout()

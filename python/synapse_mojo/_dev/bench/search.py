@@ -19,6 +19,7 @@ import resource
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,8 @@ class Runner:
     bytes_per_value = 4.0
     supports_batch = True
     threads = 1
+    k = 10  #: set by the caller before ``prepare``
+    matrix: np.ndarray
 
     def prepare(self, matrix: np.ndarray) -> None:
         self.matrix = matrix
@@ -245,42 +248,47 @@ class UsearchExact(Runner):
         ).keys
 
 
+#: A backend under test: (name, factory taking a thread count, is a peer library).
+Factory = tuple[str, Callable[[int], Runner], bool]
+
+
 def _make_runners(
     names: Sequence[str], threads: int, kernel: Any, notes: list[str]
-) -> list[Callable[[int], Runner]]:
+) -> list[Factory]:
     """Factories taking a thread count (peers are tried at 1 and at all cores)."""
-    factories: list[tuple[str, Callable[[int], Runner], bool]] = []
+    factories: list[Factory] = []
     for name in names:
         if name in ("mojo-f32", "mojo-int8") and kernel is None:
             notes.append(f"{name}: skipped, the Mojo kernel is unavailable")
             continue
         if name == "mojo-f32":
-            factories.append((name, lambda t: MojoF32(kernel, t), False))
+            factories.append((name, partial(MojoF32, kernel), False))
         elif name == "mojo-int8":
-            factories.append((name, lambda t: MojoInt8(kernel, t, DEFAULT_RERANK_FACTOR), False))
+            mojo_int8 = partial(MojoInt8, kernel, rerank_factor=DEFAULT_RERANK_FACTOR)
+            factories.append((name, mojo_int8, False))
         elif name == "numpy":
-            factories.append((name, lambda t: NumpyPlain(t), False))
+            factories.append((name, NumpyPlain, False))
         elif name == "python":
-            factories.append((name, lambda t: PurePython(), False))
+            factories.append((name, lambda _threads: PurePython(), False))
         elif name.startswith("faiss"):
             try:
-                import faiss  # type: ignore[import-not-found]
+                import faiss
             except ImportError:
                 notes.append(f"{name}: skipped, faiss is not installed (uv sync --extra bench)")
                 continue
             cls = FaissFlat if name == "faiss-flat" else FaissSQ8
-            factories.append((name, lambda t, c=cls, f=faiss: c(f, t), True))
+            factories.append((name, partial(cls, faiss), True))
         elif name.startswith("usearch"):
             try:
-                import usearch.index as usearch_index  # type: ignore[import-not-found]
+                import usearch.index as usearch_index
             except ImportError:
                 notes.append(f"{name}: skipped, usearch is not installed (uv sync --extra bench)")
                 continue
-            int8 = name == "usearch-i8"
-            factories.append((name, lambda t, i=int8, u=usearch_index: UsearchExact(u, t, i), True))
+            usearch = partial(UsearchExact, usearch_index, int8=name == "usearch-i8")
+            factories.append((name, usearch, True))
         else:
             raise ValueError(f"unknown backend {name!r}; expected one of {ALL_BACKENDS}")
-    return factories  # type: ignore[return-value]
+    return factories
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,7 +331,8 @@ def ground_truth(matrix: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 def recall(found: Iterable[np.ndarray], truth: np.ndarray) -> float:
     values = [
-        len(set(np.asarray(f).tolist()) & set(t.tolist())) / len(t) for f, t in zip(found, truth)
+        len(set(np.asarray(f).tolist()) & set(t.tolist())) / len(t)
+        for f, t in zip(found, truth, strict=False)  # truth may hold more queries than found
     ]
     return float(np.mean(values)) if values else float("nan")
 
@@ -348,15 +357,22 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def _latency_fields(seconds: list[float]) -> dict[str, float]:
     values = sorted(seconds)
-    return {
-        "p50_ms": percentile(values, 50) * 1e3,
-        "p95_ms": percentile(values, 95) * 1e3,
-        "p99_ms": percentile(values, 99) * 1e3,
-    }
+    return {f"p{q}_ms": percentile_ms(values, q) for q in (50, 95, 99)}
+
+
+def percentile_ms(sorted_seconds: list[float], q: float) -> float:
+    """Nearest-rank percentile, in milliseconds, of a non-empty sorted sample of seconds."""
+    value = percentile(sorted_seconds, q)
+    assert value is not None, "percentile of no samples"
+    return value * 1e3
 
 
 def _best_threads(
-    make: Callable[[int], Runner], matrix, queries, k, candidates: list[int]
+    make: Callable[[int], Runner],
+    matrix: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    candidates: list[int],
 ) -> Runner:
     """Peers: build once per thread setting, keep the faster (median of a few queries)."""
     best, best_time = None, math.inf
@@ -366,7 +382,7 @@ def _best_threads(
         runner.prepare(matrix)
         for q in queries[:2]:
             runner.single(q)
-        t = float(np.median([_timed(lambda q=q: runner.single(q))[0] for q in queries[2:7]]))
+        t = float(np.median([_timed(partial(runner.single, q))[0] for q in queries[2:7]]))
         if t < best_time:
             if best is not None:
                 best.close()
@@ -404,7 +420,7 @@ def _case_bandwidth(matrix: np.ndarray, kernel: Any, threads: int) -> float | No
 
 def measure_case(
     case: SearchCase,
-    factories: list[tuple[str, Callable[[int], Runner], bool]],
+    factories: list[Factory],
     *,
     queries: int,
     batch_size: int,
@@ -468,7 +484,7 @@ def measure_case(
             )
             for i in share:
                 try:
-                    t, rows = _timed(lambda q=qs[i]: p.runner.single(q))
+                    t, rows = _timed(partial(p.runner.single, qs[i]))
                     p.times.append(t)
                     p.found.append(rows)
                 except Exception:  # a failing call is counted, not fatal
@@ -479,7 +495,7 @@ def measure_case(
                     p.batch_times = []
                     p.runner.batch(batch)  # warm-up
                 for _ in range(batch_calls // rounds + (1 if r < batch_calls % rounds else 0)):
-                    t, rows = _timed(lambda: p.runner.batch(batch))
+                    t, rows = _timed(partial(p.runner.batch, batch))
                     p.batch_times.append(t)
                     p.batch_found = rows
 
@@ -488,9 +504,9 @@ def measure_case(
     records: list[dict[str, Any]] = []
     for p in prepared:
         if p.failure:
-            failed = _record(p.name, case, "single", 1, [], Runner(), yardstick, errors=1)
-            failed.update(recall_at_k=None, note=f"failed: {p.failure}")
-            records.append(failed)
+            failed_record = _record(p.name, case, "single", 1, [], Runner(), yardstick, errors=1)
+            failed_record.update(recall_at_k=None, note=f"failed: {p.failure}")
+            records.append(failed_record)
             continue
         scale = case.n / PYTHON_MAX_N if p.extrapolated else 1.0
         record = _record(
@@ -505,7 +521,7 @@ def measure_case(
                 f"extrapolated linearly from N={PYTHON_MAX_N:,} ({len(p.times)} queries)"
             )
         records.append(record)
-        if p.batch_times:
+        if p.batch_times and p.batch_found is not None:
             brecord = _record(
                 p.name, case, "batch", batch_size, p.batch_times, p.runner, yardstick, 0
             )

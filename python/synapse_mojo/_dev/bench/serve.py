@@ -132,7 +132,8 @@ class ServeProcess:
         self.proc = subprocess.Popen(
             [*CLI, *(["-v"] if verbose else []), "serve", "--transport", "http",
              "--host", host, "--port", str(self.port), *args],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         self._ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
@@ -340,8 +341,11 @@ def run_serve_benchmark(
             server.stop()
         for name, values in times.items():
             path = "cli-via-server" if name == "cli-via-server" else "startup"
-            records.append({"path": path, "transport": name if path == "startup" else "unix", "clients": 1,
-                            **_stats(values, errors=failures[name])})  # fmt: skip
+            transport = name if path == "startup" else "unix"
+            records.append(
+                {"path": path, "transport": transport, "clients": 1,
+                 **_stats(values, errors=failures[name])}
+            )  # fmt: skip
 
         log(f"the pilot's path: {cfg.pilot_runs} fresh CLI processes, no server")
         pilot, pilot_errors = [], 0

@@ -34,10 +34,8 @@ def search_ratios(doc: dict[str, Any]) -> list[dict[str, Any]]:
             peer = idx.get((other, n, dim, mode))
             if peer is None or other == backend:
                 continue
-            if mode == "single":
-                ratio = peer["p50_ms"] / rec["p50_ms"]
-            else:
-                ratio = rec["qps"] / peer["qps"]
+            single = mode == "single"
+            ratio = peer["p50_ms"] / rec["p50_ms"] if single else rec["qps"] / peer["qps"]
             out.append(
                 {
                     "backend": backend,
@@ -72,7 +70,8 @@ def ratios_markdown(doc: dict[str, Any]) -> str:
 
 def memory_markdown(records: list[dict[str, Any]]) -> str:
     lines = [
-        "| storage | N | d | raw f32 MB | built index RSS MB (ratio) | open s | mapped RSS after 1 search MB (ratio) | mapped RSS after many searches MB |",
+        "| storage | N | d | raw f32 MB | built index RSS MB (ratio) | open s "
+        "| mapped RSS after 1 search MB (ratio) | mapped RSS after many searches MB |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in records:
@@ -87,7 +86,8 @@ def memory_markdown(records: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['quantization']} | {r['n']:,} | {r['dim']} | {r['raw_f32_mb']:,.0f} | "
             f"{r['built_index_rss_mb']:,.0f} ({r['built_ratio']:.2f}x) | {r['open_seconds']:.3f} | "
-            f"{r['mapped_rss_after_first_search_mb']:,.0f} ({r['mapped_ratio_after_first_search']:.2f}x) | "
+            f"{r['mapped_rss_after_first_search_mb']:,.0f} "
+            f"({r['mapped_ratio_after_first_search']:.2f}x) | "
             f"{many if many is not None else '-'} |"
         )
     return "\n".join(lines)
