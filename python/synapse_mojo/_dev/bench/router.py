@@ -19,8 +19,9 @@ Cases (``mode``):
 Every case counts ``lost`` = published - delivered (distinct ids). The document also carries
 ``bounds``: the cost of an empty Python -> Mojo call, of a bare kernel push+pop, of a
 ``queue.PriorityQueue`` put+get, of a Python method call taking a lock, and the Redis round
-trip, which bound what the single-message APIs can reach (see the README), and ``targets``:
-the issue's ratios as measured in this run.
+trip, which bound what the single-message APIs can reach (the committed run's reading:
+benchmarks/results/x86_64/README.md), and ``targets``: the issue's ratios as measured in this
+run.
 """
 
 from __future__ import annotations
