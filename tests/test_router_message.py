@@ -201,3 +201,16 @@ def test_undecodable_entries_raise_a_clear_error(fields):
 @given(st.lists(st.integers(0, (1 << 128) - 1), max_size=40))
 def test_vectorised_ulid_text_matches_the_scalar_one(values):
     assert ulids_to_str(values) == [ulid_to_str(v) for v in values]
+
+
+def test_tract_ordinal_leaves_str_methods_alone():
+    assert (Tract.INTERNAL.ordinal, Tract.EXTERNAL.ordinal) == (0, 1)
+    assert Tract.INTERNAL.index("n") == 1  # a Tract is a str: index is str.index
+
+
+def test_a_message_built_for_in_process_delivery_only_has_no_wire_form():
+    from synapse_mojo.router.compat import pilot_core_message
+
+    m = pilot_core_message(7, "internal", "external", 2, object(), 10, in_process=True)
+    with pytest.raises(InvalidInputError, match="in-process delivery only"):
+        to_wire(m)

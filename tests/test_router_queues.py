@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from synapse_mojo.errors import InvalidInputError
 from synapse_mojo.router.adaptive_queue import LEASE_OPS, AdaptiveQueue
 from synapse_mojo.router.mojo_queue import MojoQueueBackend, SelfCheckError, self_check
 from synapse_mojo.router.queues import HeapQueueBackend, QueueBlock
@@ -124,6 +125,13 @@ def test_kernel_rejects_bad_arguments_without_crashing(router_kernel):
     with pytest.raises(Exception, match="injected fault"):
         router_kernel.pop(block.addr, 0, 1)
     assert len(q) == 1  # the injected fault raised before changing anything
+
+
+def test_heap_backend_rejects_a_batch_of_mismatched_lengths():
+    q = HeapQueueBackend(QueueBlock(8))
+    with pytest.raises(InvalidInputError, match="lengths differ"):
+        q.push_batch(np.array([1, 2]), np.array([4]), 0)
+    assert len(q) == 0
 
 
 def test_fault_wrong_serves_lowest_priority_first_without_losing_anything(router_kernel):
