@@ -141,9 +141,7 @@ def search_patterns(
         return _answer(query, max_results, started, [], _error_text(exc))
     try:
         # One-time costs first (model load, kernel load and self-check): latency_ms is the search.
-        pmap.embedder.embed(["warm-up"])
-        if pmap.index is not None:
-            pmap.index.runtime.feature("pattern_search").kernel()
+        pmap.warm_up()
         return search_result(pmap, query, max_results)
     except SynapseError as exc:
         return _answer(query, max_results, started, [], _error_text(exc))

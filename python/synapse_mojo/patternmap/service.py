@@ -204,6 +204,13 @@ class PatternMap:
                 self.store.url, recorded, self.embedder.model, dim,
             )  # fmt: skip
 
+    def warm_up(self) -> None:
+        """Pays the one-time costs before the first query, so that its latency is the search's:
+        the embedder's model load and the search kernel's load and start-up self-check."""
+        self.embedder.embed(["warm-up"])
+        if self.index is not None:
+            self.index.runtime.feature("pattern_search").kernel()
+
     def _embed(self, texts: list[str], progress: bool, description: str) -> np.ndarray:
         with progress_bar(progress and len(texts) > 0, description, len(texts)) as advance:
             parts = []
@@ -246,12 +253,14 @@ class PatternMap:
                 missing.extend(p for p in batch if p.embedding is None)
                 if embedded:
                     if index is None:  # pragma: no cover - dim is recorded with the first embedding
+                        first = embedded[0].embedding
+                        assert first is not None  # the batch was filtered on it
                         index = PatternIndex(
-                            int(embedded[0].embedding.shape[0]),
+                            int(first.shape[0]),
                             runtime=self._runtime,
                             capacity=max(total, 16),
-                        )  # type: ignore[union-attr]
-                    vectors = np.stack([p.embedding for p in embedded])  # type: ignore[misc]
+                        )
+                    vectors = np.stack([p.embedding for p in embedded if p.embedding is not None])
                     bad, reasons = unusable_rows(vectors)
                     if bad.size:
                         pid = embedded[int(bad[0])].id
@@ -397,7 +406,7 @@ class PatternMap:
             vectors = self._embed(
                 [pattern_list[i].text for i in need], progress, "embedding patterns"
             )
-            for i, vector in zip(need, vectors):
+            for i, vector in zip(need, vectors, strict=True):
                 p = pattern_list[i]
                 pattern_list[i] = Pattern(
                     p.id, p.text, p.metadata, vector, p.created_at, p.updated_at
@@ -541,10 +550,13 @@ class PatternMap:
         file_model = doc.info.get(INFO_EMBEDDING_MODEL)
         patterns, replaced = [], 0
         for p in doc.patterns:
-            keep = p.embedding is not None and not reembed
-            if keep and (
-                file_model != self.embedder.model or p.embedding.shape[0] != self.embedder.dim
-            ):  # type: ignore[union-attr]
+            embedding = p.embedding
+            keep = embedding is not None and not reembed
+            if (
+                keep
+                and embedding is not None
+                and (file_model != self.embedder.model or embedding.shape[0] != self.embedder.dim)
+            ):
                 keep, replaced = False, replaced + 1
             patterns.append(p if keep else Pattern(p.id, p.text, p.metadata, None, p.created_at))
         if replaced:
@@ -552,7 +564,8 @@ class PatternMap:
                 formats.Skipped(
                     "embeddings",
                     f"{replaced} embeddings from {file_model or 'an unnamed model'} were not used "
-                    f"(the embedder is {self.embedder.model}, {self.embedder.dim} dimensions): re-embedded",
+                    f"(the embedder is {self.embedder.model}, {self.embedder.dim} dimensions): "
+                    "re-embedded",
                 )
             )
         if not reembed:

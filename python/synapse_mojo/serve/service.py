@@ -82,9 +82,7 @@ class PatternService:
         router = None
         try:
             if warm:
-                pmap.embedder.embed(["warm-up"])
-                if pmap.index is not None:
-                    pmap.index.runtime.feature("pattern_search").kernel()
+                pmap.warm_up()
             if router_url:
                 from ..router.url import open_router
 
@@ -153,7 +151,8 @@ class PatternService:
         if filter is not None:
             if not isinstance(filter, dict):
                 raise InvalidTypeError(
-                    f"filter must be an object of metadata key -> value, got {type(filter).__name__}"
+                    "filter must be an object of metadata key -> value, "
+                    f"got {type(filter).__name__}"
                 )
             if len(filter) > self.limits.filter_keys:
                 raise InvalidInputError(
