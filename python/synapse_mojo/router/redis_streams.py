@@ -222,7 +222,7 @@ class RedisStreamsRouter(Router):
                     health_check_interval=30,
                     # No silent retries inside redis-py: a read, a publish or a transaction
                     # whose reply was lost must not simply be sent again. Every failure
-                    # reaches _call, which knows how to retry each operation safely.
+                    # reaches StreamsConnection.call, which retries each operation safely.
                     retry=Retry(NoBackoff(), 0),
                 )
             except (ValueError, TypeError) as exc:
