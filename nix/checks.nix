@@ -20,6 +20,9 @@ let
     }
     .${system};
   otherArch = if arch == "x86_64" then "aarch64" else "x86_64";
+  # `synapse-mojo bench` needs the `bench` extra, which the installed package does not carry:
+  # the same wrapper (prebuilt kernels, pinned SDK) over the dev virtualenv, which has it.
+  synapse-mojo-bench = synapse-mojo.override { venv = devVenv; };
 in
 {
   # The SDK compiles and links an executable and an extension module.
@@ -60,7 +63,7 @@ in
   # A small benchmark on the portable kernels and its comparison with the committed results
   # of the other architecture (benchmarks/results/<arch>/*.json). The timings of a sandboxed
   # smoke run are not results: this checks that the pipeline works end to end.
-  bench-smoke = runCommand "synapse-mojo-bench-smoke" { nativeBuildInputs = [ synapse-mojo ]; } ''
+  bench-smoke = runCommand "synapse-mojo-bench-smoke" { nativeBuildInputs = [ synapse-mojo-bench ]; } ''
     set -o pipefail
     export HOME=$TMPDIR
     mkdir -p $out
