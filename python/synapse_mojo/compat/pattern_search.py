@@ -22,6 +22,7 @@ Differences from the pilot, on purpose:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Hashable
 from typing import Any
@@ -88,7 +89,8 @@ class PatternSearch:
 
     @property
     def runtime(self) -> EngineRuntime:
-        """The synapse-mojo runtime (the process-wide one, with the pilot's defaults, unless given)."""
+        """The synapse-mojo runtime (the process-wide one, with the pilot's defaults, unless
+        given)."""
         return self._runtime if self._runtime is not None else pilot_runtime()
 
     def get_runtime_status(self) -> dict[str, Any]:
@@ -117,21 +119,16 @@ class PatternSearch:
         version: Hashable | None = None,
     ) -> tuple[list[int], list[float], RuntimeResult]:
         """``(indices, scores, RuntimeResult)`` as lists, best first; ``min(top_k, n)`` results."""
-        started = time.perf_counter()
-        k = as_top_k(top_k)
+        started = _clock()
+        k = top_k if type(top_k) is int and top_k > 0 else as_top_k(top_k)
         rows_in = _pattern_matrix(pattern_vectors)
-        n = rows_in.shape[0]
+        n, dim = rows_in.shape
         if n == 0:
-            return (
-                [],
-                [],
-                RuntimeResult(
-                    True, Runtime.PYTHON, ([], []), (time.perf_counter() - started) * 1e3
-                ),
-            )
-        dim = rows_in.shape[1]
-        k = min(k, n)
-        q = _fast_query(query_vector, dim)
+            return [], [], RuntimeResult(True, Runtime.PYTHON, ([], []), (_clock() - started) * 1e3)
+        if k > n:
+            k = n
+        backend = self._backend
+        q = _fast_query(query_vector, dim, backend.query_buffer(dim))
         if q is None:
             q_raw = np.asarray(query_vector, dtype=np.float64).reshape(-1)
             if q_raw.shape[0] != dim:
@@ -141,39 +138,46 @@ class PatternSearch:
             if np.isfinite(q_raw).all() and not q_raw.any():
                 # The pilot's rule: cosine with a zero vector is 0, so every pattern ties at 0.
                 rows, scores = list(range(k)), [0.0] * k
-                return (
-                    rows,
-                    scores,
-                    RuntimeResult(
-                        True, Runtime.PYTHON, (rows, scores), (time.perf_counter() - started) * 1e3
-                    ),
-                )
+                elapsed = (_clock() - started) * 1e3
+                return rows, scores, RuntimeResult(True, Runtime.PYTHON, (rows, scores), elapsed)
             q = as_query(q_raw, dim)
-        outcome = self._backend.topk_cosine_outcome(rows_in, q, k)
+        outcome = backend.topk_cosine_outcome(rows_in, q, k)
         top = outcome.value
+        runtime = outcome.runtime
         if top is None:
             # A row's squared norm is not finite in float32: NaN/inf raise here with the row
             # named; finite rows too large for float32 squares are normalised in float64.
             matrix = as_matrix(rows_in, None, "pattern vectors", allow_zero_rows=True)
-            outcome = self._backend.topk_outcome(matrix, q, k)  # type: ignore[assignment]
-            top = outcome.value
-        rows, scores = top.rows.tolist(), top.scores.tolist()  # type: ignore[union-attr]
+            fallback = backend.topk_outcome(matrix, q, k)
+            top, runtime, outcome = fallback.value, fallback.runtime, fallback  # type: ignore[assignment]
+        rows, scores = top.rows.tolist(), top.scores.tolist()
         result = RuntimeResult(
-            True, Runtime(outcome.runtime), (rows, scores), outcome.elapsed_ms, outcome.error
+            True, _RUNTIMES[runtime], (rows, scores), outcome.elapsed_ms, outcome.error
         )
         return rows, scores, result
 
 
-def _fast_query(query: Any, dim: int) -> np.ndarray | None:
-    """The normalised query when it is a finite, non-zero float vector of dimension ``dim``
-    (the common case, one pass); None for everything else (zero, lists, errors)."""
+_clock = time.perf_counter
+#: Runtime names as the pilot's enum (an ``Enum(value)`` lookup costs about a microsecond).
+_RUNTIMES = {"mojo": Runtime.MOJO, "python": Runtime.PYTHON}
+#: Sums of squares inside this range need no float64 pass (as in ``vectors.as_query``).
+_SAFE_SQUARES = (1e-30, 1e30)
+
+
+def _fast_query(query: Any, dim: int, out: np.ndarray) -> np.ndarray | None:
+    """The normalised query, written into ``out``, when it is a float vector of dimension
+    ``dim`` whose sum of squares lies in the safe range (the common case: one pass proves it
+    finite and non-zero, a second writes it); None for everything else (zero, lists, errors,
+    extreme magnitudes), which the caller's slow path sorts out."""
     if (
         type(query) is np.ndarray
         and query.ndim == 1
         and query.shape[0] == dim
         and query.dtype.kind == "f"
     ):
-        return as_query(query, dim) if np.dot(query, query) > 1e-30 else None
+        squares = float(np.dot(query, query))
+        if _SAFE_SQUARES[0] < squares < _SAFE_SQUARES[1]:
+            return np.multiply(query, 1.0 / math.sqrt(squares), out=out, casting="same_kind")
     return None
 
 
