@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..runtime.metrics import _LATENCY_BUCKETS
+from ..runtime.metrics import LATENCY_BUCKETS
 from .message import PRIORITY_LEVELS
 
 # --------------------------------------------------------------------------------------------
@@ -66,7 +66,7 @@ LAYOUT = {
 }
 
 #: Queueing-latency histogram bounds (the shared metrics buckets, in ns).
-LATENCY_BOUNDS_NS: tuple[int, ...] = tuple(round(b * 1e9) for b in _LATENCY_BUCKETS)
+LATENCY_BOUNDS_NS: tuple[int, ...] = tuple(round(b * 1e9) for b in LATENCY_BUCKETS)
 
 
 class QueueBlock:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, TransportError
-from ..runtime.metrics import _LATENCY_BUCKETS
+from ..runtime.metrics import LATENCY_BUCKETS
 from .base import DeadLetter, DestinationStats, RouterStats, histogram_percentiles
 from .message import PRIORITY_LEVELS, TRACTS, Message, Tract
 from .metrics import COUNTERS
@@ -35,7 +35,7 @@ class LocalTally:
     def __init__(self, lock: threading.Lock) -> None:
         self.lock = lock
         self.counters = {t: dict.fromkeys((name for name, _ in COUNTERS), 0) for t in TRACTS}
-        self.bounds = list(_LATENCY_BUCKETS)
+        self.bounds = list(LATENCY_BUCKETS)
         self.bounds_array = np.array(self.bounds)
         self.hist = {t: [0] * (len(self.bounds) + 1) for t in TRACTS}
         self.latency_sum = {t: 0.0 for t in TRACTS}

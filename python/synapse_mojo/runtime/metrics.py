@@ -14,7 +14,7 @@ Metric names::
 
     synapse_calls_total{feature, runtime}               calls answered, by runtime
     synapse_fallbacks_total{feature, reason}            Mojo wanted, Python answered
-    synapse_errors_total{feature, kind}                 Mojo raised (exception) or disagreed (mismatch)
+    synapse_errors_total{feature, kind}                 exception (Mojo raised) | mismatch
     synapse_shadow_comparisons_total{feature, outcome}  shadow mode: match | mismatch
     synapse_call_latency_seconds{feature, runtime}      histogram
     synapse_mojo_active{feature}                        1 when the Mojo path is live
@@ -35,7 +35,9 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-_LATENCY_BUCKETS = (
+#: Upper bounds (seconds) of the call-latency histograms; the router's queueing-latency
+#: histograms use the same bounds (in nanoseconds), so the two read side by side.
+LATENCY_BUCKETS: tuple[float, ...] = (
     1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4,
     1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
@@ -106,13 +108,13 @@ class _Series:
         self.fallbacks: dict[str, int] = {}
         self.errors: dict[str, int] = {}
         self.shadow: dict[str, int] = {}
-        #: runtime -> [bucket counts (len(_LATENCY_BUCKETS) + 1), sum of seconds]
+        #: runtime -> [bucket counts (len(LATENCY_BUCKETS) + 1), sum of seconds]
         self.histograms: dict[str, list[Any]] = {}
 
     def histogram(self, runtime: str) -> list[Any]:
         hist = self.histograms.get(runtime)
         if hist is None:
-            hist = self.histograms[runtime] = [[0] * (len(_LATENCY_BUCKETS) + 1), 0.0]
+            hist = self.histograms[runtime] = [[0] * (len(LATENCY_BUCKETS) + 1), 0.0]
         return hist
 
 
@@ -159,7 +161,7 @@ class FeatureMetrics:
             hist = self._hist.get(runtime) or self._hist.setdefault(
                 runtime, series.histogram(runtime)
             )
-            hist[0][bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+            hist[0][bisect_left(LATENCY_BUCKETS, seconds)] += 1
             hist[1] += seconds
 
     def record_latency_only(self, runtime: str, seconds: float) -> None:
@@ -169,7 +171,7 @@ class FeatureMetrics:
             hist = self._hist.get(runtime) or self._hist.setdefault(
                 runtime, self._series.histogram(runtime)
             )
-            hist[0][bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+            hist[0][bisect_left(LATENCY_BUCKETS, seconds)] += 1
             hist[1] += seconds
 
     def _bump(self, name: str, key: str) -> None:
@@ -247,7 +249,9 @@ class _FeatureCollector:
                 if not any(buckets):
                     continue
                 cumulative, running = [], 0
-                for bound, count in zip([*map(repr, _LATENCY_BUCKETS), "+Inf"], buckets):
+                for bound, count in zip(
+                    [*map(repr, LATENCY_BUCKETS), "+Inf"], buckets, strict=True
+                ):
                     running += count
                     cumulative.append((bound, running))
                 latency.add_metric([feature, runtime], cumulative, total)
