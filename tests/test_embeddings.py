@@ -135,33 +135,42 @@ def test_retries_on_429_and_5xx_with_backoff(server):
 
 def test_gives_up_after_max_retries(server):
     server.script = [("status", 503)] * 10
-    with _client(server, max_retries=2) as client:
-        with pytest.raises(EmbeddingServerError, match="503.*after 3 attempts") as info:
-            client.embed(["x"])
+    with (
+        _client(server, max_retries=2) as client,
+        pytest.raises(EmbeddingServerError, match="503.*after 3 attempts") as info,
+    ):
+        client.embed(["x"])
     assert info.value.status_code == 503 and len(server.requests) == 3
 
 
 def test_4xx_fails_at_once_with_the_servers_message(server):
-    with OpenAIEmbeddings(server.url, "no-such-model", sleep=lambda s: None) as client:
-        with pytest.raises(
-            EmbeddingServerError, match="400.*not found.*check the model name"
-        ) as info:
-            client.embed(["x"])
+    with (
+        OpenAIEmbeddings(server.url, "no-such-model", sleep=lambda s: None) as client,
+        pytest.raises(EmbeddingServerError, match="400.*not found.*check the model name") as info,
+    ):
+        client.embed(["x"])
     assert info.value.status_code == 400 and len(server.requests) == 1
     server.script = [("status", 401)]
-    with _client(server) as client:
-        with pytest.raises(EmbeddingServerError, match="SYNAPSE_EMBEDDINGS_API_KEY"):
-            client.embed(["x"])
+    with (
+        _client(server) as client,
+        pytest.raises(EmbeddingServerError, match="SYNAPSE_EMBEDDINGS_API_KEY"),
+    ):
+        client.embed(["x"])
 
 
 def test_timeouts_and_refused_connections(server):
     server.script = [("delay", 2.0), ("delay", 2.0)]
-    with _client(server, timeout=0.3, max_retries=1) as client:
-        with pytest.raises(EmbeddingUnavailableError, match="did not answer after 2"):
-            client.embed(["slow"])
-    with OpenAIEmbeddings(
-        f"http://127.0.0.1:{free_port()}/v1", "m", max_retries=1, sleep=lambda s: None
-    ) as client, pytest.raises(EmbeddingUnavailableError):
+    with (
+        _client(server, timeout=0.3, max_retries=1) as client,
+        pytest.raises(EmbeddingUnavailableError, match="did not answer after 2"),
+    ):
+        client.embed(["slow"])
+    with (
+        OpenAIEmbeddings(
+            f"http://127.0.0.1:{free_port()}/v1", "m", max_retries=1, sleep=lambda s: None
+        ) as client,
+        pytest.raises(EmbeddingUnavailableError),
+    ):
         client.embed(["nobody home"])
 
 

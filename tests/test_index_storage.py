@@ -82,7 +82,8 @@ _SHARER = textwrap.dedent(
         for line in f:
             if "-" in line.split()[0] and len(line.split()) >= 5:
                 inside = line.rstrip().endswith("vectors.npy")
-            elif inside and line.startswith(("Shared_Clean:", "Shared_Dirty:")):  # dirty: just written
+            # Dirty too: the pages were just written.
+            elif inside and line.startswith(("Shared_Clean:", "Shared_Dirty:")):
                 shared += int(line.split()[1]) * 1024
     print(shared)
     sys.stdout.flush()
@@ -142,7 +143,7 @@ def test_damaged_indexes_raise_clear_errors(tmp_path, make_runtime):
         PatternIndex.load(tmp_path / "idx", runtime=runtime)
 
 
-# ------------------------------------------------------------------ issue 14: save never destroys, load verifies
+# ---------------------------------------------------- issue 14: save never destroys, load verifies
 
 
 def _restamp(directory, name):

@@ -11,6 +11,7 @@ refuses prompts over the model's 512 positions), so the texts here stay under Mi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -83,9 +84,8 @@ def max_server(tmp_path_factory):
             except httpx.HTTPError:
                 pass
             if time.monotonic() - started > READY_TIMEOUT:
-                pytest.fail(
-                    f"max serve not ready after {READY_TIMEOUT:.0f}s:\n{log_path.read_text()[-4000:]}"
-                )
+                log_tail = log_path.read_text()[-4000:]
+                pytest.fail(f"max serve not ready after {READY_TIMEOUT:.0f}s:\n{log_tail}")
             time.sleep(2)
         print(f"\nmax serve ready after {time.monotonic() - started:.0f}s on {url}")
         yield f"{url}/v1"
@@ -94,10 +94,8 @@ def max_server(tmp_path_factory):
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=60)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait()
 
 
@@ -113,9 +111,8 @@ def test_max_serve_matches_the_local_embedder(max_server):
         served = remote.embed(texts)
         assert remote.dim == 384
     ours = local.embed(texts)
-    np.testing.assert_allclose(
-        np.linalg.norm(served, axis=1), 1.0, atol=1e-6
-    )  # normalised by the client
+    # normalised by the client
+    np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, atol=1e-6)
     cosines = np.sum(served * ours, axis=1)
     assert cosines.min() >= 0.9999, cosines
 
@@ -123,7 +120,9 @@ def test_max_serve_matches_the_local_embedder(max_server):
 def test_max_serve_errors_are_clear(max_server):
     from synapse_mojo.errors import EmbeddingServerError
 
-    with OpenAIEmbeddings(max_server, "not-the-served-model", max_retries=0) as remote:
-        with pytest.raises(EmbeddingServerError) as info:
-            remote.embed(["x"])
+    with (
+        OpenAIEmbeddings(max_server, "not-the-served-model", max_retries=0) as remote,
+        pytest.raises(EmbeddingServerError) as info,
+    ):
+        remote.embed(["x"])
     assert info.value.status_code is not None and 400 <= info.value.status_code < 500

@@ -221,7 +221,7 @@ def test_concurrent_searches_and_updates(index_runtime):
 
     def reader():
         try:
-            for i in range(200):
+            for _ in range(200):
                 hits = index.search(vectors[0], top_k=3)
                 assert hits[0].id == "seed"
         except BaseException as exc:  # pragma: no cover
@@ -319,20 +319,21 @@ def test_filtered_searches_after_compaction_agree_across_threads(index_runtime):
 
 
 def _filtered_rounds(build, queries, want, rounds=10) -> tuple[int, int]:
+    def run(index, barrier, got: list, t: int) -> None:
+        barrier.wait()
+        try:
+            got[t] = [h.id for h in index.search(queries[t], top_k=5, filter={"lang": "go"})]
+        except BaseException as exc:  # noqa: BLE001 - counted as wrong below
+            got[t] = exc
+
     wrong = total = 0
     for _round in range(rounds):
         index = build()
         barrier = threading.Barrier(len(queries))
         got: list[list[str] | BaseException | None] = [None] * len(queries)
-
-        def run(t: int) -> None:
-            barrier.wait()
-            try:
-                got[t] = [h.id for h in index.search(queries[t], top_k=5, filter={"lang": "go"})]
-            except BaseException as exc:  # noqa: BLE001 - counted as wrong below
-                got[t] = exc
-
-        threads = [threading.Thread(target=run, args=(t,)) for t in range(len(queries))]
+        threads = [
+            threading.Thread(target=run, args=(index, barrier, got, t)) for t in range(len(queries))
+        ]
         for t in threads:
             t.start()
         for t in threads:

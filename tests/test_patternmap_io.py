@@ -223,7 +223,10 @@ def test_jsonl_round_trip_keeps_embeddings_relations_and_info(tmp_path):
 
 def test_jsonl_parsing_details():
     lines = [
-        '{"kind": "header", "format": "synapse-mojo.patterns", "version": 1, "info": {"owner": "me"}}',
+        (
+            '{"kind": "header", "format": "synapse-mojo.patterns", "version": 1,'
+            ' "info": {"owner": "me"}}'
+        ),
         "",
         '{"id": "a", "text": "first", "lang": "py"}',
         '{"kind": "pattern", "id": "b", "metadata": {"name": "Named only"}}',
@@ -320,7 +323,13 @@ def test_unusable_embeddings_in_an_import_are_left_out_with_a_reason(tmp_path):
     path = tmp_path / "in.jsonl"
     good = [0.1] * 384
     path.write_text(
-        '{"kind": "header", "info": {"embedding_model": "sentence-transformers/all-MiniLM-L6-v2"}}\n'
+        json.dumps(
+            {
+                "kind": "header",
+                "info": {"embedding_model": "sentence-transformers/all-MiniLM-L6-v2"},
+            }
+        )
+        + "\n"
         + json.dumps({"id": "zero", "text": "all zeros", "embedding": [0.0] * 384})
         + "\n"
         + '{"id": "nan", "text": "not a number", "embedding": [NaN'

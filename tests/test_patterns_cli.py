@@ -90,8 +90,10 @@ def test_import_search_stats_export(tmp_path, env):
 
 
 def test_add_show_delete_with_the_default_store(tmp_path, env):
-    proc = run_cli("patterns", "add", "--text", "Bulkhead: isolate pools per dependency", "--id", "bh",
-                   "--meta", "lang=go", "--meta", "confidence=0.8", "--meta", "tags=[\"a\"]", env=env)  # fmt: skip
+    proc = run_cli(
+        "patterns", "add", "--text", "Bulkhead: isolate pools per dependency", "--id", "bh",
+        "--meta", "lang=go", "--meta", "confidence=0.8", "--meta", 'tags=["a"]', env=env,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert str(tmp_path / "data" / "synapse-mojo" / "patterns.db") in proc.stdout.replace("\n", "")
     shown = json.loads(run_cli("patterns", "show", "bh", env=env).stdout)

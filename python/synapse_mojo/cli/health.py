@@ -74,9 +74,12 @@ def health_command(
         + (f" ({embedder['model']})" if available else "")
     )
     if verbose:
-        click.echo(
-            f"  {'Path: ' + str(embedder.get('model_path')) if available else 'Error: ' + embedder.get('error', 'unknown')}"
+        detail = (
+            f"Path: {embedder.get('model_path')}"
+            if available
+            else f"Error: {embedder.get('error', 'unknown')}"
         )
+        click.echo(f"  {detail}")
     click.echo("\nCLI Tools:")
     for tool, status in checks["cli_tools"].items():
         click.echo(f"  {tool}: {mark(status == 'executable')} {status}")

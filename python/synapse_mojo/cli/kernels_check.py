@@ -70,14 +70,14 @@ def check_kernels(
             continue
         handle = runtime.kernel_handle(name)
         result.origin, result.path = handle.origin, handle.path
-        if not handle.loaded:
+        if handle.module is None:  # not loaded
             result.error = handle.error or "; ".join(handle.attempts) or "not loaded"
             continue
         if kernel_dir is not None and handle.origin != "prebuilt":
             result.error = f"the prebuilt module was rejected: {'; '.join(handle.attempts)}"
             continue
         try:
-            info = handle.module.kernel_info()  # type: ignore[union-attr]
+            info = handle.module.kernel_info()
             result.abi_version = info.get("abi_version") if isinstance(info, dict) else None
         except Exception as exc:  # a kernel that loads but cannot describe itself is broken
             result.error = f"kernel_info() failed: {type(exc).__name__}: {exc}"

@@ -42,8 +42,8 @@ class LazyGroup(click.Group):
                 if command.hidden:
                     continue
                 text = command.get_short_help_str(limit)
-            else:
-                text = click.utils.make_default_short_help(self.lazy[name][1], limit)
+            else:  # shortened as click shortens a loaded command's help (its helper is private)
+                text = click.Command(name, help=self.lazy[name][1]).get_short_help_str(limit)
             rows.append((name, text))
         if rows:
             with formatter.section("Commands"):

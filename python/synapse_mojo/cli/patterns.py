@@ -181,7 +181,8 @@ def add(text: str, pattern_id: str | None, meta: tuple[str, ...], store_url: str
     with _open(store_url, start=False, create=True) as pmap:
         pattern = pmap.add_text(text, metadata, pattern_id=pattern_id)
         console.print(
-            f"stored [bold]{pattern.id}[/bold] in {pmap.store.url} ({pmap.embedder.model}, {pmap.embedder.dim} dims)"
+            f"stored [bold]{pattern.id}[/bold] in {pmap.store.url}"
+            f" ({pmap.embedder.model}, {pmap.embedder.dim} dims)"
         )
 
 
@@ -230,12 +231,15 @@ def search(
             click.echo(json.dumps({
                 "query": query, "runtime": result.runtime, "search_ms": result.search_ms,
                 "embed_ms": result.embed_ms, "fallback_reason": result.fallback_reason,
-                "hits": [{"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata} for h in result.hits],
+                "hits": [
+                    {"id": h.id, "score": h.score, "text": h.text, "metadata": h.metadata}
+                    for h in result.hits
+                ],
             }, indent=2, ensure_ascii=False))  # fmt: skip
             return
         table = Table(
-            title=f"{query!r}: answered by [bold]{result.runtime}[/bold] in {result.search_ms:.2f} ms "
-            f"(embedding {result.embed_ms:.1f} ms)",
+            title=f"{query!r}: answered by [bold]{result.runtime}[/bold]"
+            f" in {result.search_ms:.2f} ms (embedding {result.embed_ms:.1f} ms)",
             title_justify="left",
         )
         table.add_column("rank", justify="right")
@@ -272,12 +276,15 @@ def _search_on_server(
         click.echo(json.dumps({
             "query": query, "runtime": found["runtime"], "search_ms": found["search_ms"],
             "embed_ms": found["embed_ms"], "fallback_reason": found["fallback_reason"],
-            "hits": [{"id": h["id"], "score": h["score"], "text": h["text"], "metadata": h["metadata"]} for h in hits],
+            "hits": [
+                {"id": h["id"], "score": h["score"], "text": h["text"], "metadata": h["metadata"]}
+                for h in hits
+            ],
         }, indent=2, ensure_ascii=False))  # fmt: skip
         return True
     table = Table(
-        title=f"{query!r}: answered by [bold]{found['runtime']}[/bold] (server) in {found['search_ms']:.2f} ms "
-        f"(embedding {found['embed_ms']:.1f} ms)",
+        title=f"{query!r}: answered by [bold]{found['runtime']}[/bold] (server)"
+        f" in {found['search_ms']:.2f} ms (embedding {found['embed_ms']:.1f} ms)",
         title_justify="left",
     )
     table.add_column("rank", justify="right")
@@ -328,7 +335,10 @@ def show(pattern_id: str, store_url: str | None) -> None:
             "embedding_dim": None if pattern.embedding is None else int(pattern.embedding.shape[0]),
             "created_at": pattern.created_at.isoformat() if pattern.created_at else None,
             "updated_at": pattern.updated_at.isoformat() if pattern.updated_at else None,
-            "relations": [{"source": r.source, "target": r.target, "type": r.type, "weight": r.weight} for r in relations],
+            "relations": [
+                {"source": r.source, "target": r.target, "type": r.type, "weight": r.weight}
+                for r in relations
+            ],
         }, indent=2, ensure_ascii=False))  # fmt: skip
 
 
@@ -350,7 +360,9 @@ def delete(pattern_ids: tuple[str, ...], store_url: str | None) -> None:
     type=click.Choice(["jsonl", "pattern_map"]),
     default="jsonl",
     show_default=True,
-    help="jsonl: complete (embeddings, relations, info); pattern_map: the Synapse PATTERN_MAP.json.",
+    help=(
+        "jsonl: complete (embeddings, relations, info); pattern_map: the Synapse PATTERN_MAP.json."
+    ),
 )
 @click.option(
     "-o",

@@ -12,7 +12,10 @@ from ..router.base import RouterStats
 from ..router.url import default_url, open_router
 from . import console, main
 
-_URL_HELP = "Router URL (default: SYNAPSE_ROUTER_URL). In-process routers live inside their process: use a redis:// URL."
+_URL_HELP = (
+    "Router URL (default: SYNAPSE_ROUTER_URL)."
+    " In-process routers live inside their process: use a redis:// URL."
+)
 
 
 @main.group()

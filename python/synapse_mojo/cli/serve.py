@@ -23,7 +23,10 @@ from . import main
     envvar="SYNAPSE_ROUTER_URL",
     default=None,
     metavar="URL",
-    help="Router (memory:// or redis://...): adds send_message/receive_messages [default: SYNAPSE_ROUTER_URL, else none].",
+    help=(
+        "Router (memory:// or redis://...): adds send_message/receive_messages"
+        " [default: SYNAPSE_ROUTER_URL, else none]."
+    ),
 )
 @click.option(
     "--transport",

@@ -1,15 +1,20 @@
 """Drop-in compatibility with the Synapse pilot's APIs: change the imports, keep the calls.
 
     from synapse_mojo.compat import (
-        Runtime, RuntimeAdapter, RuntimeResult, get_runtime_adapter,          # runtime_adapter
+        # runtime_adapter
+        Runtime, RuntimeAdapter, RuntimeResult, get_runtime_adapter,
+        # config
         MOJO_FEATURES, ROLLOUT_CONFIG, get_mojo_feature_enabled, set_mojo_feature,
-        get_rollout_percentage,                                               # config
-        PatternSearch, create_pattern_search,                                 # pattern_search
-        TractType, MessagePriority, Message, MessageStats, MessageRouter,
-        get_message_router,                                                   # message_router
+        get_rollout_percentage,
+        # pattern_search
+        PatternSearch, create_pattern_search,
+        # message_router
+        TractType, MessagePriority, Message, MessageStats, MessageRouter, get_message_router,
+        # reactive_message_router
         ReactiveCorpusCallosum, BackpressureConfig, CircuitBreakerConfig, CircuitState,
-        CircuitOpenError, EmergenceEvent, get_reactive_message_router,        # reactive_message_router
-        ConsciousnessMetrics, EventLogEntry, create_event_store,              # event_store
+        CircuitOpenError, EmergenceEvent, get_reactive_message_router,
+        # event_store
+        ConsciousnessMetrics, EventLogEntry, create_event_store,
     )
 
 The pilot's module names work as submodules too (``synapse_mojo.compat.message_router``,

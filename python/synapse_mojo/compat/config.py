@@ -25,6 +25,7 @@ The other keys of ``ROLLOUT_CONFIG`` (``stages``, ``stage_duration``,
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -66,15 +67,19 @@ _rollouts: dict[str, int] = {
 }
 
 
+#: Runtimes that have had the pilot's defaults (once each; weak, so runtimes still go away).
+_runtimes_with_pilot_defaults: weakref.WeakSet[EngineRuntime] = weakref.WeakSet()
+
+
 def apply_pilot_defaults(runtime: EngineRuntime) -> EngineRuntime:
     """Gives ``runtime`` the pilot's modes for the features its settings left at the default
     (once per runtime); returns it."""
-    if not getattr(runtime, "_pilot_defaults_applied", False):
-        configured = getattr(runtime.settings, "configured_modes", frozenset())
+    if runtime not in _runtimes_with_pilot_defaults:
+        configured = runtime.settings.configured_modes
         for name, mode in PILOT_DEFAULT_MODES.items():
             if name not in configured:
                 runtime.feature(name).set_mode(mode)
-        runtime._pilot_defaults_applied = True  # type: ignore[attr-defined]
+        _runtimes_with_pilot_defaults.add(runtime)
     return runtime
 
 
@@ -145,7 +150,8 @@ def set_rollout_percentage(name: str, percentage: int) -> None:
         or not 0 <= percentage <= 100
     ):
         raise ConfigError(
-            f"{name}_rollout must be an integer 0..100 (stages {ROLLOUT_STAGES}), got {percentage!r}"
+            f"{name}_rollout must be an integer 0..100 (stages {ROLLOUT_STAGES}),"
+            f" got {percentage!r}"
         )
     _check(name)
     if name in _rollouts:

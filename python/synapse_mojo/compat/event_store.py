@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,7 +188,7 @@ class Replay:
     def __aiter__(self) -> AsyncIterator[EventLogEntry]:
         return self._source
 
-    def __await__(self):  # type: ignore[no-untyped-def]
+    def __await__(self) -> Generator[Any, None, list[EventLogEntry]]:
         return self._collect().__await__()
 
     async def _collect(self) -> list[EventLogEntry]:

@@ -2,7 +2,9 @@
 
     cc = ReactiveCorpusCallosum(enable_event_sourcing=True, redis_url="redis://127.0.0.1:6379/0")
     await cc.start()
-    msg_id = await cc.route_message(TractType.INTERNAL, TractType.EXTERNAL, MessagePriority.HIGH, {"goal": "x"})
+    msg_id = await cc.route_message(
+        TractType.INTERNAL, TractType.EXTERNAL, MessagePriority.HIGH, {"goal": "x"}
+    )
     if msg_id < 0: ...                        # circuit open or buffer full, as in the pilot
     async for message in cc.subscribe("planner", TractType.EXTERNAL):
         ...                                   # pilot Message records
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import os
 import threading
@@ -303,7 +306,10 @@ class ReactiveCorpusCallosum:
     def __repr__(self) -> str:
         from ..stores.url import redact
 
-        return f"ReactiveCorpusCallosum(router_url={redact(self.router_url)!r}, running={self._running})"
+        return (
+            f"ReactiveCorpusCallosum(router_url={redact(self.router_url)!r},"
+            f" running={self._running})"
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -338,10 +344,8 @@ class ReactiveCorpusCallosum:
                 state.task.cancel()
         for state in self._tracts.values():
             if state.task is not None:
-                try:
+                with contextlib.suppress(asyncio.CancelledError):
                     await state.task
-                except asyncio.CancelledError:
-                    pass
             for sub in state.subscribers.values():
                 # End the iterator after what is already buffered (waits for room if full).
                 asyncio.get_running_loop().create_task(sub.queue.put(_END))
@@ -350,7 +354,8 @@ class ReactiveCorpusCallosum:
             if left:
                 self.undelivered.extend(self._pilot(m) for m in left)
                 log.warning(
-                    "corpus callosum stopped with %d undelivered in-process messages; they are in .undelivered",
+                    "corpus callosum stopped with %d undelivered in-process messages;"
+                    " they are in .undelivered",
                     len(left),
                 )
         if self.event_store is not None:
@@ -556,7 +561,8 @@ class ReactiveCorpusCallosum:
             and to_timestamp_ms < from_timestamp_ms
         ):
             raise InvalidInputError(
-                f"to_timestamp_ms ({to_timestamp_ms}) is before from_timestamp_ms ({from_timestamp_ms})"
+                f"to_timestamp_ms ({to_timestamp_ms}) is before"
+                f" from_timestamp_ms ({from_timestamp_ms})"
             )
         return Replay(self._replay(from_timestamp_ms, to_timestamp_ms))
 

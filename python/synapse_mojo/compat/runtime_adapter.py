@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from ..config import force_python
@@ -36,14 +36,11 @@ _TASK_KEYWORDS = (
 )
 
 
-class Runtime(str, Enum):
-    """The pilot's runtime names."""
+class Runtime(StrEnum):
+    """The pilot's runtime names (``str(Runtime.MOJO) == "mojo"``)."""
 
     MOJO = "mojo"
     PYTHON = "python"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass
@@ -128,25 +125,22 @@ class RuntimeAdapter:
         mojo_impl: Callable[..., Any] | None = None,
         **kwargs: Any,
     ) -> RuntimeResult:
-        if task_name in CALLER_FLAGS and mojo_impl is not None:
-            # The pilot's gate for its caller flags: on, and within the rollout share.
-            if not (
+        # The pilot's gate for its caller flags: on, and within the rollout share.
+        if (
+            task_name in CALLER_FLAGS
+            and mojo_impl is not None
+            and not (
                 MOJO_FEATURES[task_name]
                 and random.random() * 100 < get_rollout_percentage(task_name)
-            ):
-                mojo_impl = None
+            )
+        ):
+            mojo_impl = None
         feature = self.engine.feature(feature_for_task(task_name))
-
-        def mojo(_kernel: Any, fault: int) -> Any:
-            if fault == 1:  # SYNAPSE_FAULT_<FEATURE>=raise applies to caller-supplied code too
-                raise InjectedFault(f"injected fault: {task_name} mojo_impl")
-            return mojo_impl(**kwargs)  # type: ignore[misc]
-
         started = time.perf_counter()
         try:
             outcome = feature.run(
                 task_name,
-                mojo=mojo if mojo_impl is not None else None,
+                mojo=_caller_mojo(task_name, mojo_impl, kwargs) if mojo_impl is not None else None,
                 python=lambda: python_impl(**kwargs),
                 requires_kernel=False,
             )
@@ -164,6 +158,19 @@ class RuntimeAdapter:
 
     def get_metrics(self) -> dict[str, Any]:
         return self.engine.metrics_json()
+
+
+def _caller_mojo(
+    task_name: str, mojo_impl: Callable[..., Any], kwargs: dict[str, Any]
+) -> Callable[[Any, int], Any]:
+    """The feature's Mojo path for a caller-supplied ``mojo_impl``."""
+
+    def mojo(_kernel: Any, fault: int) -> Any:
+        if fault == 1:  # SYNAPSE_FAULT_<FEATURE>=raise applies to caller-supplied code too
+            raise InjectedFault(f"injected fault: {task_name} mojo_impl")
+        return mojo_impl(**kwargs)
+
+    return mojo
 
 
 _adapter: RuntimeAdapter | None = None

@@ -44,7 +44,7 @@ class Embedder(ABC):
         """Embeds one string; returns a float32 vector ``(dim,)`` of unit length."""
         return self.embed([text])[0]
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; embedders that hold nothing keep it
         """Releases resources (connections, model weights). Idempotent."""
 
     def __enter__(self) -> Embedder:

@@ -28,6 +28,7 @@ import json
 import math
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,22 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
     return (centred / np.sqrt(var + eps)) * weight + bias
 
 
+@dataclass(frozen=True)
+class _Layer:
+    """One encoder layer's weights, float32, dense weights transposed to (in, out)."""
+
+    qkv_w: np.ndarray  # Q, K and V fused: (hidden, 3 * hidden)
+    qkv_b: np.ndarray
+    out_w: np.ndarray
+    out_b: np.ndarray
+    ln1: tuple[np.ndarray, np.ndarray]  # LayerNorm weight, bias
+    in_w: np.ndarray
+    in_b: np.ndarray
+    ffn_w: np.ndarray
+    ffn_b: np.ndarray
+    ln2: tuple[np.ndarray, np.ndarray]
+
+
 class _Bert:
     """A BERT encoder's forward pass in float32 NumPy (inference only, no dropout)."""
 
@@ -121,7 +138,7 @@ class _Bert:
         self.position = w("embeddings.position_embeddings.weight")
         self.token_type = w("embeddings.token_type_embeddings.weight")
         self.emb_ln = (w("embeddings.LayerNorm.weight"), w("embeddings.LayerNorm.bias"))
-        self.layers = []
+        self.layers: list[_Layer] = []
         for i in range(int(config["num_hidden_layers"])):
             p = f"encoder.layer.{i}."
             # Q, K and V fused into one (hidden, 3*hidden) product; weights transposed once here.
@@ -132,22 +149,22 @@ class _Bert:
                 [w(p + f"attention.self.{n}.bias") for n in ("query", "key", "value")]
             )
             self.layers.append(
-                {
-                    "qkv_w": qkv_w,
-                    "qkv_b": qkv_b,
-                    "out_w": w(p + "attention.output.dense.weight").T.copy(),
-                    "out_b": w(p + "attention.output.dense.bias"),
-                    "ln1": (
+                _Layer(
+                    qkv_w=qkv_w,
+                    qkv_b=qkv_b,
+                    out_w=w(p + "attention.output.dense.weight").T.copy(),
+                    out_b=w(p + "attention.output.dense.bias"),
+                    ln1=(
                         w(p + "attention.output.LayerNorm.weight"),
                         w(p + "attention.output.LayerNorm.bias"),
                     ),
-                    "in_w": w(p + "intermediate.dense.weight").T.copy(),
-                    "in_b": w(p + "intermediate.dense.bias"),
-                    "ffn_w": w(p + "output.dense.weight").T.copy(),
-                    "ffn_b": w(p + "output.dense.bias"),
-                    "ln2": (w(p + "output.LayerNorm.weight"), w(p + "output.LayerNorm.bias")),
-                }
-            )  # fmt: skip
+                    in_w=w(p + "intermediate.dense.weight").T.copy(),
+                    in_b=w(p + "intermediate.dense.bias"),
+                    ffn_w=w(p + "output.dense.weight").T.copy(),
+                    ffn_b=w(p + "output.dense.bias"),
+                    ln2=(w(p + "output.LayerNorm.weight"), w(p + "output.LayerNorm.bias")),
+                )
+            )
 
     def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """Token states (batch, seq, hidden) for ids and a 0/1 mask of shape (batch, seq)."""
@@ -164,8 +181,8 @@ class _Bert:
         ).min
         scale = np.float32(1.0 / math.sqrt(head_dim))
         for layer in self.layers:
-            qkv = x @ layer["qkv_w"]
-            qkv += layer["qkv_b"]
+            qkv = x @ layer.qkv_w
+            qkv += layer.qkv_b
             # (3, batch, heads, seq, head_dim), contiguous so the batched products use BLAS.
             qkv = np.ascontiguousarray(
                 qkv.reshape(batch, seq, 3, heads, head_dim).transpose(2, 0, 3, 1, 4)
@@ -178,16 +195,16 @@ class _Bert:
             np.exp(scores, out=scores)
             scores /= scores.sum(axis=-1, keepdims=True)
             context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * seq, hidden)
-            attn = context @ layer["out_w"]
-            attn += layer["out_b"]
+            attn = context @ layer.out_w
+            attn += layer.out_b
             attn += x
-            x = _layer_norm(attn, *layer["ln1"], self.eps)
-            inner = x @ layer["in_w"]
-            inner += layer["in_b"]
-            ffn = _gelu(inner) @ layer["ffn_w"]
-            ffn += layer["ffn_b"]
+            x = _layer_norm(attn, *layer.ln1, self.eps)
+            inner = x @ layer.in_w
+            inner += layer.in_b
+            ffn = _gelu(inner) @ layer.ffn_w
+            ffn += layer.ffn_b
             ffn += x
-            x = _layer_norm(ffn, *layer["ln2"], self.eps)
+            x = _layer_norm(ffn, *layer.ln2, self.eps)
         return x.reshape(batch, seq, hidden)
 
 

@@ -1,7 +1,8 @@
 """A client for OpenAI-compatible ``/v1/embeddings`` servers (MAX ``max serve``, vLLM, OpenAI).
 
     from synapse_mojo.embeddings import OpenAIEmbeddings
-    with OpenAIEmbeddings("http://127.0.0.1:8000/v1", "sentence-transformers/all-MiniLM-L6-v2") as e:
+    model = "sentence-transformers/all-MiniLM-L6-v2"
+    with OpenAIEmbeddings("http://127.0.0.1:8000/v1", model) as e:
         vectors = e.embed(["retry with exponential backoff"])    # (1, 384), unit rows
 
 ``base_url`` is the API root, as for OpenAI's own clients (``.../v1``); a bare
@@ -217,7 +218,8 @@ class OpenAIEmbeddings(Embedder):
             ) from exc
         if any(isinstance(r, str) for r in rows):
             raise EmbeddingServerError(
-                f"embeddings server {url}: base64 embeddings returned although floats were asked for"
+                f"embeddings server {url}: base64 embeddings returned"
+                " although floats were asked for"
             )
         lengths = {len(r) for r in rows if isinstance(r, list)}
         if len(lengths) != 1 or not all(isinstance(r, list) for r in rows):

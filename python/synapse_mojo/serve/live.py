@@ -4,10 +4,10 @@
     live.poll()          # call every ~0.2 s: one small read when nothing changed
 
 Each poll asks the store's change feed (``PatternStore.changes``: SQLite triggers into a
-``changes`` table, a Redis stream, Neo4j change nodes) what was written or deleted since the last token and
-re-reads only those patterns. When the feed cannot tell (trimmed past the token, store
-cleared) or the change is large, the index is rebuilt from the store. Stores without a feed
-are not followed: ``status()['following']`` is False.
+``changes`` table, a Redis stream, Neo4j change nodes) what was written or deleted since the
+last token and re-reads only those patterns. When the feed cannot tell (trimmed past the
+token, store cleared) or the change is large, the index is rebuilt from the store. Stores
+without a feed are not followed: ``status()['following']`` is False.
 """
 
 from __future__ import annotations

@@ -103,8 +103,8 @@ def build_server(service: PatternService, *, host: str = "127.0.0.1", port: int 
     ) -> dict[str, Any]:
         """Rank the whole pattern map against a query by exact cosine similarity.
 
-        Returns hits (id, score, name, text, metadata), the runtime that ranked them (mojo or python)
-        and the latency (embedding the query plus ranking) in milliseconds.
+        Returns hits (id, score, name, text, metadata), the runtime that ranked them (mojo or
+        python) and the latency (embedding the query plus ranking) in milliseconds.
         """
         return _call(_service(ctx).search_patterns, query, top_k, filter)
 

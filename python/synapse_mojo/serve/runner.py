@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,11 +82,12 @@ class BearerAuth:
                     break
             if not hmac.compare_digest(given, self.expected):
                 body = b'{"error": "missing or wrong bearer token"}'
-                await send({
-                    "type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
-                                (b"content-length", str(len(body)).encode())],
-                })  # fmt: skip
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"www-authenticate", b"Bearer"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                await send({"type": "http.response.start", "status": 401, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
@@ -137,7 +139,7 @@ class _Server:
 
         class Quiet(uvicorn.Server):
             @contextlib.contextmanager
-            def capture_signals(self):  # type: ignore[override]
+            def capture_signals(self) -> Iterator[None]:
                 yield
 
         return Quiet(config)
@@ -205,10 +207,14 @@ async def serve(options: ServeOptions, *, ready: Any = None) -> None:
         if options.transport == "http":
             http_app = mcp.streamable_http_app()
             http_app.router.routes.append(call_route(service))
-            servers.append(_Server(uvicorn.Config(
-                BearerAuth(http_app, token), host=options.host, port=options.port, log_level="warning",
+            config = uvicorn.Config(
+                BearerAuth(http_app, token),
+                host=options.host,
+                port=options.port,
+                log_level="warning",
                 timeout_graceful_shutdown=2,
-            )))  # fmt: skip
+            )
+            servers.append(_Server(config))
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -223,8 +229,8 @@ async def serve(options: ServeOptions, *, ready: Any = None) -> None:
         while servers and not all(s.started for s in servers) and not any(t.done() for t in tasks):
             await asyncio.sleep(0.01)
         for task in tasks:
-            if task.done() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+            if task.done() and (failure := task.exception()) is not None:
+                raise failure
         where = (
             [f"http://{options.host}:{options.port}/mcp"]
             if options.transport == "http"
