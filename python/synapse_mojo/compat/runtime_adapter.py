@@ -56,7 +56,8 @@ class RuntimeResult:
 
 
 def feature_for_task(task_name: str) -> str:
-    """The feature whose mode, rollout and health govern a task (documented in the README)."""
+    """The feature whose mode, rollout and health govern a task (the mapping is documented in
+    docs/migrating-from-the-pilot.md, "execute_task task names")."""
     if task_name in ENGINE_FEATURES:
         return ENGINE_FEATURES[task_name]
     if task_name in CALLER_FLAGS:
