@@ -125,7 +125,6 @@ class _Bert:
         self.heads = int(config["num_attention_heads"])
         self.head_dim = self.hidden // self.heads
         self.eps = float(config.get("layer_norm_eps", 1e-12))
-        self.max_positions = int(config["max_position_embeddings"])
         prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
 
         def w(name: str) -> np.ndarray:
