@@ -17,6 +17,8 @@ import click
 from ..errors import SynapseError
 from .lazy import LazyGroup
 
+__all__ = ["COMMANDS", "main", "run"]
+
 #: name -> (module, first paragraph of the command's docstring: its line in ``--help``).
 COMMANDS = {
     "bench": ("synapse_mojo.cli.bench", "Run benchmarks and compare results across machines."),

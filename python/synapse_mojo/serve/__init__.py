@@ -8,3 +8,7 @@
 
 This package's ``__init__`` imports nothing, so ``client`` stays cheap. See docs/serve.md.
 """
+
+#: Nothing is re-exported here: the modules above are the API (and importing them is the cost
+#: this package avoids).
+__all__: list[str] = []
