@@ -97,7 +97,7 @@ class _Faulted:
     ) -> TopK:
         return self.mojo.topk_with(self.fault, matrix, query, k, mask)
 
-    def topk_int8(self, codes, vectors, query_i8, query, k, candidates, mask=None) -> TopK:  # type: ignore[no-untyped-def]
+    def topk_int8(self, codes, vectors, query_i8, query, k, candidates, mask=None) -> TopK:
         return self.mojo.topk_int8_with(
             self.fault, codes, vectors, query_i8, query, k, candidates, mask
         )
@@ -105,7 +105,7 @@ class _Faulted:
 
 def _certified(
     backend: Any, codes, vectors, query_i8, query, k, candidates, mask, bound, tolerance, used
-) -> TopK:  # type: ignore[no-untyped-def]
+) -> TopK:
     top, count = certified_topk_int8(
         backend, codes, vectors, query_i8, query, k, candidates, mask, bound, tolerance
     )
@@ -246,16 +246,16 @@ class AdaptiveSearchBackend(SearchBackend):
 
     def _mojo_topk(
         self, kernel: PatternSearchKernel, fault: int, matrix, query, k, mask, addr, qaddr
-    ) -> TopK:  # type: ignore[no-untyped-def]
+    ) -> TopK:
         mojo = self._mojo
         if mojo is None or mojo.kernel is not kernel:
             mojo = self._mojo_for(kernel)
         return mojo.topk_with(fault, matrix, query, k, mask, addr, qaddr)
 
-    def _numpy_topk(self, matrix, query, k, mask, addr, qaddr) -> TopK:  # type: ignore[no-untyped-def]
+    def _numpy_topk(self, matrix, query, k, mask, addr, qaddr) -> TopK:
         return self.numpy.topk(matrix, query, k, mask)
 
-    def _mojo_cosine(self, kernel: PatternSearchKernel, fault: int, rows, query, k) -> TopK | None:  # type: ignore[no-untyped-def]
+    def _mojo_cosine(self, kernel: PatternSearchKernel, fault: int, rows, query, k) -> TopK | None:
         mojo = self._mojo
         if mojo is None or mojo.kernel is not kernel:
             mojo = self._mojo_for(kernel)
@@ -263,7 +263,7 @@ class AdaptiveSearchBackend(SearchBackend):
 
     def _mojo_batch(
         self, kernel: PatternSearchKernel, fault: int, matrix, queries, k, mask
-    ) -> BatchTopK:  # type: ignore[no-untyped-def]
+    ) -> BatchTopK:
         return self._mojo_for(kernel).topk_batch_with(fault, matrix, queries, k, mask)
 
     def _mojo_int8(self, kernel: PatternSearchKernel, fault: int, *args: Any) -> TopK:
