@@ -9,6 +9,7 @@ from .adapter import (
     register_self_check,
     set_runtime,
 )
+from .kernel_types import KernelModule, MessageRouterKernel, PatternSearchKernel
 from .kernels import Compiler, KernelHandle, find_compiler, load_kernel
 from .metrics import prometheus_text
 
@@ -17,7 +18,10 @@ __all__ = [
     "Compiler",
     "FeatureRuntime",
     "KernelHandle",
+    "KernelModule",
+    "MessageRouterKernel",
     "Outcome",
+    "PatternSearchKernel",
     "Runtime",
     "find_compiler",
     "get_runtime",
