@@ -97,14 +97,33 @@ class _Faulted:
     ) -> TopK:
         return self.mojo.topk_with(self.fault, matrix, query, k, mask)
 
-    def topk_int8(self, codes, vectors, query_i8, query, k, candidates, mask=None) -> TopK:
+    def topk_int8(
+        self,
+        codes: np.ndarray,
+        vectors: np.ndarray,
+        query_i8: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        candidates: int,
+        mask: np.ndarray | None = None,
+    ) -> TopK:
         return self.mojo.topk_int8_with(
             self.fault, codes, vectors, query_i8, query, k, candidates, mask
         )
 
 
 def _certified(
-    backend: Any, codes, vectors, query_i8, query, k, candidates, mask, bound, tolerance, used
+    backend: Any,
+    codes: np.ndarray,
+    vectors: np.ndarray,
+    query_i8: np.ndarray,
+    query: np.ndarray,
+    k: int,
+    candidates: int,
+    mask: np.ndarray | None,
+    bound: RankBound | None,
+    tolerance: float,
+    used: list[int] | None,
 ) -> TopK:
     top, count = certified_topk_int8(
         backend, codes, vectors, query_i8, query, k, candidates, mask, bound, tolerance
@@ -245,24 +264,53 @@ class AdaptiveSearchBackend(SearchBackend):
     # Bound once: the runtime calls these with (kernel, fault, *args).
 
     def _mojo_topk(
-        self, kernel: PatternSearchKernel, fault: int, matrix, query, k, mask, addr, qaddr
+        self,
+        kernel: PatternSearchKernel,
+        fault: int,
+        matrix: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        mask: np.ndarray | None,
+        addr: int,
+        qaddr: int,
     ) -> TopK:
         mojo = self._mojo
         if mojo is None or mojo.kernel is not kernel:
             mojo = self._mojo_for(kernel)
         return mojo.topk_with(fault, matrix, query, k, mask, addr, qaddr)
 
-    def _numpy_topk(self, matrix, query, k, mask, addr, qaddr) -> TopK:
+    def _numpy_topk(
+        self,
+        matrix: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        mask: np.ndarray | None,
+        addr: int,
+        qaddr: int,
+    ) -> TopK:
         return self.numpy.topk(matrix, query, k, mask)
 
-    def _mojo_cosine(self, kernel: PatternSearchKernel, fault: int, rows, query, k) -> TopK | None:
+    def _mojo_cosine(
+        self,
+        kernel: PatternSearchKernel,
+        fault: int,
+        rows: np.ndarray,
+        query: np.ndarray,
+        k: int,
+    ) -> TopK | None:
         mojo = self._mojo
         if mojo is None or mojo.kernel is not kernel:
             mojo = self._mojo_for(kernel)
         return mojo.topk_cosine_with(fault, rows, query, k)
 
     def _mojo_batch(
-        self, kernel: PatternSearchKernel, fault: int, matrix, queries, k, mask
+        self,
+        kernel: PatternSearchKernel,
+        fault: int,
+        matrix: np.ndarray,
+        queries: np.ndarray,
+        k: int,
+        mask: np.ndarray | None,
     ) -> BatchTopK:
         return self._mojo_for(kernel).topk_batch_with(fault, matrix, queries, k, mask)
 

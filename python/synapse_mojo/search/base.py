@@ -58,7 +58,8 @@ class SearchBackend(ABC):
     def topk_batch(
         self, matrix: np.ndarray, queries: np.ndarray, k: int, mask: np.ndarray | None = None
     ) -> BatchTopK:
-        """``topk`` for every row of ``queries`` (b, d); outputs have shape (b, min(k, eligible))."""
+        """``topk`` for every row of ``queries`` (b, d); outputs have shape
+        (b, min(k, eligible))."""
 
     @abstractmethod
     def topk_int8(

@@ -18,8 +18,8 @@ Behaviour worth knowing:
 * ``top_k`` larger than the number of eligible patterns returns all of them (no padding).
 * An empty index raises ``EmptyIndexError``; a filter that matches nothing returns ``[]``.
 * ``filter`` is a mapping (``{"lang": "py"}``: equality, booleans apart from numbers;
-  ``{"lang": ["py", "go"]}``: any of) answered from an inverted index, or a callable ``metadata -> bool`` evaluated in Python on
-  every live pattern (flexible but O(N) per query).
+  ``{"lang": ["py", "go"]}``: any of) answered from an inverted index, or a callable
+  ``metadata -> bool`` evaluated in Python on every live pattern (flexible but O(N) per query).
 * ``quantization="int8"`` keeps a uint8 copy of every row (a quarter of the float32 bytes) and
   searches it first, re-scores the best ``max(top_k * rerank_factor, recent need)`` rows
   exactly, and grows that candidate set until the quantisation error bound
@@ -42,7 +42,7 @@ import numbers
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,10 +218,8 @@ def _advise(array: np.ndarray, advice: str) -> None:
     mapping = getattr(array, "_mmap", None)
     flag = getattr(mmap, advice, None)
     if mapping is not None and flag is not None:
-        try:
+        with suppress(OSError, ValueError):
             mapping.madvise(flag)
-        except (OSError, ValueError):
-            pass
 
 
 class PatternIndex:
@@ -248,17 +246,18 @@ class PatternIndex:
             or rerank_factor < 1
         ):
             raise InvalidInputError(f"rerank_factor must be an integer >= 1, got {rerank_factor!r}")
-        self.dim = int(dim)
-        self.quantization = quantization
-        self.rerank_factor = int(rerank_factor)
-        self._runtime = runtime
-        self._lock = _SharedLock()
-        self._postings_lock = threading.Lock()
+        self.dim: int = int(dim)
+        self.quantization: str | None = quantization
+        self.rerank_factor: int = int(rerank_factor)
+        self._runtime: Runtime | None = runtime
+        self._lock: _SharedLock = _SharedLock()
+        self._postings_lock: threading.Lock = threading.Lock()
         #: The Mojo/NumPy seam: one object for the index's life, nothing built per call.
-        self._backend = AdaptiveSearchBackend(runtime)
+        self._backend: AdaptiveSearchBackend = AdaptiveSearchBackend(runtime)
         self._view: tuple[np.ndarray, int, np.ndarray] | None = None  # see _prepare
         self._reset_storage(capacity)
-        self._candidates_hint = 0  # int8: candidates the last query needed (a start, not a limit)
+        #: int8: candidates the last query needed (a start, not a limit).
+        self._candidates_hint: int = 0
 
     def _reset_storage(self, capacity: int) -> None:
         capacity = max(capacity, 16)
@@ -300,8 +299,8 @@ class PatternIndex:
             if len(row_of) != self._n:
                 source = getattr(self._ids, "_path", "ids.jsonl")
                 raise DamagedIndexError(f"{source}: damaged index: duplicate ids")
-            self._row_of_map = row_of  # type: ignore[assignment]
-        return self._row_of_map  # type: ignore[return-value]
+            self._row_of_map = row_of
+        return self._row_of_map
 
     def ids(self) -> list[str]:
         """Live ids in insertion order."""
@@ -348,7 +347,7 @@ class PatternIndex:
             self._reserve(self._n + new)
             rows = np.empty(len(id_list), dtype=np.int64)
             added = updated = 0
-            for i, (pattern_id, meta) in enumerate(zip(id_list, metas)):
+            for i, (pattern_id, meta) in enumerate(zip(id_list, metas, strict=True)):
                 row = self._row_of.get(pattern_id)
                 if row is None:
                     row = self._n
@@ -430,11 +429,11 @@ class PatternIndex:
             live = np.flatnonzero(self._alive[: self._n]) if self._dead else None
             pick = (lambda a: a[live]) if live is not None else (lambda a: a[: self._n])
             ids = [i for i in self._ids if i is not None]
-            metas = [m or None for m, i in zip(self._meta, self._ids) if i is not None]
+            metas = [m or None for m, i in zip(self._meta, self._ids, strict=True) if i is not None]
             write_index(
                 path,
                 dim=self.dim,
-                ids=ids,  # type: ignore[arg-type]
+                ids=ids,
                 vectors=pick(self._vectors),
                 metadata=metas,
                 codes=pick(self._codes) if self._codes is not None else None,
@@ -634,10 +633,9 @@ class PatternIndex:
             rows: set[int] = set()
             key_postings = postings.get(key, {})
             for choice in choices:
-                try:
+                # An unhashable filter value can only match unhashables (below).
+                with suppress(TypeError):
                     rows |= key_postings.get(_posting_key(choice), set())
-                except TypeError:  # an unhashable filter value can only match unhashables
-                    pass
             for row in self._unhashable.get(key, ()):
                 meta = self._meta[row]
                 if meta is not None and meta.get(key) in choices:
@@ -752,8 +750,8 @@ class PatternIndex:
             self._codes = codes
         alive = np.zeros(capacity, dtype=np.uint8)
         alive[: len(live)] = 1
-        ids = [self._ids[r] for r in live]
-        metas = [self._meta[r] for r in live]
+        ids = [self._ids[r] for r in live.tolist()]
+        metas = [self._meta[r] for r in live.tolist()]
         self._vectors, self._alive = vectors, alive
         self._ids, self._meta = ids, metas
         self._n, self._dead = len(live), 0

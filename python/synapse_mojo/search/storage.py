@@ -43,11 +43,14 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 
 from ..errors import DamagedIndexError, InvalidInputError
+
+#: ``numpy.load``'s memory-map modes (a loaded index uses "r").
+MmapMode = Literal["r+", "r", "w+", "c"]
 
 FORMAT = "synapse-mojo-index/2"
 FORMAT_V1 = "synapse-mojo-index/1"
@@ -90,7 +93,7 @@ class LazyJsonLines(Sequence[Any]):
     def __getitem__(self, row: int) -> Any: ...
     @overload
     def __getitem__(self, row: slice) -> list[Any]: ...
-    def __getitem__(self, row):  # type: ignore[no-untyped-def]
+    def __getitem__(self, row: int | slice) -> Any:
         if isinstance(row, slice):
             return [self[i] for i in range(*row.indices(len(self)))]
         if row < 0:
@@ -145,7 +148,7 @@ def write_index(
         _write_lines(tmp, "metadata", metadata)
         names = sorted(p.name for p in tmp.iterdir())
         with ThreadPoolExecutor(max_workers=min(4, len(names))) as pool:  # hashlib drops the GIL
-            sums = dict(zip(names, pool.map(lambda name: _scan(tmp / name), names)))
+            sums = dict(zip(names, pool.map(lambda name: _scan(tmp / name), names), strict=True))
         manifest = {
             "format": FORMAT,
             "dim": dim,
@@ -255,7 +258,7 @@ def _scan(
 
 
 def read_index(
-    path: str | os.PathLike[str], mmap_mode: str | None = "r", *, verify: bool = True
+    path: str | os.PathLike[str], mmap_mode: MmapMode | None = "r", *, verify: bool = True
 ) -> dict[str, Any]:
     """Opens a saved index; arrays are memory-mapped unless ``mmap_mode`` is None.
 
@@ -355,7 +358,7 @@ def _read_manifest(source: Path) -> dict[str, Any]:
 
 
 def _load_npy(
-    source: Path, name: str, mmap_mode: str | None, dtype: Any, shape: tuple[int, ...]
+    source: Path, name: str, mmap_mode: MmapMode | None, dtype: Any, shape: tuple[int, ...]
 ) -> np.ndarray:
     file = source / name
     try:
@@ -377,7 +380,8 @@ def _load_npy(
 
 
 def _check_offsets(file: Path, offsets_file: Path, offsets: np.ndarray) -> None:
-    """Offsets start at 0, never decrease, end at the file's size, and every line ends in a newline."""
+    """Offsets start at 0, never decrease, end at the file's size, and every line ends in a
+    newline."""
     try:
         size = file.stat().st_size
     except FileNotFoundError:
@@ -396,7 +400,8 @@ def _check_offsets(file: Path, offsets_file: Path, offsets: np.ndarray) -> None:
             del ends
         if bad.size:
             raise DamagedIndexError(
-                f"{file}: damaged index: line {int(bad[0]) + 1} does not end where {offsets_file.name} says"
+                f"{file}: damaged index: line {int(bad[0]) + 1} does not end where "
+                f"{offsets_file.name} says"
             )
 
 
@@ -437,7 +442,8 @@ def _verify_files(source: Path, manifest: dict[str, Any]) -> None:
                 else f"norm {math.sqrt(sq[bad[0]]):.6g}"
             )
             raise DamagedIndexError(
-                f"{source / 'vectors.npy'}: damaged index: row {r} has {what}, expected a unit vector"
+                f"{source / 'vectors.npy'}: damaged index: row {r} has {what}, "
+                "expected a unit vector"
             )
         row[0] += rows.shape[0]
 
