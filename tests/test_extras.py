@@ -161,6 +161,19 @@ def test_cli_without_the_extra_prints_one_line_and_exits_2(args, blocked, extra)
     assert proc.stdout == ""
 
 
+@pytest.mark.parametrize("args", [["bench", "--help"], ["demo", "--help"]])
+def test_help_works_without_the_extra(args):
+    blocked = tuple(sorted({m for modules in EXTRAS.values() for m in modules}))
+    proc = subprocess.run(
+        [sys.executable, "-c", _PRELUDE + _CLI, json.dumps(list(blocked)), json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage:" in proc.stdout
+
+
 def test_require_passes_when_installed_and_rejects_unknown_extras():
     require("bench", "the test")  # the dev group installs every extra
     with pytest.raises(KeyError):
