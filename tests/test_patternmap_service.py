@@ -14,6 +14,7 @@ from synapse_mojo.errors import (
     UnsupportedStoreOperationError,
 )
 from synapse_mojo.patternmap import PatternMap
+from synapse_mojo.runtime.adapter import Runtime
 from synapse_mojo.stores import Pattern, Relation, open_store
 
 TEXTS = {
@@ -125,6 +126,24 @@ def test_empty_map_and_bad_queries(tmp_path, embedder):
             pm.search("   ")
         with pytest.raises(InvalidInputError):
             pm.add_text("")
+
+
+def test_warm_up_starts_the_map_and_loads_the_kernel(tmp_path, embedder):
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    with PatternMap.open(url, embedder=embedder) as pm:
+        for pid, text in TEXTS.items():
+            pm.add_text(text, pattern_id=pid)
+    runtime = Runtime()
+    with PatternMap.open(url, embedder=embedder, runtime=runtime, start=False) as pm:
+        assert not pm.started
+        pm.warm_up()
+        assert pm.started and len(pm.index) == len(TEXTS)
+        assert runtime.feature("pattern_search").self_check != "not run"
+        pm.warm_up()  # again: nothing left to do, no error
+        assert pm.search("exponential backoff", top_k=1)[0].id == "retry"
+    with PatternMap.open(f"sqlite:///{tmp_path / 'empty.db'}", embedder=embedder) as empty:
+        empty.warm_up()  # an empty map has no index to warm: no error either
+        assert empty.index is None
 
 
 def test_search_push_down_to_redis_vector_sets(redis_server, tmp_path, embedder):

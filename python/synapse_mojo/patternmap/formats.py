@@ -63,7 +63,8 @@ One JSON object per line (blank lines ignored)::
 
 ``kind`` defaults to ``pattern``; fields of a pattern line other than the ones above go into
 its metadata. An embedding that cannot be indexed (NaN, infinity, beyond float32, all zeros)
-is left out with the reason in ``skipped`` and the pattern's text is embedded instead. ``export`` in this format is complete (patterns, embeddings, relations, info).
+is left out with the reason in ``skipped`` and the pattern's text is embedded instead.
+``export`` in this format is complete (patterns, embeddings, relations, info).
 """
 
 from __future__ import annotations
@@ -229,7 +230,8 @@ def parse_pattern_map(
     entries = doc["patterns"]
     if not isinstance(entries, dict):
         raise ImportFormatError(
-            f"{source}: 'patterns' must be an object keyed by pattern id, got {type(entries).__name__}"
+            f"{source}: 'patterns' must be an object keyed by pattern id, "
+            f"got {type(entries).__name__}"
         )
     parsed = ParsedDocument("pattern_map")
     parsed.info[INFO_KEY_ORDER] = list(doc.keys())
@@ -352,7 +354,8 @@ def parse_jsonl(
                 )
             if int(record.get("version", 1)) > JSONL_VERSION:
                 raise ImportFormatError(
-                    f"{source}:{number}: format version {record['version']} is newer than this synapse-mojo reads"
+                    f"{source}:{number}: format version {record['version']} is newer than "
+                    "this synapse-mojo reads"
                 )
             info = record.get("info", {})
             if not isinstance(info, dict):

@@ -206,7 +206,10 @@ class PatternMap:
 
     def warm_up(self) -> None:
         """Pays the one-time costs before the first query, so that its latency is the search's:
-        the embedder's model load and the search kernel's load and start-up self-check."""
+        the embedder's model load and the search kernel's load and start-up self-check. Starts
+        the map first if it is not started (the index is built or opened)."""
+        if not self.started:
+            self.start()
         self.embedder.embed(["warm-up"])
         if self.index is not None:
             self.index.runtime.feature("pattern_search").kernel()
@@ -356,16 +359,15 @@ class PatternMap:
         return len(id_list)
 
     def _sync_store_vectors(self, progress: bool) -> None:
-        sync = getattr(self.store, "sync_vectors", None)
-        vector_count = getattr(self.store, "vector_count", None)
-        if sync is None or vector_count is None or self.store.read_only:
+        """Brings a vector index the store keeps apart from its patterns up to date (a no-op
+        for stores without one), so that searching on the server sees every pattern."""
+        if self.store.read_only or not self.store.vectors_out_of_step():
             return
         total = self.store.count()
-        if vector_count() != total:
-            with progress_bar(
-                progress and total > 0, "building the Redis vector set", total
-            ) as advance:
-                sync(progress=advance)
+        with progress_bar(
+            progress and total > 0, "building the store's vector index", total
+        ) as advance:
+            self.store.sync_vectors(progress=advance)
 
     def close(self) -> None:
         """Closes the store, and the embedder if this map created it."""
@@ -417,7 +419,8 @@ class PatternMap:
             if p.embedding is not None:
                 by_dim.setdefault(p.embedding.shape[0], []).append(p)
         for group in by_dim.values():  # before the store write: store and index stay in step
-            bad, reasons = unusable_rows(np.stack([p.embedding for p in group]))  # type: ignore[misc]
+            vectors = np.stack([p.embedding for p in group if p.embedding is not None])
+            bad, reasons = unusable_rows(vectors)
             if bad.size:
                 raise InvalidInputError(
                     f"pattern {group[int(bad[0])].id!r}: the embedding {reasons[0]}; cosine "

@@ -5,7 +5,8 @@
         store.upsert([Pattern("p_001", "cache-aside read path", {"lang": "py"})])
 
 ``open_store(url)`` picks the backend from the URL scheme (see ``stores.url``); the backends
-share the ``PatternStore`` interface (see ``stores.base``).
+share the ``PatternStore`` interface (see ``stores.base``). ``ReadThroughStore(cache, backing)``
+puts a cache (``RedisPatternCache``) in front of any store (see ``stores.read_through``).
 """
 
 from .base import (
@@ -17,6 +18,7 @@ from .base import (
     Relation,
     WriteResult,
 )
+from .read_through import PatternCache, ReadThroughStore
 from .sqlite import SQLiteStore
 from .url import default_data_dir, default_store_url, open_store, redact
 
@@ -26,7 +28,10 @@ __all__ = [
     "INFO_EMBEDDING_MODEL",
     "Neo4jStore",
     "Pattern",
+    "PatternCache",
     "PatternStore",
+    "ReadThroughStore",
+    "RedisPatternCache",
     "RedisStore",
     "Relation",
     "SQLiteStore",
@@ -47,4 +52,8 @@ def __getattr__(name: str):  # the server backends import their drivers only whe
         from .redis import RedisStore
 
         return RedisStore
+    if name == "RedisPatternCache":
+        from .redis_cache import RedisPatternCache
+
+        return RedisPatternCache
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

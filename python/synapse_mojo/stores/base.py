@@ -12,7 +12,7 @@ A store holds patterns (id, text, JSON metadata, an optional float32 embedding, 
 updated times), directed weighted relations between them, and a few store-wide ``info``
 values (the embedding dimension and model, the source document's header). Backends:
 ``SQLiteStore`` (embedded default), ``Neo4jStore`` (the pattern graph), ``RedisStore`` (a
-shared read path, optionally a read-through cache over another store).
+shared read path), and ``ReadThroughStore`` (a cache such as Redis over any of them).
 
 Guarantees every backend keeps:
 
@@ -32,7 +32,7 @@ import json
 import math
 import numbers
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -273,6 +273,23 @@ class PatternStore(ABC):
             f"{self.backend} store {self.url} cannot search on the server; "
             "use the in-memory index (PatternMap with search='memory')"
         )
+
+    def vectors_out_of_step(self) -> bool:
+        """True when a vector index the store keeps apart from its patterns (a Redis vector
+        set) misses some of them, so that ``sync_vectors`` should run before searching on the
+        server. False for stores whose index follows every write by itself, or that have none."""
+        return False
+
+    def sync_vectors(
+        self, progress: Callable[[int], None] | None = None, batch_size: int = 1000
+    ) -> int:
+        """Rebuilds that vector index from the patterns; returns the vectors added.
+
+        ``progress(n)`` is called after each batch of ``n`` patterns. Patterns without an
+        embedding are left out. ``ReadOnlyStoreError`` on a read-only store that keeps such
+        an index; 0 (nothing to do) on stores that keep none.
+        """
+        return 0
 
     def changes(self, since: Any = None) -> ChangeFeed:
         """The patterns written or deleted (by any process) since ``since``, a token from an

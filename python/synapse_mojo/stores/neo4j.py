@@ -56,7 +56,7 @@ except ModuleNotFoundError:
     require("neo4j", "a neo4j:// or bolt:// store")
     raise
 
-from .._urls import parse_url, redact_text
+from .._urls import parse_url, redact, redact_text
 from ..errors import (
     ConfigError,
     InvalidInputError,
@@ -83,7 +83,7 @@ from .base import (
     prepare_batch,
     to_micros,
 )
-from .url import NEO4J_SCHEMES, redact, reject_unknown, take_flag, take_number
+from .url_options import NEO4J_SCHEMES, reject_unknown, take_flag, take_number
 
 log = logging.getLogger("synapse_mojo.stores.neo4j")
 
@@ -316,14 +316,11 @@ class Neo4jStore(PatternStore):
             )
             + "}}"
         )
-        with self._errors("creating the vector index"):
-            with self._session(write=True) as session:
-                session.run(ddl).consume()
-                # Building over many patterns takes a while: wait at least 5 minutes.
-                wait = int(max(300, self.timeout))
-                session.run(
-                    "CALL db.awaitIndex($name, $wait)", name=VECTOR_INDEX, wait=wait
-                ).consume()
+        with self._errors("creating the vector index"), self._session(write=True) as session:
+            session.run(ddl).consume()
+            # Building over many patterns takes a while: wait at least 5 minutes.
+            wait = int(max(300, self.timeout))
+            session.run("CALL db.awaitIndex($name, $wait)", name=VECTOR_INDEX, wait=wait).consume()
 
     def _vector_search_flavour(self) -> str | None:
         if self.version >= SEARCH_CLAUSE_SINCE and not self._search_clause_refused:
@@ -384,7 +381,7 @@ class Neo4jStore(PatternStore):
                 if p.embedding is None
                 else p.embedding.astype(np.float64).tolist(),
             }
-            for p, meta in zip(batch.patterns, batch.metadata)
+            for p, meta in zip(batch.patterns, batch.metadata, strict=True)
         ]
         relation_rows = [
             {"source": r.source, "target": r.target, "type": r.type, "weight": r.weight}
@@ -399,7 +396,8 @@ class Neo4jStore(PatternStore):
         new_dim = batch.dim if (batch.dim is not None and store_dim is None) else None
 
         def work(tx: neo4j.ManagedTransaction) -> None:
-            # Another writer may have fixed the dimension since it was read: check in the transaction.
+            # Another writer may have fixed the dimension since it was read: check again in
+            # the transaction.
             record = tx.run(_GET_INFO, key=INFO_EMBEDDING_DIM).single()
             current = (
                 json.loads(record["value"]) if record and record["value"] is not None else None

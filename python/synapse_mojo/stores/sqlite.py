@@ -35,7 +35,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -205,10 +205,8 @@ class SQLiteStore(PatternStore):
                 yield conn
                 conn.execute("COMMIT")
             except BaseException as exc:
-                try:
+                with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
                 if isinstance(exc, sqlite3.Error):
                     raise _translate(exc, self.url) from exc
                 raise
@@ -256,7 +254,8 @@ class SQLiteStore(PatternStore):
                         raise endpoint_error(missing)
                 conn.executemany(
                     """
-                    INSERT INTO patterns (id, text, metadata, embedding, dim, created_at, updated_at)
+                    INSERT INTO patterns
+                        (id, text, metadata, embedding, dim, created_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (id) DO UPDATE SET
                         text = excluded.text,
@@ -278,7 +277,7 @@ class SQLiteStore(PatternStore):
                             given,
                             given,
                         )
-                        for p, meta in zip(batch.patterns, batch.metadata)
+                        for p, meta in zip(batch.patterns, batch.metadata, strict=True)
                     ),
                 )
                 conn.executemany(
@@ -407,9 +406,11 @@ class SQLiteStore(PatternStore):
             oldest = conn.execute("SELECT min(seq) FROM changes").fetchone()[0]
             if oldest is None or oldest > since + 1:  # pruned past our token
                 return ChangeFeed(token, None)
-            ids = [r[0] for r in conn.execute(
-                "SELECT id FROM changes WHERE seq > ? AND seq <= ? GROUP BY id ORDER BY max(seq)", (since, token)
-            )]  # fmt: skip
+            rows = conn.execute(
+                "SELECT id FROM changes WHERE seq > ? AND seq <= ? GROUP BY id ORDER BY max(seq)",
+                (since, token),
+            )
+            ids = [r[0] for r in rows]
         return ChangeFeed(token, ids)
 
     def _has_feed(self, conn: sqlite3.Connection) -> bool:
@@ -446,7 +447,8 @@ def _row_to_pattern(row: tuple) -> Pattern:
         embedding = np.frombuffer(blob, dtype="<f4").astype(np.float32)
         if embedding.shape[0] != dim:
             raise StoreError(
-                f"pattern {pattern_id!r}: stored embedding is corrupt ({embedding.shape[0]} != {dim})"
+                f"pattern {pattern_id!r}: stored embedding is corrupt "
+                f"({embedding.shape[0]} != {dim})"
             )
     return Pattern(
         id=pattern_id,

@@ -11,7 +11,8 @@
     open_store("redis://cache:6379/0?read_only=1")      # read pattern data, never write
 
 Schemes: ``sqlite`` (embedded default), ``neo4j``/``neo4j+s``/``neo4j+ssc``/``bolt``/
-``bolt+s``/``bolt+ssc`` (``Neo4jStore``), ``redis``/``rediss``/``unix`` (``RedisStore``). Any
+``bolt+s``/``bolt+ssc`` (``Neo4jStore``), ``redis``/``rediss``/``unix`` (``RedisStore``; with
+``backing=`` a ``ReadThroughStore`` of a ``RedisPatternCache`` over the backing store). Any
 other scheme is a ``ConfigError``. A bare path (no scheme) is a SQLite file.
 
 Neo4j credentials come from ``NEO4J_USER`` (or ``NEO4J_USERNAME``) and ``NEO4J_PASSWORD`` (or
@@ -22,11 +23,12 @@ never appear in ``store.url``, logs or error messages.
 Query options, all backends: ``read_only=1``. SQLite: ``timeout`` (lock wait, seconds).
 Neo4j: ``database``, ``batch_size`` (rows per UNWIND), ``batch_bytes`` (parameter budget per
 statement), ``timeout`` (connect, seconds), ``vector_index=0|1``, ``candidates`` (neighbours
-asked of the vector index per search). Redis: ``prefix`` (key namespace), ``backing`` (the store of record's URL), ``ttl`` (seconds cached entries live, 0 =
-no expiry), ``vector_set=auto|0|1``, ``quantization=noquant|q8|bin``, and the redis-py options
-listed by ``synapse_mojo._urls.redis_driver_options`` (``client_name``, ``max_connections``, TLS
-files for ``rediss``, ...), which are passed on. Unknown options are an error, not ignored (the
-one rule of :mod:`synapse_mojo._urls`).
+asked of the vector index per search). Redis: ``prefix`` (key namespace), ``backing`` (the
+store of record's URL), ``ttl`` (seconds cached entries live, 0 = no expiry),
+``vector_set=auto|0|1``, ``quantization=noquant|q8|bin``, and the redis-py options listed by
+``synapse_mojo._urls.redis_driver_options`` (``client_name``, ``max_connections``, TLS files
+for ``rediss``, ...), which are passed on. Unknown options are an error, not ignored (the one
+rule of :mod:`synapse_mojo._urls`).
 """
 
 from __future__ import annotations
@@ -34,16 +36,20 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .._urls import check_options, parse_url
+from .._urls import parse_url
 from .._urls import redact as redact
 from ..errors import ConfigError, StoreUnavailableError
 from .base import PatternStore
-
-SQLITE_SCHEMES = ("sqlite",)
-NEO4J_SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+from .url_options import (
+    NEO4J_SCHEMES,
+    REDIS_SCHEMES,
+    SQLITE_SCHEMES,
+    reject_unknown,
+    take_flag,
+    take_number,
+)
 
 
 def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -88,53 +94,38 @@ def open_store(
 
         return Neo4jStore.from_url(text, options, env)
     if scheme in REDIS_SCHEMES:
+        backing_url = options.pop("backing", "").strip()
+        if backing_url:
+            return _open_read_through(text, backing_url, options, env)
         from .redis import RedisStore
 
-        return RedisStore.from_url(text, options, env)
+        return RedisStore.from_url(text, options)
     raise ConfigError(
         f"store URL {redact(text)!r}: unknown scheme {scheme!r}; expected sqlite, "
         "neo4j/bolt (+s, +ssc) or redis/rediss"
     )
 
 
-def take_flag(options: dict[str, str], key: str, default: bool, url: str) -> bool:
-    """Pops a boolean option (1/0, true/false, yes/no, on/off)."""
-    if key not in options:
-        return default
-    value = options.pop(key).strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"store URL {redact(url)!r}: {key}={value!r} is not a boolean")
+def _open_read_through(
+    url: str, backing_url: str, options: dict[str, str], environ: Mapping[str, str]
+) -> PatternStore:
+    """A Redis URL with ``backing=``: a ``ReadThroughStore`` of a Redis cache over the store
+    the backing URL names (opened read-only too when the cache is)."""
+    from .read_through import ReadThroughStore
+    from .redis_cache import RedisPatternCache
 
-
-def take_number(
-    options: dict[str, str],
-    key: str,
-    default: float,
-    url: str,
-    *,
-    integer: bool = False,
-    minimum: float = 0,
-) -> float:
-    """Pops a numeric option, checked against ``minimum``."""
-    if key not in options:
-        return default
-    raw = options.pop(key)
+    read_only = take_flag(options, "read_only", False, url)
+    if backing_url.split(":", 1)[0].lower() in REDIS_SCHEMES:
+        raise ConfigError("a Redis store cannot be the backing store of a Redis cache")
+    if read_only and "read_only" not in dict(parse_qsl(urlsplit(backing_url).query)):
+        backing_url += ("&" if "?" in backing_url else "?") + "read_only=1"
+    cache = RedisPatternCache.from_url(url, options)
     try:
-        value: float = int(raw) if integer else float(raw)
-    except ValueError:
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"store URL {redact(url)!r}: {key}={raw!r} is not {kind}") from None
-    if value < minimum:
-        raise ConfigError(f"store URL {redact(url)!r}: {key} must be >= {minimum}")
-    return value
-
-
-def reject_unknown(options: Mapping[str, str], url: str, known: tuple[str, ...]) -> None:
-    """Options left over after a backend took its own are an error (``_urls.check_options``)."""
-    check_options(url, known, what="store URL", options=options)
+        backing = open_store(backing_url, environ=environ)
+    except BaseException:
+        cache.close()
+        raise
+    return ReadThroughStore(cache, backing, read_only=read_only)
 
 
 def _open_sqlite(url: str, options: dict[str, str], create: bool = True) -> PatternStore:
