@@ -11,6 +11,9 @@ from .quantization import approximate_scores
 _BATCH_BLOCK_ELEMENTS = 32 * 1024 * 1024
 
 
+_INF = np.float32(np.inf)
+_TINY = np.finfo(np.float32).tiny
+
 #: Up to this many scores, one stable sort of all of them is cheaper than a partition.
 _SORT_ALL_BELOW = 128
 
@@ -77,13 +80,14 @@ class NumpySearchBackend(SearchBackend):
         return BatchTopK(rows, scores)
 
     def topk_cosine(self, rows: np.ndarray, query: np.ndarray, k: int) -> TopK | None:
+        if rows.shape[0] == 0:
+            return TopK(np.empty(0, np.int64), np.empty(0, np.float32))
         squares = np.einsum("ij,ij->i", rows, rows)
-        if not np.isfinite(squares).all():
+        if not squares.max() < _INF:  # one pass: max is NaN or inf when any square is
             return None
         scores = rows @ query
-        norms = np.sqrt(squares)
-        np.divide(scores, norms, out=scores, where=norms > 0)
-        scores[norms == 0] = 0.0
+        # A zero row's dot product is exactly 0, and 0 / sqrt(tiny) stays 0: no mask needed.
+        scores /= np.sqrt(np.maximum(squares, _TINY))
         return select_topk(scores, k, finite=True)
 
     def topk_int8(
