@@ -140,7 +140,8 @@ class _SharedLock:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
@@ -157,20 +158,20 @@ class _SharedLock:
     # about a microsecond, a tenth of a small search.
 
     def acquire_read(self) -> None:
-        cond = self._cond
-        with cond:
+        # The condition's plain mutex as the context manager: C-level enter/exit, where the
+        # Condition's own __enter__/__exit__ are two Python frames per call.
+        with self._mutex:
             while self._writer or self._writers_waiting:
-                cond.wait()
+                self._cond.wait()
             self._readers += 1
 
     def release_read(self) -> None:
-        cond = self._cond
-        with cond:
+        with self._mutex:
             self._readers -= 1
             # Only writers wait for readers to leave (and count themselves first): without
             # one there is nobody to wake, and notify_all's Python-level work is skipped.
             if self._readers == 0 and self._writers_waiting:
-                cond.notify_all()
+                self._cond.notify_all()
 
     @contextmanager
     def write(self) -> Iterator[None]:
