@@ -213,3 +213,31 @@ def test_crossovers_from_a_latency_grid_document():
     assert crossovers.numpy_ranges == ((3162, 31622),)  # only 100 x 100 is clearly NumPy's
     assert crossovers.cosine_numpy_ranges == ((0, 3162),)
     assert [r["work"] for r in records] == [1000, 10_000, 100_000]
+
+
+def test_bench_crossovers_from_grid_writes_the_architectures_entry(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from synapse_mojo.cli import main
+
+    grid = tmp_path / "grid.json"
+    records = [
+        {"backend": name, "n": n, "dim": 384, "p50_ms": us / 1e3}
+        for name, timings in (
+            ("api-mojo", ((10, 5), (1000, 100), (100_000, 1000))),
+            ("api-python", ((10, 6), (1000, 50), (100_000, 2000))),
+        )
+        for n, us in timings
+    ]
+    grid.write_text(json.dumps({"machine": {"arch": "aarch64"}, "records": records}))
+    target = tmp_path / "crossovers.json"
+    result = CliRunner().invoke(
+        main,
+        ["bench", "crossovers", "--from-grid", str(grid), "--write", "--path", str(target)],
+    )
+    assert result.exit_code == 0, result.output
+    entry = json.loads(target.read_text())["aarch64"]
+    assert entry["numpy_ranges"] == [[38_400, 3_840_000]]  # halfway to 10 and 100,000 rows
+    assert entry["measured"]["medians_us"][0]["api-mojo_us"] == 5

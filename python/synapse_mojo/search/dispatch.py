@@ -297,10 +297,11 @@ def _time_probe(
         "numpy_cosine": lambda: numpy_backend.topk_cosine(raw, query, k),
     }
     try:
-        repeat = {}
-        for name, fn in calls.items():
-            once = max(_sample(fn, 1), _sample(fn, 1), 1e-7)
-            repeat[name] = max(1, min(10_000, int(min_sample_s / once)))
+        repeat = dict.fromkeys(calls, 1)
+        if min_sample_s > 0:
+            for name, fn in calls.items():
+                once = max(_sample(fn, 1), _sample(fn, 1), 1e-7)
+                repeat[name] = max(1, min(10_000, int(min_sample_s / once)))
         samples: dict[str, list[float]] = {name: [] for name in calls}
         for r in range(rounds):
             order = list(calls) if r % 2 == 0 else list(reversed(calls))
