@@ -250,3 +250,17 @@ def test_process_exits_while_the_helper_is_parked(search_kernel):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("n", [5, 20, 300])
+@pytest.mark.parametrize("finite", [True, False])
+def test_numpy_selection_never_ranks_nan_scores(n, finite):
+    """select_topk's fast paths (no finite pass) fall back to the careful one on NaN."""
+    from synapse_mojo.search.numpy_backend import select_topk
+
+    scores = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    scores[[2, 4]] = np.nan
+    for k in (1, 3, n - 2, n):
+        top = select_topk(scores, k, finite=finite)
+        assert len(top.rows) == min(k, n - 2) and not np.isnan(top.scores).any()
+        assert top.scores.tolist() == sorted(top.scores.tolist(), reverse=True)

@@ -40,12 +40,22 @@ def select_topk(scores: np.ndarray, k: int, *, finite: bool = False) -> TopK:
                 return TopK(rows, scores[rows].astype(np.float32, copy=False))
     if n <= _SORT_ALL_BELOW or k >= n:
         rows = np.argsort(-scores, kind="stable")[:k].astype(np.int64, copy=False)
+        if finite and rows.size and scores[rows[-1]] != scores[rows[-1]]:
+            return select_topk(scores, k)  # NaN after all (sorted last): the careful path
     else:
         part = np.argpartition(scores, n - k)[n - k :]
-        candidates = np.flatnonzero(scores >= scores[part].min())
+        threshold = scores[part].min()
+        if threshold != threshold:  # NaN (partitioned as largest): the careful path
+            return select_topk(scores, k) if finite else _nan_topk(scores, k)
+        candidates = np.flatnonzero(scores >= threshold)
         rows = candidates[np.argsort(-scores[candidates], kind="stable")[:k]]
         rows = rows.astype(np.int64, copy=False)
     return TopK(rows, scores[rows].astype(np.float32, copy=False))
+
+
+def _nan_topk(scores: np.ndarray, k: int) -> TopK:
+    """NaN scores are ineligible (as -inf)."""
+    return select_topk(np.where(np.isnan(scores), np.float32(-np.inf), scores), k)
 
 
 class NumpySearchBackend(SearchBackend):
