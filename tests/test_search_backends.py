@@ -190,7 +190,7 @@ def test_pooled_scans_from_many_threads_agree(search_kernel):
     failures: list[int] = []
 
     def worker(i: int) -> None:
-        for _ in range(40):
+        for _ in range(300):
             q = queries[i % len(queries)]
             if not results_agree(want[i % len(queries)], backend.topk(matrix, q, 7), 67):
                 failures.append(i)

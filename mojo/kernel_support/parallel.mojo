@@ -126,15 +126,17 @@ struct ChunkPlan(Movable):
 # claims the job or, if the caller finishes first, the caller withdraws the offer and returns
 # at once. A call never waits for a thread that has not started.
 #
-# The helper is one detached thread per process, started on first use. After a job it spins
-# for at most HELPER_SPIN_NS (so back-to-back calls find it awake) and then parks on a
-# condition variable: an idle process costs no CPU. One caller at a time owns it (a lock
-# taken with one compare-and-swap, never waited for): concurrent callers run alone.
+# The helper is one detached thread per process, started on first use. After a job it waits
+# for at most HELPER_SPIN_NS (so back-to-back calls find it awake: a pause loop for 2 us, then
+# sched_yield between checks, which hands the core to any other runnable thread) and then
+# parks on a condition variable: an idle process costs no CPU. One caller at a time owns it
+# (a lock taken with one compare-and-swap, never waited for): concurrent callers run alone.
 # Process exit: the thread holds no locks a caller needs and touches no Python state; exit
 # ends it wherever it is. fork(): the child has no helper thread; its offers are never
 # claimed, so each call withdraws its offer and runs alone (correct, without the second core).
 
 comptime HELPER_SPIN_NS = 20_000
+comptime SPIN_PAUSE_NS = 2_000  # then yield the core between checks
 comptime _LINE = 64  # one field per cache line: the caller and the helper write different ones
 comptime _LOCK = 0  # 1 while a caller owns the helper
 comptime _TICKET = 1  # number of the latest offered job (0: none yet)
@@ -164,14 +166,38 @@ def _pause():
         llvm_intrinsic["llvm.x86.sse2.pause", NoneType]()
 
 
+def _wait_while_equal(h: Int, field: Int, value: Int64, limit_ns: Int):
+    """Returns once `field` differs from `value` or after about `limit_ns`: a pause loop for
+    the first SPIN_PAUSE_NS, then `sched_yield` between checks, so a thread sharing this core
+    (the one being waited for, on a busy machine) gets to run."""
+    var start = perf_counter_ns()
+    while _field(h, field)[].load() == value:
+        var waited = perf_counter_ns() - start
+        if waited >= limit_ns:
+            return
+        if waited < SPIN_PAUSE_NS:
+            _pause()
+        else:
+            _ = external_call["sched_yield", Int32]()
+
+
+def _wait_until_equal(h: Int, field: Int, value: Int64):
+    """Returns once `field` equals `value` (no time limit), pausing then yielding like
+    `_wait_while_equal`."""
+    var start = perf_counter_ns()
+    while _field(h, field)[].load() != value:
+        if perf_counter_ns() - start < SPIN_PAUSE_NS:
+            _pause()
+        else:
+            _ = external_call["sched_yield", Int32]()
+
+
 def _helper_main(h: Int) abi("C") -> Int:
     var seen = Int64(0)
     while True:
         var t = _field(h, _TICKET)[].load()
         if t == seen:
-            var spin_until = perf_counter_ns() + HELPER_SPIN_NS
-            while _field(h, _TICKET)[].load() == seen and perf_counter_ns() < spin_until:
-                _pause()
+            _wait_while_equal(h, _TICKET, seen, HELPER_SPIN_NS)
             if _field(h, _TICKET)[].load() == seen:
                 _ = external_call["pthread_mutex_lock", Int32](h + _MUTEX * _LINE)
                 # Announce, then re-check: a caller publishes its ticket before reading
@@ -244,12 +270,6 @@ def run_pair(job: PairJob, ctx: Int):
     var offered = t
     if not _field(h, _CLAIM)[].compare_exchange(offered, 0):
         # Claimed: the helper is working on a share the caller could not take over (its
-        # current chunk); wait for it, politely after a short spin.
-        var spins = 0
-        while _field(h, _DONE)[].load() != t:
-            if spins < 4096:
-                _pause()
-                spins += 1
-            else:
-                _ = external_call["sched_yield", Int32]()
+        # current chunk); wait for it (unbounded: its chunk writes into this call's buffers).
+        _wait_until_equal(h, _DONE, t)
     _field(h, _LOCK)[].store(0)
