@@ -383,6 +383,8 @@ def cosn[R: Int](
             var v = base.unsafe_load[width=W](r * d + i)
             acc[r] += v * qv
             sq[r] += v * v
+        comptime for r in range(R):
+            prefetch[_NEXT_BLOCK](base.unsafe_offset((R + r) * d + i))
         i += W
     var s = SIMD[DType.float32, R](0)
     var nn = SIMD[DType.float32, R](0)
