@@ -15,7 +15,9 @@ Three strategies, one result order (higher score first, ties to the lower row):
   so the scan is organised for memory bandwidth: each worker owns a run of row chunks (the
   same run on every call, so it stays in that core's cache) and helps the others when done;
   the calling thread is one of the workers (`kernel_support.parallel.ChunkPlan`), so a worker
-  slow to start or to get a core costs only what the others take over. Eight rows in flight
+  slow to start or to get a core costs only what the others take over. With two workers the
+  second is the pair helper (`kernel_support.parallel.run_pair`), which the call never waits
+  for unless it started; more workers run on the task group. Eight rows in flight
   per step (eight independent accumulator chains cover the FMA latency on both FMA ports; the
   query vector is loaded once for all eight), the steps unrolled by two with a prefetch of the
   next block's rows; a bounded heap per worker whose admission bar is held in a register, so
