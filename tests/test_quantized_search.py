@@ -85,6 +85,7 @@ def test_kernel_matches_reference_with_full_rerank(search_kernel, seed, n, d, k,
         PythonSearchBackend(),
         NumpySearchBackend(),
         MojoSearchBackend(search_kernel, threads=2, grain=64),
+        MojoSearchBackend(search_kernel, threads=2, grain=64, inline_below=0),  # pair helper
     ):
         got = backend.topk_int8(codes, matrix, qi, q, k, n, mask)
         assert results_agree(want, got, d), backend

@@ -260,11 +260,17 @@ def _scan_f32(
         r += 1
 
 
+comptime _SCAN_F32 = 0
+comptime _SCAN_COSINE = 1
+comptime _SCAN_U8 = 2
+
+
 @fieldwise_init
 struct _SingleQueryScan(Movable):
     """One single-query scan's arguments, shared by its participants (`run(w)`): the exact
-    scan of normalised rows, or (`cosine`) the fused cosine scan of raw rows. Addresses as
-    integers: the caller owns every buffer for the duration of the call."""
+    scan of normalised rows (`_SCAN_F32`), the fused cosine scan of raw rows (`_SCAN_COSINE`)
+    or the uint8-code scan (`_SCAN_U8`: `matrix` holds the codes, `q` the int8 query).
+    Addresses as integers: the caller owns every buffer for the duration of the call."""
 
     var matrix: Int
     var n: Int
@@ -272,7 +278,7 @@ struct _SingleQueryScan(Movable):
     var q: Int
     var mask: Int
     var has_mask: Bool
-    var cosine: Bool
+    var kind: Int
     var plan: Int  # a ChunkPlan
     var tops: Int  # one TopK per participant
     var flags: Int  # cosine: one Bool per participant, set when a row's norm is not finite
@@ -290,11 +296,22 @@ struct _SingleQueryScan(Movable):
                 break
             var start = c * plan[].chunk
             var end = min(self.n, start + plan[].chunk)
-            if self.cosine:
+            if self.kind == _SCAN_COSINE:
                 _scan_cosine(matrix, self.d, q, start, end, top[unsafe_offset=w], bad)
+            elif self.kind == _SCAN_U8:
+                _scan_u8(
+                    U8Ptr(unsafe_from_address=self.matrix),
+                    self.d,
+                    I8Ptr(unsafe_from_address=self.q),
+                    mask,
+                    self.has_mask,
+                    start,
+                    end,
+                    top[unsafe_offset=w],
+                )
             else:
                 _scan_f32(matrix, self.d, q, mask, self.has_mask, start, end, top[unsafe_offset=w])
-        if self.cosine:
+        if self.kind == _SCAN_COSINE:
             Pointer[Bool, MutAnyOrigin](unsafe_from_address=self.flags)[unsafe_offset=w] = bad
 
 
@@ -344,7 +361,7 @@ def topk_f32(
         q=Int(q),
         mask=Int(mask),
         has_mask=has_mask,
-        cosine=False,
+        kind=_SCAN_F32,
         plan=_address(plan),
         tops=Int(tops.unsafe_ptr()),
         flags=0,
@@ -482,7 +499,7 @@ def topk_f32_cosine(
         q=Int(q),
         mask=0,
         has_mask=False,
-        cosine=True,
+        kind=_SCAN_COSINE,
         plan=_address(plan),
         tops=Int(tops.unsafe_ptr()),
         flags=Int(flags.unsafe_ptr()),
@@ -708,18 +725,20 @@ def topk_u8_rerank(
     var tops = List[TopK]()
     for _ in range(workers):
         tops.append(TopK(cand))
-    var tops_ptr = tops.unsafe_ptr()
-
-    @__parameter
-    def work(w: Int):
-        while True:
-            var c = plan.take(w)
-            if c < 0:
-                break
-            var start = c * plan.chunk
-            _scan_u8(codes, d, qi, mask, has_mask, start, min(n, start + plan.chunk), tops_ptr[unsafe_offset=w])
-
-    parallel_for[work](workers)
+    var scan = _SingleQueryScan(
+        matrix=Int(codes),
+        n=n,
+        d=d,
+        q=Int(qi),
+        mask=Int(mask),
+        has_mask=has_mask,
+        kind=_SCAN_U8,
+        plan=_address(plan),
+        tops=Int(tops.unsafe_ptr()),
+        flags=0,
+    )
+    _run_single_query(scan, workers)
+    _ = scan^
     _ = plan^
 
     var merged = TopK(cand)
