@@ -264,3 +264,11 @@ def test_numpy_selection_never_ranks_nan_scores(n, finite):
         top = select_topk(scores, k, finite=finite)
         assert len(top.rows) == min(k, n - 2) and not np.isnan(top.scores).any()
         assert top.scores.tolist() == sorted(top.scores.tolist(), reverse=True)
+
+
+def test_kernel_rejects_a_malformed_argument_tuple(search_kernel):
+    """The extension converts its argument tuple in one pass; a wrong tuple raises, never
+    crashes (the Python layer always passes integers)."""
+    for bad in ((1.5,) * 10, (0, 1, 2), [0] * 10, None):
+        with pytest.raises(Exception, match="expected a tuple of 10 integers"):
+            search_kernel.topk(bad)
