@@ -16,8 +16,9 @@ turn, so machine drift spreads over all of them):
   under the public paths; ``overhead_us`` of an ``api-*`` / ``compat-*`` record is its p50
   minus the matching kernel p50.
 * ``api-auto+numpy`` and ``numpy-matvec+api``: calls alternating one by one between
-  ``PatternIndex.search`` and a NumPy ``M @ q`` of the same size (each side's own p50), next
-  to ``numpy-matvec`` alone: living next to NumPy's worker threads.
+  ``PatternIndex.search`` and a NumPy ``M @ q`` over the index's own matrix (same memory, so
+  the pair measures competing threads, not two copies sharing the cache; each side's own
+  p50), next to ``numpy-matvec`` alone: living next to NumPy's worker threads.
 
 Records use the ``synapse-mojo-bench/1`` search schema (``mode = "single"``) plus
 ``overhead_us`` and ``ratio_vs_numpy`` (the contender's p50 over its NumPy reference's p50
@@ -118,6 +119,9 @@ def _contenders(
     qn_addr = [q.ctypes.data for q in qn]
     view = indexes["on"]._prepare(None)[0]
     m_addr = view.ctypes.data
+    # The alternating pair's NumPy side multiplies the auto index's own matrix: the same
+    # memory, so the pair measures thread competition, not two copies fighting over the cache.
+    auto_view = indexes["auto"]._prepare(None)[0]
 
     def numpy_compat(p: np.ndarray, q: np.ndarray) -> np.ndarray:
         norms = np.sqrt(np.einsum("ij,ij->i", p, p))
@@ -136,7 +140,7 @@ def _contenders(
         "numpy-raw": lambda i: _topk_numpy(prepared @ q_of(i), k),
         "numpy-compat-array": lambda i: numpy_compat(raw, q_of(i)),
         "numpy-compat-list": lambda i: numpy_compat(np.asarray(rows), q_of(i)),
-        "numpy-matvec": lambda i: prepared @ q_of(i),
+        "numpy-matvec": lambda i: auto_view @ q_of(i),
     }
     if mojo is not None:
         fns["kernel-f32"] = lambda i: mojo.topk_with(
