@@ -110,7 +110,9 @@ class FeatureRuntime(Generic[K]):
         self._fallback_count = 0
         self._shadow_calls = 0
         self._rng = random.Random()
-        self._health_lock = threading.Lock()
+        # The metrics' lock: a successful Mojo call records its metrics and both health
+        # windows in one acquisition (``_record_ok``). Nothing holding it calls out.
+        self._health_lock = self.metrics.lock
         #: Hooks run after the kernel passed its self-check (``add_ready_hook``).
         self._ready_hooks: list[Callable[[], Callable[[K], None] | None]] = []
         self.metrics.set_state(False, False)
@@ -345,8 +347,7 @@ class FeatureRuntime(Generic[K]):
                 error=reason,
             )
         elapsed = time.perf_counter() - started
-        self.metrics.record_call("mojo", elapsed)
-        self._note_ok()
+        self._record_ok(elapsed)
         return Outcome(value, "mojo", elapsed * 1e3)
 
     def _shadow(
@@ -384,9 +385,11 @@ class FeatureRuntime(Generic[K]):
 
     # ---------------------------------------------------------------------------- health
 
-    def _note_ok(self) -> None:
-        """A Mojo call that succeeded: both windows in one step (the common case)."""
+    def _record_ok(self, seconds: float) -> None:
+        """A Mojo call that succeeded (the common case): its metrics and both health windows
+        under one lock acquisition."""
         with self._health_lock:
+            self.metrics.record_call_locked("mojo", seconds)
             window = self._window
             if len(window) == window.maxlen and window[0]:
                 self._window_errors -= 1
