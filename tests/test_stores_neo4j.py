@@ -278,6 +278,9 @@ def test_a_failed_statement_rolls_back_the_whole_upsert(neo4j_server, store):
 def test_credentials_never_in_errors_reprs_or_logs(neo4j_server, neo4j_url, caplog):
     secret = neo4j_server.password
     caplog.set_level(logging.DEBUG)  # the driver's own debug log included
+    # The CLI sets the "neo4j" logger's level for its process (-vv shows it); an in-process CLI
+    # test earlier in the run leaves that level behind, so set it here too.
+    caplog.set_level(logging.DEBUG, logger="neo4j")
     env = {"NEO4J_USER": neo4j_server.user, "NEO4J_PASSWORD": secret}
     with open_store(neo4j_server.url + "?timeout=20", environ=env) as store:
         store.upsert([Pattern("a", "x", {}, _vec(1, 8))])
