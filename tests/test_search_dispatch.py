@@ -215,6 +215,19 @@ def test_crossovers_from_a_latency_grid_document():
     assert [r["work"] for r in records] == [1000, 10_000, 100_000]
 
 
+def _grid_document(records: list[dict], machine: dict) -> dict:
+    """A latency-grid document around ``records`` (the other required fields left null)."""
+    from synapse_mojo._dev.bench.report import REQUIRED_FIELDS, new_document
+
+    doc = new_document("search", "synapse-mojo bench search --grid latency", machine)
+    doc["parameters"] = {"grid": "latency", "k": 10}
+    doc["records"] = [
+        {**dict.fromkeys(REQUIRED_FIELDS["search"]), "k": 10, "mode": "single", **r}
+        for r in records
+    ]
+    return doc
+
+
 def test_bench_crossovers_from_grid_writes_the_architectures_entry(tmp_path):
     import json
 
@@ -231,7 +244,7 @@ def test_bench_crossovers_from_grid_writes_the_architectures_entry(tmp_path):
         )
         for n, us in timings
     ]
-    grid.write_text(json.dumps({"machine": {"arch": "aarch64"}, "records": records}))
+    grid.write_text(json.dumps(_grid_document(records, {"arch": "aarch64"})))
     target = tmp_path / "crossovers.json"
     result = CliRunner().invoke(
         main,
@@ -241,3 +254,47 @@ def test_bench_crossovers_from_grid_writes_the_architectures_entry(tmp_path):
     entry = json.loads(target.read_text())["aarch64"]
     assert entry["numpy_ranges"] == [[38_400, 3_840_000]]  # halfway to 10 and 100,000 rows
     assert entry["measured"]["medians_us"][0]["api-mojo_us"] == 5
+
+
+@pytest.mark.parametrize(
+    "command", [["crossovers", "--from-grid"], ["search", "--grid", "latency", "--from-json"]]
+)
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("not json at all", "not valid JSON"),
+        (None, "not a latency-grid document"),  # a valid benchmark document of another kind
+    ],
+)
+def test_bench_grid_inputs_refuse_other_files_in_one_line(tmp_path, command, content, message):
+    import json
+    import subprocess
+    import sys
+
+    from synapse_mojo._dev.bench.report import new_document
+
+    path = tmp_path / "input.json"
+    if content is None:
+        doc = new_document("search", "synapse-mojo bench search", {"arch": "x86_64"})
+        path.write_text(json.dumps(doc))  # bench search without --grid: no grid parameters
+    else:
+        path.write_text(content)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from synapse_mojo.cli import run; run()",
+            "bench",
+            *command,
+            str(path),
+            *(["--out", str(out)] if "search" in command else []),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists()  # nothing written for a refused input

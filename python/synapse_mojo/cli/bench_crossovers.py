@@ -98,8 +98,7 @@ def crossovers_command(rounds: int, write: bool, path: Path | None, grid_json: P
 
 
 def _from_grid(grid_json: Path, write: bool, path: Path | None) -> None:
-    import json
-
+    from .._dev.bench.latency import load_latency_grid
     from ..search.dispatch import (
         arch,
         format_ranges,
@@ -109,7 +108,7 @@ def _from_grid(grid_json: Path, write: bool, path: Path | None) -> None:
         write_shipped,
     )
 
-    doc = json.loads(grid_json.read_text())
+    doc = load_latency_grid(grid_json)
     crossovers, records = grid_crossovers(doc, shipped_crossovers().inline_below)
     console.print(f"NumPy answers topk at: {format_ranges(crossovers.numpy_ranges)}")
     console.print(f"NumPy answers topk_cosine at: {format_ranges(crossovers.cosine_numpy_ranges)}")

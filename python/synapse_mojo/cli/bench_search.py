@@ -185,14 +185,14 @@ def _latency_grid(
         GRID_DIMS,
         GRID_NS,
         latency_markdown,
+        load_latency_grid,
         plot_latency,
         run_latency_grid,
     )
-    from .._dev.bench.report import load_document
 
     out = out_dir or Path("bench-results") / platform.machine()
     if from_json is not None:
-        doc = load_document(from_json)
+        doc = load_latency_grid(from_json)
         path = from_json
     else:
         command = "synapse-mojo " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -36,10 +36,11 @@ from typing import Any, cast
 import numpy as np
 
 from synapse_mojo.config import available_cores
+from synapse_mojo.errors import InvalidInputError
 from synapse_mojo.runtime.adapter import Runtime
 
 from .machine import machine_info
-from .report import new_document
+from .report import load_document, new_document
 from .search import peak_rss_mb
 
 GRID_NS = (10, 100, 1_000, 10_000, 100_000)
@@ -352,6 +353,24 @@ _TABLE = (
     ("compat-array", "numpy-compat-array"),
     ("compat-list", "numpy-compat-list"),
 )
+
+
+def load_latency_grid(path: str | Path) -> dict[str, Any]:
+    """A ``bench search --grid latency`` document read from ``path``: any other benchmark
+    document (or file) raises ``InvalidInputError`` naming it."""
+    doc = load_document(path)
+    parameters = doc.get("parameters")
+    if (
+        doc.get("suite") != "search"
+        or not isinstance(parameters, dict)
+        or parameters.get("grid") != "latency"
+        or not isinstance(parameters.get("k"), int)
+    ):
+        raise InvalidInputError(
+            f"{path}: not a latency-grid document (written by `synapse-mojo bench search "
+            "--grid latency`)"
+        )
+    return doc
 
 
 def latency_markdown(doc: dict[str, Any]) -> str:
