@@ -18,16 +18,27 @@ arguments, releases the GIL around the work and implements fault injection
 
 from std.os import abort
 from std.python import Python, PythonObject
-from std.python._cpython import GILReleased
+from std.python._cpython import GILReleased, PyObjectPtr
 from std.python.bindings import PythonModuleBuilder
 
 from kernel_support.abi import FAULT_WRONG, F32Ptr, I8Ptr, I64Ptr, U8Ptr, U64Ptr, check_fault
 from kernel_support.fingerprint import fingerprint
+from kernel_support.python_arrays import (
+    f32_matrix_address,
+    f32_vector_address,
+    normalised_query,
+    result_lists,
+)
 from kernel_support.scan import W, topk_f32, topk_f32_batch, topk_f32_cosine, topk_u8_rerank
 from kernel_support.stream import stream_sum
 
 # Bump when a Python-visible signature or argument layout changes; the loader checks it.
-comptime ABI_VERSION = 4
+comptime ABI_VERSION = 5
+
+# What `topk_lists` / `cosine_lists` return instead of the result lists (ints, not tuples).
+comptime ROW_NOT_FINITE = -1  # a raw row's squared norm is not finite in float32
+comptime QUERY_NOT_ACCEPTED = -2  # the query array or its sum of squares is outside the fast path
+comptime ROWS_NOT_ACCEPTED = -3  # the rows array is not a contiguous aligned (n, d) array
 
 # Fault injection (`kernel_support.abi`): FAULT_RAISE raises from inside the kernel,
 # FAULT_WRONG returns the least similar rows instead of the most similar ones (the query is
@@ -117,6 +128,132 @@ def topk_cosine(args: PythonObject) raises -> PythonObject:
         count = topk_f32_cosine(matrix, n, d, q, k, threads, out_rows, out_scores)
     _ = neg^
     return PythonObject(count)
+
+
+def _object_arg(args: PythonObject, i: Int) raises -> PyObjectPtr:
+    """Item `i` of the argument tuple, borrowed (the tuple keeps it alive for the call)."""
+    ref cpy = Python().cpython()
+    var item = cpy.PyTuple_GetItem(args._obj_ptr, i)
+    if not item:
+        raise Error("pattern_search: argument ", i, " is missing")
+    return item
+
+
+def topk_lists(args: PythonObject) raises -> PythonObject:
+    """`topk_lists((matrix, n, d, k, mask, threads, fault, query_array))` ->
+    `(rows, scores)` lists, best first, or `QUERY_NOT_ACCEPTED`.
+
+    The one-call search of an index: `matrix` (an address) holds L2-normalised rows;
+    `query_array` is the caller's raw float32 ndarray of shape (d,) (exact type and dtype
+    checked by the caller), normalised here in the same call. A query that is not a
+    contiguous aligned (d,) array, or whose sum of squares is outside (1e-30, 1e30) (zero,
+    NaN, inf, extreme magnitudes), is left to the Python side: nothing is scanned.
+    """
+    var a = _ints[7](args)
+    var matrix = F32Ptr(unsafe_from_address=a[0])
+    var n = a[1]
+    var d = a[2]
+    var k = a[3]
+    var has_mask = a[4] != 0
+    var mask = _mask_or(a[4], a[0])
+    var threads = a[5]
+    var fault = a[6]
+    check_fault(fault, KERNEL)
+    var q_addr = f32_vector_address(_object_arg(args, 7), d)
+    if q_addr == 0:
+        return PythonObject(QUERY_NOT_ACCEPTED)
+    var q = List[Float32](length=d, fill=0)
+    if not normalised_query(F32Ptr(unsafe_from_address=q_addr), d, fault == FAULT_WRONG, q):
+        return PythonObject(QUERY_NOT_ACCEPTED)
+    var width = max(0, min(k, n))
+    var out_rows = List[Int64](length=width, fill=0)
+    var out_scores = List[Float32](length=width, fill=0)
+    var count: Int
+    with GILReleased(Python()):
+        count = topk_f32(
+            matrix,
+            n,
+            d,
+            F32Ptr(unsafe_from_address=Int(q.unsafe_ptr())),
+            width,
+            mask,
+            has_mask,
+            threads,
+            I64Ptr(unsafe_from_address=Int(out_rows.unsafe_ptr())),
+            F32Ptr(unsafe_from_address=Int(out_scores.unsafe_ptr())),
+        )
+    var result = result_lists(
+        I64Ptr(unsafe_from_address=Int(out_rows.unsafe_ptr())),
+        F32Ptr(unsafe_from_address=Int(out_scores.unsafe_ptr())),
+        count,
+    )
+    _ = q^
+    _ = out_rows^
+    _ = out_scores^
+    return result^
+
+
+def cosine_lists(args: PythonObject) raises -> PythonObject:
+    """`cosine_lists((n, d, k, threads, fault, rows_array, query_array))` -> `(rows, scores)`
+    lists, best first, or `ROW_NOT_FINITE` / `QUERY_NOT_ACCEPTED` / `ROWS_NOT_ACCEPTED`.
+
+    Cosine top-k over the caller's raw rows (`topk_cosine`) with both arrays passed as
+    objects (float32 ndarrays, exact type and dtype checked by the caller) and the raw query
+    normalised here, as `topk_lists` does.
+    """
+    var a = _ints[5](args)
+    var n = a[0]
+    var d = a[1]
+    var k = a[2]
+    var threads = a[3]
+    var fault = a[4]
+    check_fault(fault, KERNEL)
+    var rows_addr = f32_matrix_address(_object_arg(args, 5), n, d)
+    if rows_addr == 0:
+        return PythonObject(ROWS_NOT_ACCEPTED)
+    var q_addr = f32_vector_address(_object_arg(args, 6), d)
+    if q_addr == 0:
+        return PythonObject(QUERY_NOT_ACCEPTED)
+    var q = List[Float32](length=d, fill=0)
+    if not normalised_query(F32Ptr(unsafe_from_address=q_addr), d, fault == FAULT_WRONG, q):
+        return PythonObject(QUERY_NOT_ACCEPTED)
+    var width = max(0, min(k, n))
+    var out_rows = List[Int64](length=width, fill=0)
+    var out_scores = List[Float32](length=width, fill=0)
+    var count: Int
+    with GILReleased(Python()):
+        count = topk_f32_cosine(
+            F32Ptr(unsafe_from_address=rows_addr),
+            n,
+            d,
+            F32Ptr(unsafe_from_address=Int(q.unsafe_ptr())),
+            width,
+            threads,
+            I64Ptr(unsafe_from_address=Int(out_rows.unsafe_ptr())),
+            F32Ptr(unsafe_from_address=Int(out_scores.unsafe_ptr())),
+        )
+    if count < 0:
+        return PythonObject(ROW_NOT_FINITE)
+    var result = result_lists(
+        I64Ptr(unsafe_from_address=Int(out_rows.unsafe_ptr())),
+        F32Ptr(unsafe_from_address=Int(out_scores.unsafe_ptr())),
+        count,
+    )
+    _ = q^
+    _ = out_rows^
+    _ = out_scores^
+    return result^
+
+
+def array_address(args: PythonObject) raises -> PythonObject:
+    """`array_address((n, d, array))`: the data address `topk_lists` / `cosine_lists` read
+    from a float32 array of shape (n, d) (n = 0: a (d,) vector), or 0 if they would refuse it.
+    For the self-check, which compares it with `ndarray.ctypes.data`."""
+    var a = _ints[2](args)
+    var obj = _object_arg(args, 2)
+    if a[0] == 0:
+        return PythonObject(f32_vector_address(obj, a[1]))
+    return PythonObject(f32_matrix_address(obj, a[0], a[1]))
 
 
 def topk_batch(args: PythonObject) raises -> PythonObject:
@@ -223,6 +360,9 @@ def kernel_info() raises -> PythonObject:
     var info = Python.dict()
     info["abi_version"] = ABI_VERSION
     info["simd_width_f32"] = W
+    info["row_not_finite"] = ROW_NOT_FINITE
+    info["query_not_accepted"] = QUERY_NOT_ACCEPTED
+    info["rows_not_accepted"] = ROWS_NOT_ACCEPTED
     return info
 
 
@@ -232,6 +372,9 @@ def PyInit_pattern_search() abi("C") -> PythonObject:
         var m = PythonModuleBuilder("pattern_search")
         m.def_function[topk]("topk", docstring="Exact top-k over one query.")
         m.def_function[topk_cosine]("topk_cosine", docstring="Cosine top-k over raw rows.")
+        m.def_function[topk_lists]("topk_lists", docstring="One-call top-k: raw query in, lists out.")
+        m.def_function[cosine_lists]("cosine_lists", docstring="Cosine top-k over raw rows, lists out.")
+        m.def_function[array_address]("array_address", docstring="The data address read from an array.")
         m.def_function[topk_batch]("topk_batch", docstring="Exact top-k over a batch of queries.")
         m.def_function[topk_int8]("topk_int8", docstring="uint8 scan + exact float32 rerank.")
         m.def_function[stream_read]("stream_read", docstring="Streaming read-sum (bandwidth).")

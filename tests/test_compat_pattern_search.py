@@ -161,3 +161,34 @@ def test_fingerprint_kernel_equals_numpy_and_detects_edits(search_kernel, rows, 
     b = a.copy()
     b.flat[rng.integers(0, b.size)] += 1.0
     assert fingerprint(b, search_kernel) != fingerprint(a, search_kernel)
+
+
+def test_float32_arrays_take_one_call_and_keep_every_rule(search, make_runtime, search_kernel):
+    """The pilot's usual call (float32 arrays) goes to the runtime in one call; whatever it
+    refuses takes the checked path, so the rules are the same as for lists."""
+    rng = np.random.default_rng(11)
+    patterns = (rng.standard_normal((64, 12)) * rng.uniform(0.5, 9, (64, 1))).astype(np.float32)
+    q = (rng.standard_normal(12) * 40).astype(np.float32)
+    fast = search.search(q, patterns, 6)
+    checked = search.search(q.astype(np.float64), patterns, 6)  # float64: the checked path
+    assert fast[0] == checked[0] and fast[1] == pytest.approx(checked[1], abs=1e-5)
+    assert type(fast[0][0]) is int and type(fast[1][0]) is float
+    assert fast[2].runtime_used is Runtime.MOJO and fast[2].result == (fast[0], fast[1])
+    with pytest.raises(DimensionMismatchError):
+        search.search(q[:-1].copy(), patterns, 3)
+    nan_rows = patterns.copy()
+    nan_rows[5, 5] = np.nan
+    with pytest.raises(InvalidInputError, match="NaN"):
+        search.search(q, nan_rows, 3)
+    with pytest.raises(InvalidInputError, match="NaN"):
+        search.search(np.full(12, np.nan, np.float32), patterns, 3)
+    huge = patterns * np.float32(1e30)  # squares overflow float32: normalised in float64
+    assert search.search(q, huge, 6)[0] == checked[0]
+    for fault, runtime in (("raise", Runtime.PYTHON), ("wrong", Runtime.MOJO)):
+        rt = make_runtime(SYNAPSE_FAULT_PATTERN_SEARCH=fault, SYNAPSE_FEATURE_PATTERN_SEARCH="on")
+        idx, _, result = PatternSearch(rt).search(q, patterns, 6)
+        assert result.runtime_used is runtime, fault
+        if fault == "raise":
+            assert idx == checked[0] and "injected fault" in result.error
+        else:  # the kernel's wrong-answer fault: the least similar rows
+            assert idx == search.search(-q, patterns, 6)[0]

@@ -114,23 +114,61 @@ def test_k_larger_than_index_is_clamped(index_runtime):
     assert len(index.search([1, 0, 0, 0], top_k=10)) == 2
 
 
+_BAD_QUERIES = [
+    ([1.0, 2.0], DimensionMismatchError, "dimension 2"),
+    ([[1, 2, 3, 4], [1, 2, 3, 4]], InvalidInputError, "search_batch"),
+    ([np.nan, 0, 0, 0], InvalidInputError, "NaN"),
+    ([np.inf, 0, 0, 0], InvalidInputError, "NaN or infinity"),
+    ([0, 0, 0, 0], InvalidInputError, "zero vector"),
+    (["a", "b", "c", "d"], InvalidTypeError, "real numbers"),
+    ([], InvalidInputError, "empty"),
+]
+
+
 @pytest.mark.parametrize(
     "query, error, match",
-    [
-        ([1.0, 2.0], DimensionMismatchError, "dimension 2"),
-        ([[1, 2, 3, 4], [1, 2, 3, 4]], InvalidInputError, "search_batch"),
-        ([np.nan, 0, 0, 0], InvalidInputError, "NaN"),
-        ([np.inf, 0, 0, 0], InvalidInputError, "NaN or infinity"),
-        ([0, 0, 0, 0], InvalidInputError, "zero vector"),
-        (["a", "b", "c", "d"], InvalidTypeError, "real numbers"),
-        ([], InvalidInputError, "empty"),
+    # As lists (the checked path) and as float32 arrays (the one-call path, which leaves every
+    # one of these to the checked path); strings have no float32 array.
+    [*_BAD_QUERIES]
+    + [
+        pytest.param(np.asarray(q, dtype=np.float32), e, m, id=f"float32-{m}")
+        for q, e, m in _BAD_QUERIES
+        if e is not InvalidTypeError
     ],
 )
 def test_bad_queries_raise_clear_errors(index_runtime, query, error, match):
     index = PatternIndex(4, runtime=index_runtime)
-    index.upsert(["a"], [[1, 0, 0, 0]])
+    index.upsert(["a"], [[1, 0, 0, 0]], [{"x": 1}])
     with pytest.raises(error, match=match):
         index.search(query)
+    with pytest.raises(error, match=match):
+        index.search(query, filter={"x": 2})  # no row passes: the query is still checked
+
+
+def test_float32_queries_answer_as_the_checked_path(index_runtime):
+    """The one-call path (a float32 array: normalised by the runtime that answers) gives the
+    hits of the checked path (the same values as float64), scores within float32 rounding; at
+    extreme magnitudes it hands over to the checked path's float64 normalisation."""
+    vectors = _vectors(300, 33, seed=4)
+    index = PatternIndex(33, runtime=index_runtime)
+    index.upsert([f"p{i}" for i in range(300)], vectors, [{"odd": i % 2} for i in range(300)])
+    rng = np.random.default_rng(9)
+    for scale in (1e-18, 1e-3, 1.0, 250.0, 1e17):
+        q32 = (rng.standard_normal(33) * scale).astype(np.float32)
+        for filter in (None, {"odd": 1}, lambda meta: meta["odd"] == 0):
+            fast = index.search_detailed(q32, top_k=7, filter=filter)
+            checked = index.search(q32.astype(np.float64), top_k=7, filter=filter)
+            assert [h.id for h in fast.hits] == [h.id for h in checked], (scale, filter)
+            assert [h.score for h in fast.hits] == pytest.approx(
+                [h.score for h in checked], abs=1e-5
+            )
+            assert all(type(h.score) is float for h in fast.hits)
+            assert fast.runtime == (
+                "mojo" if index_runtime.settings.mode("pattern_search").kind == "on" else "python"
+            )
+    calls = []
+    index.search(q32, filter=lambda meta: calls.append(1) or True)
+    assert len(calls) == 300  # a callable filter runs once per row, once per search
 
 
 @pytest.mark.parametrize(
@@ -153,6 +191,8 @@ def test_bad_top_k(index_runtime, top_k, error):
 def test_empty_index_raises(index_runtime):
     with pytest.raises(EmptyIndexError, match="empty"):
         PatternIndex(4, runtime=index_runtime).search([1, 0, 0, 0])
+    with pytest.raises(EmptyIndexError, match="empty"):
+        PatternIndex(4, runtime=index_runtime).search(np.ones(4, np.float32))
     index = PatternIndex(4, runtime=index_runtime)
     index.upsert(["a"], [[1, 0, 0, 0]])
     index.remove("a")

@@ -272,3 +272,114 @@ def test_kernel_rejects_a_malformed_argument_tuple(search_kernel):
     for bad in ((1.5,) * 10, (0, 1, 2), [0] * 10, None):
         with pytest.raises(Exception, match="expected a tuple of 10 integers"):
             search_kernel.topk(bad)
+
+
+# ---------------------------------------------------------------- one call: raw query, lists out
+
+
+def _lists_topk(lists) -> TopK:
+    return TopK(np.asarray(lists[0], np.int64), np.asarray(lists[1], np.float32))
+
+
+def _mojo_backends(kernel) -> list:
+    return _backends(kernel)[1:]
+
+
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**31),
+    n=st.integers(1, 400),
+    d=st.sampled_from([1, 2, 3, 15, 16, 17, 33, 67, 384]),
+    k=st.integers(1, 40),
+    masked=st.booleans(),
+    scale=st.sampled_from([1e-12, 0.01, 1.0, 37.5, 1e12]),
+)
+def test_topk_lists_matches_reference(search_kernel, seed, n, d, k, masked, scale):
+    """The index's one-call path: the kernel normalises the caller's raw float32 query
+    (magnitudes from 1e-12 to 1e12) and answers as lists; inline and pooled, vs the reference
+    over the query normalised in Python."""
+    matrix, rng = _data(seed, n, d)
+    raw_query = (rng.standard_normal(d) * scale).astype(np.float32)
+    query = as_queries(raw_query.astype(np.float64), d)[0]
+    mask = (rng.random(n) < 0.5).astype(np.uint8) if masked else None
+    want = REFERENCE.topk(matrix, query, k, mask)
+    for backend in _mojo_backends(search_kernel):
+        got = backend.topk_lists_with(0, matrix, raw_query, k, mask, 0)
+        if len(want.rows) == 0:
+            assert got is None  # nothing eligible: left to the checked path
+            continue
+        assert got is not None and results_agree(want, _lists_topk(got), d), (backend, got)
+        assert type(got[0][0]) is int and type(got[1][0]) is float
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**31),
+    n=st.integers(1, 300),
+    d=st.sampled_from([1, 3, 16, 17, 67, 384]),
+    k=st.integers(1, 40),
+    zero_row=st.booleans(),
+)
+def test_cosine_lists_matches_reference(search_kernel, seed, n, d, k, zero_row):
+    """compat's one-call path: raw rows and raw query as array objects, lists out."""
+    matrix, rng = _data(seed, n, d)
+    raw = np.ascontiguousarray(matrix * rng.uniform(0.01, 100.0, (n, 1)).astype(np.float32))
+    if zero_row:
+        raw[rng.integers(0, n)] = 0.0
+    raw_query = (rng.standard_normal(d) * 3.0).astype(np.float32)
+    query = as_queries(raw_query.astype(np.float64), d)[0]
+    want = REFERENCE.topk_cosine(raw, query, k)
+    assert want is not None
+    for backend in _mojo_backends(search_kernel):
+        got = backend.cosine_lists_with(0, raw, raw_query, k)
+        assert type(got) is tuple and results_agree(want, _lists_topk(got), d), (backend, got)
+
+
+def test_one_call_paths_refuse_what_they_cannot_read(search_kernel):
+    """What the kernel will not read it refuses, scanning nothing: the Python side then
+    validates (errors) or normalises in float64. Never a crash, never a wrong read."""
+    from synapse_mojo.search.mojo_backend import (
+        QUERY_NOT_ACCEPTED,
+        ROW_NOT_FINITE,
+        ROWS_NOT_ACCEPTED,
+    )
+
+    rng = np.random.default_rng(3)
+    n, d = 50, 17
+    raw = rng.standard_normal((n, d)).astype(np.float32)
+    matrix = as_matrix(raw, d)
+    q = rng.standard_normal(d).astype(np.float32)
+    backend = MojoSearchBackend(search_kernel, threads=1)
+    bad_queries = {
+        "zero": np.zeros(d, np.float32),
+        "nan": np.where(np.arange(d) == 3, np.nan, q).astype(np.float32),
+        "inf": np.where(np.arange(d) == 3, np.inf, q).astype(np.float32),
+        "tiny": np.full(d, 1e-20, np.float32),  # sum of squares below 1e-30
+        "huge": np.full(d, 1e18, np.float32),  # above 1e30
+        "short": q[:-1].copy(),
+        "long": np.append(q, np.float32(1.0)),
+        "strided": np.repeat(q, 2)[::2],
+        "2-d": q.reshape(1, d),
+        "unaligned": np.frombuffer(b"\0" + q.tobytes(), dtype=np.float32, offset=1, count=d),
+    }
+    assert not bad_queries["unaligned"].flags.aligned
+    for name, bad in bad_queries.items():
+        assert backend.topk_lists_with(0, matrix, bad, 5, None, 0) is None, name
+        assert backend.cosine_lists_with(0, raw, bad, 5) == QUERY_NOT_ACCEPTED, name
+    nan_rows = raw.copy()
+    nan_rows[7, 2] = np.nan
+    assert backend.cosine_lists_with(0, nan_rows, q, 5) == ROW_NOT_FINITE
+    for name, rows in {
+        "fortran": np.asfortranarray(raw),
+        "reversed": raw[::-1],
+        "column slice": np.ascontiguousarray(np.hstack([raw, raw]))[:, :d],
+    }.items():
+        assert backend.cosine_lists_with(0, rows, q, 5) == ROWS_NOT_ACCEPTED, name
+    # The addresses the kernel reads are NumPy's own.
+    assert search_kernel.array_address((n, d, raw)) == raw.ctypes.data
+    assert search_kernel.array_address((0, d, q)) == q.ctypes.data
+    assert search_kernel.array_address((n, d, raw[::-1])) == 0

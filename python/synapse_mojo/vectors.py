@@ -27,6 +27,7 @@ __all__ = [
     "as_queries",
     "as_query",
     "as_top_k",
+    "normalised_common",
     "unusable_rows",
 ]
 
@@ -92,12 +93,11 @@ _F64 = np.dtype(np.float64)
 _SAFE_SQUARES = (1e-30, 1e30)
 
 
-def as_query(query: Any, dim: int, out: np.ndarray | None = None) -> np.ndarray:
-    """A (d,) float32 contiguous, L2-normalised copy of one query vector.
-
-    ``out``: a float32 (d,) buffer to write the common case into (a caller's scratch whose
-    address it already knows); the result may or may not be ``out``.
-    """
+def normalised_common(query: Any, dim: int, out: np.ndarray | None = None) -> np.ndarray | None:
+    """``as_query``'s common case alone: a float32 or float64 ndarray of shape (dim,) whose
+    sum of squares lies in (1e-30, 1e30), normalised (into ``out`` when given); None for
+    anything else (lists, zero, NaN/inf, extreme magnitudes, wrong shapes), which
+    ``as_query`` checks and explains. The Mojo kernels apply the same rule."""
     if type(query) is np.ndarray and query.ndim == 1 and query.shape[0] == dim:
         dtype = query.dtype
         if dtype in (_F32, _F64):  # identity first, then equality
@@ -111,6 +111,18 @@ def as_query(query: Any, dim: int, out: np.ndarray | None = None) -> np.ndarray:
                 if dtype == _F32:
                     return query * np.float32(scale)
                 return (query * scale).astype(np.float32)
+    return None
+
+
+def as_query(query: Any, dim: int, out: np.ndarray | None = None) -> np.ndarray:
+    """A (d,) float32 contiguous, L2-normalised copy of one query vector.
+
+    ``out``: a float32 (d,) buffer to write the common case into (a caller's scratch whose
+    address it already knows); the result may or may not be ``out``.
+    """
+    common = normalised_common(query, dim, out)
+    if common is not None:
+        return common
     array = _as_float_array(query, "query")
     if array.ndim == 2 and array.shape[0] == 1:
         array = array[0]

@@ -22,7 +22,6 @@ Differences from the pilot, on purpose:
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Hashable
 from typing import Any
@@ -33,6 +32,7 @@ from ..errors import DimensionMismatchError, InvalidInputError
 from ..runtime.adapter import Runtime as EngineRuntime
 from ..search.adaptive import AdaptiveSearchBackend
 from ..search.validation import as_matrix, as_query, as_top_k
+from ..vectors import normalised_common
 from .config import get_mojo_feature_enabled, pilot_runtime
 from .runtime_adapter import Runtime, RuntimeAdapter, RuntimeResult, get_runtime_adapter
 
@@ -128,7 +128,19 @@ class PatternSearch:
         if k > n:
             k = n
         backend = self._backend
-        q = _fast_query(query_vector, dim, backend.query_buffer(dim))
+        if type(query_vector) is np.ndarray and query_vector.dtype is _F32:
+            # The common call in one step: raw rows and raw query to whichever runtime
+            # answers (the kernel normalises the query and answers as lists in one call).
+            # A refusal (a non-finite row, a zero/odd query) takes the checked path below.
+            lists = backend.cosine_lists_outcome(rows_in, query_vector, k)
+            found = lists.value
+            if type(found) is tuple:
+                rows, scores = found
+                result = RuntimeResult(
+                    True, _RUNTIMES[lists.runtime], found, lists.elapsed_ms, lists.error
+                )
+                return rows, scores, result
+        q = normalised_common(query_vector, dim, backend.query_buffer(dim))
         if q is None:
             q_raw = np.asarray(query_vector, dtype=np.float64).reshape(-1)
             if q_raw.shape[0] != dim:
@@ -160,25 +172,6 @@ class PatternSearch:
 _clock = time.perf_counter
 #: Runtime names as the pilot's enum (an ``Enum(value)`` lookup costs about a microsecond).
 _RUNTIMES = {"mojo": Runtime.MOJO, "python": Runtime.PYTHON}
-#: Sums of squares inside this range need no float64 pass (as in ``vectors.as_query``).
-_SAFE_SQUARES = (1e-30, 1e30)
-
-
-def _fast_query(query: Any, dim: int, out: np.ndarray) -> np.ndarray | None:
-    """The normalised query, written into ``out``, when it is a float vector of dimension
-    ``dim`` whose sum of squares lies in the safe range (the common case: one pass proves it
-    finite and non-zero, a second writes it); None for everything else (zero, lists, errors,
-    extreme magnitudes), which the caller's slow path sorts out."""
-    if (
-        type(query) is np.ndarray
-        and query.ndim == 1
-        and query.shape[0] == dim
-        and query.dtype.kind == "f"
-    ):
-        squares = float(np.dot(query, query))
-        if _SAFE_SQUARES[0] < squares < _SAFE_SQUARES[1]:
-            return np.multiply(query, 1.0 / math.sqrt(squares), out=out, casting="same_kind")
-    return None
 
 
 def create_pattern_search() -> PatternSearch:

@@ -39,6 +39,14 @@ TopkBatchArgs: TypeAlias = tuple[int, int, int, int, int, int, int, int, int, in
 #: (codes, vectors, n, d, query, query_i8, k, candidates, mask (0: none), threads, out_rows,
 #: out_scores, fault)
 TopkInt8Args: TypeAlias = tuple[int, int, int, int, int, int, int, int, int, int, int, int, int]
+#: (matrix, n, d, k, mask (0: none), threads, fault, query): ``query`` is the caller's raw
+#: float32 ndarray itself (the kernel reads its data pointer and normalises it).
+TopkListsArgs: TypeAlias = tuple[int, int, int, int, int, int, int, Any]
+#: (n, d, k, threads, fault, rows, query): both arrays as float32 ndarray objects.
+CosineListsArgs: TypeAlias = tuple[int, int, int, int, int, Any, Any]
+#: ``(rows, scores)`` Python lists, best first, or a refusal code (``kernel_info()``:
+#: ``row_not_finite`` -1, ``query_not_accepted`` -2, ``rows_not_accepted`` -3).
+ListsOrCode: TypeAlias = tuple[list[int], list[float]] | int
 
 
 class PatternSearchKernel(KernelModule, Protocol):
@@ -52,6 +60,24 @@ class PatternSearchKernel(KernelModule, Protocol):
 
     def topk_cosine(self, args: TopkCosineArgs, /) -> int:
         """Cosine top-k over raw rows; -1 when a row's squared norm is not finite."""
+        ...
+
+    def topk_lists(self, args: TopkListsArgs, /) -> ListsOrCode:
+        """One call for an index search: the raw query normalised in the kernel, the result
+        as lists; -2 (nothing scanned) when the query is not a contiguous aligned (d,) array
+        whose sum of squares lies in (1e-30, 1e30)."""
+        ...
+
+    def cosine_lists(self, args: CosineListsArgs, /) -> ListsOrCode:
+        """``topk_cosine`` with both arrays passed as objects and the result as lists; -1 a
+        row's squared norm is not finite, -2 as ``topk_lists``, -3 the rows array is not a
+        C-contiguous aligned (n, d) array."""
+        ...
+
+    def array_address(self, args: tuple[int, int, Any], /) -> int:
+        """``(n, d, array)``: the data address the two calls above read from ``array`` (n = 0:
+        a (d,) vector), 0 where they would refuse it (the self-check compares it with
+        ``ndarray.ctypes.data``)."""
         ...
 
     def topk_batch(self, args: TopkBatchArgs, /) -> int:

@@ -32,16 +32,18 @@ import numpy as np
 
 from ..runtime.adapter import FeatureRuntime, Outcome, Runtime, get_runtime
 from ..runtime.kernel_types import PatternSearchKernel
+from ..vectors import normalised_common
 from .base import (
     BatchTopK,
     SearchBackend,
     TopK,
+    TopLists,
     batch_results_agree,
     results_agree,
     score_tolerance,
 )
 from .dispatch import Crossovers, calibrate, shipped_crossovers
-from .mojo_backend import MojoSearchBackend
+from .mojo_backend import QUERY_NOT_ACCEPTED, ROW_NOT_FINITE, MojoSearchBackend
 from .numpy_backend import NumpySearchBackend
 from .quantization import RankBound, certified_topk_int8
 
@@ -57,6 +59,21 @@ def _same_topk(dim: int) -> Any:
         return results_agree(a, b, dim)
 
     return same
+
+
+def _same_lists(dim: int) -> Any:
+    """Shadow-mode comparison of two one-call answers (lists, or None / a refusal code)."""
+
+    def same(a: TopLists | int | None, b: TopLists | int | None) -> bool:
+        if type(a) is not tuple or type(b) is not tuple:
+            return a == b
+        return results_agree(_lists_topk(a), _lists_topk(b), dim)
+
+    return same
+
+
+def _lists_topk(lists: TopLists) -> TopK:
+    return TopK(np.asarray(lists[0], np.int64), np.asarray(lists[1], np.float32))
 
 
 class _QueryScratch(threading.local):
@@ -165,6 +182,7 @@ class AdaptiveSearchBackend(SearchBackend):
         self._numpy_faster = self._crossovers.numpy_faster
         self._cosine_numpy_faster = self._crossovers.cosine_numpy_faster
         self._same: dict[int, Any] = {}
+        self._same_lists: dict[int, Any] = {}
         self._query_scratch = _QueryScratch()
 
     # ------------------------------------------------------------------ plumbing
@@ -261,7 +279,54 @@ class AdaptiveSearchBackend(SearchBackend):
             same = self._same[dim] = _same_topk(dim)
         return same
 
+    def _same_lists_for(self, dim: int) -> Any:
+        same = self._same_lists.get(dim)
+        if same is None:
+            same = self._same_lists[dim] = _same_lists(dim)
+        return same
+
     # Bound once: the runtime calls these with (kernel, fault, *args).
+
+    def _mojo_topk_lists(
+        self,
+        kernel: PatternSearchKernel,
+        fault: int,
+        matrix: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        mask: np.ndarray | None,
+        addr: int,
+    ) -> TopLists | None:
+        mojo = self._mojo
+        if mojo is None or mojo.kernel is not kernel:
+            mojo = self._mojo_for(kernel)
+        return mojo.topk_lists_with(fault, matrix, query, k, mask, addr)
+
+    def _numpy_topk_lists(
+        self, matrix: np.ndarray, query: np.ndarray, k: int, mask: np.ndarray | None, addr: int
+    ) -> TopLists | None:
+        q = normalised_common(query, matrix.shape[1], self.query_buffer(matrix.shape[1]))
+        if q is None:
+            return None
+        top = self.numpy.topk(matrix, q, k, mask)
+        return top.rows.tolist(), top.scores.tolist()
+
+    def _mojo_cosine_lists(
+        self, kernel: PatternSearchKernel, fault: int, rows: np.ndarray, query: np.ndarray, k: int
+    ) -> TopLists | int:
+        mojo = self._mojo
+        if mojo is None or mojo.kernel is not kernel:
+            mojo = self._mojo_for(kernel)
+        return mojo.cosine_lists_with(fault, rows, query, k)
+
+    def _numpy_cosine_lists(self, rows: np.ndarray, query: np.ndarray, k: int) -> TopLists | int:
+        q = normalised_common(query, rows.shape[1], self.query_buffer(rows.shape[1]))
+        if q is None:
+            return QUERY_NOT_ACCEPTED
+        top = self.numpy.topk_cosine(rows, q, min(k, rows.shape[0]))
+        if top is None:
+            return ROW_NOT_FINITE
+        return top.rows.tolist(), top.scores.tolist()
 
     def _mojo_topk(
         self,
@@ -349,6 +414,52 @@ class AdaptiveSearchBackend(SearchBackend):
             (matrix, query, k, mask, addr, qaddr),
             self._same_for(query.shape[0]),
             python_faster=self._numpy_faster(matrix.size),
+        )
+
+    def topk_lists_outcome(
+        self,
+        matrix: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        mask: np.ndarray | None = None,
+        *,
+        pinned: bool = False,
+    ) -> Outcome[TopLists | None]:
+        """An index search in one call: ``query`` is the caller's raw vector, an exact
+        ``numpy.ndarray`` of dtype float32 (the caller checks type and dtype); it is
+        normalised by whichever runtime answers, and the result is ``(rows, scores)`` lists.
+        The value is None, with nothing scanned, when the query is not a (d,) vector whose
+        sum of squares lies in (1e-30, 1e30): the caller then runs ``vectors.as_query``
+        (which raises the right error or normalises in float64) and ``topk_outcome``.
+        ``pinned`` as in ``topk_outcome``."""
+        feature = self._features()[0]
+        mojo = self._mojo
+        addr = mojo.pinned_address(matrix) if pinned and mojo is not None else 0
+        return feature.call(
+            "topk",
+            self._mojo_topk_lists,
+            self._numpy_topk_lists,
+            (matrix, query, k, mask, addr),
+            self._same_lists_for(matrix.shape[1]),
+            python_faster=self._numpy_faster(matrix.size),
+        )
+
+    def cosine_lists_outcome(
+        self, rows: np.ndarray, query: np.ndarray, k: int
+    ) -> Outcome[TopLists | int]:
+        """``topk_cosine_outcome`` in one call for a caller's raw rows and raw query, both
+        exact float32 ndarrays (type and dtype checked by the caller): ``(rows, scores)``
+        lists, or a refusal code with nothing decided (``mojo_backend.ROW_NOT_FINITE``,
+        ``QUERY_NOT_ACCEPTED``, ``ROWS_NOT_ACCEPTED``), after which the caller takes the
+        checked path (``vectors.as_query``, ``topk_cosine_outcome``)."""
+        feature = self._features()[0]
+        return feature.call(
+            "topk_cosine",
+            self._mojo_cosine_lists,
+            self._numpy_cosine_lists,
+            (rows, query, k),
+            self._same_lists_for(rows.shape[1]),
+            python_faster=self._cosine_numpy_faster(rows.size),
         )
 
     def topk_cosine_outcome(

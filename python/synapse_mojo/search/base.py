@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 import numpy as np
 
@@ -28,6 +28,11 @@ class TopK(NamedTuple):
 
     rows: np.ndarray
     scores: np.ndarray
+
+
+#: ``(rows, scores)`` as Python lists, best first: what the one-call paths return (the shape
+#: their callers hand on, with no arrays in between).
+TopLists: TypeAlias = tuple[list[int], list[float]]
 
 
 class BatchTopK(NamedTuple):

@@ -89,6 +89,7 @@ def _aligned_zeros(shape: tuple[int, int], dtype: Any) -> np.ndarray:
 
 
 _new_object = object.__new__
+_F32 = np.dtype(np.float32)
 
 
 def _hits(rows: list[int], scores: list[float], ids: Any, metas: Any) -> list[SearchHit]:
@@ -517,21 +518,37 @@ class PatternIndex:
 
     def _search(
         self, query: Any, top_k: Any, filter: Filter, exact: bool | None
-    ) -> tuple[list[SearchHit], Outcome[TopK] | None]:
-        # The query goes into the calling thread's scratch buffer (its address is known to the
-        # kernel seam), except when a callable filter (user code, which might search this
-        # thread again before the kernel reads the buffer) runs in between.
+    ) -> tuple[list[SearchHit], Outcome[Any] | None]:
+        """The hits and the outcome of the call that found them (None: no search ran)."""
         backend = self._backend
-        scratch = None if callable(filter) else backend.query_buffer(self.dim)
-        q = as_query(query, self.dim, out=scratch)
         k = top_k if type(top_k) is int and top_k > 0 else as_top_k(top_k)
         use_codes = self._codes is not None if exact is None else self._use_codes(exact)
         lock = self._lock
+        # The common call (a float32 ndarray, float32 scan) goes to whichever runtime answers
+        # with the raw query, which it normalises and scans in one step (the kernel in one
+        # call) and answers as lists. A query it leaves alone (wrong shape, zero, NaN/inf,
+        # extreme magnitudes) gets ``as_query``: the right error, or float64 normalisation.
+        one_call = type(query) is np.ndarray and query.dtype is _F32 and not use_codes
+        q: np.ndarray | None = None
+        if not one_call:
+            # Into the calling thread's scratch buffer (its address is known to the kernel
+            # seam), except when a callable filter (user code, which might search this thread
+            # again before the kernel reads the buffer) runs in between.
+            scratch = None if callable(filter) else backend.query_buffer(self.dim)
+            q = as_query(query, self.dim, out=scratch)
         lock.acquire_read()
         try:
             matrix, mask = self._prepare(filter)
             if mask is not None and not mask.any():
+                if q is None:
+                    as_query(query, self.dim)  # a bad query is an error even with no rows
                 return [], None
+            if q is None:
+                lists = backend.topk_lists_outcome(matrix, query, k, mask, pinned=True)
+                found = lists.value
+                if found is not None:
+                    return _hits(found[0], found[1], self._ids, self._meta), lists
+                q = as_query(query, self.dim)
             outcome: Outcome[TopK]
             if use_codes:
                 outcome = self._search_codes(matrix, mask, q, k)

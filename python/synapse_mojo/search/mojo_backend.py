@@ -20,6 +20,7 @@ from .base import (
     BatchTopK,
     SearchBackend,
     TopK,
+    TopLists,
     batch_results_agree,
     eligible_count,
     results_agree,
@@ -28,6 +29,11 @@ from .base import (
 from .dispatch import shipped_crossovers
 from .quantization import ScalarQuantizer, quantize_query
 from .reference import PythonSearchBackend
+
+#: What the one-call kernel paths return instead of lists (``cosine_lists_with``).
+ROW_NOT_FINITE = -1
+QUERY_NOT_ACCEPTED = -2
+ROWS_NOT_ACCEPTED = -3
 
 
 class _Scratch(threading.local):
@@ -160,6 +166,53 @@ class MojoSearchBackend(SearchBackend):
         if count < 0:
             return None
         return TopK(scratch.rows[:count].copy(), scratch.scores[:count].copy())
+
+    # ------------------------------------------------------------------ one call, lists out
+
+    def topk_lists_with(
+        self,
+        fault: int,
+        matrix: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        mask: np.ndarray | None,
+        matrix_addr: int,
+    ) -> TopLists | None:
+        """An index's search in one kernel call: ``query`` is the caller's raw float32 ndarray
+        (exact type and dtype checked by the caller), normalised in the kernel; the result is
+        ``(rows, scores)`` lists. None when the kernel leaves the query to the Python side
+        (not a contiguous (d,) array, or zero, non-finite or of extreme magnitude), or when
+        no row is eligible."""
+        n, d = matrix.shape
+        width = k if mask is None and k <= n else min(k, eligible_count(n, mask))
+        if width == 0:
+            return None  # nothing to scan: the checked path validates the query and answers
+        found = self.kernel.topk_lists(
+            (
+                matrix_addr or matrix.ctypes.data,
+                n,
+                d,
+                width,
+                0 if mask is None else mask.ctypes.data,
+                self.workers(n * d),
+                fault,
+                query,
+            )
+        )
+        return found if type(found) is tuple else None
+
+    def cosine_lists_with(
+        self, fault: int, rows: np.ndarray, query: np.ndarray, k: int
+    ) -> TopLists | int:
+        """``topk_cosine`` over the caller's raw rows with the raw query, in one kernel call
+        (both float32 ndarrays, exact type and dtype checked by the caller): ``(rows,
+        scores)`` lists, or the kernel's refusal code (``ROW_NOT_FINITE``,
+        ``QUERY_NOT_ACCEPTED``, ``ROWS_NOT_ACCEPTED``) for the Python side to sort out."""
+        n, d = rows.shape
+        width = min(k, n)
+        if width == 0:
+            return [], []
+        return self.kernel.cosine_lists((n, d, width, self.workers(n * d), fault, rows, query))
 
     # ------------------------------------------------------------------ batch
 
@@ -325,6 +378,7 @@ def self_check(kernel: PatternSearchKernel) -> None:
         bad[1030, 5] = np.nan
         if backend.topk_cosine(bad, queries[0], 5) is not None:
             raise SelfCheckError("topk_cosine accepted a row with NaN")
+    _check_lists(kernel, matrix, queries, mask, raw, reference)
     # Quantised scan with a rerank wide enough to be exact on this data.
     quantizer = ScalarQuantizer.fit(matrix)
     codes = quantizer.encode(matrix)
@@ -339,6 +393,63 @@ def self_check(kernel: PatternSearchKernel) -> None:
                     f"topk_int8 mask={m is not None}: kernel rows {got.rows.tolist()} vs "
                     f"reference {want.rows.tolist()}"
                 )
+
+
+def _check_lists(
+    kernel: PatternSearchKernel,
+    matrix: np.ndarray,
+    queries: np.ndarray,
+    mask: np.ndarray,
+    raw: np.ndarray,
+    reference: PythonSearchBackend,
+) -> None:
+    """The object-taking calls: the array fields they read (against ``ndarray.ctypes``),
+    their refusals, and their lists against the reference."""
+    n, d = matrix.shape
+    if kernel.array_address((n, d, matrix)) != matrix.ctypes.data:
+        raise SelfCheckError("array_address: the kernel reads a different data pointer")
+    if kernel.array_address((0, d, queries[1])) != queries[1].ctypes.data:
+        raise SelfCheckError("array_address: the kernel reads a different vector pointer")
+    refused = (
+        kernel.array_address((n, d, matrix[:, ::-1])),  # not C-contiguous
+        kernel.array_address((n - 1, d, matrix[1:])),  # contiguous, and only n - 1 rows
+        kernel.array_address((0, d, matrix[:, 0].copy()[:d])),  # (n,) sliced to d: (d,) ok
+        kernel.array_address((0, d, matrix[:d, 0])),  # strided (d,) view
+        kernel.array_address((n, d, queries[0])),  # wrong rank
+    )
+    if refused[0] or refused[1] != matrix[1:].ctypes.data or not refused[2] or any(refused[3:]):
+        raise SelfCheckError(f"array_address: shape, stride or rank checks wrong: {refused}")
+    scaled = (queries * np.float32(3.5)).astype(np.float32)  # raw, not normalised
+    for threads in (1, 2):
+        backend = MojoSearchBackend(kernel, threads=threads, grain=1 << 12, inline_below=0)
+        for q, q_raw in zip(queries, scaled, strict=True):
+            for m in (None, mask):
+                want = reference.topk(matrix, q, 7, m)
+                got = backend.topk_lists_with(0, matrix, q_raw, 7, m, 0)
+                if got is None or not results_agree(want, _as_topk(got), d):
+                    raise SelfCheckError(f"topk_lists mask={m is not None} threads={threads}")
+            want_c = reference.topk_cosine(raw, q, 9)
+            got_c = backend.cosine_lists_with(0, raw, q_raw, 9)
+            if want_c is None or type(got_c) is not tuple:
+                raise SelfCheckError(f"cosine_lists threads={threads}: refused ({got_c})")
+            if not results_agree(want_c, _as_topk(got_c), d):
+                raise SelfCheckError(f"cosine_lists threads={threads} disagrees")
+    backend = MojoSearchBackend(kernel, threads=1)
+    zero = np.zeros(d, np.float32)
+    bad = raw.copy()
+    bad[3, 3] = np.inf
+    codes = (
+        backend.topk_lists_with(0, matrix, zero, 3, None, 0),
+        backend.cosine_lists_with(0, raw, zero, 3),
+        backend.cosine_lists_with(0, bad, scaled[0], 3),
+        backend.cosine_lists_with(0, raw[:, :-1].copy(), scaled[0][:-1].copy(), 3),  # odd d
+    )
+    if codes[0] is not None or codes[1] != -2 or codes[2] != -1 or type(codes[3]) is not tuple:
+        raise SelfCheckError(f"lists calls: wrong refusals {codes}")
+
+
+def _as_topk(lists: TopLists) -> TopK:
+    return TopK(np.asarray(lists[0], np.int64), np.asarray(lists[1], np.float32))
 
 
 def self_check_batch(kernel: PatternSearchKernel) -> None:

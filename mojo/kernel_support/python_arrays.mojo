@@ -1,0 +1,127 @@
+"""NumPy arrays and Python result lists at the kernel boundary, without a Python round trip.
+
+A kernel entry that receives an `ndarray` object (rather than its address, which costs the
+Python side about 0.8 us per `ndarray.ctypes.data`) reads the array's data pointer, shape and
+strides from NumPy's `PyArrayObject` fields: the same fixed layout every compiled NumPy
+extension reads through `PyArray_DATA`, `PyArray_NDIM`, `PyArray_DIMS`, `PyArray_STRIDES`
+and `PyArray_FLAGS` (part of NumPy's ABI in 1.x and 2.x). The Python caller guarantees the
+object is an exact `numpy.ndarray` of dtype float32 (`type(a) is np.ndarray and a.dtype is
+float32`); these functions check everything else (rank, shape, contiguity, alignment) and
+answer 0 for an array they will not read. The kernel's start-up self-check compares the
+addresses read here with `ndarray.ctypes.data`, so a layout mismatch disables the kernel
+instead of reading the wrong memory.
+
+Results go back as Python lists built through the CPython API (`PyList_New`,
+`PyLong_FromSsize_t`, `PyFloat_FromDouble`), the shape the callers hand to their users.
+"""
+
+from std.math import sqrt
+from std.python import Python, PythonObject
+from std.python._cpython import PyObjectPtr
+
+from kernel_support.abi import F32Ptr, I64Ptr
+
+# Offsets in NumPy's PyArrayObject_fields on 64-bit targets (ndarraytypes.h):
+# PyObject_HEAD (16), char *data, int nd, npy_intp *dimensions, npy_intp *strides,
+# PyObject *base, PyArray_Descr *descr, int flags.
+comptime _DATA = 16
+comptime _ND = 24
+comptime _DIMS = 32
+comptime _STRIDES = 40
+comptime _FLAGS = 64
+comptime _NPY_ARRAY_ALIGNED = 0x0100
+
+comptime _IntPtr = Pointer[Int, MutAnyOrigin]
+comptime _I32Ptr = Pointer[Int32, MutAnyOrigin]
+
+
+@always_inline
+def _word(base: Int, offset: Int) -> Int:
+    return _IntPtr(unsafe_from_address=base + offset).unsafe_load[width=1](0)
+
+
+@always_inline
+def _int32(base: Int, offset: Int) -> Int:
+    return Int(_I32Ptr(unsafe_from_address=base + offset).unsafe_load[width=1](0))
+
+
+@always_inline
+def _aligned(base: Int) -> Bool:
+    return (_int32(base, _FLAGS) & _NPY_ARRAY_ALIGNED) != 0
+
+
+def f32_vector_address(array: PyObjectPtr, d: Int) -> Int:
+    """The data address of a contiguous, aligned float32 array of shape (d,), else 0."""
+    var base = Int(array)
+    if base == 0 or _int32(base, _ND) != 1 or not _aligned(base):
+        return 0
+    if _word(_word(base, _DIMS), 0) != d or (d > 1 and _word(_word(base, _STRIDES), 0) != 4):
+        return 0
+    return _word(base, _DATA)
+
+
+def f32_matrix_address(array: PyObjectPtr, n: Int, d: Int) -> Int:
+    """The data address of a C-contiguous, aligned float32 array of shape (n, d), else 0."""
+    var base = Int(array)
+    if base == 0 or _int32(base, _ND) != 2 or not _aligned(base):
+        return 0
+    var dims = _word(base, _DIMS)
+    if _word(dims, 0) != n or _word(dims, 8) != d:
+        return 0
+    var strides = _word(base, _STRIDES)
+    if (d > 1 and _word(strides, 8) != 4) or (n > 1 and _word(strides, 0) != 4 * d):
+        return 0
+    return _word(base, _DATA)
+
+
+def normalised_query(q: F32Ptr, d: Int, negate: Bool, mut out: List[Float32]) -> Bool:
+    """Writes `q / |q|` (negated for the wrong-answer fault) into `out`; False, writing
+    nothing, unless the sum of squares lies in (1e-30, 1e30): that one range proves the
+    vector finite and non-zero (NaN or inf make the sum non-finite), the same rule as the
+    Python side's `vectors.as_query`, which handles everything else."""
+    comptime V = 16
+    var acc = SIMD[DType.float32, V](0)
+    var j = 0
+    while j + V <= d:
+        var v = q.unsafe_load[width=V](j)
+        acc += v * v
+        j += V
+    var squares = Float64(acc.reduce_add())
+    while j < d:
+        var x = Float64(q.unsafe_load[width=1](j))
+        squares += x * x
+        j += 1
+    if not (squares > 1e-30 and squares < 1e30):
+        return False
+    var scale = Float32(1.0 / sqrt(squares))
+    if negate:
+        scale = -scale
+    for i in range(d):
+        out[i] = q.unsafe_load[width=1](i) * scale
+    return True
+
+
+def result_lists(rows: I64Ptr, scores: F32Ptr, count: Int) raises -> PythonObject:
+    """`(rows, scores)` as a tuple of two Python lists (ints, floats) of `count` items."""
+    ref cpy = Python().cpython()
+    var out = PythonObject(from_owned=cpy.PyTuple_New(2))
+    if not out._obj_ptr:
+        raise Error("out of memory building the result lists")
+    var row_list = cpy.PyList_New(count)
+    var score_list = cpy.PyList_New(count)
+    # PyTuple_SetItem and PyList_SetItem steal the new references (fresh slots are empty), so
+    # everything built so far belongs to `out` and is released with it on any error below.
+    _ = cpy.PyTuple_SetItem(out._obj_ptr, 0, row_list)
+    _ = cpy.PyTuple_SetItem(out._obj_ptr, 1, score_list)
+    if not row_list or not score_list:
+        raise Error("out of memory building the result lists")
+    for i in range(count):
+        var row = cpy.PyLong_FromSsize_t(Int(rows.unsafe_load[width=1](i)))
+        var score = cpy.PyFloat_FromDouble(Float64(scores.unsafe_load[width=1](i)))
+        if row:
+            _ = cpy.PyList_SetItem(row_list, i, row)
+        if score:
+            _ = cpy.PyList_SetItem(score_list, i, score)
+        if not row or not score:
+            raise Error("out of memory building the result lists")
+    return out^
