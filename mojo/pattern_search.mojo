@@ -2,12 +2,16 @@
 
 A Python extension module (`PythonModuleBuilder`). The Python layer
 (`synapse_mojo.search.mojo_backend`) validates every input, owns every buffer and passes raw
-addresses; this module trusts them and never allocates what it returns.
+addresses; this module trusts them. The one-call entries (`topk_lists`, `cosine_lists`) take
+float32 ndarray objects instead of addresses (`kernel_support/python_arrays.mojo` reads and
+checks their fields), normalise the raw query themselves and return Python lists.
 
 ```python
 import pattern_search
 n = pattern_search.topk((matrix_addr, n, d, query_addr, k, mask_addr, threads,
                          out_rows_addr, out_scores_addr, fault))
+rows, scores = pattern_search.topk_lists((matrix_addr, n, d, k, mask_addr, threads, fault,
+                                          query_array))   # or -2: left to the Python side
 ```
 
 The compute lives in `kernel_support/scan.mojo` (strategies described there),

@@ -7,10 +7,11 @@ exports (``PyInit_<name>`` in ``mojo/<name>.mojo``), with the argument and retur
 Python side passes and reads. Code that holds a kernel module annotates it with one of them;
 ``tests/test_kernel_types.py`` checks that a built kernel exports exactly these names.
 
-Addresses are integers (``ndarray.ctypes.data``); ``fault`` is the runtime's fault code
-(0 none, 1 raise, 2 wrong results: ``mojo/kernel_support/abi.mojo``). The search functions take
-one tuple of arguments (one Python object to unpack in the kernel); the router functions take
-positional arguments.
+Addresses are integers (``ndarray.ctypes.data``), except in ``topk_lists`` and
+``cosine_lists``, which take the float32 arrays themselves (``Any`` below); ``fault`` is the
+runtime's fault code (0 none, 1 raise, 2 wrong results: ``mojo/kernel_support/abi.mojo``).
+The search functions take one tuple of arguments (one Python object to unpack in the kernel);
+the router functions take positional arguments.
 """
 
 from __future__ import annotations
