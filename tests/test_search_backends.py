@@ -26,7 +26,7 @@ from synapse_mojo.search import (
     TopK,
     results_agree,
 )
-from synapse_mojo.search.base import batch_results_agree
+from synapse_mojo.search.base import batch_results_agree, lists_topk
 from synapse_mojo.search.validation import as_matrix, as_queries
 
 REFERENCE = PythonSearchBackend()
@@ -277,10 +277,6 @@ def test_kernel_rejects_a_malformed_argument_tuple(search_kernel):
 # ---------------------------------------------------------------- one call: raw query, lists out
 
 
-def _lists_topk(lists) -> TopK:
-    return TopK(np.asarray(lists[0], np.int64), np.asarray(lists[1], np.float32))
-
-
 def _mojo_backends(kernel) -> list:
     return _backends(kernel)[1:]
 
@@ -310,7 +306,7 @@ def test_topk_lists_matches_reference(search_kernel, seed, n, d, k, masked, scal
         if len(want.rows) == 0:
             assert got is None  # nothing eligible: left to the checked path
             continue
-        assert got is not None and results_agree(want, _lists_topk(got), d), (backend, got)
+        assert got is not None and results_agree(want, lists_topk(got), d), (backend, got)
         assert type(got[0][0]) is int and type(got[1][0]) is float
 
 
@@ -336,7 +332,7 @@ def test_cosine_lists_matches_reference(search_kernel, seed, n, d, k, zero_row):
     assert want is not None
     for backend in _mojo_backends(search_kernel):
         got = backend.cosine_lists_with(0, raw, raw_query, k)
-        assert type(got) is tuple and results_agree(want, _lists_topk(got), d), (backend, got)
+        assert type(got) is tuple and results_agree(want, lists_topk(got), d), (backend, got)
 
 
 def test_one_call_paths_refuse_what_they_cannot_read(search_kernel):

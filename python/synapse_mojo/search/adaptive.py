@@ -39,6 +39,7 @@ from .base import (
     TopK,
     TopLists,
     batch_results_agree,
+    lists_topk,
     results_agree,
     score_tolerance,
 )
@@ -67,13 +68,9 @@ def _same_lists(dim: int) -> Any:
     def same(a: TopLists | int | None, b: TopLists | int | None) -> bool:
         if type(a) is not tuple or type(b) is not tuple:
             return a == b
-        return results_agree(_lists_topk(a), _lists_topk(b), dim)
+        return results_agree(lists_topk(a), lists_topk(b), dim)
 
     return same
-
-
-def _lists_topk(lists: TopLists) -> TopK:
-    return TopK(np.asarray(lists[0], np.int64), np.asarray(lists[1], np.float32))
 
 
 class _QueryScratch(threading.local):

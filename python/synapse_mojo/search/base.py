@@ -35,6 +35,11 @@ class TopK(NamedTuple):
 TopLists: TypeAlias = tuple[list[int], list[float]]
 
 
+def lists_topk(lists: TopLists) -> TopK:
+    """A one-call answer as arrays (for comparisons with ``results_agree``)."""
+    return TopK(np.asarray(lists[0], np.int64), np.asarray(lists[1], np.float32))
+
+
 class BatchTopK(NamedTuple):
     """Per query row: row indices (int64, shape (b, k')) and scores (float32, (b, k'))."""
 

@@ -23,6 +23,7 @@ from .base import (
     TopLists,
     batch_results_agree,
     eligible_count,
+    lists_topk,
     results_agree,
     threads_for,
 )
@@ -426,13 +427,13 @@ def _check_lists(
             for m in (None, mask):
                 want = reference.topk(matrix, q, 7, m)
                 got = backend.topk_lists_with(0, matrix, q_raw, 7, m, 0)
-                if got is None or not results_agree(want, _as_topk(got), d):
+                if got is None or not results_agree(want, lists_topk(got), d):
                     raise SelfCheckError(f"topk_lists mask={m is not None} threads={threads}")
             want_c = reference.topk_cosine(raw, q, 9)
             got_c = backend.cosine_lists_with(0, raw, q_raw, 9)
             if want_c is None or type(got_c) is not tuple:
                 raise SelfCheckError(f"cosine_lists threads={threads}: refused ({got_c})")
-            if not results_agree(want_c, _as_topk(got_c), d):
+            if not results_agree(want_c, lists_topk(got_c), d):
                 raise SelfCheckError(f"cosine_lists threads={threads} disagrees")
     backend = MojoSearchBackend(kernel, threads=1)
     zero = np.zeros(d, np.float32)
@@ -446,10 +447,6 @@ def _check_lists(
     )
     if codes[0] is not None or codes[1] != -2 or codes[2] != -1 or type(codes[3]) is not tuple:
         raise SelfCheckError(f"lists calls: wrong refusals {codes}")
-
-
-def _as_topk(lists: TopLists) -> TopK:
-    return TopK(np.asarray(lists[0], np.int64), np.asarray(lists[1], np.float32))
 
 
 def self_check_batch(kernel: PatternSearchKernel) -> None:
