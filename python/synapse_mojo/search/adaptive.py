@@ -51,24 +51,17 @@ from .quantization import RankBound, certified_topk_int8
 log = logging.getLogger("synapse_mojo.search")
 
 
-def _same_topk(dim: int) -> Any:
-    """Shadow-mode comparison of two single-query answers for vectors of dimension ``dim``."""
+def _same_answer(dim: int) -> Any:
+    """Shadow-mode comparison of two single-query answers for vectors of dimension ``dim``:
+    ``TopK`` arrays or one-call ``(rows, scores)`` lists, compared with ``results_agree``;
+    anything else (None, a refusal code) must be the same on both sides."""
 
-    def same(a: TopK | None, b: TopK | None) -> bool:
-        if a is None or b is None:
-            return a is b
-        return results_agree(a, b, dim)
-
-    return same
-
-
-def _same_lists(dim: int) -> Any:
-    """Shadow-mode comparison of two one-call answers (lists, or None / a refusal code)."""
-
-    def same(a: TopLists | int | None, b: TopLists | int | None) -> bool:
-        if type(a) is not tuple or type(b) is not tuple:
+    def same(a: TopK | TopLists | int | None, b: TopK | TopLists | int | None) -> bool:
+        if not isinstance(a, tuple) or not isinstance(b, tuple):
             return a == b
-        return results_agree(lists_topk(a), lists_topk(b), dim)
+        top_a = a if isinstance(a, TopK) else lists_topk(a)
+        top_b = b if isinstance(b, TopK) else lists_topk(b)
+        return results_agree(top_a, top_b, dim)
 
     return same
 
@@ -179,7 +172,6 @@ class AdaptiveSearchBackend(SearchBackend):
         self._numpy_faster = self._crossovers.numpy_faster
         self._cosine_numpy_faster = self._crossovers.cosine_numpy_faster
         self._same: dict[int, Any] = {}
-        self._same_lists: dict[int, Any] = {}
         self._query_scratch = _QueryScratch()
 
     # ------------------------------------------------------------------ plumbing
@@ -273,13 +265,7 @@ class AdaptiveSearchBackend(SearchBackend):
     def _same_for(self, dim: int) -> Any:
         same = self._same.get(dim)
         if same is None:
-            same = self._same[dim] = _same_topk(dim)
-        return same
-
-    def _same_lists_for(self, dim: int) -> Any:
-        same = self._same_lists.get(dim)
-        if same is None:
-            same = self._same_lists[dim] = _same_lists(dim)
+            same = self._same[dim] = _same_answer(dim)
         return same
 
     # Bound once: the runtime calls these with (kernel, fault, *args).
@@ -437,7 +423,7 @@ class AdaptiveSearchBackend(SearchBackend):
             self._mojo_topk_lists,
             self._numpy_topk_lists,
             (matrix, query, k, mask, addr),
-            self._same_lists_for(matrix.shape[1]),
+            self._same_for(matrix.shape[1]),
             python_faster=self._numpy_faster(matrix.size),
         )
 
@@ -455,7 +441,7 @@ class AdaptiveSearchBackend(SearchBackend):
             self._mojo_cosine_lists,
             self._numpy_cosine_lists,
             (rows, query, k),
-            self._same_lists_for(rows.shape[1]),
+            self._same_for(rows.shape[1]),
             python_faster=self._cosine_numpy_faster(rows.size),
         )
 
