@@ -280,10 +280,7 @@ class AdaptiveSearchBackend(SearchBackend):
         mask: np.ndarray | None,
         addr: int,
     ) -> TopLists | None:
-        mojo = self._mojo
-        if mojo is None or mojo.kernel is not kernel:
-            mojo = self._mojo_for(kernel)
-        return mojo.topk_lists_with(fault, matrix, query, k, mask, addr)
+        return self._mojo_for(kernel).topk_lists_with(fault, matrix, query, k, mask, addr)
 
     def _numpy_topk_lists(
         self, matrix: np.ndarray, query: np.ndarray, k: int, mask: np.ndarray | None, addr: int
@@ -297,10 +294,7 @@ class AdaptiveSearchBackend(SearchBackend):
     def _mojo_cosine_lists(
         self, kernel: PatternSearchKernel, fault: int, rows: np.ndarray, query: np.ndarray, k: int
     ) -> TopLists | int:
-        mojo = self._mojo
-        if mojo is None or mojo.kernel is not kernel:
-            mojo = self._mojo_for(kernel)
-        return mojo.cosine_lists_with(fault, rows, query, k)
+        return self._mojo_for(kernel).cosine_lists_with(fault, rows, query, k)
 
     def _numpy_cosine_lists(self, rows: np.ndarray, query: np.ndarray, k: int) -> TopLists | int:
         q = normalised_common(query, rows.shape[1], self.query_buffer(rows.shape[1]))
@@ -322,10 +316,7 @@ class AdaptiveSearchBackend(SearchBackend):
         addr: int,
         qaddr: int,
     ) -> TopK:
-        mojo = self._mojo
-        if mojo is None or mojo.kernel is not kernel:
-            mojo = self._mojo_for(kernel)
-        return mojo.topk_with(fault, matrix, query, k, mask, addr, qaddr)
+        return self._mojo_for(kernel).topk_with(fault, matrix, query, k, mask, addr, qaddr)
 
     def _numpy_topk(
         self,
@@ -346,10 +337,7 @@ class AdaptiveSearchBackend(SearchBackend):
         query: np.ndarray,
         k: int,
     ) -> TopK | None:
-        mojo = self._mojo
-        if mojo is None or mojo.kernel is not kernel:
-            mojo = self._mojo_for(kernel)
-        return mojo.topk_cosine_with(fault, rows, query, k)
+        return self._mojo_for(kernel).topk_cosine_with(fault, rows, query, k)
 
     def _mojo_batch(
         self,
