@@ -33,11 +33,19 @@ from kernel_support.python_arrays import (
     normalised_query,
     result_lists,
 )
-from kernel_support.scan import W, topk_f32, topk_f32_batch, topk_f32_cosine, topk_u8_rerank
+from kernel_support.int8_query import F64Ptr
+from kernel_support.scan import (
+    W,
+    topk_f32,
+    topk_f32_batch,
+    topk_f32_cosine,
+    topk_u8_certified,
+    topk_u8_rerank,
+)
 from kernel_support.stream import stream_sum
 
 # Bump when a Python-visible signature or argument layout changes; the loader checks it.
-comptime ABI_VERSION = 5
+comptime ABI_VERSION = 6
 
 # What `topk_lists` / `cosine_lists` return instead of the result lists (ints, not tuples).
 comptime ROW_NOT_FINITE = -1  # a raw row's squared norm is not finite in float32
@@ -334,6 +342,80 @@ def topk_int8(args: PythonObject) raises -> PythonObject:
     return PythonObject(count)
 
 
+def topk_int8_lists(args: PythonObject) raises -> PythonObject:
+    """`topk_int8_lists((codes, vectors, n, d, k, candidates, mask, threads_u8, threads_f32,
+    fault, parts, normalised, query_array))` -> `(rows, scores, used)`, best first, or
+    `QUERY_NOT_ACCEPTED`.
+
+    The certified int8 search of an index in one call (`scan.topk_u8_certified`): `codes`
+    (uint8, n x d) and `vectors` (the exact float32 rows: only candidates are read unless the
+    float32 scan answers) are addresses; `parts` the address of the quantizer's
+    `ScalarQuantizer.kernel_parts` (float64, (5, d)); `query_array` the caller's float32 ndarray,
+    normalised here unless `normalised` is 1 (then it is used as it is). `used` is where
+    the next query's candidate set should start (`scan.topk_u8_certified`). The query is refused, with nothing scanned, as in
+    `topk_lists`.
+    """
+    var a = _ints[12](args)
+    var codes = U8Ptr(unsafe_from_address=a[0])
+    var vectors = F32Ptr(unsafe_from_address=a[1])
+    var n = a[2]
+    var d = a[3]
+    var k = a[4]
+    var candidates = a[5]
+    var has_mask = a[6] != 0
+    var mask = _mask_or(a[6], a[0])
+    var threads_u8 = a[7]
+    var threads_f32 = a[8]
+    var fault = a[9]
+    var parts = F64Ptr(unsafe_from_address=a[10])
+    var normalised = a[11] != 0
+    check_fault(fault, KERNEL)
+    var q_addr = f32_vector_address(_object_arg(args, 12), d)
+    if q_addr == 0:
+        return PythonObject(QUERY_NOT_ACCEPTED)
+    var q = List[Float32](length=d, fill=0)
+    var raw = F32Ptr(unsafe_from_address=q_addr)
+    if normalised:
+        var sign = Float32(-1) if fault == FAULT_WRONG else Float32(1)
+        for j in range(d):
+            q[j] = raw.unsafe_load[width=1](j) * sign
+    elif not normalised_query(raw, d, fault == FAULT_WRONG, q):
+        return PythonObject(QUERY_NOT_ACCEPTED)
+    var width = max(0, min(k, n))
+    var out_rows = List[Int64](length=width, fill=0)
+    var out_scores = List[Float32](length=width, fill=0)
+    var count: Int
+    var used = 0
+    with GILReleased(Python()):
+        count = topk_u8_certified(
+            codes,
+            vectors,
+            n,
+            d,
+            F32Ptr(unsafe_from_address=Int(q.unsafe_ptr())),
+            parts,
+            width,
+            candidates,
+            mask,
+            has_mask,
+            threads_u8,
+            threads_f32,
+            I64Ptr(unsafe_from_address=Int(out_rows.unsafe_ptr())),
+            F32Ptr(unsafe_from_address=Int(out_scores.unsafe_ptr())),
+            used,
+        )
+    var result = result_lists(
+        I64Ptr(unsafe_from_address=Int(out_rows.unsafe_ptr())),
+        F32Ptr(unsafe_from_address=Int(out_scores.unsafe_ptr())),
+        count,
+        used,
+    )
+    _ = q^
+    _ = out_rows^
+    _ = out_scores^
+    return result^
+
+
 def stream_read(args: PythonObject) raises -> PythonObject:
     """`stream_read((addr, n_floats, threads)) -> float`: the bandwidth yardstick."""
     var a = _ints[3](args)
@@ -381,6 +463,9 @@ def PyInit_pattern_search() abi("C") -> PythonObject:
         m.def_function[array_address]("array_address", docstring="The data address read from an array.")
         m.def_function[topk_batch]("topk_batch", docstring="Exact top-k over a batch of queries.")
         m.def_function[topk_int8]("topk_int8", docstring="uint8 scan + exact float32 rerank.")
+        m.def_function[topk_int8_lists](
+            "topk_int8_lists", docstring="Certified int8 search in one call: lists out."
+        )
         m.def_function[stream_read]("stream_read", docstring="Streaming read-sum (bandwidth).")
         m.def_function[content_fingerprint]("content_fingerprint", docstring="Content hash of a buffer.")
         m.def_function[kernel_info]("kernel_info", docstring="ABI version and SIMD width.")

@@ -275,3 +275,147 @@ def test_certified_int8_equals_exact_search(search_kernel, seed, n, d, k, spread
                 score_tolerance(d),
             )
             assert results_agree(want, got, d)
+
+
+# ------------------------------------------------------------------ one call (issue 16)
+
+
+def _one_call(backend, quantizer, codes, matrix, query, k, candidates, mask, normalised=False):
+    return backend.topk_int8_lists_with(
+        0, codes, matrix, query, k, candidates, mask, quantizer.kernel_parts[1], normalised
+    )
+
+
+def _top(hits) -> TopK:
+    return TopK(np.array([int(h.id) for h in hits]), np.array([h.score for h in hits], np.float32))
+
+
+def _int8_backends(kernel) -> list[MojoSearchBackend]:
+    """Inline, two workers, and the pool for every size (the u8 scan and the f32 fallback)."""
+    return [
+        MojoSearchBackend(kernel, threads=1),
+        MojoSearchBackend(kernel, threads=2, grain=1 << 10, inline_below=0),
+        MojoSearchBackend(kernel, threads=3, grain=1 << 10, inline_below=0),
+    ]
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 3000),
+    d=st.sampled_from([1, 3, 16, 40, 64, 67, 130, 384]),
+    k=st.integers(1, 12),
+    start=st.sampled_from([1, 4, 40, 10_000]),
+    spread=st.sampled_from([0.0, 0.01, 0.1, 1.0]),
+    masked=st.booleans(),
+    scale=st.sampled_from([1e-12, 1.0, 1e12]),
+)
+def test_one_call_certified_int8_equals_exact_search(
+    search_kernel, seed, n, d, k, start, spread, masked, scale
+):
+    """``topk_int8_lists``: the raw query normalised, quantised and bounded in the kernel,
+    one pass when the candidates prove the answer, a second pass over the codes when they do
+    not, the float32 scan past a quarter of the rows: always the exact answer (the reference
+    over the query normalised in Python), on duplicates and near-duplicates too."""
+    matrix, qs = _clustered(seed, n, d, clusters=5, spread=spread, queries=2)
+    rng = np.random.default_rng(seed)
+    mask = (rng.random(n) < 0.5).astype(np.uint8) if masked else None
+    if mask is not None and not mask.any():
+        mask[0] = 1
+    quantizer = ScalarQuantizer.fit(matrix)
+    codes = quantizer.encode(matrix)
+    reference = PythonSearchBackend()
+    for q in qs:
+        raw = (q * scale).astype(np.float32)
+        want = reference.topk(matrix, as_queries(raw.astype(np.float64), d)[0], k, mask)
+        for backend in _int8_backends(search_kernel):
+            for query, normalised in ((raw, False), (q, True)):
+                got = _one_call(
+                    backend, quantizer, codes, matrix, query, k, start, mask, normalised
+                )
+                assert got is not None
+                rows, scores, next_start = got
+                assert results_agree(want, TopK(np.array(rows), np.array(scores, np.float32)), d)
+                assert next_start >= min(k, len(want.rows))
+
+
+def test_one_call_int8_second_pass_and_next_start(search_kernel):
+    """Near-duplicates with too few candidates: the first pass cannot prove the top-k, the
+    second re-scores every row that can still enter (the answer stays exact), and the next
+    query is told to start above those rows, after which one pass proves it."""
+    matrix, qs = _clustered(11, 20_000, 64, clusters=20, spread=0.02, queries=4)
+    quantizer = ScalarQuantizer.fit(matrix)
+    codes = quantizer.encode(matrix)
+    backend = MojoSearchBackend(search_kernel, threads=2)
+    reference = PythonSearchBackend()
+    for q in qs:
+        want = reference.topk(matrix, q, 10, None)
+        rows, scores, start = _one_call(backend, quantizer, codes, matrix, q, 10, 10, None, True)
+        assert results_agree(want, TopK(np.array(rows), np.array(scores, np.float32)), 64)
+        assert start > 10  # more rows than the 10 candidates could reach the 10th score
+        again = _one_call(backend, quantizer, codes, matrix, q, 10, start, None, True)
+        assert again is not None and again[0] == rows and again[2] <= start
+
+
+def test_one_call_int8_refuses_what_it_cannot_read(search_kernel):
+    """The same refusals as ``topk_lists`` (nothing scanned, the index validates instead)."""
+    matrix, rng = _data(5, 300, 17)
+    quantizer = ScalarQuantizer.fit(matrix)
+    codes = quantizer.encode(matrix)
+    backend = MojoSearchBackend(search_kernel, threads=1)
+    q = rng.standard_normal(17).astype(np.float32)
+    bad_queries = {
+        "zero": np.zeros(17, np.float32),
+        "nan": np.where(np.arange(17) == 3, np.nan, q).astype(np.float32),
+        "inf": np.where(np.arange(17) == 3, np.inf, q).astype(np.float32),
+        "tiny": np.full(17, 1e-20, np.float32),
+        "huge": np.full(17, 1e18, np.float32),
+        "short": q[:-1].copy(),
+        "strided": np.repeat(q, 2)[::2],
+        "2-d": q.reshape(1, 17),
+    }
+    for name, bad in bad_queries.items():
+        assert _one_call(backend, quantizer, codes, matrix, bad, 5, 20, None) is None, name
+    nothing = np.zeros(300, np.uint8)
+    assert _one_call(backend, quantizer, codes, matrix, q, 5, 20, nothing) is None
+
+
+@pytest.mark.parametrize("mode", ["on", "off"])
+def test_int8_index_query_kinds_and_filters_agree(make_runtime, search_kernel, mode):
+    """An int8 index answers a float32 array (one call), a float64 array and a list (checked
+    path, then one call on the normalised query) alike, with and without filters, and raises
+    the checked path's errors for bad queries; the answer is the exact search's."""
+    from synapse_mojo.errors import InvalidInputError
+
+    runtime = make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH=mode)
+    matrix, qs = _clustered(3, 4000, 48, clusters=30, spread=0.05, queries=5)
+    index = PatternIndex(48, runtime=runtime, quantization="int8")
+    meta = [{"lang": "py" if i % 3 else "go"} for i in range(4000)]
+    index.upsert([str(i) for i in range(4000)], matrix, meta)
+    calls = []
+
+    def odd(m):
+        calls.append(1)
+        return m["lang"] == "go"
+
+    for q in qs:
+        raw = (q * 7.0).astype(np.float32)
+        for flt in (None, {"lang": "py"}, odd):
+            calls.clear()
+            want = index.search(q, 10, flt, exact=True)
+            calls.clear()
+            for query in (raw, raw.astype(np.float64), raw.tolist()):
+                result = index.search_detailed(query, 10, flt)
+                assert result.runtime == ("mojo" if mode == "on" else "python")
+                assert results_agree(_top(want), _top(result.hits), 48)  # up to near-ties
+            if flt is odd:
+                assert len(calls) == 3 * 4000  # once per row per search
+    for bad in (np.zeros(48, np.float32), np.full(48, np.nan, np.float32), np.ones(3, np.float32)):
+        with pytest.raises(InvalidInputError):
+            index.search(bad)
+        with pytest.raises(InvalidInputError):
+            index.search(bad, filter={"lang": "none"})
+    extreme = np.full(48, 1e20, np.float32)  # refused by the one call, fine in float64
+    assert index.search(extreme, 3)[0].id == index.search(np.ones(48), 3)[0].id

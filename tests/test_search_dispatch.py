@@ -162,6 +162,7 @@ def test_latency_grid_writes_a_valid_document(search_kernel):
         "api-auto",
         "api-mojo",
         "api-python",
+        "api-int8",
         "compat-array",
         "compat-list",
         "numpy-raw",

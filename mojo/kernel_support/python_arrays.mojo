@@ -101,10 +101,11 @@ def normalised_query(q: F32Ptr, d: Int, negate: Bool, mut out: List[Float32]) ->
     return True
 
 
-def result_lists(rows: I64Ptr, scores: F32Ptr, count: Int) raises -> PythonObject:
-    """`(rows, scores)` as a tuple of two Python lists (ints, floats) of `count` items."""
+def result_lists(rows: I64Ptr, scores: F32Ptr, count: Int, extra: Int = -1) raises -> PythonObject:
+    """`(rows, scores)` as a tuple of two Python lists (ints, floats) of `count` items;
+    `(rows, scores, extra)` when `extra` (an int) is not negative."""
     ref cpy = Python().cpython()
-    var out = PythonObject(from_owned=cpy.PyTuple_New(2))
+    var out = PythonObject(from_owned=cpy.PyTuple_New(2 if extra < 0 else 3))
     if not out._obj_ptr:
         raise Error("out of memory building the result lists")
     var row_list = cpy.PyList_New(count)
@@ -115,6 +116,11 @@ def result_lists(rows: I64Ptr, scores: F32Ptr, count: Int) raises -> PythonObjec
     _ = cpy.PyTuple_SetItem(out._obj_ptr, 1, score_list)
     if not row_list or not score_list:
         raise Error("out of memory building the result lists")
+    if extra >= 0:
+        var value = cpy.PyLong_FromSsize_t(extra)
+        if not value:
+            raise Error("out of memory building the result lists")
+        _ = cpy.PyTuple_SetItem(out._obj_ptr, 2, value)
     for i in range(count):
         var row = cpy.PyLong_FromSsize_t(Int(rows.unsafe_load[width=1](i)))
         var score = cpy.PyFloat_FromDouble(Float64(scores.unsafe_load[width=1](i)))

@@ -4,12 +4,12 @@ Used by the `pattern_search` extension module and by the standalone benchmark pr
 `bench/search_bench.mojo`.
 
 ```mojo
-from kernel_support.scan import topk_f32, topk_f32_batch, topk_u8_rerank
+from kernel_support.scan import topk_f32, topk_f32_batch, topk_u8_certified, topk_u8_rerank
 
 var n = topk_f32(matrix, n_rows, dim, query, k, mask, has_mask, threads, out_rows, out_scores)
 ```
 
-Three strategies, one result order (higher score first, ties to the lower row):
+The strategies, one result order (higher score first, ties to the lower row):
 
 * `topk_f32`: one query is a streaming problem (every row read once, two flops per four bytes),
   so the scan is organised for memory bandwidth: each worker owns a run of row chunks (the
@@ -39,17 +39,21 @@ Three strategies, one result order (higher score first, ties to the lower row):
   moves every score by the same constant) where the target has them, and widening integer
   arithmetic elsewhere: all three give the same integers, so every backend keeps the same
   candidates.
+* `topk_u8_certified`: the exact top-k through the codes (`topk_u8_rerank`'s first pass,
+  then the error bound of `kernel_support.int8_query`: either it proves that no unexamined
+  row can enter, or a second pass re-scores every row whose integer score still can).
 
 Every row is reduced in one canonical operation order per strategy, whichever path handles it,
 so identical rows get bit-identical scores and exact ties follow insertion order.
 """
 
-from std.math import sqrt
+from std.math import floor, sqrt
 from std.memory import bitcast
 from std.sys import CompilationTarget, llvm_intrinsic, simd_width_of
 from std.sys.intrinsics import PrefetchOptions, prefetch
 
 from kernel_support.abi import F32Ptr, I8Ptr, I64Ptr, U8Ptr
+from kernel_support.int8_query import F64Ptr, Int8Query
 from kernel_support.parallel import ChunkPlan, parallel_for, run_pair
 from kernel_support.topk import TopK
 
@@ -698,6 +702,56 @@ def _scan_u8(
         r += 1
 
 
+def _u8_candidates(
+    codes: U8Ptr,
+    n: Int,
+    d: Int,
+    qi: I8Ptr,
+    candidates: Int,
+    mask: U8Ptr,
+    has_mask: Bool,
+    threads: Int,
+) -> TopK:
+    """The best `candidates` rows by the integer dot product of their codes with `qi` (a
+    heap: its root is the worst kept)."""
+    var workers = max(1, min(threads, (n + 63) // 64))
+    var plan = ChunkPlan(n, workers)
+    var tops = List[TopK]()
+    for _ in range(workers):
+        tops.append(TopK(candidates))
+    var scan = _SingleQueryScan(
+        matrix=Int(codes),
+        n=n,
+        d=d,
+        q=Int(qi),
+        mask=Int(mask),
+        has_mask=has_mask,
+        kind=_SCAN_U8,
+        plan=_address(plan),
+        tops=Int(tops.unsafe_ptr()),
+        flags=0,
+    )
+    _run_single_query(scan, workers)
+    _ = scan^
+    _ = plan^
+    if workers == 1:
+        return tops.pop()
+    var merged = TopK(candidates)
+    for w in range(workers):
+        merged.merge_from(tops[w])
+    return merged^
+
+
+def _rerank(merged: TopK, vectors: F32Ptr, d: Int, q: F32Ptr, k: Int) -> TopK:
+    """Exact float32 scores of the candidates, in the canonical `dot` order so that they
+    equal what `topk_f32` computes for the same rows; the best `k` kept."""
+    var final = TopK(k)
+    for i in range(merged.size):
+        var row = merged.rows[i]
+        final.push(dot(vectors.unsafe_offset(row * d), q, d), row)
+    return final^
+
+
 def topk_u8_rerank(
     codes: U8Ptr,
     vectors: F32Ptr,
@@ -718,36 +772,138 @@ def topk_u8_rerank(
     best `k`."""
     if n <= 0 or k <= 0:
         return 0
-    var cand = max(k, candidates)
-
-    var workers = max(1, min(threads, (n + 63) // 64))
-    var plan = ChunkPlan(n, workers)
-    var tops = List[TopK]()
-    for _ in range(workers):
-        tops.append(TopK(cand))
-    var scan = _SingleQueryScan(
-        matrix=Int(codes),
-        n=n,
-        d=d,
-        q=Int(qi),
-        mask=Int(mask),
-        has_mask=has_mask,
-        kind=_SCAN_U8,
-        plan=_address(plan),
-        tops=Int(tops.unsafe_ptr()),
-        flags=0,
-    )
-    _run_single_query(scan, workers)
-    _ = scan^
-    _ = plan^
-
-    var merged = TopK(cand)
-    for w in range(workers):
-        merged.merge_from(tops[w])
-    # Rerank: exact float32 scores of the candidates, in the canonical `dot` order so that they
-    # equal what `topk_f32` computes for the same rows.
-    var final = TopK(k)
-    for i in range(merged.size):
-        var row = merged.rows[i]
-        final.push(dot(vectors.unsafe_offset(row * d), q, d), row)
+    var merged = _u8_candidates(codes, n, d, qi, max(k, candidates), mask, has_mask, threads)
+    var final = _rerank(merged, vectors, d, q, k)
     return final.write_sorted(out_scores, out_rows)
+
+
+@always_inline
+def _u8_score_shift(qi: I8Ptr, d: Int) -> Int:
+    """What to add to a kernel integer score to get the true `codes . qi`: 0, except on Arm
+    dot-product targets, where every score is shifted by -128 * sum(qi) (`_dot_i8_chunk`)."""
+    comptime if CompilationTarget.has_neon_int8_dotprod() and not CompilationTarget.has_vnni():
+        var total = 0
+        for j in range(d):
+            total += Int(qi.unsafe_load[width=1](j))
+        return 128 * total
+    else:
+        return 0
+
+
+def _u8_rows_at_least(
+    codes: U8Ptr, n: Int, d: Int, qi: I8Ptr, threshold: Int, mask: U8Ptr, has_mask: Bool
+) -> List[Int]:
+    """The eligible rows whose kernel integer score is at least `threshold`, in row order
+    (a second pass of the certified search: one thread, no heap)."""
+    var out = List[Int]()
+    var r = 0
+    if not has_mask:
+        while r + I8_ROWS <= n:
+            var s = dotn_i8[I8_ROWS](codes.unsafe_offset(r * d), d, qi)
+            if s.ge(SIMD[DType.int32, I8_ROWS](Int32(threshold))).reduce_or():
+                comptime for j in range(I8_ROWS):
+                    if Int(s[j]) >= threshold:
+                        out.append(r + j)
+            r += I8_ROWS
+    while r < n:
+        if not has_mask or mask.unsafe_load[width=1](r) != 0:
+            if Int(dot_i8(codes.unsafe_offset(r * d), qi, d)) >= threshold:
+                out.append(r)
+        r += 1
+    return out^
+
+
+def topk_u8_certified(
+    codes: U8Ptr,
+    vectors: F32Ptr,
+    n: Int,
+    d: Int,
+    q: F32Ptr,
+    parts: F64Ptr,
+    k: Int,
+    candidates: Int,
+    mask: U8Ptr,
+    has_mask: Bool,
+    threads_u8: Int,
+    threads_f32: Int,
+    out_rows: I64Ptr,
+    out_scores: F32Ptr,
+    mut used: Int,
+) -> Int:
+    """The exact top-`k` through the uint8 codes (what `quantization.certified_topk_int8`
+    proves, in one call and at most two passes over the codes).
+
+    The best `candidates` rows by integer score are re-scored exactly. An unexamined row can
+    score at most `query.upper` of its integer score; when that, plus the float32 rounding of
+    two scores, is below the `k`-th exact score for the worst candidate, no unexamined row can
+    enter and the answer is proven. Otherwise the same inequality gives the integer score a
+    row needs to enter, and a second pass re-scores exactly every row that reaches it (the
+    Python search grows its candidate set and scans again instead). When the candidates or
+    those rows reach a quarter of the eligible rows, or the folded query is zero (nothing to
+    bound), the float32 scan answers. Writes the best `k`; `used` is where the next query's
+    candidate set should start (`_next_start` of the rows that reached the threshold; all
+    eligible rows when the float32 scan answered). `parts` is the quantizer's
+    (`kernel_support.int8_query.Int8Query`)."""
+    if n <= 0 or k <= 0:
+        used = 0
+        return 0
+    var eligible = n
+    if has_mask:
+        eligible = 0
+        for r in range(n):
+            if mask.unsafe_load[width=1](r) != 0:
+                eligible += 1
+    var c = max(k, candidates)
+    if 4 * c >= eligible:  # re-scoring that many rows one by one costs more than a scan
+        used = eligible
+        return topk_f32(vectors, n, d, q, k, mask, has_mask, threads_f32, out_rows, out_scores)
+    var query = Int8Query(q, d, parts)
+    if not query.bounded:
+        used = eligible
+        return topk_f32(vectors, n, d, q, k, mask, has_mask, threads_f32, out_rows, out_scores)
+    var qi = query.pointer()
+    var merged = _u8_candidates(codes, n, d, qi, c, mask, has_mask, threads_u8)
+    var final = _rerank(merged, vectors, d, q, k)
+    used = c
+    if merged.size < c:  # every eligible row was examined
+        return final.write_sorted(out_scores, out_rows)
+    var shift = _u8_score_shift(qi, d)
+    # A row can enter only if upper(score) + tolerance > kth: the integer score that takes,
+    # less one to stay clear of the comparison's rounding (clamped to int32: scores are below
+    # d * 255 * 127 in magnitude).
+    var tolerance = 2.0 * Float64(d) * 2.0**-24 + 1e-7  # `base.score_tolerance`
+    var kth = Float64(final.worst_score())
+    var needed = (kth - tolerance - query.slack - query.base) * query.alpha
+    var threshold = Int(floor(min(max(needed, -4.0e9), 4.0e9))) - 1 - shift
+    threshold = min(max(threshold, -2147483647), 2147483647)
+    # Heap scores are the integers as float32: exact below 2**24, rounded (monotonically)
+    # above, so a row left out is at most one float32 step above the worst kept.
+    var worst = Float64(merged.worst_score())
+    var ceiling = worst + max(1.0, abs(worst) * 2.0**-23) + Float64(shift)
+    if kth >= query.upper(ceiling) + tolerance:
+        # Proven. How many candidates it took: those that reached the threshold.
+        var reached = 0
+        for i in range(merged.size):
+            var score = Float64(merged.scores[i])
+            if score + max(1.0, abs(score) * 2.0**-23) >= Float64(threshold):
+                reached += 1
+        used = _next_start(reached, k)
+        return final.write_sorted(out_scores, out_rows)
+    var rows = _u8_rows_at_least(codes, n, d, qi, threshold, mask, has_mask)
+    if 4 * len(rows) >= eligible:
+        used = eligible
+        return topk_f32(vectors, n, d, q, k, mask, has_mask, threads_f32, out_rows, out_scores)
+    used = _next_start(len(rows), k)
+    var exact = TopK(k)
+    for i in range(len(rows)):
+        var row = rows[i]
+        exact.push(dot(vectors.unsafe_offset(row * d), q, d), row)
+    return exact.write_sorted(out_scores, out_rows)
+
+
+@always_inline
+def _next_start(reached: Int, k: Int) -> Int:
+    """Where the next query's candidate set should start: above the `reached` rows this one
+    had to examine (one pass proves the answer only with more candidates than that), with a
+    margin; never below `k`."""
+    return max(k, reached + reached // 4 + k)

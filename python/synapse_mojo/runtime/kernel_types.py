@@ -45,6 +45,14 @@ TopkInt8Args: TypeAlias = tuple[int, int, int, int, int, int, int, int, int, int
 TopkListsArgs: TypeAlias = tuple[int, int, int, int, int, int, int, Any]
 #: (n, d, k, threads, fault, rows, query): both arrays as float32 ndarray objects.
 CosineListsArgs: TypeAlias = tuple[int, int, int, int, int, Any, Any]
+#: (codes, vectors, n, d, k, candidates, mask (0: none), threads_u8, threads_f32, fault, parts,
+#: normalised (0/1), query): ``parts`` the address of ``ScalarQuantizer.kernel_parts``
+#: (float64, (5, d)); ``query`` the float32 ndarray itself.
+TopkInt8ListsArgs: TypeAlias = tuple[
+    int, int, int, int, int, int, int, int, int, int, int, int, Any
+]
+#: ``(rows, scores, where the next query's candidates start)``, or -2 (``query_not_accepted``).
+Int8ListsOrCode: TypeAlias = tuple[list[int], list[float], int] | int
 #: ``(rows, scores)`` Python lists, best first, or a refusal code (``kernel_info()``:
 #: ``row_not_finite`` -1, ``query_not_accepted`` -2, ``rows_not_accepted`` -3).
 ListsOrCode: TypeAlias = tuple[list[int], list[float]] | int
@@ -87,6 +95,13 @@ class PatternSearchKernel(KernelModule, Protocol):
 
     def topk_int8(self, args: TopkInt8Args, /) -> int:
         """uint8 scan with an int8 query, exact float32 rerank of the candidates."""
+        ...
+
+    def topk_int8_lists(self, args: TopkInt8ListsArgs, /) -> Int8ListsOrCode:
+        """The certified int8 search in one call (``quantization.certified_topk_int8``):
+        query normalised (unless flagged normalised), quantised and bounded in the kernel,
+        codes scanned, candidates re-scored exactly and grown until the top-k is proven;
+        -2 (nothing scanned) for a query ``topk_lists`` would refuse."""
         ...
 
     def stream_read(self, args: tuple[int, int, int], /) -> float:

@@ -35,6 +35,7 @@ from ..runtime.kernel_types import PatternSearchKernel
 from ..vectors import normalised_common
 from .base import (
     BatchTopK,
+    Int8Lists,
     SearchBackend,
     TopK,
     TopLists,
@@ -46,17 +47,26 @@ from .base import (
 from .dispatch import Crossovers, calibrate, shipped_crossovers
 from .mojo_backend import QUERY_NOT_ACCEPTED, ROW_NOT_FINITE, MojoSearchBackend
 from .numpy_backend import NumpySearchBackend
-from .quantization import RankBound, certified_topk_int8
+from .quantization import (
+    ScalarQuantizer,
+    certified_topk_int8,
+    next_start,
+    quantize_query,
+    rank_bound,
+)
 
 log = logging.getLogger("synapse_mojo.search")
 
 
 def _same_answer(dim: int) -> Any:
     """Shadow-mode comparison of two single-query answers for vectors of dimension ``dim``:
-    ``TopK`` arrays or one-call ``(rows, scores)`` lists, compared with ``results_agree``;
+    ``TopK`` arrays or one-call ``(rows, scores)`` lists, compared with ``results_agree``
+    (an int8 answer's candidate count is how the runtime got there, not part of the answer);
     anything else (None, a refusal code) must be the same on both sides."""
 
-    def same(a: TopK | TopLists | int | None, b: TopK | TopLists | int | None) -> bool:
+    Answer = TopK | TopLists | Int8Lists | int | None
+
+    def same(a: Answer, b: Answer) -> bool:
         if not isinstance(a, tuple) or not isinstance(b, tuple):
             return a == b
         top_a = a if isinstance(a, TopK) else lists_topk(a)
@@ -89,55 +99,6 @@ def measured_crossovers() -> Crossovers | None:
     """The crossovers measured in this process after the kernel's self-check, if any."""
     values = list(_Calibration.measured.values())
     return values[-1] if values else None
-
-
-class _Faulted:
-    """A Mojo backend seen through one call's fault code, for operations of several calls."""
-
-    __slots__ = ("mojo", "fault")
-
-    def __init__(self, mojo: MojoSearchBackend, fault: int) -> None:
-        self.mojo, self.fault = mojo, fault
-
-    def topk(
-        self, matrix: np.ndarray, query: np.ndarray, k: int, mask: np.ndarray | None = None
-    ) -> TopK:
-        return self.mojo.topk_with(self.fault, matrix, query, k, mask)
-
-    def topk_int8(
-        self,
-        codes: np.ndarray,
-        vectors: np.ndarray,
-        query_i8: np.ndarray,
-        query: np.ndarray,
-        k: int,
-        candidates: int,
-        mask: np.ndarray | None = None,
-    ) -> TopK:
-        return self.mojo.topk_int8_with(
-            self.fault, codes, vectors, query_i8, query, k, candidates, mask
-        )
-
-
-def _certified(
-    backend: Any,
-    codes: np.ndarray,
-    vectors: np.ndarray,
-    query_i8: np.ndarray,
-    query: np.ndarray,
-    k: int,
-    candidates: int,
-    mask: np.ndarray | None,
-    bound: RankBound | None,
-    tolerance: float,
-    used: list[int] | None,
-) -> TopK:
-    top, count = certified_topk_int8(
-        backend, codes, vectors, query_i8, query, k, candidates, mask, bound, tolerance
-    )
-    if used is not None:
-        used.append(count)
-    return top
 
 
 class AdaptiveSearchBackend(SearchBackend):
@@ -353,11 +314,65 @@ class AdaptiveSearchBackend(SearchBackend):
     def _mojo_int8(self, kernel: PatternSearchKernel, fault: int, *args: Any) -> TopK:
         return self._mojo_for(kernel).topk_int8_with(fault, *args)
 
-    def _mojo_int8_certified(self, kernel: PatternSearchKernel, fault: int, *args: Any) -> TopK:
-        return _certified(_Faulted(self._mojo_for(kernel), fault), *args)
+    def _mojo_int8_lists(
+        self,
+        kernel: PatternSearchKernel,
+        fault: int,
+        codes: np.ndarray,
+        vectors: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        candidates: int,
+        mask: np.ndarray | None,
+        quantizer: ScalarQuantizer,
+        normalised: bool,
+        pinned: bool,
+    ) -> Int8Lists | None:
+        mojo = self._mojo_for(kernel)
+        return mojo.topk_int8_lists_with(
+            fault,
+            codes,
+            vectors,
+            query,
+            k,
+            candidates,
+            mask,
+            quantizer.kernel_parts[1],
+            normalised,
+            mojo.pinned_address(codes) if pinned else 0,
+            mojo.pinned_address(vectors) if pinned else 0,
+        )
 
-    def _numpy_int8_certified(self, *args: Any) -> TopK:
-        return _certified(self.numpy, *args)
+    def _numpy_int8_lists(
+        self,
+        codes: np.ndarray,
+        vectors: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        candidates: int,
+        mask: np.ndarray | None,
+        quantizer: ScalarQuantizer,
+        normalised: bool,
+        pinned: bool,
+    ) -> Int8Lists | None:
+        d = vectors.shape[1]
+        q = query if normalised else normalised_common(query, d, self.query_buffer(d))
+        if q is None:
+            return None
+        qi = quantize_query(q, quantizer.scale)
+        top, used = certified_topk_int8(
+            self.numpy,
+            codes,
+            vectors,
+            qi,
+            q,
+            k,
+            candidates,
+            mask,
+            rank_bound(q, quantizer, qi),
+            score_tolerance(d),
+        )
+        return top.rows.tolist(), top.scores.tolist(), next_start(candidates, used)
 
     # ------------------------------------------------------------------ outcomes
 
@@ -469,30 +484,48 @@ class AdaptiveSearchBackend(SearchBackend):
         k: int,
         candidates: int,
         mask: np.ndarray | None = None,
-        *,
-        bound: RankBound | None = None,
-        used: list[int] | None = None,
     ) -> Outcome[TopK]:
-        """``topk_int8`` and who answered. With ``bound`` (``quantization.rank_bound``), the
-        certified search instead (``quantization.certified_topk_int8``: the exact top-k,
-        ``candidates`` is where it starts); the candidates it ended with are appended to
-        ``used``."""
+        """``topk_int8`` (one scan, ``candidates`` re-scored: not certified) and who answered.
+        An index's certified search is ``topk_int8_lists_outcome``."""
         feature = self._features()[0]
-        if bound is None:
-            return feature.call(
-                "topk_int8",
-                self._mojo_int8,
-                self.numpy.topk_int8,
-                (codes, vectors, query_i8, query, k, candidates, mask),
-                self._same_for(query.shape[0]),
-            )
-        tolerance = score_tolerance(query.shape[0])
         return feature.call(
             "topk_int8",
-            self._mojo_int8_certified,
-            self._numpy_int8_certified,
-            (codes, vectors, query_i8, query, k, candidates, mask, bound, tolerance, used),
+            self._mojo_int8,
+            self.numpy.topk_int8,
+            (codes, vectors, query_i8, query, k, candidates, mask),
             self._same_for(query.shape[0]),
+        )
+
+    def topk_int8_lists_outcome(
+        self,
+        codes: np.ndarray,
+        vectors: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        candidates: int,
+        mask: np.ndarray | None,
+        quantizer: ScalarQuantizer,
+        *,
+        normalised: bool = False,
+        pinned: bool = False,
+    ) -> Outcome[Int8Lists | None]:
+        """The certified int8 search of an index in one call: the exact top-k as ``(rows,
+        scores, next)`` lists, ``candidates`` being where the candidate set starts
+        (``quantization.certified_topk_int8``) and ``next`` where the next query's should.
+
+        ``query`` is an exact float32 ndarray: the caller's raw query, normalised by
+        whichever runtime answers, or (``normalised``) what ``vectors.as_query`` returned.
+        The value is None, with nothing scanned, for a raw query ``topk_lists_outcome`` would
+        refuse (the caller then runs ``as_query`` and calls again with ``normalised=True``),
+        or when no row is eligible. ``pinned``: both arrays are index views whose addresses
+        are looked up once (``topk_outcome``)."""
+        feature = self._features()[0]
+        return feature.call(
+            "topk_int8",
+            self._mojo_int8_lists,
+            self._numpy_int8_lists,
+            (codes, vectors, query, k, candidates, mask, quantizer, normalised, pinned),
+            self._same_for(vectors.shape[1]),
         )
 
     # ------------------------------------------------------------------ SearchBackend

@@ -33,9 +33,12 @@ class TopK(NamedTuple):
 #: ``(rows, scores)`` as Python lists, best first: what the one-call paths return (the shape
 #: their callers hand on, with no arrays in between).
 TopLists: TypeAlias = tuple[list[int], list[float]]
+#: A certified int8 search's answer: ``(rows, scores, where the next query's candidate set
+#: starts)``.
+Int8Lists: TypeAlias = tuple[list[int], list[float], int]
 
 
-def lists_topk(lists: TopLists) -> TopK:
+def lists_topk(lists: TopLists | Int8Lists) -> TopK:
     """A one-call answer as arrays (for comparisons with ``results_agree``)."""
     return TopK(np.asarray(lists[0], np.int64), np.asarray(lists[1], np.float32))
 

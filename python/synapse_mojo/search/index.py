@@ -22,10 +22,11 @@ Behaviour worth knowing:
   ``metadata -> bool`` evaluated in Python on every live pattern (flexible but O(N) per query).
 * ``quantization="int8"`` keeps a uint8 copy of every row (a quarter of the float32 bytes) and
   searches it first, re-scores the best ``max(top_k * rerank_factor, recent need)`` rows
-  exactly, and grows that candidate set until the quantisation error bound
-  (``search.quantization.RankBound``) proves no other row can enter the top k: scores and
-  ranking are exact on any data; near-duplicates cost more candidates (``exact=True`` scans
-  float32 directly).
+  exactly, and, unless the quantisation error bound (``search.quantization.RankBound``)
+  proves that no other row can enter the top k, re-scores every row that still can: scores
+  and ranking are exact on any data; near-duplicates cost more re-scored rows. On Mojo the
+  whole search is one kernel call (at most two passes over the codes); ``exact=True`` scans
+  float32 directly. Worth it from about a thousand rows (docs/search-latency.md).
 * Metadata must be JSON values (validated at ``upsert``), so it round-trips exactly through
   ``save``/``load`` and the stores.
 * A loaded index is memory-mapped read-only; its first update copies the arrays into memory.
@@ -57,8 +58,8 @@ from ..errors import (
 )
 from ..runtime.adapter import Outcome, Runtime, get_runtime
 from .adaptive import AdaptiveSearchBackend
-from .base import BatchTopK, TopK
-from .quantization import ScalarQuantizer, next_start, quantize_query, rank_bound
+from .base import BatchTopK
+from .quantization import ScalarQuantizer
 from .storage import LazyJsonLines, read_index, write_index
 from .validation import as_ids, as_matrix, as_metadata, as_queries, as_query, as_top_k
 
@@ -256,6 +257,7 @@ class PatternIndex:
         #: The Mojo/NumPy seam: one object for the index's life, nothing built per call.
         self._backend: AdaptiveSearchBackend = AdaptiveSearchBackend(runtime)
         self._view: tuple[np.ndarray, int, np.ndarray] | None = None  # see _prepare
+        self._codes_cached: tuple[np.ndarray, int, np.ndarray] | None = None  # _codes_view
         self._reset_storage(capacity)
         #: int8: candidates the last query needed (a start, not a limit).
         self._candidates_hint: int = 0
@@ -524,11 +526,12 @@ class PatternIndex:
         k = top_k if type(top_k) is int and top_k > 0 else as_top_k(top_k)
         use_codes = self._codes is not None if exact is None else self._use_codes(exact)
         lock = self._lock
-        # The common call (a float32 ndarray, float32 scan) goes to whichever runtime answers
-        # with the raw query, which it normalises and scans in one step (the kernel in one
-        # call) and answers as lists. A query it leaves alone (wrong shape, zero, NaN/inf,
-        # extreme magnitudes) gets ``as_query``: the right error, or float64 normalisation.
-        one_call = type(query) is np.ndarray and query.dtype is _F32 and not use_codes
+        # The common call (a float32 ndarray) goes to whichever runtime answers with the raw
+        # query, which it normalises and searches in one step (the kernel in one call: the
+        # float32 scan, or the whole certified int8 search) and answers as lists. A query it
+        # leaves alone (wrong shape, zero, NaN/inf, extreme magnitudes) gets ``as_query``: the
+        # right error, or float64 normalisation.
+        one_call = type(query) is np.ndarray and query.dtype is _F32
         q: np.ndarray | None = None
         if not one_call:
             # Into the calling thread's scratch buffer (its address is known to the kernel
@@ -543,17 +546,15 @@ class PatternIndex:
                 if q is None:
                     as_query(query, self.dim)  # a bad query is an error even with no rows
                 return [], None
+            if use_codes:
+                return self._search_codes(matrix, mask, query, q, k)
             if q is None:
                 lists = backend.topk_lists_outcome(matrix, query, k, mask, pinned=True)
                 found = lists.value
                 if found is not None:
                     return _hits(found[0], found[1], self._ids, self._meta), lists
                 q = as_query(query, self.dim)
-            outcome: Outcome[TopK]
-            if use_codes:
-                outcome = self._search_codes(matrix, mask, q, k)
-            else:
-                outcome = backend.topk_outcome(matrix, q, k, mask, pinned=True)
+            outcome = backend.topk_outcome(matrix, q, k, mask, pinned=True)
             top = outcome.value
             hits = _hits(top.rows.tolist(), top.scores.tolist(), self._ids, self._meta)
         finally:
@@ -561,21 +562,50 @@ class PatternIndex:
         return hits, outcome
 
     def _search_codes(
-        self, matrix: np.ndarray, mask: np.ndarray | None, q: np.ndarray, k: int
-    ) -> Outcome[TopK]:
-        """The certified int8 search (caller holds the read lock)."""
-        codes, quantizer = self._codes, self._quantizer
-        assert codes is not None and quantizer is not None
-        qi = quantize_query(q, quantizer.scale)
-        bound = rank_bound(q, quantizer, qi)
+        self,
+        matrix: np.ndarray,
+        mask: np.ndarray | None,
+        query: np.ndarray,
+        q: np.ndarray | None,
+        k: int,
+    ) -> tuple[list[SearchHit], Outcome[Any]]:
+        """The certified int8 search (caller holds the read lock): ``query`` the caller's
+        float32 ndarray, or ``q`` its ``as_query`` normalisation when already made."""
+        codes, quantizer = self._codes_view(), self._quantizer
+        assert quantizer is not None
+        backend = self._backend
         candidates = max(k * self.rerank_factor, self._candidates_hint)
-        used: list[int] = []
-        outcome = self._backend.topk_int8_outcome(
-            codes[: self._n], matrix, qi, q, k, candidates, mask, bound=bound, used=used
-        )
-        if used:  # the next query starts where this one ended
-            self._candidates_hint = next_start(candidates, used[-1])
-        return outcome
+        outcome = None
+        if q is None:
+            outcome = backend.topk_int8_lists_outcome(
+                codes, matrix, query, k, candidates, mask, quantizer, pinned=True
+            )
+        if outcome is None or outcome.value is None:
+            if q is None:
+                q = as_query(query, self.dim)
+            outcome = backend.topk_int8_lists_outcome(
+                codes, matrix, q, k, candidates, mask, quantizer, normalised=True, pinned=True
+            )
+        found = outcome.value
+        if found is None:  # not expected (rows are eligible, q is normalised): scan float32
+            assert q is not None
+            exact = backend.topk_outcome(matrix, q, k, mask, pinned=True)
+            top = exact.value
+            return _hits(top.rows.tolist(), top.scores.tolist(), self._ids, self._meta), exact
+        rows, scores, self._candidates_hint = found  # where the next query starts
+        return _hits(rows, scores, self._ids, self._meta), outcome
+
+    def _codes_view(self) -> np.ndarray:
+        """``codes[:n]``, the same view object while storage and size are unchanged (its
+        address is looked up once, as for ``_prepare``'s view)."""
+        codes, n = self._codes, self._n
+        assert codes is not None
+        cached = self._codes_cached
+        if cached is not None and cached[0] is codes and cached[1] == n:
+            return cached[2]
+        view = codes[:n]
+        self._codes_cached = (codes, n, view)
+        return view
 
     def search_batch(self, queries: Any, top_k: int = 10, filter: Filter = None) -> BatchResult:
         """Exact top-k for each row of ``queries`` (b, d); arrays of ids and scores, best first."""

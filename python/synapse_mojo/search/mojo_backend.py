@@ -18,6 +18,7 @@ from ..runtime.adapter import register_self_check
 from ..runtime.kernel_types import PatternSearchKernel
 from .base import (
     BatchTopK,
+    Int8Lists,
     SearchBackend,
     TopK,
     TopLists,
@@ -79,7 +80,9 @@ class MojoSearchBackend(SearchBackend):
             shipped_crossovers().inline_below if inline_below is None else inline_below
         )
         self._scratch = _Scratch()
-        self._pinned: tuple[Any, int] = (None, 0)
+        # (weak reference, address) of the last few pinned arrays: an index's float32 view
+        # and its codes view, a second index's, ...
+        self._pinned: list[tuple[Any, int]] = []
 
     def workers(self, work: int) -> int:
         """Workers for a scan of ``work`` multiply-adds."""
@@ -90,11 +93,13 @@ class MojoSearchBackend(SearchBackend):
     def pinned_address(self, array: np.ndarray) -> int:
         """The data address of an array whose owner never reallocates it in place (an
         index's own storage views): looked up once per array object."""
-        ref, addr = self._pinned
-        if ref is not None and ref() is array:
-            return addr
+        pinned = self._pinned
+        for ref, addr in pinned:
+            if ref() is array:
+                return addr
         addr = array.ctypes.data
-        self._pinned = (weakref.ref(array), addr)
+        # A new list, not an update in place: other threads may be iterating the old one.
+        self._pinned = [(weakref.ref(array), addr), *pinned[:3]]
         return addr
 
     # ------------------------------------------------------------------ single query
@@ -214,6 +219,50 @@ class MojoSearchBackend(SearchBackend):
         if width == 0:
             return [], []
         return self.kernel.cosine_lists((n, d, width, self.workers(n * d), fault, rows, query))
+
+    def topk_int8_lists_with(
+        self,
+        fault: int,
+        codes: np.ndarray,
+        vectors: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        candidates: int,
+        mask: np.ndarray | None,
+        parts_addr: int,
+        normalised: bool,
+        codes_addr: int = 0,
+        vectors_addr: int = 0,
+    ) -> Int8Lists | None:
+        """An int8 index's certified search in one kernel call (see
+        ``quantization.certified_topk_int8``): ``query`` a float32 ndarray, the caller's raw
+        one or (``normalised``) one ``vectors.as_query`` returned; ``parts_addr`` the address
+        of ``ScalarQuantizer.kernel_parts``. None when the kernel leaves the query to the
+        Python side (as ``topk_lists_with``) or no row is eligible."""
+        n, d = codes.shape
+        width = k if mask is None and k <= n else min(k, eligible_count(n, mask))
+        if width == 0:
+            return None
+        work = n * d
+        found = self.kernel.topk_int8_lists(
+            (
+                codes_addr or codes.ctypes.data,
+                vectors_addr or vectors.ctypes.data,
+                n,
+                d,
+                width,
+                max(width, candidates),
+                0 if mask is None else mask.ctypes.data,
+                # uint8 codes: a quarter of the bytes per row, so a quarter of the work.
+                self.workers(work // 4),
+                self.workers(work),
+                fault,
+                parts_addr,
+                1 if normalised else 0,
+                query,
+            )
+        )
+        return found if type(found) is tuple else None
 
     # ------------------------------------------------------------------ batch
 
@@ -394,6 +443,26 @@ def self_check(kernel: PatternSearchKernel) -> None:
                     f"topk_int8 mask={m is not None}: kernel rows {got.rows.tolist()} vs "
                     f"reference {want.rows.tolist()}"
                 )
+    # The certified search in one call: one pass (many candidates), two passes (too few for
+    # the near-duplicates of row 17), and the float32 fallback (more than a quarter of rows).
+    parts = quantizer.kernel_parts[1]
+    for threads in (1, 2):
+        backend = MojoSearchBackend(kernel, threads=threads, grain=1 << 12, inline_below=0)
+        for q in queries:
+            for m in (None, mask):
+                want = reference.topk(matrix, q, 7, m)
+                for start in (7, 60, 400):
+                    found = backend.topk_int8_lists_with(
+                        0, codes, matrix, q, 7, start, m, parts, True
+                    )
+                    if found is None or not results_agree(want, lists_topk(found), d):
+                        raise SelfCheckError(
+                            f"topk_int8_lists start={start} mask={m is not None} "
+                            f"threads={threads} disagrees with the reference"
+                        )
+    zero = np.zeros(d, np.float32)
+    if backend.topk_int8_lists_with(0, codes, matrix, zero, 3, 30, None, parts, False) is not None:
+        raise SelfCheckError("topk_int8_lists accepted a zero query")
 
 
 def _check_lists(

@@ -13,6 +13,12 @@ How many candidates: ``rank_bound`` gives, per query, a proven bound on the dist
 a row's integer score (rescaled) and its exact score; ``certified_topk_int8`` grows the
 candidate set until the k-th exact score beats the best score any unexamined row could have,
 so the result is the exact top-k on any data, not only on data the rerank factor was tuned on.
+The Mojo kernel (``topk_int8_lists``: ``mojo/kernel_support/scan.mojo``,
+``topk_u8_certified``, with ``quantize_query`` and ``rank_bound`` ported to
+``mojo/kernel_support/int8_query.mojo``) proves the same inequality in one call: instead of
+growing and re-scanning, its second pass re-scores every row whose integer score reaches
+what entering the top k takes; ``ScalarQuantizer.kernel_parts`` is what it reads of the
+quantizer.
 
 Ranges are fitted with headroom; a batch that falls outside them triggers a refit and a
 re-encode of every row (rare: rows are unit vectors, so ranges settle quickly).
@@ -53,6 +59,17 @@ class ScalarQuantizer:
         """``(scale, offset, dimensions by decreasing scale)`` in float64, for ``rank_bound``."""
         scale = self.scale.astype(np.float64)
         return scale, self.offset.astype(np.float64), np.argsort(-scale, kind="stable")
+
+    @cached_property
+    def kernel_parts(self) -> tuple[np.ndarray, int]:
+        """What the kernel's certified search (``topk_int8_lists``) reads of the quantizer: one
+        C-contiguous float64 (5, d) array, ``float64_parts`` (the order as float64 indices)
+        then ``1 / scale`` and ``offset / scale``; and its address."""
+        scale, offset, order = self.float64_parts
+        rows = [scale, offset, order.astype(np.float64), 1.0 / scale, offset / scale]
+        parts = np.ascontiguousarray(np.stack(rows))
+        parts.flags.writeable = False
+        return parts, parts.ctypes.data
 
     @property
     def upper(self) -> np.ndarray:

@@ -7,6 +7,8 @@ turn, so machine drift spreads over all of them):
 
 * ``api-auto``, ``api-mojo``, ``api-python``: ``PatternIndex.search`` with the feature in
   ``auto``, ``on`` and ``off`` (``off`` is the path ``SYNAPSE_FORCE_PYTHON=1`` takes).
+* ``api-int8``: the same call on an index created with ``quantization="int8"`` (``auto``):
+  the certified search, exact like the others, over a quarter of the bytes.
 * ``compat-array``, ``compat-list``: ``compat.PatternSearch.search(q, patterns)`` with the
   caller's raw (not normalised) rows as a 2-D array and as a list of 1-D arrays.
 * ``numpy-raw``: ``M @ q`` + ``argpartition`` on a prepared, normalised float32 matrix.
@@ -51,6 +53,7 @@ REFERENCE = {
     "api-auto": "numpy-raw",
     "api-mojo": "numpy-raw",
     "api-python": "numpy-raw",
+    "api-int8": "numpy-raw",
     "kernel-f32": "numpy-raw",
     "compat-array": "numpy-compat-array",
     "compat-list": "numpy-compat-list",
@@ -111,6 +114,9 @@ def _contenders(
         index.upsert(ids, raw)
         index.search(queries[0], k)  # kernel load, self-check, first-call costs
         indexes[mode] = index
+    int8 = PatternIndex(d, runtime=_runtime("auto"), capacity=n, quantization="int8")
+    int8.upsert(ids, raw)
+    int8.search(queries[0], k)
     compat = PatternSearch(_runtime("auto"))
     compat.search(queries[0], raw, k)
 
@@ -136,6 +142,7 @@ def _contenders(
         "api-auto": lambda i: indexes["auto"].search(q_of(i), k),
         "api-mojo": lambda i: indexes["on"].search(q_of(i), k),
         "api-python": lambda i: indexes["off"].search(q_of(i), k),
+        "api-int8": lambda i: int8.search(q_of(i), k),
         "compat-array": lambda i: compat.search(q_of(i), raw, k),
         "compat-list": lambda i: compat.search(q_of(i), rows, k),
         "numpy-raw": lambda i: _topk_numpy(prepared @ q_of(i), k),
@@ -384,11 +391,13 @@ def latency_markdown(doc: dict[str, Any]) -> str:
         "api auto",
         "api mojo",
         "api python",
+        "api int8",
         "compat array",
         "NumPy job (array)",
         "compat list",
         "NumPy job (list)",
         "auto vs NumPy",
+        "int8 vs NumPy",
         "compat array vs NumPy",
         "compat list vs NumPy",
         "alternating: api / alone",
@@ -418,11 +427,13 @@ def latency_markdown(doc: dict[str, Any]) -> str:
                     us("api-auto", n, d),
                     us("api-mojo", n, d),
                     us("api-python", n, d),
+                    us("api-int8", n, d),
                     us("compat-array", n, d),
                     us("numpy-compat-array", n, d),
                     us("compat-list", n, d),
                     us("numpy-compat-list", n, d),
                     speedup("api-auto", "numpy-raw", n, d),
+                    speedup("api-int8", "numpy-raw", n, d),
                     speedup("compat-array", "numpy-compat-array", n, d),
                     speedup("compat-list", "numpy-compat-list", n, d),
                     f"{alt_api['p50_ms'] / alone_api['p50_ms']:.2f}"
@@ -453,6 +464,7 @@ def plot_latency(doc: dict[str, Any], out_dir: str | Path) -> Path:
         "api-auto",
         "api-mojo",
         "api-python",
+        "api-int8",
         "kernel-f32",
         "numpy-compat-array",
         "compat-array",

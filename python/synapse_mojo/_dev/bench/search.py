@@ -26,15 +26,10 @@ import numpy as np
 
 from synapse_mojo.config import available_cores
 from synapse_mojo.runtime.metrics import percentile
-from synapse_mojo.search.base import score_tolerance
 from synapse_mojo.search.index import DEFAULT_RERANK_FACTOR
 from synapse_mojo.search.mojo_backend import MojoSearchBackend
 from synapse_mojo.search.quantization import (
     ScalarQuantizer,
-    certified_topk_int8,
-    next_start,
-    quantize_query,
-    rank_bound,
 )
 from synapse_mojo.search.reference import PythonSearchBackend
 
@@ -122,26 +117,28 @@ class MojoInt8(Runner):
         self.matrix = matrix
         self.quantizer = ScalarQuantizer.fit(matrix)
         self.codes = self.quantizer.encode(matrix)
+        self.addresses = (self.codes.ctypes.data, matrix.ctypes.data)
         self.start = 0
 
     def single(self, q):
-        # As PatternIndex searches: candidates grown until the error bound certifies the top-k.
-        qi = quantize_query(q, self.quantizer.scale)
-        start = max(self.k * self.rerank_factor, self.start)
-        top, used = certified_topk_int8(
-            self.backend,
+        # As PatternIndex searches: the certified search in one kernel call, starting where
+        # the previous query said.
+        found = self.backend.topk_int8_lists_with(
+            0,
             self.codes,
             self.matrix,
-            qi,
             q,
             self.k,
-            start,
+            max(self.k * self.rerank_factor, self.start),
             None,
-            rank_bound(q, self.quantizer, qi),
-            score_tolerance(self.matrix.shape[1]),
+            self.quantizer.kernel_parts[1],
+            True,
+            self.addresses[0],
+            self.addresses[1],
         )
-        self.start = next_start(start, used)
-        return top.rows
+        assert found is not None
+        self.start = found[2]
+        return np.asarray(found[0])
 
     def bytes_per_query(self, n, d, k):
         return n * d + k * self.rerank_factor * d * 4
