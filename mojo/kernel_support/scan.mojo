@@ -863,32 +863,42 @@ def topk_u8_certified(
         return topk_f32(vectors, n, d, q, k, mask, has_mask, threads_f32, out_rows, out_scores)
     var qi = query.pointer()
     var merged = _u8_candidates(codes, n, d, qi, c, mask, has_mask, threads_u8)
-    var final = _rerank(merged, vectors, d, q, k)
-    used = c
-    if merged.size < c:  # every eligible row was examined
-        return final.write_sorted(out_scores, out_rows)
-    var shift = _u8_score_shift(qi, d)
-    # A row can enter only if upper(score) + tolerance > kth: the integer score that takes,
-    # less one to stay clear of the comparison's rounding (clamped to int32: scores are below
-    # d * 255 * 127 in magnitude).
+    var all_examined = merged.size < c
+    # The candidates best first by integer score; re-scored in that order until one cannot
+    # enter: a row can enter only if upper(its score) + tolerance > the k-th exact score so
+    # far, which only rises, and every later candidate and every unexamined row scores no
+    # higher than that one.
+    var size = merged.size
+    var cand_scores = List[Float32](length=size, fill=0)
+    var cand_rows = List[Int64](length=size, fill=0)
+    _ = merged.write_sorted(
+        F32Ptr(unsafe_from_address=Int(cand_scores.unsafe_ptr())),
+        I64Ptr(unsafe_from_address=Int(cand_rows.unsafe_ptr())),
+    )
+    var shift = Float64(_u8_score_shift(qi, d))
     var tolerance = 2.0 * Float64(d) * 2.0**-24 + 1e-7  # `base.score_tolerance`
-    var kth = Float64(final.worst_score())
-    var needed = (kth - tolerance - query.slack - query.base) * query.alpha
-    var threshold = Int(floor(min(max(needed, -4.0e9), 4.0e9))) - 1 - shift
-    threshold = min(max(threshold, -2147483647), 2147483647)
-    # Heap scores are the integers as float32: exact below 2**24, rounded (monotonically)
-    # above, so a row left out is at most one float32 step above the worst kept.
-    var worst = Float64(merged.worst_score())
-    var ceiling = worst + max(1.0, abs(worst) * 2.0**-23) + Float64(shift)
-    if kth >= query.upper(ceiling) + tolerance:
-        # Proven. How many candidates it took: those that reached the threshold.
-        var reached = 0
-        for i in range(merged.size):
-            var score = Float64(merged.scores[i])
-            if score + max(1.0, abs(score) * 2.0**-23) >= Float64(threshold):
-                reached += 1
+    var final = TopK(k)
+    var reached = size
+    for i in range(size):
+        # Heap scores are the integers as float32: exact below 2**24, rounded (monotonically)
+        # above, so a row that ranked below is at most one float32 step above this one.
+        var score = Float64(cand_scores[i])
+        var ceiling = score + max(1.0, abs(score) * 2.0**-23) + shift
+        if final.full() and Float64(final.worst_score()) >= query.upper(ceiling) + tolerance:
+            reached = i
+            break
+        var row = Int(cand_rows[i])
+        final.push(dot(vectors.unsafe_offset(row * d), q, d), row)
+    if reached < size or all_examined:  # proven
         used = _next_start(reached, k)
         return final.write_sorted(out_scores, out_rows)
+    # Every candidate could still be beaten by an unexamined row. The integer score a row
+    # needs to enter, less one to stay clear of the comparison's rounding (clamped to int32:
+    # scores are below d * 255 * 127 in magnitude); every row that reaches it is re-scored.
+    var kth = Float64(final.worst_score())
+    var needed = (kth - tolerance - query.slack - query.base) * query.alpha
+    var threshold = Int(floor(min(max(needed, -4.0e9), 4.0e9))) - 1 - Int(shift)
+    threshold = min(max(threshold, -2147483647), 2147483647)
     var rows = _u8_rows_at_least(codes, n, d, qi, threshold, mask, has_mask)
     if 4 * len(rows) >= eligible:
         used = eligible
@@ -904,6 +914,6 @@ def topk_u8_certified(
 @always_inline
 def _next_start(reached: Int, k: Int) -> Int:
     """Where the next query's candidate set should start: above the `reached` rows this one
-    had to examine (one pass proves the answer only with more candidates than that), with a
-    margin; never below `k`."""
-    return max(k, reached + reached // 4 + k)
+    had to re-score (one pass proves the answer only with more candidates than that), with a
+    margin (spare candidates cost a heap slot each, not a re-score); never below `k`."""
+    return max(k, reached + reached // 2 + k)

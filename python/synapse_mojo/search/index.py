@@ -546,7 +546,9 @@ class PatternIndex:
                 if q is None:
                     as_query(query, self.dim)  # a bad query is an error even with no rows
                 return [], None
-            if use_codes:
+            # A certified search whose candidates would be a quarter of the rows or more scans
+            # float32 anyway: for an index that small the float32 path answers at once.
+            if use_codes and 4 * max(k * self.rerank_factor, self._candidates_hint) < len(self):
                 return self._search_codes(matrix, mask, query, q, k)
             if q is None:
                 lists = backend.topk_lists_outcome(matrix, query, k, mask, pinned=True)
