@@ -316,8 +316,8 @@ def test_one_call_certified_int8_equals_exact_search(
     search_kernel, seed, n, d, k, start, spread, masked, scale
 ):
     """``topk_int8_lists``: the raw query normalised, quantised and bounded in the kernel,
-    one pass when the candidates prove the answer, a second pass over the codes when they do
-    not, the float32 scan past a quarter of the rows: always the exact answer (the reference
+    one scan when the candidates prove the answer, growth and another scan when they do not,
+    the float32 scan from a quarter of the rows: always the exact answer (the reference
     over the query normalised in Python), on duplicates and near-duplicates too."""
     matrix, qs = _clustered(seed, n, d, clusters=5, spread=spread, queries=2)
     rng = np.random.default_rng(seed)
@@ -342,9 +342,9 @@ def test_one_call_certified_int8_equals_exact_search(
 
 
 def test_one_call_int8_second_pass_and_next_start(search_kernel):
-    """Near-duplicates with too few candidates: the first pass cannot prove the top-k, the
-    second re-scores every row that can still enter (the answer stays exact), and the next
-    query is told to start above those rows, after which one pass proves it."""
+    """Near-duplicates with too few candidates: the first scan cannot prove the top-k, the
+    candidate set grows (the answer stays exact), and the next query is told to start above
+    the rows this one had to re-score, after which one scan proves it."""
     matrix, qs = _clustered(11, 20_000, 64, clusters=20, spread=0.02, queries=4)
     quantizer = ScalarQuantizer.fit(matrix)
     codes = quantizer.encode(matrix)

@@ -39,15 +39,15 @@ The strategies, one result order (higher score first, ties to the lower row):
   moves every score by the same constant) where the target has them, and widening integer
   arithmetic elsewhere: all three give the same integers, so every backend keeps the same
   candidates.
-* `topk_u8_certified`: the exact top-k through the codes (`topk_u8_rerank`'s first pass,
-  then the error bound of `kernel_support.int8_query`: either it proves that no unexamined
-  row can enter, or a second pass re-scores every row whose integer score still can).
+* `topk_u8_certified`: the exact top-k through the codes (`topk_u8_rerank`'s scan, then the
+  error bound of `kernel_support.int8_query` proves that no unexamined row can enter, or the
+  candidate set grows and the codes are scanned again).
 
 Every row is reduced in one canonical operation order per strategy, whichever path handles it,
 so identical rows get bit-identical scores and exact ties follow insertion order.
 """
 
-from std.math import floor, sqrt
+from std.math import sqrt
 from std.memory import bitcast
 from std.sys import CompilationTarget, llvm_intrinsic, simd_width_of
 from std.sys.intrinsics import PrefetchOptions, prefetch
@@ -777,6 +777,10 @@ def topk_u8_rerank(
     return final.write_sorted(out_scores, out_rows)
 
 
+# The certified search grows its candidate set by this factor when it cannot prove the answer.
+comptime GROWTH = 4
+
+
 @always_inline
 def _u8_score_shift(qi: I8Ptr, d: Int) -> Int:
     """What to add to a kernel integer score to get the true `codes . qi`: 0, except on Arm
@@ -788,29 +792,6 @@ def _u8_score_shift(qi: I8Ptr, d: Int) -> Int:
         return 128 * total
     else:
         return 0
-
-
-def _u8_rows_at_least(
-    codes: U8Ptr, n: Int, d: Int, qi: I8Ptr, threshold: Int, mask: U8Ptr, has_mask: Bool
-) -> List[Int]:
-    """The eligible rows whose kernel integer score is at least `threshold`, in row order
-    (a second pass of the certified search: one thread, no heap)."""
-    var out = List[Int]()
-    var r = 0
-    if not has_mask:
-        while r + I8_ROWS <= n:
-            var s = dotn_i8[I8_ROWS](codes.unsafe_offset(r * d), d, qi)
-            if s.ge(SIMD[DType.int32, I8_ROWS](Int32(threshold))).reduce_or():
-                comptime for j in range(I8_ROWS):
-                    if Int(s[j]) >= threshold:
-                        out.append(r + j)
-            r += I8_ROWS
-    while r < n:
-        if not has_mask or mask.unsafe_load[width=1](r) != 0:
-            if Int(dot_i8(codes.unsafe_offset(r * d), qi, d)) >= threshold:
-                out.append(r)
-        r += 1
-    return out^
 
 
 def topk_u8_certified(
@@ -831,19 +812,18 @@ def topk_u8_certified(
     mut used: Int,
 ) -> Int:
     """The exact top-`k` through the uint8 codes (what `quantization.certified_topk_int8`
-    proves, in one call and at most two passes over the codes).
+    proves, in one call).
 
-    The best `candidates` rows by integer score are re-scored exactly. An unexamined row can
-    score at most `query.upper` of its integer score; when that, plus the float32 rounding of
-    two scores, is below the `k`-th exact score for the worst candidate, no unexamined row can
-    enter and the answer is proven. Otherwise the same inequality gives the integer score a
-    row needs to enter, and a second pass re-scores exactly every row that reaches it (the
-    Python search grows its candidate set and scans again instead). When the candidates or
-    those rows reach a quarter of the eligible rows, or the folded query is zero (nothing to
-    bound), the float32 scan answers. Writes the best `k`; `used` is where the next query's
-    candidate set should start (`_next_start` of the rows that reached the threshold; all
-    eligible rows when the float32 scan answered). `parts` is the quantizer's
-    (`kernel_support.int8_query.Int8Query`)."""
+    The best `candidates` rows by integer score are re-scored exactly, best first, until one
+    cannot enter: a row can enter only if `query.upper` of its integer score, plus the
+    float32 rounding of two scores, exceeds the `k`-th exact score so far (which only rises),
+    and every later candidate and every unexamined row scores no higher than that one. That
+    proves the answer. When every candidate could still be beaten by an unexamined row, the
+    candidate set grows `GROWTH`-fold (at most to just below a quarter of the eligible rows)
+    and the codes are scanned again. When the candidates reach a quarter of the eligible rows, or the folded query is zero (nothing to bound), the
+    float32 scan answers. Writes the best `k`; `used` is where the next query's candidate set
+    should start (`_next_start` of the rows re-scored; all eligible rows when the float32
+    scan answered). `parts` is the quantizer's (`kernel_support.int8_query.Int8Query`)."""
     if n <= 0 or k <= 0:
         used = 0
         return 0
@@ -862,58 +842,45 @@ def topk_u8_certified(
         used = eligible
         return topk_f32(vectors, n, d, q, k, mask, has_mask, threads_f32, out_rows, out_scores)
     var qi = query.pointer()
-    var merged = _u8_candidates(codes, n, d, qi, c, mask, has_mask, threads_u8)
-    var all_examined = merged.size < c
-    # The candidates best first by integer score; re-scored in that order until one cannot
-    # enter: a row can enter only if upper(its score) + tolerance > the k-th exact score so
-    # far, which only rises, and every later candidate and every unexamined row scores no
-    # higher than that one.
-    var size = merged.size
-    var cand_scores = List[Float32](length=size, fill=0)
-    var cand_rows = List[Int64](length=size, fill=0)
-    _ = merged.write_sorted(
-        F32Ptr(unsafe_from_address=Int(cand_scores.unsafe_ptr())),
-        I64Ptr(unsafe_from_address=Int(cand_rows.unsafe_ptr())),
-    )
     var shift = Float64(_u8_score_shift(qi, d))
     var tolerance = 2.0 * Float64(d) * 2.0**-24 + 1e-7  # `base.score_tolerance`
-    var final = TopK(k)
-    var reached = size
-    for i in range(size):
-        # Heap scores are the integers as float32: exact below 2**24, rounded (monotonically)
-        # above, so a row that ranked below is at most one float32 step above this one.
-        var score = Float64(cand_scores[i])
-        var ceiling = score + max(1.0, abs(score) * 2.0**-23) + shift
-        if final.full() and Float64(final.worst_score()) >= query.upper(ceiling) + tolerance:
-            reached = i
-            break
-        var row = Int(cand_rows[i])
-        final.push(dot(vectors.unsafe_offset(row * d), q, d), row)
-    if reached < size or all_examined:  # proven
-        used = _next_start(reached, k)
-        return final.write_sorted(out_scores, out_rows)
-    # Every candidate could still be beaten by an unexamined row. The integer score a row
-    # needs to enter, less one to stay clear of the comparison's rounding (clamped to int32:
-    # scores are below d * 255 * 127 in magnitude); every row that reaches it is re-scored.
-    var kth = Float64(final.worst_score())
-    var needed = (kth - tolerance - query.slack - query.base) * query.alpha
-    var threshold = Int(floor(min(max(needed, -4.0e9), 4.0e9))) - 1 - Int(shift)
-    threshold = min(max(threshold, -2147483647), 2147483647)
-    var rows = _u8_rows_at_least(codes, n, d, qi, threshold, mask, has_mask)
-    if 4 * len(rows) >= eligible:
-        used = eligible
-        return topk_f32(vectors, n, d, q, k, mask, has_mask, threads_f32, out_rows, out_scores)
-    used = _next_start(len(rows), k)
-    var exact = TopK(k)
-    for i in range(len(rows)):
-        var row = rows[i]
-        exact.push(dot(vectors.unsafe_offset(row * d), q, d), row)
-    return exact.write_sorted(out_scores, out_rows)
+    while 4 * c < eligible:
+        var merged = _u8_candidates(codes, n, d, qi, c, mask, has_mask, threads_u8)
+        var all_examined = merged.size < c
+        var size = merged.size
+        var cand_scores = List[Float32](length=size, fill=0)
+        var cand_rows = List[Int64](length=size, fill=0)
+        _ = merged.write_sorted(
+            F32Ptr(unsafe_from_address=Int(cand_scores.unsafe_ptr())),
+            I64Ptr(unsafe_from_address=Int(cand_rows.unsafe_ptr())),
+        )
+        var final = TopK(k)
+        var reached = size
+        for i in range(size):
+            # Heap scores are the integers as float32: exact below 2**24, rounded
+            # (monotonically) above, so a row ranked below is at most one float32 step above.
+            var score = Float64(cand_scores[i])
+            var ceiling = score + max(1.0, abs(score) * 2.0**-23) + shift
+            if final.full() and Float64(final.worst_score()) >= query.upper(ceiling) + tolerance:
+                reached = i
+                break
+            var row = Int(cand_rows[i])
+            final.push(dot(vectors.unsafe_offset(row * d), q, d), row)
+        if reached < size or all_examined:  # proven
+            used = _next_start(reached, k)
+            return final.write_sorted(out_scores, out_rows)
+        # Grown, but kept below a quarter of the rows while it can be: one more code scan
+        # costs a quarter of a float32 scan.
+        var largest = (eligible - 1) // 4
+        c = c * GROWTH if c * GROWTH <= largest or c >= largest else largest
+    used = eligible
+    return topk_f32(vectors, n, d, q, k, mask, has_mask, threads_f32, out_rows, out_scores)
 
 
 @always_inline
 def _next_start(reached: Int, k: Int) -> Int:
     """Where the next query's candidate set should start: above the `reached` rows this one
     had to re-score (one pass proves the answer only with more candidates than that), with a
-    margin (spare candidates cost a heap slot each, not a re-score); never below `k`."""
-    return max(k, reached + reached // 2 + k)
+    margin (the need varies from query to query, a second scan costs a whole pass, and spare
+    candidates cost a heap slot each, not a re-score); never below `k`."""
+    return max(k, 2 * reached + k)

@@ -21,12 +21,12 @@ Behaviour worth knowing:
   ``{"lang": ["py", "go"]}``: any of) answered from an inverted index, or a callable
   ``metadata -> bool`` evaluated in Python on every live pattern (flexible but O(N) per query).
 * ``quantization="int8"`` keeps a uint8 copy of every row (a quarter of the float32 bytes) and
-  searches it first, re-scores the best ``max(top_k * rerank_factor, recent need)`` rows
-  exactly, and, unless the quantisation error bound (``search.quantization.RankBound``)
-  proves that no other row can enter the top k, re-scores every row that still can: scores
-  and ranking are exact on any data; near-duplicates cost more re-scored rows. On Mojo the
-  whole search is one kernel call (at most two passes over the codes); ``exact=True`` scans
-  float32 directly. Worth it from about a thousand rows (docs/search-latency.md).
+  searches it first, re-scores the best of ``max(top_k * rerank_factor, recent need)``
+  candidates exactly, and grows the candidate set until the quantisation error bound
+  (``search.quantization.RankBound``) proves no other row can enter the top k: scores and
+  ranking are exact on any data; near-duplicates cost more candidates. On Mojo the whole
+  search is one kernel call; ``exact=True`` scans float32 directly. Worth it from about a
+  thousand rows (docs/search-latency.md).
 * Metadata must be JSON values (validated at ``upsert``), so it round-trips exactly through
   ``save``/``load`` and the stores.
 * A loaded index is memory-mapped read-only; its first update copies the arrays into memory.
@@ -594,7 +594,11 @@ class PatternIndex:
             exact = backend.topk_outcome(matrix, q, k, mask, pinned=True)
             top = exact.value
             return _hits(top.rows.tolist(), top.scores.tolist(), self._ids, self._meta), exact
-        rows, scores, self._candidates_hint = found  # where the next query starts
+        rows, scores, start = found
+        # Where the next query starts: what this one suggests, or, when that is lower, a
+        # little below where this one started (a start that follows one easy query down
+        # would make the next harder one scan twice).
+        self._candidates_hint = max(start, candidates * 7 // 8)
         return _hits(rows, scores, self._ids, self._meta), outcome
 
     def _codes_view(self) -> np.ndarray:

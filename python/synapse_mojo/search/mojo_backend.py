@@ -443,8 +443,9 @@ def self_check(kernel: PatternSearchKernel) -> None:
                     f"topk_int8 mask={m is not None}: kernel rows {got.rows.tolist()} vs "
                     f"reference {want.rows.tolist()}"
                 )
-    # The certified search in one call: one pass (many candidates), two passes (too few for
-    # the near-duplicates of row 17), and the float32 fallback (more than a quarter of rows).
+    # The certified search in one call: one scan (many candidates), growth and a second scan
+    # (too few for the near-duplicates of row 17), and the float32 fallback (a quarter of
+    # the rows or more).
     parts = quantizer.kernel_parts[1]
     for threads in (1, 2):
         backend = MojoSearchBackend(kernel, threads=threads, grain=1 << 12, inline_below=0)

@@ -15,10 +15,10 @@ candidate set until the k-th exact score beats the best score any unexamined row
 so the result is the exact top-k on any data, not only on data the rerank factor was tuned on.
 The Mojo kernel (``topk_int8_lists``: ``mojo/kernel_support/scan.mojo``,
 ``topk_u8_certified``, with ``quantize_query`` and ``rank_bound`` ported to
-``mojo/kernel_support/int8_query.mojo``) proves the same inequality in one call: instead of
-growing and re-scanning, its second pass re-scores every row whose integer score reaches
-what entering the top k takes; ``ScalarQuantizer.kernel_parts`` is what it reads of the
-quantizer.
+``mojo/kernel_support/int8_query.mojo``) proves the same inequality in one call, re-scoring
+candidates best first and stopping at the first that cannot enter (so spare candidates cost
+little), and growing fourfold when it must; ``ScalarQuantizer.kernel_parts`` is what it reads
+of the quantizer.
 
 Ranges are fitted with headroom; a batch that falls outside them triggers a refit and a
 re-encode of every row (rare: rows are unit vectors, so ranges settle quickly).

@@ -16,8 +16,8 @@ Per dataset and query, interleaved (so that the ratios compare like with like on
 machine): ``int8-fixed`` (one int8 scan, ``k * rerank_factor`` candidates re-scored: what the
 index did before the certified search), ``int8-certified`` (``certified_topk_int8``: candidates
 grown until the error bound proves the top-k, as ``PatternIndex`` does on NumPy; on Mojo the
-index proves the same inequality in one kernel call, ``topk_int8_lists``, with a second pass
-instead of growth, so its answers are the same and its costs lower) and ``f32`` (the exact
+index proves the same inequality in one kernel call, ``topk_int8_lists``, so its answers are
+the same and its costs lower) and ``f32`` (the exact
 float32 scan). Records give recall@k against a float64 ground truth, p50 latency, the
 candidates the certified search needed and how often it fell back to the float32 scan.
 """
