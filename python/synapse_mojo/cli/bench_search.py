@@ -81,8 +81,9 @@ from .bench import bench
     "--grid",
     type=click.Choice(["latency"]),
     default=None,
-    help="latency: every public search path (PatternIndex auto/mojo/python, compat PatternSearch "
-    "with array and list input) against NumPy doing the same job, N 10..100,000 x d 384/1024 "
+    help="latency: every public search path (PatternIndex auto/mojo/python, an int8 "
+    "PatternIndex, compat PatternSearch with array and list input) against NumPy doing the same "
+    "job, N 10..100,000 x d 384/1024 "
     "(or --n/--dim), interleaved, plus calls alternating with NumPy; writes "
     "search-latency.json/.md/.png.",
 )

@@ -3,7 +3,8 @@
     doc = run_latency_grid(ns=(10, 100, 1000, 10000, 100000), dims=(384, 1024), k=10)
 
 Per cell (N x d), in interleaved rounds (each round runs every contender ``calls`` times in
-turn, so machine drift spreads over all of them):
+turn, in a new seeded random order, so machine drift and the neighbour a contender follows
+spread over all of them):
 
 * ``api-auto``, ``api-mojo``, ``api-python``: ``PatternIndex.search`` with the feature in
   ``auto``, ``on`` and ``off`` (``off`` is the path ``SYNAPSE_FORCE_PYTHON=1`` takes).
@@ -30,6 +31,7 @@ in the same run: above 1 means slower than NumPy).
 from __future__ import annotations
 
 import gc
+import random
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -246,11 +248,16 @@ def measure_cell(
     samples: dict[str, list[float]] = {name: [] for name in fns}
     samples["api-auto+numpy"] = []
     samples["numpy-matvec+api"] = []
+    shuffler = random.Random(seed + n * 7 + d)
     gc.disable()
     try:
         for r in range(rounds):
             progress(f"N={n:,} d={d}: round {r + 1}/{rounds}")
-            order = list(fns) if r % 2 == 0 else list(reversed(fns))
+            # A new order every round: a contender that runs right after a NumPy call meets
+            # OpenBLAS's threads still spinning (see docs/search-latency.md), so no contender
+            # may always follow the same one.
+            order = list(fns)
+            shuffler.shuffle(order)
             for name in order:
                 _time_calls(fns[name], calls[name], r * 1000, samples[name])
             _alternate(
