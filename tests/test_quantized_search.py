@@ -419,3 +419,24 @@ def test_int8_index_query_kinds_and_filters_agree(make_runtime, search_kernel, m
             index.search(bad, filter={"lang": "none"})
     extreme = np.full(48, 1e20, np.float32)  # refused by the one call, fine in float64
     assert index.search(extreme, 3)[0].id == index.search(np.ones(48), 3)[0].id
+
+
+def test_int8_index_candidate_start_follows_the_data(make_runtime, search_kernel):
+    """The index starts each certified search where the last one said; after the float32
+    scan had to answer (a start of all the rows) it comes back down by itself, an eighth per
+    query, and stays exact throughout."""
+    runtime = make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="on")
+    matrix, qs = _clustered(21, 8000, 32, clusters=40, spread=0.5, queries=1)
+    index = PatternIndex(32, runtime=runtime, quantization="int8")
+    index.upsert([str(i) for i in range(8000)], matrix)
+    q = qs[0]
+    want = index.search(q, 10, exact=True)
+    index._candidates_hint = 8000  # as after a query only the float32 scan could answer
+    starts = []
+    for _ in range(40):
+        got = index.search(q, 10)
+        assert results_agree(_top(want), _top(got), 32)
+        starts.append(index._candidates_hint)
+    back = next(i for i, start in enumerate(starts) if start < 2000)  # scanning codes again
+    assert starts[0] < 8000 and starts[:back] == sorted(starts[:back], reverse=True)
+    assert max(starts[back:]) < 2000

@@ -822,8 +822,8 @@ def topk_u8_certified(
     candidate set grows `GROWTH`-fold (at most to just below a quarter of the eligible rows)
     and the codes are scanned again. When the candidates reach a quarter of the eligible rows, or the folded query is zero (nothing to bound), the
     float32 scan answers. Writes the best `k`; `used` is where the next query's candidate set
-    should start (`_next_start` of the rows re-scored; all eligible rows when the float32
-    scan answered). `parts` is the quantizer's (`kernel_support.int8_query.Int8Query`)."""
+    should start: `_next_start` of the rows re-scored, or, when the float32 scan answered, the
+    candidate count that made it answer (the index lowers its start from there). `parts` is the quantizer's (`kernel_support.int8_query.Int8Query`)."""
     if n <= 0 or k <= 0:
         used = 0
         return 0
@@ -835,11 +835,11 @@ def topk_u8_certified(
                 eligible += 1
     var c = max(k, candidates)
     if 4 * c >= eligible:  # re-scoring that many rows one by one costs more than a scan
-        used = eligible
+        used = c
         return topk_f32(vectors, n, d, q, k, mask, has_mask, threads_f32, out_rows, out_scores)
     var query = Int8Query(q, d, parts)
     if not query.bounded:
-        used = eligible
+        used = c
         return topk_f32(vectors, n, d, q, k, mask, has_mask, threads_f32, out_rows, out_scores)
     var qi = query.pointer()
     var shift = Float64(_u8_score_shift(qi, d))
@@ -873,7 +873,7 @@ def topk_u8_certified(
         # costs a quarter of a float32 scan.
         var largest = (eligible - 1) // 4
         c = c * GROWTH if c * GROWTH <= largest or c >= largest else largest
-    used = eligible
+    used = c
     return topk_f32(vectors, n, d, q, k, mask, has_mask, threads_f32, out_rows, out_scores)
 
 

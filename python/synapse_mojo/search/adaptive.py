@@ -50,7 +50,6 @@ from .numpy_backend import NumpySearchBackend
 from .quantization import (
     ScalarQuantizer,
     certified_topk_int8,
-    next_start,
     quantize_query,
     rank_bound,
 )
@@ -372,7 +371,12 @@ class AdaptiveSearchBackend(SearchBackend):
             rank_bound(q, quantizer, qi),
             score_tolerance(d),
         )
-        return top.rows.tolist(), top.scores.tolist(), next_start(candidates, used)
+        # As the kernel: the candidates the proof took, or, when the float32 scan answered
+        # (``used`` is then every eligible row), where that scan became the cheaper one.
+        eligible = codes.shape[0] if mask is None else int(np.count_nonzero(mask))
+        if used >= eligible:
+            used = max(candidates, (eligible + 3) // 4)
+        return top.rows.tolist(), top.scores.tolist(), used
 
     # ------------------------------------------------------------------ outcomes
 

@@ -546,9 +546,9 @@ class PatternIndex:
                 if q is None:
                     as_query(query, self.dim)  # a bad query is an error even with no rows
                 return [], None
-            # A certified search whose candidates would be a quarter of the rows or more scans
-            # float32 anyway: for an index that small the float32 path answers at once.
-            if use_codes and 4 * max(k * self.rerank_factor, self._candidates_hint) < len(self):
+            # A certified search whose first candidates would be a quarter of the rows or more
+            # scans float32 anyway: for an index that small the float32 path answers at once.
+            if use_codes and 4 * k * self.rerank_factor < len(self):
                 return self._search_codes(matrix, mask, query, q, k)
             if q is None:
                 lists = backend.topk_lists_outcome(matrix, query, k, mask, pinned=True)
@@ -595,10 +595,15 @@ class PatternIndex:
             top = exact.value
             return _hits(top.rows.tolist(), top.scores.tolist(), self._ids, self._meta), exact
         rows, scores, start = found
-        # Where the next query starts: what this one suggests, or, when that is lower, a
-        # little below where this one started (a start that follows one easy query down
-        # would make the next harder one scan twice).
-        self._candidates_hint = max(start, candidates * 7 // 8)
+        # Where the next query starts: what this one suggests when that is higher; else at
+        # most an eighth lower than this one's start (a start that follows one easy query down
+        # would make the next, harder one scan twice), and an eighth lower when the suggestion
+        # is this start itself (after the float32 scan answered: all the rows), so that a run
+        # of float32 answers ends by itself.
+        if start > candidates:
+            self._candidates_hint = start
+        else:
+            self._candidates_hint = max(start if start < candidates else 0, candidates * 7 // 8)
         return _hits(rows, scores, self._ids, self._meta), outcome
 
     def _codes_view(self) -> np.ndarray:
