@@ -350,10 +350,10 @@ def topk_int8_lists(args: PythonObject) raises -> PythonObject:
     The certified int8 search of an index in one call (`scan.topk_u8_certified`): `codes`
     (uint8, n x d) and `vectors` (the exact float32 rows: only candidates are read unless the
     float32 scan answers) are addresses; `parts` the address of the quantizer's
-    `ScalarQuantizer.kernel_parts` (float64, (5, d)); `query_array` the caller's float32 ndarray,
-    normalised here unless `normalised` is 1 (then it is used as it is). `used` is where
-    the next query's candidate set should start (`scan.topk_u8_certified`). The query is refused, with nothing scanned, as in
-    `topk_lists`.
+    `ScalarQuantizer.kernel_parts` (float64, (5, d)); `query_array` the caller's float32
+    ndarray, normalised here unless `normalised` is 1 (then it is used as it is). `used` is
+    where the next query's candidate set should start (`scan.topk_u8_certified`). The query
+    is refused, with nothing scanned, as in `topk_lists`.
     """
     var a = _ints[12](args)
     var codes = U8Ptr(unsafe_from_address=a[0])

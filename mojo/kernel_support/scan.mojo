@@ -820,10 +820,13 @@ def topk_u8_certified(
     and every later candidate and every unexamined row scores no higher than that one. That
     proves the answer. When every candidate could still be beaten by an unexamined row, the
     candidate set grows `GROWTH`-fold (at most to just below a quarter of the eligible rows)
-    and the codes are scanned again. When the candidates reach a quarter of the eligible rows, or the folded query is zero (nothing to bound), the
-    float32 scan answers. Writes the best `k`; `used` is where the next query's candidate set
-    should start: `_next_start` of the rows re-scored, or, when the float32 scan answered, the
-    candidate count that made it answer (the index lowers its start from there). `parts` is the quantizer's (`kernel_support.int8_query.Int8Query`)."""
+    and the codes are scanned again. When the candidates reach a quarter of the eligible rows,
+    or the folded query is zero (nothing to bound), the float32 scan answers.
+
+    Writes the best `k`; `used` is where the next query's candidate set should start:
+    `_next_start` of the rows re-scored, or, when the float32 scan answered, the candidate
+    count that made it answer (the index lowers its start from there). `parts` is the
+    quantizer's (`kernel_support.int8_query.Int8Query`)."""
     if n <= 0 or k <= 0:
         used = 0
         return 0
@@ -858,7 +861,8 @@ def topk_u8_certified(
         var reached = size
         for i in range(size):
             # Heap scores are the integers as float32: exact below 2**24, rounded
-            # (monotonically) above, so a row ranked below is at most one float32 step above.
+            # (monotonically) above, so the true integer score of any row ranked after this
+            # one is at most one float32 step above this one's.
             var score = Float64(cand_scores[i])
             var ceiling = score + max(1.0, abs(score) * 2.0**-23) + shift
             if final.full() and Float64(final.worst_score()) >= query.upper(ceiling) + tolerance:
