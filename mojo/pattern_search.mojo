@@ -151,6 +151,25 @@ def _object_arg(args: PythonObject, i: Int) raises -> PyObjectPtr:
     return item
 
 
+def _query_arg(
+    args: PythonObject, i: Int, d: Int, fault: Int, normalised: Bool, mut q: List[Float32]
+) raises -> Bool:
+    """Item `i` of the argument tuple, the caller's float32 (d,) query array, into `q`:
+    normalised (`normalised_query`), or copied as it is when the caller says it already is;
+    negated for the wrong-answer fault. False, writing nothing, when the one-call paths leave
+    the query to the Python side (`QUERY_NOT_ACCEPTED`)."""
+    var addr = f32_vector_address(_object_arg(args, i), d)
+    if addr == 0:
+        return False
+    var raw = F32Ptr(unsafe_from_address=addr)
+    if not normalised:
+        return normalised_query(raw, d, fault == FAULT_WRONG, q)
+    var sign = Float32(-1) if fault == FAULT_WRONG else Float32(1)
+    for j in range(d):
+        q[j] = raw.unsafe_load[width=1](j) * sign
+    return True
+
+
 def topk_lists(args: PythonObject) raises -> PythonObject:
     """`topk_lists((matrix, n, d, k, mask, threads, fault, query_array))` ->
     `(rows, scores)` lists, best first, or `QUERY_NOT_ACCEPTED`.
@@ -171,11 +190,8 @@ def topk_lists(args: PythonObject) raises -> PythonObject:
     var threads = a[5]
     var fault = a[6]
     check_fault(fault, KERNEL)
-    var q_addr = f32_vector_address(_object_arg(args, 7), d)
-    if q_addr == 0:
-        return PythonObject(QUERY_NOT_ACCEPTED)
     var q = List[Float32](length=d, fill=0)
-    if not normalised_query(F32Ptr(unsafe_from_address=q_addr), d, fault == FAULT_WRONG, q):
+    if not _query_arg(args, 7, d, fault, False, q):
         return PythonObject(QUERY_NOT_ACCEPTED)
     var width = max(0, min(k, n))
     var out_rows = List[Int64](length=width, fill=0)
@@ -223,11 +239,8 @@ def cosine_lists(args: PythonObject) raises -> PythonObject:
     var rows_addr = f32_matrix_address(_object_arg(args, 5), n, d)
     if rows_addr == 0:
         return PythonObject(ROWS_NOT_ACCEPTED)
-    var q_addr = f32_vector_address(_object_arg(args, 6), d)
-    if q_addr == 0:
-        return PythonObject(QUERY_NOT_ACCEPTED)
     var q = List[Float32](length=d, fill=0)
-    if not normalised_query(F32Ptr(unsafe_from_address=q_addr), d, fault == FAULT_WRONG, q):
+    if not _query_arg(args, 6, d, fault, False, q):
         return PythonObject(QUERY_NOT_ACCEPTED)
     var width = max(0, min(k, n))
     var out_rows = List[Int64](length=width, fill=0)
@@ -370,16 +383,8 @@ def topk_int8_lists(args: PythonObject) raises -> PythonObject:
     var parts = F64Ptr(unsafe_from_address=a[10])
     var normalised = a[11] != 0
     check_fault(fault, KERNEL)
-    var q_addr = f32_vector_address(_object_arg(args, 12), d)
-    if q_addr == 0:
-        return PythonObject(QUERY_NOT_ACCEPTED)
     var q = List[Float32](length=d, fill=0)
-    var raw = F32Ptr(unsafe_from_address=q_addr)
-    if normalised:
-        var sign = Float32(-1) if fault == FAULT_WRONG else Float32(1)
-        for j in range(d):
-            q[j] = raw.unsafe_load[width=1](j) * sign
-    elif not normalised_query(raw, d, fault == FAULT_WRONG, q):
+    if not _query_arg(args, 12, d, fault, normalised, q):
         return PythonObject(QUERY_NOT_ACCEPTED)
     var width = max(0, min(k, n))
     var out_rows = List[Int64](length=width, fill=0)
