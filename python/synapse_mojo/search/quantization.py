@@ -198,8 +198,10 @@ GROWTH = 8
 
 def next_start(start: int, used: int) -> int:
     """Where the next query's candidate set starts, given this query's start and the candidates
-    it used: where it ended after a growth, else a little lower (so that the start follows the
-    data down slowly; a re-scan costs more than a few extra re-scored rows)."""
+    ``certified_topk_int8`` used: where it ended after a growth, else a little lower (so that
+    the start follows the data down slowly; a re-scan costs more than a few extra re-scored
+    rows). ``bench recall`` follows it; ``PatternIndex`` now follows the start its one-call
+    search suggests (``PatternIndex._search_codes``)."""
     return used if used > start else used * 7 // 8
 
 

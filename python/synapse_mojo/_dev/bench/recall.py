@@ -182,7 +182,7 @@ def measure_dataset(
         top, c = certified_topk_int8(
             backend, codes, matrix, qi, q, k, start, None, rank_bound(q, quantizer, qi), tolerance
         )
-        hint = next_start(start, c)  # as PatternIndex does
+        hint = next_start(start, c)  # as PatternIndex did before its one-call search
         used.append(c)
         return top
 
