@@ -127,16 +127,21 @@ struct ChunkPlan(Movable):
 # at once. A call never waits for a thread that has not started.
 #
 # The helper is one detached thread per process, started on first use. After a job it waits
-# for at most HELPER_SPIN_NS (so back-to-back calls find it awake: a pause loop for 2 us, then
-# sched_yield between checks, which hands the core to any other runnable thread) and then
-# parks on a condition variable: an idle process costs no CPU. One caller at a time owns it
+# until the call that offered it has returned, then for at most HELPER_SPIN_NS more (so
+# back-to-back calls find it awake), and then parks on a condition variable: an idle process
+# costs no CPU. Waiting is a pause loop for SPIN_PAUSE_NS, then sched_yield between checks,
+# which hands the core to any other runnable thread (the caller itself, on a busy machine).
+# The pause phase is long because a yield is slow to come back on a VM: with 2 us of pausing,
+# a helper that yielded while the caller finished a 4 MB scan (1,000 x 1,024) missed the next
+# call's offer often enough that the pair took 120-130 us a scan, from Python; with the pause
+# phase covering the call it takes 40 us, as a pure Mojo loop does. One caller at a time owns it
 # (a lock taken with one compare-and-swap, never waited for): concurrent callers run alone.
 # Process exit: the thread holds no locks a caller needs and touches no Python state; exit
 # ends it wherever it is. fork(): the child has no helper thread; its offers are never
 # claimed, so each call withdraws its offer and runs alone (correct, without the second core).
 
 comptime HELPER_SPIN_NS = 20_000
-comptime SPIN_PAUSE_NS = 2_000  # then yield the core between checks
+comptime SPIN_PAUSE_NS = 50_000  # then yield the core between checks (see above)
 comptime _LINE = 64  # one field per cache line: the caller and the helper write different ones
 comptime _LOCK = 0  # 1 while a caller owns the helper
 comptime _TICKET = 1  # number of the latest offered job (0: none yet)
@@ -192,11 +197,29 @@ def _wait_until_equal(h: Int, field: Int, value: Int64):
             _ = external_call["sched_yield", Int32]()
 
 
+def _wait_while_caller_runs(h: Int, seen: Int64):
+    """Returns once no caller owns the helper (`_LOCK` 0) or a new job is offered, pausing
+    then yielding like `_wait_while_equal` (no time limit: the wait ends with the call)."""
+    var start = perf_counter_ns()
+    while _field(h, _LOCK)[].load() != 0 and _field(h, _TICKET)[].load() == seen:
+        if perf_counter_ns() - start < SPIN_PAUSE_NS:
+            _pause()
+        else:
+            _ = external_call["sched_yield", Int32]()
+
+
 def _helper_main(h: Int) abi("C") -> Int:
     var seen = Int64(0)
     while True:
         var t = _field(h, _TICKET)[].load()
         if t == seen:
+            # The caller of the job just done may still be scanning (its own share, or the
+            # chunks it took over) and its next call usually follows at once: the idle window
+            # starts when that call returns, not when this share ended. (Parked during the
+            # call, the helper would sleep through the next one: a wake-up costs tens of
+            # microseconds on a VM, so the next caller would scan alone, slower, and the
+            # helper would park again before it returned.)
+            _wait_while_caller_runs(h, seen)
             _wait_while_equal(h, _TICKET, seen, HELPER_SPIN_NS)
             if _field(h, _TICKET)[].load() == seen:
                 _ = external_call["pthread_mutex_lock", Int32](h + _MUTEX * _LINE)
