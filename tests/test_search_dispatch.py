@@ -16,6 +16,7 @@ from synapse_mojo.search.dispatch import (
     Crossovers,
     calibrate,
     crossovers_from_entry,
+    inline_edge,
     measure,
     shipped_crossovers,
     winner_ranges,
@@ -111,6 +112,19 @@ def test_ranges_decide_per_work():
     assert not Crossovers(100).numpy_faster(50)
     with pytest.raises(ValueError):
         Crossovers(0, numpy_ranges=((10, 5),))
+
+
+def test_inline_edge_lies_halfway_between_the_probes_either_side():
+    # (work, inline seconds, pool seconds): the calling thread alone clearly wins at 131,072,
+    # the pool from 1,048,576 on; the edge is their geometric midpoint, not the pool's probe.
+    probes = [(2048, 1e-6, 2e-6), (131_072, 10e-6, 20e-6), (1_048_576, 150e-6, 50e-6)]
+    assert inline_edge([*probes, (4_194_304, 600e-6, 200e-6)], 1.15) == 370_727
+    # A later probe the calling thread wins again moves the edge above it.
+    assert inline_edge([*probes, (4_194_304, 100e-6, 200e-6)], 1.15) == 4_194_304
+    # The pool never clearly loses: it runs from the start; inline wins everything: the
+    # largest probe is the edge.
+    assert inline_edge([(2048, 2e-6, 2e-6), (131_072, 10e-6, 9e-6)], 1.15) == 0
+    assert inline_edge([(2048, 1e-6, 3e-6), (131_072, 10e-6, 30e-6)], 1.15) == 131_072
 
 
 def test_winner_ranges_meet_halfway_between_probes():

@@ -195,7 +195,7 @@ class _NumpyPaths(Protocol):
 
 
 #: Start-up re-check: (rows, dim) by increasing work; d = 256 sits between 384 and 128.
-STARTUP_PROBES = ((8, 256), (64, 256), (512, 256), (4096, 256), (16384, 256))
+STARTUP_PROBES = ((8, 256), (64, 256), (512, 256), (2048, 256), (4096, 256), (16384, 256))
 #: ``bench crossovers``: the latency grid's sizes and the points between them.
 SHIPPING_PROBES = tuple(
     (n, d) for d in (384, 1024) for n in (10, 30, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000)
@@ -250,17 +250,23 @@ def winner_ranges(probes: Sequence[tuple[int, bool]]) -> Ranges:
 
 
 def inline_edge(probes: Sequence[tuple[int, float, float]], margin: float) -> int:
-    """``inline_below`` from ``(work, inline_s, pool_s)`` probes: the smallest work from which
-    the pool is never clearly beaten by the calling thread alone at any larger probe."""
+    """``inline_below`` from ``(work, inline_s, pool_s)`` probes: from the smallest probe at
+    which the pool is never clearly beaten by the calling thread alone at any larger probe,
+    back to the geometric midpoint with the probe below it (where the calling thread won).
+    The crossover lies somewhere between the two; the midpoint is the same estimate as the
+    Mojo/NumPy edges', where the probe itself would hand the whole gap to the calling thread
+    (a gap of 8x in work at start-up: a 4 MB scan, which two cores answer 2-3x faster when
+    calls come back to back, fell just below such an edge)."""
     ordered = sorted(probes)
     edge = None
-    for work, inline, pool in reversed(ordered):
+    for i in range(len(ordered) - 1, -1, -1):
+        work, inline, pool = ordered[i]
         if inline * margin < pool:  # the calling thread alone clearly wins here
             break
-        edge = work
+        edge = i
     if edge is None:  # inline wins even the largest probe
         return ordered[-1][0]
-    return 0 if edge == ordered[0][0] else edge
+    return 0 if edge == 0 else _edge_between(ordered[edge - 1][0], ordered[edge][0])
 
 
 def _time_probe(
