@@ -133,8 +133,8 @@ struct ChunkPlan(Movable):
 # which hands the core to any other runnable thread (the caller itself, on a busy machine).
 # The pause phase is long because a yield is slow to come back on a VM: with 2 us of pausing,
 # a helper that yielded while the caller finished a 4 MB scan (1,000 x 1,024) missed the next
-# call's offer often enough that the pair took 120-130 us a scan, from Python; with the pause
-# phase covering the call it takes 40 us, as a pure Mojo loop does. One caller at a time owns it
+# call's offer often enough that the pair took 120-135 us a scan, from Python; with the pause
+# phase covering the call it takes 40-49 us, as a pure Mojo loop does. One caller at a time owns it
 # (a lock taken with one compare-and-swap, never waited for): concurrent callers run alone.
 # Process exit: the thread holds no locks a caller needs and touches no Python state; exit
 # ends it wherever it is. fork(): the child has no helper thread; its offers are never
@@ -171,41 +171,40 @@ def _pause():
         llvm_intrinsic["llvm.x86.sse2.pause", NoneType]()
 
 
+@always_inline
+def _pause_or_yield(waited_ns: Int):
+    """One step of every wait here: `pause` for the first SPIN_PAUSE_NS of the wait, then
+    `sched_yield`, so a thread sharing this core (the one being waited for, on a busy machine)
+    gets to run."""
+    if waited_ns < SPIN_PAUSE_NS:
+        _pause()
+    else:
+        _ = external_call["sched_yield", Int32]()
+
+
 def _wait_while_equal(h: Int, field: Int, value: Int64, limit_ns: Int):
-    """Returns once `field` differs from `value` or after about `limit_ns`: a pause loop for
-    the first SPIN_PAUSE_NS, then `sched_yield` between checks, so a thread sharing this core
-    (the one being waited for, on a busy machine) gets to run."""
+    """Returns once `field` differs from `value` or after about `limit_ns`."""
     var start = perf_counter_ns()
     while _field(h, field)[].load() == value:
-        var waited = perf_counter_ns() - start
+        var waited = Int(perf_counter_ns() - start)
         if waited >= limit_ns:
             return
-        if waited < SPIN_PAUSE_NS:
-            _pause()
-        else:
-            _ = external_call["sched_yield", Int32]()
+        _pause_or_yield(waited)
 
 
 def _wait_until_equal(h: Int, field: Int, value: Int64):
-    """Returns once `field` equals `value` (no time limit), pausing then yielding like
-    `_wait_while_equal`."""
+    """Returns once `field` equals `value` (no time limit)."""
     var start = perf_counter_ns()
     while _field(h, field)[].load() != value:
-        if perf_counter_ns() - start < SPIN_PAUSE_NS:
-            _pause()
-        else:
-            _ = external_call["sched_yield", Int32]()
+        _pause_or_yield(Int(perf_counter_ns() - start))
 
 
 def _wait_while_caller_runs(h: Int, seen: Int64):
-    """Returns once no caller owns the helper (`_LOCK` 0) or a new job is offered, pausing
-    then yielding like `_wait_while_equal` (no time limit: the wait ends with the call)."""
+    """Returns once no caller owns the helper (`_LOCK` 0) or a new job is offered (no time
+    limit: the wait ends with the call)."""
     var start = perf_counter_ns()
     while _field(h, _LOCK)[].load() != 0 and _field(h, _TICKET)[].load() == seen:
-        if perf_counter_ns() - start < SPIN_PAUSE_NS:
-            _pause()
-        else:
-            _ = external_call["sched_yield", Int32]()
+        _pause_or_yield(Int(perf_counter_ns() - start))
 
 
 def _helper_main(h: Int) abi("C") -> Int:
