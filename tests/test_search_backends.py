@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -204,6 +205,24 @@ def test_pooled_scans_from_many_threads_agree(search_kernel):
     for t in threads:
         t.join()
     assert failures == []
+
+
+def test_pooled_scans_after_the_helper_parked_agree(search_kernel):
+    """Calls that find the helper parked wake it (it may land on the caller's CPU, and then
+    leaves the job to the caller) and calls right after find it awake or waking; every
+    answer, float32 and cosine, small and over 4 MB, equals the reference."""
+    backend = _pooled(search_kernel)
+    for n, d in ((500, 64), (1100, 1024)):  # 128 KB and 4.5 MB of float32
+        matrix, rng = _data(5, n, d)
+        queries = as_queries(rng.standard_normal((3, d)), d)
+        for i in range(12):
+            q = queries[i % 3]
+            want = REFERENCE.topk(matrix, q, 6)
+            if i % 2 == 0:
+                time.sleep(0.005)  # the helper parks 20 us after a call
+            assert results_agree(want, backend.topk(matrix, q, 6), d)
+            got = backend.topk_cosine(np.ascontiguousarray(matrix * 0.5), q, 6)
+            assert got is not None and results_agree(want, got, d)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
