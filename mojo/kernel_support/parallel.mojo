@@ -252,10 +252,11 @@ def _helper_main(h: Int) abi("C") -> Int:
         var offered = t
         # Woken onto the caller's own CPU, a share would only take turns with the caller:
         # leave the job to it.
-        if _cpu() != _field(h, _CALLER_CPU)[].load() and _field(h, _CLAIM)[].compare_exchange(
+        var cpu = _cpu()
+        if cpu != _field(h, _CALLER_CPU)[].load() and _field(h, _CLAIM)[].compare_exchange(
             offered, -t
         ):
-            _field(h, _HELPER_CPU)[].store(_cpu())
+            _field(h, _HELPER_CPU)[].store(cpu)
             var fn_addr = Int(_field(h, _JOB_FN)[].load())
             var job = Pointer(to=fn_addr).unsafe_bitcast[PairJob]()[]
             job(Int(_field(h, _JOB_CTX)[].load()), 1)
