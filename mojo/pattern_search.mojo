@@ -42,10 +42,11 @@ from kernel_support.scan import (
     topk_u8_certified,
     topk_u8_rerank,
 )
+from kernel_support.parallel import set_scan_order
 from kernel_support.stream import stream_sum
 
 # Bump when a Python-visible signature or argument layout changes; the loader checks it.
-comptime ABI_VERSION = 6
+comptime ABI_VERSION = 7
 
 # What `topk_lists` / `cosine_lists` return instead of the result lists (ints, not tuples).
 comptime ROW_NOT_FINITE = -1  # a raw row's squared norm is not finite in float32
@@ -446,6 +447,16 @@ def content_fingerprint(args: PythonObject) raises -> PythonObject:
     return PythonObject(Int(h))
 
 
+def scan_order(args: PythonObject) raises -> PythonObject:
+    """`scan_order((order,)) -> int`: the process-wide direction of single-query scans (0:
+    alternate from call to call, the default; 1: always forward; 2: always reversed), for
+    tests and benchmarks; returns the previous one."""
+    var a = _ints[1](args)
+    if a[0] < 0 or a[0] > 2:
+        raise Error("scan order must be 0 (alternate), 1 (forward) or 2 (reversed)")
+    return PythonObject(set_scan_order(a[0]))
+
+
 def kernel_info() raises -> PythonObject:
     """ABI version and compile-time facts, for `synapse-mojo doctor`."""
     var info = Python.dict()
@@ -473,6 +484,7 @@ def PyInit_pattern_search() abi("C") -> PythonObject:
         )
         m.def_function[stream_read]("stream_read", docstring="Streaming read-sum (bandwidth).")
         m.def_function[content_fingerprint]("content_fingerprint", docstring="Content hash of a buffer.")
+        m.def_function[scan_order]("scan_order", docstring="Scan direction (tests, benchmarks).")
         m.def_function[kernel_info]("kernel_info", docstring="ABI version and SIMD width.")
         return m.finalize()
     except e:

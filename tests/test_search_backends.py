@@ -70,10 +70,11 @@ def test_single_query_matches_reference(search_kernel, seed, n, d, k, masked, du
     mask = (rng.random(n) < 0.5).astype(np.uint8) if masked else None
     want = REFERENCE.topk(matrix, query, k, mask)
     for backend in _backends(search_kernel):
-        got = backend.topk(matrix, query, k, mask)
-        assert results_agree(want, got, d), (backend, want, got)
-        if mask is not None:
-            assert all(mask[r] for r in got.rows)
+        for _ in range(2):  # the kernel's scan direction alternates from call to call
+            got = backend.topk(matrix, query, k, mask)
+            assert results_agree(want, got, d), (backend, want, got)
+            if mask is not None:
+                assert all(mask[r] for r in got.rows)
 
 
 @settings(
@@ -98,8 +99,9 @@ def test_cosine_over_raw_rows_matches_reference(search_kernel, seed, n, d, k, du
     want = REFERENCE.topk_cosine(raw, query, k)
     assert want is not None
     for backend in _backends(search_kernel):
-        got = backend.topk_cosine(raw, query, k)
-        assert got is not None and results_agree(want, got, d), (backend, want, got)
+        for _ in range(2):  # both scan directions
+            got = backend.topk_cosine(raw, query, k)
+            assert got is not None and results_agree(want, got, d), (backend, want, got)
 
 
 @settings(
@@ -125,16 +127,26 @@ def test_batch_matches_reference(search_kernel, seed, n, d, b, k, masked):
 
 @pytest.mark.parametrize("d", [5, 16, 67, 384])
 def test_exact_ties_rank_in_insertion_order(search_kernel, d):
+    """Five equal rows in different chunks (the kernel's scans alternate direction from call
+    to call, so a participant meets them in either order): the lowest rows win, every call,
+    for the float32 scan and the fused cosine scan (scaled copies tie there)."""
     rng = np.random.default_rng(d)
-    raw = rng.standard_normal((257, d))
-    for row in (3, 77, 150, 256):
+    raw = rng.standard_normal((1100, d))
+    for row in (3, 77, 150, 700, 1099):
         raw[row] = raw[40]
     matrix = as_matrix(raw, d)
-    query = matrix[40] + 0  # the duplicated row itself: five rows tie at the top
+    query = np.ascontiguousarray(matrix[40] + 0)  # the duplicated row: six rows tie at the top
+    scaled = np.ascontiguousarray(matrix * np.float32(2.0))  # cosine unchanged, exactly
+    tied = [3, 40, 77, 150, 700, 1099]
     for backend in [REFERENCE, *_backends(search_kernel)]:
-        top = backend.topk(matrix, np.ascontiguousarray(query), 5)
-        assert top.rows.tolist() == [3, 40, 77, 150, 256], backend
-        assert len(set(top.scores.tolist())) == 1, backend
+        for k in (3, 6):
+            for _ in range(2):  # two calls in a row: one in each direction
+                top = backend.topk(matrix, query, k)
+                assert top.rows.tolist() == tied[:k], backend
+                assert len(set(top.scores.tolist())) == 1, backend
+            for _ in range(2):
+                cos = backend.topk_cosine(scaled, query, k)
+                assert cos is not None and cos.rows.tolist() == tied[:k], backend
 
 
 def test_k_larger_than_eligible_returns_all(search_kernel):
@@ -398,3 +410,32 @@ def test_one_call_paths_refuse_what_they_cannot_read(search_kernel):
     assert search_kernel.array_address((n, d, raw)) == raw.ctypes.data
     assert search_kernel.array_address((0, d, q)) == q.ctypes.data
     assert search_kernel.array_address((n, d, raw[::-1])) == 0
+
+
+def test_scan_order_forward_reversed_and_alternating_agree(search_kernel):
+    """The kernel's scan direction (alternating by default, fixed for tests and benchmarks
+    through ``scan_order``): every order gives the same answer, inline and on two workers."""
+    matrix, rng = _data(11, 3000, 64, duplicates=20)
+    queries = as_queries(rng.standard_normal((3, 64)), 64)
+    backends = [
+        MojoSearchBackend(search_kernel, threads=1),
+        MojoSearchBackend(search_kernel, threads=2, grain=64, inline_below=0),
+    ]
+    try:
+        assert search_kernel.scan_order((1,)) == 0  # the default: alternate
+        answers = {}
+        for order in (1, 2, 0):
+            assert search_kernel.scan_order((order,)) in (0, 1, 2)
+            for backend in backends:
+                for q_number, q in enumerate(queries):
+                    for _ in range(2):
+                        top = backend.topk(matrix, q, 25)
+                        cos = backend.topk_cosine(matrix * np.float32(3.0), q, 25)
+                        assert cos is not None
+                        key = (backend.workers(matrix.size), q_number)
+                        got = (top.rows.tolist(), cos.rows.tolist())
+                        assert answers.setdefault(key, got) == got, (order, key)
+        with pytest.raises(Exception, match="scan order"):
+            search_kernel.scan_order((3,))
+    finally:
+        search_kernel.scan_order((0,))

@@ -62,10 +62,12 @@ def parallel_for[func: def(Int) capturing[_] -> None](num_work_items: Int):
 
 struct _RangeCounter(Movable):
     var next: Atomic[Int64]  # next chunk number of this range
+    var first: Int  # its first chunk number
     var end: Int  # one past its last chunk number
 
     def __init__(out self, start: Int, end: Int):
         self.next = Atomic[Int64](Int64(start))
+        self.first = start
         self.end = end
 
 
@@ -77,18 +79,31 @@ struct ChunkPlan(Movable):
     its own core's cache (a 4 MB matrix fits in two 2 MB L2 caches, not in one). Helping means
     a participant that starts late (a worker waking up, a core taken by another library's
     spinning threads) costs only the chunks it did not get to: the calling thread is
-    participant 0 and helps everyone. A participant takes chunk numbers in increasing order
-    (its own run, then the runs above it), so its scan visits rows in increasing order, which
-    the top-k admission test relies on.
+    participant 0 and helps everyone.
+
+    `reverse`: every run hands out its chunks last to first. Scans that alternate direction
+    from call to call (`next_scan_reversed`) start where the previous scan of the same data
+    ended, on the lines still in cache. A part slightly larger than what a cache holds of it
+    then misses only the excess, where a scan in one direction misses nearly everything (each
+    line is evicted just before it is read again: least-recently-used replacement under a
+    cyclic scan). On a VM the usable share of a 2 MB L2 for a scan is about 1.4 MB: the host's
+    4 KB pages land on cache sets at random, so some sets are oversubscribed. Measured: 1,000
+    x 1,024 on two cores from 52 to 41-45 us, 2,000 x 1,024 from 166 to 127 us, 600 x 1,024
+    on one core from 74 to 51 us (docs/search-latency.md). Rows within a chunk stay in
+    increasing order; a participant's rows are not, so scans over a reversible plan use the
+    order-free admission test (`TopK.accepts`). One participant still gets about 8 chunks when
+    `reverse` is asked for, so that it too can alternate.
     """
 
     var chunk: Int  # rows per chunk
     var workers: Int
     var ranges: List[_RangeCounter]
+    var reverse: Bool  # each range hands out its chunks last to first
 
-    def __init__(out self, n: Int, workers: Int, align: Int = 64):
+    def __init__(out self, n: Int, workers: Int, align: Int = 64, reverse: Bool = False):
         self.workers = max(1, workers)
-        if self.workers == 1:
+        self.reverse = reverse
+        if self.workers == 1 and not reverse:
             self.chunk = max(n, 1)
         else:
             # About 8 chunks per participant: small enough to share out a late one's run.
@@ -110,6 +125,8 @@ struct ChunkPlan(Movable):
                 continue
             var c = Int(ranges[unsafe_offset=v].next.fetch_add(1))
             if c < end:
+                if self.reverse:
+                    return ranges[unsafe_offset=v].first + end - 1 - c
                 return c
         return -1
 
@@ -320,3 +337,56 @@ def run_pair(job: PairJob, ctx: Int):
         # current chunk); wait for it (unbounded: its chunk writes into this call's buffers).
         _wait_until_equal(h, _DONE, t, _HELPER_CPU)
     _field(h, _LOCK)[].store(0)
+
+
+# ===----------------------------------------------------------------------=== #
+# Alternating scan direction
+# ===----------------------------------------------------------------------=== #
+
+
+def _start_parity() -> Int:
+    """Word 0: calls so far (their parity is the next direction); word 1: the order
+    (SCAN_ALTERNATE, SCAN_FORWARD or SCAN_REVERSED)."""
+    var p = external_call["aligned_alloc", Int](_LINE, _LINE)
+    if p != 0:
+        _ = external_call["memset", Int](p, 0, _LINE)
+    return p
+
+
+comptime _PARITY = _Global["synapse_mojo_scan_parity", _start_parity]
+comptime SCAN_ALTERNATE = 0
+comptime SCAN_FORWARD = 1
+comptime SCAN_REVERSED = 2
+
+
+def _parity_block() -> Int:
+    try:
+        return _PARITY.get_or_create_ptr()[]
+    except:
+        return 0
+
+
+def next_scan_reversed() -> Bool:
+    """Alternates between False and True from call to call, process-wide (`ChunkPlan`'s
+    `reverse`), unless `set_scan_order` fixed the direction. Concurrent callers share the
+    alternation: each still gets one direction or the other, which changes only what their
+    scans find in cache."""
+    var p = _parity_block()
+    if p == 0:
+        return False
+    var order = Pointer[Atomic[Int64], MutAnyOrigin](unsafe_from_address=p + 8)[].load()
+    if order != SCAN_ALTERNATE:
+        return order == SCAN_REVERSED
+    return (Pointer[Atomic[Int64], MutAnyOrigin](unsafe_from_address=p)[].fetch_add(1) & 1) == 1
+
+
+def set_scan_order(order: Int) -> Int:
+    """Sets the process-wide scan order (SCAN_ALTERNATE, the default; SCAN_FORWARD or
+    SCAN_REVERSED, for tests and benchmarks); returns the previous one (-1: none kept)."""
+    var p = _parity_block()
+    if p == 0:
+        return -1
+    var field = Pointer[Atomic[Int64], MutAnyOrigin](unsafe_from_address=p + 8)
+    var previous = field[].load()
+    field[].store(Int64(order))
+    return Int(previous)

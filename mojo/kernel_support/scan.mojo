@@ -54,7 +54,7 @@ from std.sys.intrinsics import PrefetchOptions, prefetch
 
 from kernel_support.abi import F32Ptr, I8Ptr, I64Ptr, U8Ptr
 from kernel_support.int8_query import F64Ptr, Int8Query
-from kernel_support.parallel import ChunkPlan, parallel_for, run_pair
+from kernel_support.parallel import ChunkPlan, next_scan_reversed, parallel_for, run_pair
 from kernel_support.topk import TopK
 
 comptime W = simd_width_of[DType.float32]()
@@ -242,16 +242,16 @@ def _scan_f32(
         var bar = top.worst_score() if not filling else Float32(0)
         while r + F32_ROWS <= end:
             var s = dotn[F32_ROWS](matrix.unsafe_offset(r * d), d, q)
-            if filling or s.gt(SIMD[DType.float32, F32_ROWS](bar)).reduce_or():
+            if filling or s.ge(SIMD[DType.float32, F32_ROWS](bar)).reduce_or():
                 comptime for j in range(F32_ROWS):
-                    if top.accepts_in_order(s[j]):
+                    if top.accepts(s[j]):
                         top.push(s[j], r + j)
                 filling = not top.full()
                 bar = top.worst_score()
             r += F32_ROWS
         while r < end:
             var s = dot(matrix.unsafe_offset(r * d), q, d)
-            if top.accepts_in_order(s):
+            if top.accepts(s):
                 top.push(s, r)
             r += 1
         return
@@ -259,7 +259,7 @@ def _scan_f32(
     while r < end:
         if mask.unsafe_load[width=1](r) != 0:
             var s = dot(matrix.unsafe_offset(r * d), q, d)
-            if top.accepts_in_order(s):
+            if top.accepts(s):
                 top.push(s, r)
         r += 1
 
@@ -354,7 +354,7 @@ def topk_f32(
     if n <= 0 or k <= 0:
         return 0
     var workers = max(1, min(threads, (n + 63) // 64))
-    var plan = ChunkPlan(n, workers)
+    var plan = ChunkPlan(n, workers, reverse=next_scan_reversed())
     var tops = List[TopK]()
     for _ in range(workers):
         tops.append(TopK(k))
@@ -459,16 +459,16 @@ def _scan_cosine(
     var bar = top.worst_score() if not filling else Float32(0)
     while r + F32_ROWS <= end:
         var s = cosn[F32_ROWS](matrix.unsafe_offset(r * d), d, q, bad)
-        if filling or s.gt(SIMD[DType.float32, F32_ROWS](bar)).reduce_or():
+        if filling or s.ge(SIMD[DType.float32, F32_ROWS](bar)).reduce_or():
             comptime for j in range(F32_ROWS):
-                if top.accepts_in_order(s[j]):
+                if top.accepts(s[j]):
                     top.push(s[j], r + j)
             filling = not top.full()
             bar = top.worst_score()
         r += F32_ROWS
     while r < end:
         var s = cos1(matrix.unsafe_offset(r * d), q, d, bad)
-        if top.accepts_in_order(s):
+        if top.accepts(s):
             top.push(s, r)
         r += 1
 
@@ -491,7 +491,7 @@ def topk_f32_cosine(
     if n <= 0 or k <= 0:
         return 0
     var workers = max(1, min(threads, (n + 63) // 64))
-    var plan = ChunkPlan(n, workers)
+    var plan = ChunkPlan(n, workers, reverse=next_scan_reversed())
     var tops = List[TopK]()
     for _ in range(workers):
         tops.append(TopK(k))
@@ -683,21 +683,21 @@ def _scan_u8(
         while r + I8_ROWS <= end:
             var s = dotn_i8[I8_ROWS](codes.unsafe_offset(r * d), d, qi).cast[DType.float32]()
             # One vector compare decides whether any of the rows can enter the heap.
-            if not top.full() or s.gt(SIMD[DType.float32, I8_ROWS](top.worst_score())).reduce_or():
+            if not top.full() or s.ge(SIMD[DType.float32, I8_ROWS](top.worst_score())).reduce_or():
                 comptime for j in range(I8_ROWS):
-                    if top.accepts_in_order(s[j]):
+                    if top.accepts(s[j]):
                         top.push(s[j], r + j)
             r += I8_ROWS
         while r < end:
             var s = Float32(dot_i8(codes.unsafe_offset(r * d), qi, d))
-            if top.accepts_in_order(s):
+            if top.accepts(s):
                 top.push(s, r)
             r += 1
         return
     while r < end:
         if mask.unsafe_load[width=1](r) != 0:
             var s = Float32(dot_i8(codes.unsafe_offset(r * d), qi, d))
-            if top.accepts_in_order(s):
+            if top.accepts(s):
                 top.push(s, r)
         r += 1
 
@@ -715,7 +715,7 @@ def _u8_candidates(
     """The best `candidates` rows by the integer dot product of their codes with `qi` (a
     heap: its root is the worst kept)."""
     var workers = max(1, min(threads, (n + 63) // 64))
-    var plan = ChunkPlan(n, workers)
+    var plan = ChunkPlan(n, workers, reverse=next_scan_reversed())
     var tops = List[TopK]()
     for _ in range(workers):
         tops.append(TopK(candidates))

@@ -54,6 +54,12 @@ struct TopK(Movable):
         """
         return self.size < self.k or score > self.scores.unsafe_ptr()[unsafe_offset=0]
 
+    @always_inline
+    def accepts(self, score: Float32) -> Bool:
+        """Admission test for a scan in any row order: a score equal to the worst kept one
+        may still enter (a lower row wins the tie), so `push` decides."""
+        return self.size < self.k or score >= self.scores.unsafe_ptr()[unsafe_offset=0]
+
     def push(mut self, score: Float32, row: Int):
         """Offers a candidate; keeps it if it ranks among the best `k` seen so far."""
         var sp = self.scores.unsafe_ptr()

@@ -112,6 +112,12 @@ class PatternSearchKernel(KernelModule, Protocol):
         """``(addr, n_words, threads)``: the 64-bit fingerprint of ``n_words`` uint64 words."""
         ...
 
+    def scan_order(self, args: tuple[int], /) -> int:
+        """``(order,)``: the process-wide direction of single-query scans, 0 alternating from
+        call to call (the default: each scan starts on what the previous one left in cache),
+        1 always forward, 2 always reversed (tests and benchmarks); the previous order."""
+        ...
+
 
 # --------------------------------------------------------------------------------------------
 # message_router (mojo/message_router.mojo)
