@@ -92,7 +92,8 @@ struct ChunkPlan(Movable):
     on one core from 74 to 51 us (docs/search-latency.md). Rows within a chunk stay in
     increasing order; a participant's rows are not, so scans over a reversible plan use the
     order-free admission test (`TopK.accepts`). One participant still gets about 8 chunks when
-    `reverse` is asked for, so that it too can alternate.
+    `reverse` is asked for, so that it too can alternate. The scans alternate only while each
+    participant's part is within `scan.ALTERNATE_MAX_BYTES` (larger parts gain nothing).
     """
 
     var chunk: Int  # rows per chunk
