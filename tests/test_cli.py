@@ -117,3 +117,43 @@ def test_the_neo4j_drivers_own_error_line_is_not_printed():
     line = _one_error_line(proc)
     assert "unavailable" in line
     assert [ln for ln in proc.stderr.splitlines() if ln.strip()] == [line]
+
+
+def test_bench_search_with_json_writes_its_markdown_beside_it(kernel_cache, tmp_path):
+    """``--json FILE`` without ``--out``: the markdown goes beside FILE; nothing is written
+    into bench-results/ under the working directory."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNAPSE_")}
+    env["SYNAPSE_KERNEL_CACHE"] = str(kernel_cache)
+    proc = subprocess.run(
+        [
+            "synapse-mojo",
+            "bench",
+            "search",
+            "--n",
+            "50",
+            "--dim",
+            "8",
+            "--backends",
+            "numpy",
+            "--queries",
+            "5",
+            "--batch-size",
+            "1",
+            "--json",
+            "results/run.json",
+            "--no-plots",
+            "--no-memory",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "results" / "run.json").read_text())["suite"] == "search"
+    assert (tmp_path / "results" / "search.md").is_file()
+    assert not (tmp_path / "bench-results").exists()

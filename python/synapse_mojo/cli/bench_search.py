@@ -59,14 +59,18 @@ from .bench import bench
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Directory for search.json, search.md and the PNG plots (default: bench-results/<arch>).",
+    help=(
+        "Directory for search.json, search.md and the PNG plots (default: the --json file's "
+        "directory when --json is given, else bench-results/<arch>)."
+    ),
 )
 @click.option(
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="JSON output path (overrides --out for the JSON).",
+    help="JSON output path (overrides --out for the JSON; without --out the markdown and "
+    "plots go beside it).",
 )
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option(
@@ -137,7 +141,7 @@ def search_command(
     cases = [SearchCase(n, d, k) for d in (dims or DEFAULT_DIMS) for n in (ns or DEFAULT_NS)]
     if any(c.n < 1 or c.dim < 1 for c in cases) or k < 1 or queries < 1:
         raise click.BadParameter("--n, --dim, --k and --queries must be >= 1")
-    out = out_dir or Path("bench-results") / platform.machine()
+    out = _output_dir(out_dir, json_path)
     command = "synapse-mojo " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     with console.status("starting ...") as status:
         doc = run_search_benchmark(
@@ -179,6 +183,16 @@ def search_command(
             console.print(f"plot: {png}")
 
 
+def _output_dir(out_dir: Path | None, json_path: Path | None) -> Path:
+    """Where the markdown and plots go: ``--out``, else beside ``--json``, else
+    bench-results/<arch> (a run asked for one file does not also write into another tree)."""
+    if out_dir is not None:
+        return out_dir
+    if json_path is not None:
+        return json_path.parent
+    return Path("bench-results") / platform.machine()
+
+
 def _latency_grid(
     ns, dims, k, out_dir, json_path, no_plots, rounds, cell_seconds, from_json=None
 ) -> None:
@@ -191,7 +205,7 @@ def _latency_grid(
         run_latency_grid,
     )
 
-    out = out_dir or Path("bench-results") / platform.machine()
+    out = _output_dir(out_dir, json_path)
     if from_json is not None:
         doc = load_latency_grid(from_json)
         path = from_json
