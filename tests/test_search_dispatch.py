@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -11,13 +13,16 @@ from synapse_mojo.runtime.adapter import registered_self_check
 from synapse_mojo.search import PatternIndex, PythonSearchBackend, results_agree
 from synapse_mojo.search.adaptive import AdaptiveSearchBackend
 from synapse_mojo.search.dispatch import (
+    BUSY_NOTE,
     SHIPPING_MARGIN,
+    STARTUP_MARGIN,
     UNBOUNDED,
     Crossovers,
     calibrate,
     crossovers_from_entry,
     inline_edge,
     measure,
+    second_core_busy,
     shipped_crossovers,
     winner_ranges,
     write_shipped,
@@ -125,6 +130,55 @@ def test_inline_edge_lies_halfway_between_the_probes_either_side():
     # largest probe is the edge.
     assert inline_edge([(2048, 2e-6, 2e-6), (131_072, 10e-6, 9e-6)], 1.15) == 0
     assert inline_edge([(2048, 1e-6, 3e-6), (131_072, 10e-6, 30e-6)], 1.15) == 131_072
+
+
+def test_one_core_beating_two_at_the_largest_probe_means_a_busy_second_core():
+    probes = [(131_072, 10e-6, 20e-6), (1_048_576, 150e-6, 130e-6)]
+    assert not second_core_busy([*probes, (4_194_304, 690e-6, 400e-6)], STARTUP_MARGIN)
+    assert not second_core_busy([*probes, (4_194_304, 690e-6, 760e-6)], STARTUP_MARGIN)  # a tie
+    assert second_core_busy([*probes, (4_194_304, 500e-6, 760e-6)], STARTUP_MARGIN)
+
+
+class _BusySecondCoreKernel:
+    """Stands in for the Mojo backend (a busy second core cannot be produced on demand
+    here): the pool is three times slower than the calling thread alone at every size, as
+    when another thread spins on the pool's core."""
+
+    def __init__(self) -> None:
+        self.inline_below = 0
+
+    def topk_with(self, fault, matrix, query, k, mask=None, matrix_addr=0, query_addr=0):
+        inline = self.inline_below == UNBOUNDED
+        started = time.perf_counter()
+        while time.perf_counter() - started < (2e-4 if inline else 6e-4):
+            pass
+        return None
+
+    def topk_cosine(self, rows, query, k):
+        return None
+
+
+def test_a_busy_second_core_at_start_up_keeps_the_shipped_inline_edge():
+    kernel = _BusySecondCoreKernel()
+    crossovers, _ = measure(
+        kernel,  # type: ignore[arg-type]
+        NumpySearchBackend(),
+        ((64, 16), (512, 16)),
+        rounds=3,
+        margin=STARTUP_MARGIN,
+        busy_fallback=123_456,
+    )
+    assert crossovers.inline_below == 123_456
+    assert BUSY_NOTE in crossovers.source
+    # Without a fallback (``bench crossovers``) the measured edge stands.
+    crossovers, _ = measure(
+        kernel,  # type: ignore[arg-type]
+        NumpySearchBackend(),
+        ((64, 16), (512, 16)),
+        rounds=3,
+        margin=STARTUP_MARGIN,
+    )
+    assert crossovers.inline_below == 512 * 16  # inline wins everything: the largest probe
 
 
 def test_winner_ranges_meet_halfway_between_probes():

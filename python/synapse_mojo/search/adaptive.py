@@ -44,7 +44,7 @@ from .base import (
     results_agree,
     score_tolerance,
 )
-from .dispatch import Crossovers, calibrate, shipped_crossovers
+from .dispatch import BUSY_NOTE, Crossovers, calibrate, shipped_crossovers
 from .mojo_backend import QUERY_NOT_ACCEPTED, ROW_NOT_FINITE, MojoSearchBackend
 from .numpy_backend import NumpySearchBackend
 from .quantization import (
@@ -180,11 +180,12 @@ class AdaptiveSearchBackend(SearchBackend):
         elif self._crossovers.source.startswith("shipped"):
             # Inline vs pool only changes how fast the kernel answers, never who answers:
             # this machine's measurement applies. The Mojo/NumPy choice stays as shipped.
+            inline_note = BUSY_NOTE if BUSY_NOTE in measured.source else "inline measured here"
             self._apply(
                 replace(
                     self._crossovers,
                     inline_below=measured.inline_below,
-                    source=f"{self._crossovers.source}; inline measured here",
+                    source=f"{self._crossovers.source}; {inline_note}",
                 )
             )
 

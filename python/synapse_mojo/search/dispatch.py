@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import math
 import platform
 import time
@@ -42,6 +43,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from .base import TopK
+
+log = logging.getLogger("synapse_mojo.search")
 
 #: Stands for "no upper end" in a range (JSON ``null``).
 UNBOUNDED = 1 << 62
@@ -269,6 +272,30 @@ def inline_edge(probes: Sequence[tuple[int, float, float]], margin: float) -> in
     return 0 if edge == 0 else _edge_between(ordered[edge - 1][0], ordered[edge][0])
 
 
+#: In a start-up measurement's source when its inline edge was not used (``second_core_busy``).
+BUSY_NOTE = "the second core was busy at start-up: inline edge as shipped"
+
+
+def second_core_busy(probes: Sequence[tuple[int, float, float]], margin: float) -> bool:
+    """Whether the calling thread alone clearly beat the pool at the largest
+    ``(work, inline_s, pool_s)`` probe. At start-up that probe is several times a core's
+    cache, where two cores read faster than one unless the second is taken: OpenBLAS's
+    thread spins there for about 0.1 s after every NumPy call (the measurement's own NumPy
+    probes included), or another process runs on it. Usually the pool still wins there
+    (16,384 x 256 on the Intel Xeon: 380-530 us against 640-760 alone), but in one start of
+    about fifteen observed, and in one of eight measurements repeated right after one, it
+    lost (650-765 us against 630-690): the edge that gives, the largest probe, put 1,000 x
+    1,024 and 10,000 x 384 on one core for the life of the process (1.2-1.45x slower there).
+    Such a measurement describes that moment, not the machine.
+
+    Measuring the pool apart from the NumPy probes (no spinning thread from the measurement
+    itself) was tried: the pool then tied the calling thread at 2,048 x 256 and the edge
+    fell to 0 or 5,792 in half the starts, where every agent process, which calls NumPy too,
+    meets the spinning thread; the interleaved measurement gave 741,455 in most starts."""
+    work, inline, pool = max(probes)
+    return inline * margin < pool
+
+
 def _time_probe(
     kernel: _Kernel,
     numpy_backend: _NumpyPaths,
@@ -330,11 +357,13 @@ def measure(
     min_sample_s: float = 0.0,
     source: str = "measured",
     progress: Callable[[str], None] = lambda _: None,
+    busy_fallback: int | None = None,
 ) -> tuple[Crossovers, list[dict[str, Any]]]:
     """Times the calls as the seam makes them (Mojo with addresses known, inline and on the
     pool; NumPy's ``topk``; both cosine scans over raw rows), interleaved, medians of
     ``rounds``; each sample repeats a call until it lasts ``min_sample_s``. Returns the
-    crossovers and one record of medians (microseconds) per probe."""
+    crossovers and one record of medians (microseconds) per probe. ``busy_fallback``: the
+    inline edge to use instead when ``second_core_busy`` (noted in the source)."""
     rng = np.random.default_rng(seed)
     timings: list[tuple[int, int, dict[str, float]]] = []
     for n, d in probes:
@@ -342,7 +371,21 @@ def measure(
         raw = rng.standard_normal((n, d), dtype=np.float32)
         raw *= rng.uniform(0.5, 2.0, (n, 1)).astype(np.float32)
         timings.append((n, d, _time_probe(kernel, numpy_backend, raw, k, rounds, min_sample_s)))
-    inline_below = inline_edge([(n * d, t["inline"], t["pool"]) for n, d, t in timings], margin)
+    inline_probes = [(n * d, t["inline"], t["pool"]) for n, d, t in timings]
+    inline_below = inline_edge(inline_probes, margin)
+    if busy_fallback is not None and second_core_busy(inline_probes, margin):
+        log.info(
+            "search start-up measurement: one core beat two at %s multiply-adds (%.0f vs "
+            "%.0f us), so the second core was busy; keeping the shipped inline edge %s "
+            "instead of the measured %s",
+            f"{max(inline_probes)[0]:,}",
+            max(inline_probes)[1] * 1e6,
+            max(inline_probes)[2] * 1e6,
+            f"{busy_fallback:,}",
+            f"{inline_below:,}",
+        )
+        inline_below = busy_fallback
+        source = f"{source}; {BUSY_NOTE}"
 
     def mojo_time(work: int, t: dict[str, float]) -> float:
         return t["inline"] if work < inline_below else t["pool"]
@@ -424,6 +467,7 @@ def calibrate(backend: _Kernel, numpy_backend: _NumpyPaths, seed: int = 11) -> C
         margin=STARTUP_MARGIN,
         seed=seed,
         source="measured at start-up",
+        busy_fallback=shipped_crossovers().inline_below,
     )
     return crossovers
 
