@@ -159,26 +159,23 @@ class _BusySecondCoreKernel:
 
 
 def test_a_busy_second_core_at_start_up_keeps_the_shipped_inline_edge():
-    kernel = _BusySecondCoreKernel()
-    crossovers, _ = measure(
-        kernel,  # type: ignore[arg-type]
-        NumpySearchBackend(),
-        ((64, 16), (512, 16)),
-        rounds=3,
-        margin=STARTUP_MARGIN,
-        busy_fallback=123_456,
-    )
-    assert crossovers.inline_below == 123_456
-    assert BUSY_NOTE in crossovers.source
-    # Without a fallback (``bench crossovers``) the measured edge stands.
-    crossovers, _ = measure(
-        kernel,  # type: ignore[arg-type]
-        NumpySearchBackend(),
-        ((64, 16), (512, 16)),
-        rounds=3,
-        margin=STARTUP_MARGIN,
-    )
-    assert crossovers.inline_below == 512 * 16  # inline wins everything: the largest probe
+    def measured(**fallback: int) -> Crossovers:
+        crossovers, _ = measure(
+            _BusySecondCoreKernel(),  # type: ignore[arg-type]
+            NumpySearchBackend(),
+            ((64, 16), (512, 16)),
+            rounds=3,
+            margin=STARTUP_MARGIN,
+            **fallback,
+        )
+        return crossovers
+
+    at_start_up = measured(busy_fallback=123_456)
+    assert at_start_up.inline_below == 123_456
+    assert BUSY_NOTE in at_start_up.source
+    # Without a fallback (``bench crossovers``) the measured edge stands: inline wins
+    # everything, so the edge is the largest probe.
+    assert measured().inline_below == 512 * 16
 
 
 def test_winner_ranges_meet_halfway_between_probes():

@@ -374,13 +374,14 @@ def measure(
     inline_probes = [(n * d, t["inline"], t["pool"]) for n, d, t in timings]
     inline_below = inline_edge(inline_probes, margin)
     if busy_fallback is not None and second_core_busy(inline_probes, margin):
+        work, inline, pool = max(inline_probes)
         log.info(
             "search start-up measurement: one core beat two at %s multiply-adds (%.0f vs "
             "%.0f us), so the second core was busy; keeping the shipped inline edge %s "
             "instead of the measured %s",
-            f"{max(inline_probes)[0]:,}",
-            max(inline_probes)[1] * 1e6,
-            max(inline_probes)[2] * 1e6,
+            f"{work:,}",
+            inline * 1e6,
+            pool * 1e6,
             f"{busy_fallback:,}",
             f"{inline_below:,}",
         )
