@@ -236,3 +236,86 @@ def test_metrics_export_prometheus_and_json(make_runtime, search_kernel):
     assert snap["calls"]["mojo"] == 5
     lat = snap["latency"]["mojo"]
     assert lat["samples"] == 5 and lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"]
+
+
+def test_fast_lane_records_every_call_in_bulk(make_runtime, search_kernel):
+    """Successful kernel calls in ``auto``/``on`` take the fast lane: queued and recorded in
+    bulk, complete whenever anything reads the metrics (JSON, Prometheus, status)."""
+    import re
+
+    from synapse_mojo.runtime.adapter import FAST_LANE_FLUSH
+
+    def scraped() -> tuple[float, float]:
+        """Calls and latency samples in the Prometheus text: process-wide series, shared by
+        every runtime of the test session, so the test compares before and after."""
+        text = runtime.metrics_prometheus()
+        labels = r'\{feature="pattern_search",runtime="mojo"\} (\S+)'
+        found = [
+            re.search(name + labels, text)
+            for name in ("synapse_calls_total", "synapse_call_latency_seconds_count")
+        ]
+        return tuple(float(m.group(1)) if m else 0.0 for m in found)  # type: ignore[return-value]
+
+    runtime = make_runtime()
+    index, vectors = _index(runtime)
+    feature = runtime.feature("pattern_search")
+    index.search(vectors[0])  # kernel load, self-check, calibration
+    before = runtime.metrics_json()["pattern_search"]["calls"]["mojo"]
+    scraped_before = scraped()
+    calls = 2 * FAST_LANE_FLUSH + 22  # not a multiple of the flush size
+    for i in range(calls):
+        assert index.search_detailed(vectors[i % 50], top_k=3).runtime == "mojo"
+    assert feature.lane is not None
+    total, count = scraped()
+    assert (total - scraped_before[0], count - scraped_before[1]) == (calls, calls)
+    snap = runtime.metrics_json()["pattern_search"]
+    assert snap["calls"]["mojo"] == before + calls
+    assert snap["latency"]["mojo"]["samples"] == before + calls
+    assert feature.status()["metrics"]["calls"]["mojo"] == before + calls
+
+
+def test_fast_lane_is_closed_outside_auto_and_on(make_runtime, search_kernel):
+    runtime = make_runtime()
+    index, vectors = _index(runtime)
+    index.search(vectors[0])
+    feature = runtime.feature("pattern_search")
+    assert feature.lane is not None
+    for mode in ("shadow", "canary:0.5", "off"):
+        runtime.set_mode("pattern_search", mode)
+        assert feature.lane is None, mode
+    runtime.set_mode("pattern_search", "on")
+    assert feature.lane is not None
+    feature.disable("test")
+    assert feature.lane is None and index.search_detailed(vectors[0]).runtime == "python"
+    feature.reset()
+    assert feature.lane is not None and index.search_detailed(vectors[0]).runtime == "mojo"
+    # Fault injection is configured: every call goes the checked way.
+    faulty = make_runtime(SYNAPSE_FAULT_PATTERN_SEARCH="raise:0.0")
+    index, vectors = _index(faulty)
+    assert index.search_detailed(vectors[0]).runtime == "mojo"
+    assert faulty.feature("pattern_search").lane is None
+
+
+def test_errors_after_fast_calls_count_against_the_whole_window(make_runtime, search_kernel):
+    """The error rate that disables Mojo counts the fast lane's queued successes too: 4
+    errors after 96 successes are 4% of a 100-call window, 6 are 6%."""
+    runtime = make_runtime(
+        SYNAPSE_ALERT_WINDOW="100", SYNAPSE_ALERT_MIN_CALLS="50", SYNAPSE_ALERT_ERROR_RATE="0.05"
+    )
+    index, vectors = _index(runtime)
+    feature = runtime.feature("pattern_search")
+    for i in range(96):
+        index.search(vectors[i % 50])
+
+    def failing(kernel, fault):
+        raise RuntimeError("injected by the test")
+
+    for _ in range(4):
+        outcome = feature.call("topk", failing, lambda: "python answer", ())
+        assert outcome.runtime == "python" and outcome.value == "python answer"
+        assert outcome.error == "RuntimeError: injected by the test"
+    assert feature.disabled_reason is None
+    for _ in range(2):
+        feature.call("topk", failing, lambda: "python answer", ())
+    assert feature.disabled_reason is not None and "6/100" in feature.disabled_reason
+    assert feature.lane is None

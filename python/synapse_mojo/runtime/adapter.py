@@ -34,6 +34,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 from .. import config as config_module
@@ -78,6 +79,11 @@ def registered_self_check(feature: str) -> Callable[[Any], None] | None:
     return _SELF_CHECKS.get(feature)
 
 
+#: The fast lane's successful calls are recorded in bulk every this many calls
+#: (``FeatureRuntime.record_fast``), and whenever anything reads the metrics.
+FAST_LANE_FLUSH = 64
+
+
 @dataclass(slots=True)
 class Outcome(Generic[T]):
     """One answered call: the value, the runtime that produced it, and why if it fell back."""
@@ -113,6 +119,13 @@ class FeatureRuntime(Generic[K]):
         # The metrics' lock: a successful Mojo call records its metrics and both health
         # windows in one acquisition (``_record_ok``). Nothing holding it calls out.
         self._health_lock = self.metrics.lock
+        #: The kernel module while a caller may take its fast lane (``record_fast``): mode
+        #: ``auto`` or ``on``, the kernel loaded and self-checked, not disabled, no fault
+        #: injection. None otherwise; kept by ``_publish_state``.
+        self.lane: K | None = None
+        # Latencies of the fast lane's successful calls, recorded in bulk (``flush``).
+        self._pending: list[float] = []
+        self.metrics.before_read = self.flush
         #: Hooks run after the kernel passed its self-check (``add_ready_hook``).
         self._ready_hooks: list[Callable[[], Callable[[K], None] | None]] = []
         self.metrics.set_state(False, False)
@@ -203,6 +216,7 @@ class FeatureRuntime(Generic[K]):
 
     def reset(self) -> None:
         """Clears an automatic disable, the sliding windows and the alerts."""
+        self.flush()
         with self._lock:
             if self.disabled_reason:
                 log.warning("Mojo path for %s re-enabled by reset()", self.name)
@@ -241,6 +255,12 @@ class FeatureRuntime(Generic[K]):
             and self._kernel_ready
             and self._module is not None
         )
+        lane = (
+            active
+            and self.mode.kind in ("auto", "on")
+            and self._owner.settings.fault(self.name) is None
+        )
+        self.lane = self._module if lane else None
         self.metrics.set_state(active, self.disabled_reason is not None)
 
     # ---------------------------------------------------------------------------- calls
@@ -285,6 +305,14 @@ class FeatureRuntime(Generic[K]):
         for this call; in ``auto`` mode Python then answers (not a fallback). The other modes
         ignore it: ``on``, ``canary`` and ``shadow`` are explicit requests for Mojo.
         """
+        lane = self.lane
+        if (
+            lane is not None
+            and mojo is not None
+            and not python_faster
+            and not config_module.force_python()
+        ):
+            return self._mojo_fast(op, lane if requires_kernel else None, mojo, python, args)
         if config_module.force_python():
             return self._python(python, args)
         mode = self.mode
@@ -334,21 +362,46 @@ class FeatureRuntime(Generic[K]):
         try:
             value = mojo(module, fault, *args)
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            log.warning("Mojo %s.%s failed, answered by Python: %s", self.name, op, reason)
-            self.metrics.record_error("exception")
-            self._note_result(error=True)
-            outcome = self._python(python, args, fallback=f"exception:{type(exc).__name__}")
-            return Outcome(
-                outcome.value,
-                "python",
-                outcome.elapsed_ms,
-                fallback_reason=outcome.fallback_reason,
-                error=reason,
-            )
+            return self._mojo_failed(op, exc, python, args)
         elapsed = time.perf_counter() - started
         self._record_ok(elapsed)
         return Outcome(value, "mojo", elapsed * 1e3)
+
+    def _mojo_fast(
+        self,
+        op: str,
+        module: K | None,
+        mojo: Callable[..., T],
+        python: Callable[..., T],
+        args: tuple[Any, ...],
+    ) -> Outcome[T]:
+        """``_mojo`` on the fast lane (``lane``: no mode, health or fault checks to make), its
+        success queued for ``flush`` rather than recorded under the lock."""
+        started = time.perf_counter()
+        try:
+            value = mojo(module, 0, *args)
+        except Exception as exc:
+            return self._mojo_failed(op, exc, python, args)
+        elapsed = time.perf_counter() - started
+        self.record_fast(elapsed)
+        return Outcome(value, "mojo", elapsed * 1e3)
+
+    def _mojo_failed(
+        self, op: str, exc: Exception, python: Callable[..., T], args: tuple[Any, ...]
+    ) -> Outcome[T]:
+        """A Mojo call raised: recorded as an error, answered by Python."""
+        reason = f"{type(exc).__name__}: {exc}"
+        log.warning("Mojo %s.%s failed, answered by Python: %s", self.name, op, reason)
+        self.metrics.record_error("exception")
+        self._note_result(error=True)
+        outcome = self._python(python, args, fallback=f"exception:{type(exc).__name__}")
+        return Outcome(
+            outcome.value,
+            "python",
+            outcome.elapsed_ms,
+            fallback_reason=outcome.fallback_reason,
+            error=reason,
+        )
 
     def _shadow(
         self,
@@ -383,6 +436,38 @@ class FeatureRuntime(Generic[K]):
             self._check_latency_regression()
         return Outcome(outcome.value, "python", outcome.elapsed_ms, error=error)
 
+    # ---------------------------------------------------------------------------- fast lane
+
+    def record_fast(self, seconds: float) -> None:
+        """A successful call of the fast lane (``lane``, taken by ``call``): queued, and
+        recorded in bulk with the next ``flush``: the same metrics and health windows as
+        ``_record_ok`` records for one call, without the lock and the histogram per call."""
+        pending = self._pending
+        pending.append(seconds)
+        if len(pending) >= FAST_LANE_FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Records the fast lane's queued calls: metrics and both health windows, as
+        ``_record_ok`` does for one. Runs before anything reads them (``metrics.snapshot``,
+        a Prometheus scrape, the health checks) and every FAST_LANE_FLUSH calls."""
+        pending = self._pending
+        if not pending:
+            return
+        count = len(pending)
+        values = pending[:count]
+        del pending[:count]  # calls queued meanwhile (other threads) stay for the next flush
+        with self._health_lock:
+            self.metrics.record_calls_locked("mojo", values)
+            self._window.extend(repeat(False, count))
+            if self._window_errors:
+                self._window_errors = sum(self._window)
+            self._fallback_window.extend(repeat(False, count))
+            if self._fallback_count:
+                self._fallback_count = sum(self._fallback_window)
+        if "fallback_rate" in self.alerts:
+            self._note_fallback(None)
+
     # ---------------------------------------------------------------------------- health
 
     def _record_ok(self, seconds: float) -> None:
@@ -402,6 +487,7 @@ class FeatureRuntime(Generic[K]):
             self._note_fallback(None)
 
     def _note_result(self, error: bool) -> None:
+        self.flush()
         alerts = self._owner.settings.alerts
         with self._health_lock:
             if len(self._window) == self._window.maxlen and self._window[0]:
@@ -421,6 +507,8 @@ class FeatureRuntime(Generic[K]):
 
     def _note_fallback(self, fell_back: bool | None) -> None:
         """Records a call in the fallback window (None: only re-evaluate the alert)."""
+        if fell_back is not None:
+            self.flush()
         alerts = self._owner.settings.alerts
         with self._health_lock:
             if fell_back is not None:
@@ -445,6 +533,7 @@ class FeatureRuntime(Generic[K]):
             self.alerts.pop("fallback_rate", None)
 
     def _check_latency_regression(self) -> None:
+        self.flush()
         alerts = self._owner.settings.alerts
         mojo_r, py_r = self.metrics.latency["mojo"], self.metrics.latency["python"]
         if min(len(mojo_r), len(py_r)) < alerts.min_latency_samples:

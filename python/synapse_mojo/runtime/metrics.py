@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
@@ -71,6 +72,7 @@ class LatencyReservoir:
         self._values: deque[float] = deque(maxlen=size)
         self._lock = threading.Lock()
         self.add = self._values.append
+        self.extend = self._values.extend
 
     def __len__(self) -> int:
         return len(self._values)
@@ -110,12 +112,18 @@ class _Series:
         self.shadow: dict[str, int] = {}
         #: runtime -> [bucket counts (len(LATENCY_BUCKETS) + 1), sum of seconds]
         self.histograms: dict[str, list[Any]] = {}
+        #: The views of this feature: each records its pending calls before a scrape.
+        self.views: weakref.WeakSet[FeatureMetrics] = weakref.WeakSet()
 
     def histogram(self, runtime: str) -> list[Any]:
         hist = self.histograms.get(runtime)
         if hist is None:
             hist = self.histograms[runtime] = [[0] * (len(LATENCY_BUCKETS) + 1), 0.0]
         return hist
+
+
+def _nothing() -> None:
+    return None
 
 
 _SERIES: dict[str, _Series] = {}
@@ -148,6 +156,10 @@ class FeatureMetrics:
             "mojo": self._series.histogram("mojo"),
             "python": self._series.histogram("python"),
         }
+        #: Run before anything reads these numbers: the owner records the calls it has
+        #: only queued (``FeatureRuntime`` queues the successful calls of its fast lane).
+        self.before_read: Callable[[], None] = _nothing
+        self._series.views.add(self)
 
     def record_call(self, runtime: str, seconds: float) -> None:
         reservoir = self.latency.get(runtime)
@@ -187,6 +199,27 @@ class FeatureMetrics:
         hist[0][bisect_left(LATENCY_BUCKETS, seconds)] += 1
         hist[1] += seconds
 
+    def record_calls_locked(self, runtime: str, seconds: Iterable[float]) -> None:
+        """``record_call_locked`` for many calls at once (a queue of them)."""
+        values = list(seconds)
+        if not values:
+            return
+        reservoir = self.latency.get(runtime)
+        if reservoir is None:
+            reservoir = self.latency.setdefault(runtime, LatencyReservoir())
+        reservoir.extend(values)
+        calls = self.calls
+        calls[runtime] = calls.get(runtime, 0) + len(values)
+        shared = self._series.calls
+        shared[runtime] = shared.get(runtime, 0) + len(values)
+        hist = self._hist.get(runtime) or self._hist.setdefault(
+            runtime, self._series.histogram(runtime)
+        )
+        buckets = hist[0]
+        for value in values:
+            buckets[bisect_left(LATENCY_BUCKETS, value)] += 1
+        hist[1] += math.fsum(values)
+
     def record_latency_only(self, runtime: str, seconds: float) -> None:
         """A timed run whose result was not returned (the Mojo half of a shadow call)."""
         self.latency.setdefault(runtime, LatencyReservoir()).add(seconds)
@@ -218,6 +251,7 @@ class FeatureMetrics:
         AUTO_DISABLED.labels(self.feature).set(1 if auto_disabled else 0)
 
     def snapshot(self) -> dict[str, Any]:
+        self.before_read()
         with self._lock:
             data: dict[str, Any] = {
                 "calls": dict(self.calls),
@@ -262,6 +296,8 @@ class _FeatureCollector:
         with _SERIES_LOCK:
             items = sorted(_SERIES.items())
         for feature, series in items:
+            for view in list(series.views):
+                view.before_read()
             with series.lock:
                 counts = {name: dict(getattr(series, name)) for name in families}
                 hists = {rt: (list(h[0]), h[1]) for rt, h in series.histograms.items()}
