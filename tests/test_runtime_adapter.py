@@ -319,3 +319,33 @@ def test_errors_after_fast_calls_count_against_the_whole_window(make_runtime, se
         feature.call("topk", failing, lambda: "python answer", ())
     assert feature.disabled_reason is not None and "6/100" in feature.disabled_reason
     assert feature.lane is None
+
+
+def test_fast_lane_counts_every_call_from_many_threads(make_runtime, search_kernel):
+    import threading
+
+    runtime = make_runtime()
+    index, vectors = _index(runtime)
+    index.search(vectors[0])
+    before = runtime.metrics_json()["pattern_search"]["calls"]["mojo"]
+    per_thread, threads = 300, 4
+    errors: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        try:
+            for i in range(per_thread):
+                row = (seed * 7 + i) % 50
+                assert index.search(vectors[row], top_k=1)[0].id == f"p{row}"
+                if i % 50 == 0:
+                    runtime.metrics_json()  # readers flush while others queue
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert not errors
+    snap = runtime.metrics_json()["pattern_search"]
+    assert snap["calls"]["mojo"] == before + per_thread * threads

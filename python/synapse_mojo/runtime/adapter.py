@@ -454,10 +454,10 @@ class FeatureRuntime(Generic[K]):
         pending = self._pending
         if not pending:
             return
-        count = len(pending)
-        values = pending[:count]
-        del pending[:count]  # calls queued meanwhile (other threads) stay for the next flush
-        with self._health_lock:
+        with self._health_lock:  # one flush at a time: each queued call is recorded once
+            count = len(pending)
+            values = pending[:count]
+            del pending[:count]  # calls queued meanwhile (other threads) stay for the next
             self.metrics.record_calls_locked("mojo", values)
             self._window.extend(repeat(False, count))
             if self._window_errors:
