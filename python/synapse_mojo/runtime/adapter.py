@@ -116,8 +116,8 @@ class FeatureRuntime(Generic[K]):
         self._fallback_count = 0
         self._shadow_calls = 0
         self._rng = random.Random()
-        # The metrics' lock: a successful Mojo call records its metrics and both health
-        # windows in one acquisition (``_record_ok``). Nothing holding it calls out.
+        # The metrics' lock: queued Mojo successes record their metrics and both health
+        # windows in one acquisition (``flush``). Nothing holding it calls out.
         self._health_lock = self.metrics.lock
         #: The kernel module while a caller may take its fast lane (``record_fast``): mode
         #: ``auto`` or ``on``, the kernel loaded and self-checked, not disabled, no fault
@@ -312,7 +312,8 @@ class FeatureRuntime(Generic[K]):
             and not python_faster
             and not config_module.force_python()
         ):
-            return self._mojo_fast(op, lane if requires_kernel else None, mojo, python, args)
+            # The fast lane: no mode, health or fault checks to make.
+            return self._mojo(op, lane if requires_kernel else None, mojo, python, args, 0)
         if config_module.force_python():
             return self._python(python, args)
         mode = self.mode
@@ -335,7 +336,8 @@ class FeatureRuntime(Generic[K]):
             return self._python(python, args)
         if kind == "shadow":
             return self._shadow(op, module, mojo, python, args, same)
-        return self._mojo(op, module, mojo, python, args)
+        fault = self._fault_code() if self._owner.settings.faults else 0
+        return self._mojo(op, module, mojo, python, args, fault)
 
     def _python(
         self, python: Callable[..., T], args: tuple[Any, ...], fallback: str | None = None
@@ -356,30 +358,12 @@ class FeatureRuntime(Generic[K]):
         mojo: Callable[..., T],
         python: Callable[..., T],
         args: tuple[Any, ...],
+        fault: int,
     ) -> Outcome[T]:
-        fault = self._fault_code() if self._owner.settings.faults else 0
+        """The kernel's answer, its success queued for ``flush``; Python's if it raised."""
         started = time.perf_counter()
         try:
             value = mojo(module, fault, *args)
-        except Exception as exc:
-            return self._mojo_failed(op, exc, python, args)
-        elapsed = time.perf_counter() - started
-        self._record_ok(elapsed)
-        return Outcome(value, "mojo", elapsed * 1e3)
-
-    def _mojo_fast(
-        self,
-        op: str,
-        module: K | None,
-        mojo: Callable[..., T],
-        python: Callable[..., T],
-        args: tuple[Any, ...],
-    ) -> Outcome[T]:
-        """``_mojo`` on the fast lane (``lane``: no mode, health or fault checks to make), its
-        success queued for ``flush`` rather than recorded under the lock."""
-        started = time.perf_counter()
-        try:
-            value = mojo(module, 0, *args)
         except Exception as exc:
             return self._mojo_failed(op, exc, python, args)
         elapsed = time.perf_counter() - started
@@ -439,18 +423,17 @@ class FeatureRuntime(Generic[K]):
     # ---------------------------------------------------------------------------- fast lane
 
     def record_fast(self, seconds: float) -> None:
-        """A successful call of the fast lane (``lane``, taken by ``call``): queued, and
-        recorded in bulk with the next ``flush``: the same metrics and health windows as
-        ``_record_ok`` records for one call, without the lock and the histogram per call."""
+        """A successful Mojo call (the fast lane's, or ``_mojo``'s): queued, and recorded in
+        bulk with the next ``flush``, without a lock or a histogram update per call."""
         pending = self._pending
         pending.append(seconds)
         if len(pending) >= FAST_LANE_FLUSH:
             self.flush()
 
     def flush(self) -> None:
-        """Records the fast lane's queued calls: metrics and both health windows, as
-        ``_record_ok`` does for one. Runs before anything reads them (``metrics.snapshot``,
-        a Prometheus scrape, the health checks) and every FAST_LANE_FLUSH calls."""
+        """Records the queued successful calls: metrics and both health windows. Runs before
+        anything reads them (``metrics.snapshot``, a Prometheus scrape, the health checks)
+        and every FAST_LANE_FLUSH calls."""
         pending = self._pending
         if not pending:
             return
@@ -469,22 +452,6 @@ class FeatureRuntime(Generic[K]):
             self._note_fallback(None)
 
     # ---------------------------------------------------------------------------- health
-
-    def _record_ok(self, seconds: float) -> None:
-        """A Mojo call that succeeded (the common case): its metrics and both health windows
-        under one lock acquisition."""
-        with self._health_lock:
-            self.metrics.record_call_locked("mojo", seconds)
-            window = self._window
-            if len(window) == window.maxlen and window[0]:
-                self._window_errors -= 1
-            window.append(False)
-            fallbacks = self._fallback_window
-            if len(fallbacks) == fallbacks.maxlen and fallbacks[0]:
-                self._fallback_count -= 1
-            fallbacks.append(False)
-        if "fallback_rate" in self.alerts:
-            self._note_fallback(None)
 
     def _note_result(self, error: bool) -> None:
         self.flush()

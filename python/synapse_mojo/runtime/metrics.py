@@ -178,29 +178,14 @@ class FeatureMetrics:
 
     @property
     def lock(self) -> threading.Lock:
-        """The lock ``record_call_locked`` expects its caller to hold (the feature's series
+        """The lock ``record_calls_locked`` expects its caller to hold (the feature's series
         lock, shared by every view of the feature)."""
         return self._lock
 
-    def record_call_locked(self, runtime: str, seconds: float) -> None:
-        """``record_call`` for a caller that already holds ``lock`` (the runtime adapter
-        updates its health windows under the same lock: one acquisition per call)."""
-        reservoir = self.latency.get(runtime)
-        if reservoir is None:
-            reservoir = self.latency.setdefault(runtime, LatencyReservoir())
-        reservoir.add(seconds)
-        calls = self.calls
-        calls[runtime] = calls.get(runtime, 0) + 1
-        shared = self._series.calls
-        shared[runtime] = shared.get(runtime, 0) + 1
-        hist = self._hist.get(runtime) or self._hist.setdefault(
-            runtime, self._series.histogram(runtime)
-        )
-        hist[0][bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        hist[1] += seconds
-
     def record_calls_locked(self, runtime: str, seconds: Iterable[float]) -> None:
-        """``record_call_locked`` for many calls at once (a queue of them)."""
+        """Records calls of ``runtime`` taking ``seconds`` each (a queue of them), for a
+        caller that already holds ``lock`` (the runtime adapter updates its health windows
+        under the same lock: one acquisition per queue)."""
         values = list(seconds)
         if not values:
             return
