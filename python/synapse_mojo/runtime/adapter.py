@@ -79,7 +79,7 @@ def registered_self_check(feature: str) -> Callable[[Any], None] | None:
     return _SELF_CHECKS.get(feature)
 
 
-#: The fast lane's successful calls are recorded in bulk every this many calls
+#: Successful Mojo calls are recorded in bulk every this many calls
 #: (``FeatureRuntime.record_fast``), and whenever anything reads the metrics.
 FAST_LANE_FLUSH = 64
 
@@ -119,11 +119,11 @@ class FeatureRuntime(Generic[K]):
         # The metrics' lock: queued Mojo successes record their metrics and both health
         # windows in one acquisition (``flush``). Nothing holding it calls out.
         self._health_lock = self.metrics.lock
-        #: The kernel module while a caller may take its fast lane (``record_fast``): mode
-        #: ``auto`` or ``on``, the kernel loaded and self-checked, not disabled, no fault
-        #: injection. None otherwise; kept by ``_publish_state``.
+        #: The kernel module while ``call`` may take its fast lane (no mode, health or fault
+        #: checks): mode ``auto`` or ``on``, the kernel loaded and self-checked, not
+        #: disabled, no fault injection. None otherwise; kept by ``_publish_state``.
         self.lane: K | None = None
-        # Latencies of the fast lane's successful calls, recorded in bulk (``flush``).
+        # Latencies of successful Mojo calls, recorded in bulk (``flush``).
         self._pending: list[float] = []
         self.metrics.before_read = self.flush
         #: Hooks run after the kernel passed its self-check (``add_ready_hook``).
@@ -365,27 +365,21 @@ class FeatureRuntime(Generic[K]):
         try:
             value = mojo(module, fault, *args)
         except Exception as exc:
-            return self._mojo_failed(op, exc, python, args)
+            reason = f"{type(exc).__name__}: {exc}"
+            log.warning("Mojo %s.%s failed, answered by Python: %s", self.name, op, reason)
+            self.metrics.record_error("exception")
+            self._note_result(error=True)
+            outcome = self._python(python, args, fallback=f"exception:{type(exc).__name__}")
+            return Outcome(
+                outcome.value,
+                "python",
+                outcome.elapsed_ms,
+                fallback_reason=outcome.fallback_reason,
+                error=reason,
+            )
         elapsed = time.perf_counter() - started
         self.record_fast(elapsed)
         return Outcome(value, "mojo", elapsed * 1e3)
-
-    def _mojo_failed(
-        self, op: str, exc: Exception, python: Callable[..., T], args: tuple[Any, ...]
-    ) -> Outcome[T]:
-        """A Mojo call raised: recorded as an error, answered by Python."""
-        reason = f"{type(exc).__name__}: {exc}"
-        log.warning("Mojo %s.%s failed, answered by Python: %s", self.name, op, reason)
-        self.metrics.record_error("exception")
-        self._note_result(error=True)
-        outcome = self._python(python, args, fallback=f"exception:{type(exc).__name__}")
-        return Outcome(
-            outcome.value,
-            "python",
-            outcome.elapsed_ms,
-            fallback_reason=outcome.fallback_reason,
-            error=reason,
-        )
 
     def _shadow(
         self,
