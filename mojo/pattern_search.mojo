@@ -32,6 +32,7 @@ from kernel_support.python_arrays import (
     f32_vector_address,
     normalised_query,
     result_lists,
+    scaled_into,
 )
 from kernel_support.int8_query import F64Ptr
 from kernel_support.scan import (
@@ -165,9 +166,7 @@ def _query_arg(
     var raw = F32Ptr(unsafe_from_address=addr)
     if not normalised:
         return normalised_query(raw, d, fault == FAULT_WRONG, q)
-    var sign = Float32(-1) if fault == FAULT_WRONG else Float32(1)
-    for j in range(d):
-        q[j] = raw.unsafe_load[width=1](j) * sign
+    scaled_into(raw, d, Float32(-1) if fault == FAULT_WRONG else Float32(1), q)
     return True
 
 

@@ -96,9 +96,22 @@ def normalised_query(q: F32Ptr, d: Int, negate: Bool, mut out: List[Float32]) ->
     var scale = Float32(1.0 / sqrt(squares))
     if negate:
         scale = -scale
-    for i in range(d):
-        out[i] = q.unsafe_load[width=1](i) * scale
+    scaled_into(q, d, scale, out)
     return True
+
+
+def scaled_into(q: F32Ptr, d: Int, scale: Float32, mut out: List[Float32]):
+    """`out[:d] = q[:d] * scale`, vectorised (a scalar loop with bounds checks was half of a
+    10 x 384 search's kernel call: 0.5 of 1.4 us)."""
+    comptime V = 16
+    var dst = F32Ptr(unsafe_from_address=Int(out.unsafe_ptr()))
+    var i = 0
+    while i + V <= d:
+        dst.unsafe_store[width=V](i, q.unsafe_load[width=V](i) * scale)
+        i += V
+    while i < d:
+        dst.unsafe_store[width=1](i, q.unsafe_load[width=1](i) * scale)
+        i += 1
 
 
 def result_lists(rows: I64Ptr, scores: F32Ptr, count: Int, extra: Int = -1) raises -> PythonObject:
