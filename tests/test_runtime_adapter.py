@@ -274,6 +274,59 @@ def test_fast_lane_records_every_call_in_bulk(make_runtime, search_kernel):
     assert feature.status()["metrics"]["calls"]["mojo"] == before + calls
 
 
+def test_search_calls_the_kernel_directly_on_the_fast_lane(make_runtime, search_kernel):
+    """``PatternIndex.search`` (no outcome to report) calls the kernel itself while the lane
+    is open: the same hits as ``search_detailed``, every call counted for Mojo."""
+    runtime = make_runtime()
+    index, vectors = _index(runtime)
+    index.search(vectors[0])  # kernel load, self-check, calibration
+    feature = runtime.feature("pattern_search")
+    assert feature.lane is not None
+    before = runtime.metrics_json()["pattern_search"]["calls"]
+    for i in range(70):
+        q = vectors[i % 50]
+        assert index.search(q, top_k=4) == index.search_detailed(q, top_k=4).hits
+    after = runtime.metrics_json()["pattern_search"]["calls"]
+    assert after["mojo"] == before["mojo"] + 140
+    assert after.get("python", 0) == before.get("python", 0)
+
+
+def test_search_on_the_fast_lane_answers_a_raising_kernel_with_python(make_runtime, search_kernel):
+    """A kernel that raises on ``search``'s direct call: Python answers, the error is
+    counted and the call is a fallback, as through ``FeatureRuntime.call``. The raising
+    kernel is the real one behind a proxy whose ``topk_lists`` raises: fault injection, the
+    only way to make the real kernel raise, closes the lane this test is about."""
+    runtime = make_runtime()
+    index, vectors = _index(runtime)
+    expected = index.search(vectors[3], top_k=5)
+    feature = runtime.feature("pattern_search")
+    real = feature.lane
+    assert real is not None
+
+    class RaisingKernel:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def topk_lists(self, args):
+            raise RuntimeError("injected by the test")
+
+    proxy = RaisingKernel()
+    feature.lane = proxy
+    index._backend._mojo.kernel = proxy
+    before = runtime.metrics_json()["pattern_search"]
+    hits = index.search(vectors[3], top_k=5)
+    assert [h.id for h in hits] == [h.id for h in expected]
+    np.testing.assert_allclose(
+        [h.score for h in hits], [h.score for h in expected], rtol=1e-5, atol=1e-6
+    )
+    after = runtime.metrics_json()["pattern_search"]
+    assert after["errors"].get("exception", 0) == before["errors"].get("exception", 0) + 1
+    assert after["calls"]["python"] == before["calls"].get("python", 0) + 1
+    assert after["fallbacks"].get("exception:RuntimeError", 0) == 1 + before["fallbacks"].get(
+        "exception:RuntimeError", 0
+    )
+
+
 def test_fast_lane_is_closed_outside_auto_and_on(make_runtime, search_kernel):
     runtime = make_runtime()
     index, vectors = _index(runtime)

@@ -365,21 +365,30 @@ class FeatureRuntime(Generic[K]):
         try:
             value = mojo(module, fault, *args)
         except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            log.warning("Mojo %s.%s failed, answered by Python: %s", self.name, op, reason)
-            self.metrics.record_error("exception")
-            self._note_result(error=True)
-            outcome = self._python(python, args, fallback=f"exception:{type(exc).__name__}")
-            return Outcome(
-                outcome.value,
-                "python",
-                outcome.elapsed_ms,
-                fallback_reason=outcome.fallback_reason,
-                error=reason,
-            )
+            return self.answer_after_failure(op, exc, python, args)
         elapsed = time.perf_counter() - started
         self.record_fast(elapsed)
         return Outcome(value, "mojo", elapsed * 1e3)
+
+    def answer_after_failure(
+        self, op: str, exc: Exception, python: Callable[..., T], args: tuple[Any, ...]
+    ) -> Outcome[T]:
+        """Python's answer after the kernel raised ``exc``: the error is logged, counted and
+        noted in the health window, and the call counts as a fallback. For ``_mojo`` and for
+        callers that take the fast lane themselves (``lane`` set: they call the kernel
+        directly and ``record_fast`` its success)."""
+        reason = f"{type(exc).__name__}: {exc}"
+        log.warning("Mojo %s.%s failed, answered by Python: %s", self.name, op, reason)
+        self.metrics.record_error("exception")
+        self._note_result(error=True)
+        outcome = self._python(python, args, fallback=f"exception:{type(exc).__name__}")
+        return Outcome(
+            outcome.value,
+            "python",
+            outcome.elapsed_ms,
+            fallback_reason=outcome.fallback_reason,
+            error=reason,
+        )
 
     def _shadow(
         self,

@@ -496,6 +496,29 @@ class PatternIndex:
         self, query: Any, top_k: int = 10, filter: Filter = None, *, exact: bool | None = None
     ) -> list[SearchHit]:
         """The ``top_k`` patterns most similar to ``query`` (cosine), best first."""
+        if (
+            filter is None
+            and exact is None
+            and type(query) is np.ndarray
+            and query.dtype is _F32
+            and type(top_k) is int
+            and top_k > 0
+            and (self._codes is None or 4 * top_k * self.rerank_factor >= len(self))
+        ):
+            # The common call, by the shortest way (``_search`` does the same, plus the
+            # outcome ``search_detailed`` reports): a float32 query the seam normalises and
+            # searches in one kernel call, lists in, hits out. Anything it leaves alone (a
+            # query the kernel will not take, a removed row's mask) goes the long way.
+            lock = self._lock
+            lock.acquire_read()
+            try:
+                matrix, mask = self._prepare(None)
+                if mask is None:
+                    found = self._backend.topk_lists(matrix, query, top_k)
+                    if found is not None:
+                        return _hits(found[0], found[1], self._ids, self._meta)
+            finally:
+                lock.release_read()
         return self._search(query, top_k, filter, exact)[0]
 
     def search_detailed(
