@@ -2,9 +2,10 @@
 
 A Python extension module (`PythonModuleBuilder`). The Python layer
 (`synapse_mojo.search.mojo_backend`) validates every input, owns every buffer and passes raw
-addresses; this module trusts them. The one-call entries (`topk_lists`, `cosine_lists`) take
-float32 ndarray objects instead of addresses (`kernel_support/python_arrays.mojo` reads and
-checks their fields), normalise the raw query themselves and return Python lists.
+addresses; this module trusts them. The one-call entries (`topk_lists`, `topk_hits`,
+`cosine_lists`) take float32 ndarray objects instead of addresses
+(`kernel_support/python_arrays.mojo` reads and checks their fields), normalise the raw query
+themselves and return Python lists (`topk_hits`: the caller's result objects).
 
 ```python
 import pattern_search
@@ -12,6 +13,9 @@ n = pattern_search.topk((matrix_addr, n, d, query_addr, k, mask_addr, threads,
                          out_rows_addr, out_scores_addr, fault))
 rows, scores = pattern_search.topk_lists((matrix_addr, n, d, k, mask_addr, threads, fault,
                                           query_array))   # or -2: left to the Python side
+hits = pattern_search.topk_hits((matrix_addr, n, d, k, mask_addr, threads, fault,
+                                 query_array, object.__new__, SearchHit,
+                                 ("id", "score", "metadata"), ids, metas))   # or -2
 ```
 
 The compute lives in `kernel_support/scan.mojo` (strategies described there),
@@ -32,6 +36,7 @@ from kernel_support.python_arrays import (
     f32_vector_address,
     normalised_query,
     result_lists,
+    result_objects,
     scaled_into,
 )
 from kernel_support.int8_query import F64Ptr
@@ -47,7 +52,7 @@ from kernel_support.parallel import set_scan_order
 from kernel_support.stream import stream_sum
 
 # Bump when a Python-visible signature or argument layout changes; the loader checks it.
-comptime ABI_VERSION = 7
+comptime ABI_VERSION = 8
 
 # What `topk_lists` / `cosine_lists` return instead of the result lists (ints, not tuples).
 comptime ROW_NOT_FINITE = -1  # a raw row's squared norm is not finite in float32
@@ -170,16 +175,12 @@ def _query_arg(
     return True
 
 
-def topk_lists(args: PythonObject) raises -> PythonObject:
-    """`topk_lists((matrix, n, d, k, mask, threads, fault, query_array))` ->
-    `(rows, scores)` lists, best first, or `QUERY_NOT_ACCEPTED`.
-
-    The one-call search of an index: `matrix` (an address) holds L2-normalised rows;
-    `query_array` is the caller's raw float32 ndarray of shape (d,) (exact type and dtype
-    checked by the caller), normalised here in the same call. A query that is not a
-    contiguous aligned (d,) array, or whose sum of squares is outside (1e-30, 1e30) (zero,
-    NaN, inf, extreme magnitudes), is left to the Python side: nothing is scanned.
-    """
+def _index_search(
+    args: PythonObject, mut rows: List[Int64], mut scores: List[Float32]
+) raises -> Int:
+    """The search of `topk_lists` and `topk_hits` (their first eight arguments): the rows and
+    scores found, best first, into `rows` and `scores`; returns their count, or
+    `QUERY_NOT_ACCEPTED` with nothing scanned."""
     var a = _ints[7](args)
     var matrix = F32Ptr(unsafe_from_address=a[0])
     var n = a[1]
@@ -192,10 +193,10 @@ def topk_lists(args: PythonObject) raises -> PythonObject:
     check_fault(fault, KERNEL)
     var q = List[Float32](length=d, fill=0)
     if not _query_arg(args, 7, d, fault, False, q):
-        return PythonObject(QUERY_NOT_ACCEPTED)
+        return QUERY_NOT_ACCEPTED
     var width = max(0, min(k, n))
-    var out_rows = List[Int64](length=width, fill=0)
-    var out_scores = List[Float32](length=width, fill=0)
+    rows = List[Int64](length=width, fill=0)
+    scores = List[Float32](length=width, fill=0)
     var count: Int
     with GILReleased(Python()):
         count = topk_f32(
@@ -207,17 +208,63 @@ def topk_lists(args: PythonObject) raises -> PythonObject:
             mask,
             has_mask,
             threads,
-            I64Ptr(unsafe_from_address=Int(out_rows.unsafe_ptr())),
-            F32Ptr(unsafe_from_address=Int(out_scores.unsafe_ptr())),
+            I64Ptr(unsafe_from_address=Int(rows.unsafe_ptr())),
+            F32Ptr(unsafe_from_address=Int(scores.unsafe_ptr())),
         )
+    _ = q^
+    return count
+
+
+def topk_lists(args: PythonObject) raises -> PythonObject:
+    """`topk_lists((matrix, n, d, k, mask, threads, fault, query_array))` ->
+    `(rows, scores)` lists, best first, or `QUERY_NOT_ACCEPTED`.
+
+    The one-call search of an index: `matrix` (an address) holds L2-normalised rows;
+    `query_array` is the caller's raw float32 ndarray of shape (d,) (exact type and dtype
+    checked by the caller), normalised here in the same call. A query that is not a
+    contiguous aligned (d,) array, or whose sum of squares is outside (1e-30, 1e30) (zero,
+    NaN, inf, extreme magnitudes), is left to the Python side: nothing is scanned.
+    """
+    var rows = List[Int64]()
+    var scores = List[Float32]()
+    var count = _index_search(args, rows, scores)
+    if count < 0:
+        return PythonObject(count)
     var result = result_lists(
-        I64Ptr(unsafe_from_address=Int(out_rows.unsafe_ptr())),
-        F32Ptr(unsafe_from_address=Int(out_scores.unsafe_ptr())),
+        I64Ptr(unsafe_from_address=Int(rows.unsafe_ptr())),
+        F32Ptr(unsafe_from_address=Int(scores.unsafe_ptr())),
         count,
     )
-    _ = q^
-    _ = out_rows^
-    _ = out_scores^
+    _ = rows^  # alive until the lists are built from their addresses
+    _ = scores^
+    return result^
+
+
+def topk_hits(args: PythonObject) raises -> PythonObject:
+    """`topk_hits((matrix, n, d, k, mask, threads, fault, query_array, new, cls, names, ids,
+    metas))` -> a list of result objects, best first, or `QUERY_NOT_ACCEPTED`.
+
+    The search of `topk_lists`, answered as the index's own result objects
+    (`result_objects`: `new(cls)` with the attributes `names`, from the lists `ids` and
+    `metas`), which Python would spend about twice as long building from the lists.
+    """
+    var rows = List[Int64]()
+    var scores = List[Float32]()
+    var count = _index_search(args, rows, scores)
+    if count < 0:
+        return PythonObject(count)
+    var result = result_objects(
+        I64Ptr(unsafe_from_address=Int(rows.unsafe_ptr())),
+        F32Ptr(unsafe_from_address=Int(scores.unsafe_ptr())),
+        count,
+        _object_arg(args, 8),
+        _object_arg(args, 9),
+        _object_arg(args, 10),
+        _object_arg(args, 11),
+        _object_arg(args, 12),
+    )
+    _ = rows^
+    _ = scores^
     return result^
 
 
@@ -474,6 +521,7 @@ def PyInit_pattern_search() abi("C") -> PythonObject:
         m.def_function[topk]("topk", docstring="Exact top-k over one query.")
         m.def_function[topk_cosine]("topk_cosine", docstring="Cosine top-k over raw rows.")
         m.def_function[topk_lists]("topk_lists", docstring="One-call top-k: raw query in, lists out.")
+        m.def_function[topk_hits]("topk_hits", docstring="One-call top-k: raw query in, hits out.")
         m.def_function[cosine_lists]("cosine_lists", docstring="Cosine top-k over raw rows, lists out.")
         m.def_function[array_address]("array_address", docstring="The data address read from an array.")
         m.def_function[topk_batch]("topk_batch", docstring="Exact top-k over a batch of queries.")

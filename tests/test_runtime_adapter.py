@@ -291,10 +291,61 @@ def test_search_calls_the_kernel_directly_on_the_fast_lane(make_runtime, search_
     assert after.get("python", 0) == before.get("python", 0)
 
 
+def test_search_on_the_fast_lane_follows_the_crossovers(make_runtime, search_kernel):
+    """``search``'s direct call keeps its kernel arguments per matrix: a change of the
+    crossovers (NumPy's range, the inline threshold) or of the matrix is seen at once."""
+    from synapse_mojo.search.dispatch import UNBOUNDED, Crossovers
+
+    runtime = make_runtime()
+    index, vectors = _index(runtime)
+    backend = index._backend
+    index.search(vectors[0])
+
+    def calls() -> dict:
+        return runtime.metrics_json()["pattern_search"]["calls"]
+
+    before = calls()
+    index.search(vectors[1])
+    assert calls()["mojo"] == before["mojo"] + 1
+    backend.set_crossovers(Crossovers(1 << 22, ((0, UNBOUNDED),), source="test"))
+    assert index.search(vectors[2], top_k=1)[0].id == "p2"
+    assert calls()["python"] == before.get("python", 0) + 1
+    backend.set_crossovers(Crossovers(0, source="test"))  # the kernel again, on the pool
+    assert index.search(vectors[3], top_k=1)[0].id == "p3"
+    assert calls()["mojo"] == before["mojo"] + 2
+    plan = backend._hits_plan
+    assert plan[3] == 0 and plan[4][3] == backend._mojo.workers(400 * 24)
+    index.upsert(["new"], vectors[4:5] * 2)  # a new view of the rows
+    assert {h.id for h in index.search(vectors[4], top_k=2)} == {"p4", "new"}
+    assert calls()["mojo"] == before["mojo"] + 3
+
+
+def test_search_hits_from_the_kernel_are_the_index_hits(make_runtime, search_kernel):
+    """The hits the kernel builds: ``SearchHit`` objects equal to the ones Python builds,
+    each metadata a copy (``{}`` for none); ``top_k`` above the row count gives every row."""
+    from synapse_mojo.search.index import SearchHit
+
+    runtime = make_runtime()
+    vectors = np.random.default_rng(3).standard_normal((6, 8)).astype(np.float32)
+    index = PatternIndex(8, runtime=runtime)
+    metas = [None, {}, {"a": 1}, {"b": [1, 2]}, None, {"c": "x"}]
+    index.upsert([f"p{i}" for i in range(6)], vectors, metas)
+    index.search(vectors[0])
+    assert runtime.feature("pattern_search").lane is not None
+    hits = index.search(vectors[2], top_k=10)
+    assert len(hits) == 6 and all(type(h) is SearchHit for h in hits)
+    assert hits == index.search_detailed(vectors[2], top_k=10).hits
+    by_id = {h.id: h for h in hits}
+    assert by_id["p0"].metadata == {} and by_id["p2"].metadata == {"a": 1}
+    by_id["p2"].metadata["a"] = 99  # a copy: the index keeps its own
+    assert index.search(vectors[2], top_k=1)[0].metadata == {"a": 1}
+    assert hash(type(hits[0])) and hits[0] == SearchHit(hits[0].id, hits[0].score, hits[0].metadata)
+
+
 def test_search_on_the_fast_lane_answers_a_raising_kernel_with_python(make_runtime, search_kernel):
     """A kernel that raises on ``search``'s direct call: Python answers, the error is
     counted and the call is a fallback, as through ``FeatureRuntime.call``. The raising
-    kernel is the real one behind a proxy whose ``topk_lists`` raises: fault injection, the
+    kernel is the real one behind a proxy whose ``topk_hits`` raises: fault injection, the
     only way to make the real kernel raise, closes the lane this test is about."""
     runtime = make_runtime()
     index, vectors = _index(runtime)
@@ -307,7 +358,7 @@ def test_search_on_the_fast_lane_answers_a_raising_kernel_with_python(make_runti
         def __getattr__(self, name):
             return getattr(real, name)
 
-        def topk_lists(self, args):
+        def topk_hits(self, args):
             raise RuntimeError("injected by the test")
 
     proxy = RaisingKernel()

@@ -341,6 +341,64 @@ def test_topk_lists_matches_reference(search_kernel, seed, n, d, k, masked, scal
         assert type(got[0][0]) is int and type(got[1][0]) is float
 
 
+class _Hit:
+    """A plain result class for the ``topk_hits`` tests."""
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**31),
+    n=st.integers(1, 300),
+    d=st.sampled_from([1, 3, 16, 17, 67, 384]),
+    k=st.integers(1, 40),
+    scale=st.sampled_from([1e-12, 1.0, 1e12]),
+)
+def test_topk_hits_matches_reference(search_kernel, seed, n, d, k, scale):
+    """``topk_hits``: the reference's rows and scores, as ``HitBuilder.build`` makes them
+    (the row's id, the score, a new dict of its metadata, ``{}`` for a falsy entry)."""
+    from synapse_mojo.search.base import HitBuilder
+
+    matrix, rng = _data(seed, n, d)
+    raw_query = (rng.standard_normal(d) * scale).astype(np.float32)
+    query = as_queries(raw_query.astype(np.float64), d)[0]
+    builder = HitBuilder(_Hit, ("id", "score", "metadata"))
+    ids = [f"id-{row}" for row in range(n)]
+    kinds = rng.integers(0, 3, n)
+    metas = [
+        None if kind == 0 else {} if kind == 1 else {"row": row} for row, kind in enumerate(kinds)
+    ]
+    want = REFERENCE.topk(matrix, query, k)
+    for backend in _mojo_backends(search_kernel):
+        got = backend.topk_hits_with(0, matrix, raw_query, k, 0, builder, ids, metas)
+        assert got is not None and len(got) == len(want.rows)
+        got_lists = ([int(h.id[3:]) for h in got], [h.score for h in got])
+        assert results_agree(want, lists_topk(got_lists), d), (backend, got_lists)
+        for hit in got:
+            row = int(hit.id[3:])
+            assert type(hit) is _Hit and list(vars(hit)) == ["id", "score", "metadata"]
+            assert type(hit.score) is float
+            assert hit.metadata == (metas[row] or {}) and hit.metadata is not metas[row]
+
+
+def test_topk_hits_refuses_what_topk_lists_refuses(search_kernel):
+    """A query the kernel will not take scans nothing and builds nothing; a malformed
+    names tuple raises (never a crash)."""
+    from synapse_mojo.search.base import HitBuilder
+
+    rng = np.random.default_rng(5)
+    matrix = as_matrix(rng.standard_normal((20, 9)).astype(np.float32), 9)
+    backend = MojoSearchBackend(search_kernel, threads=1)
+    ids, metas = [f"p{i}" for i in range(20)], [None] * 20
+    builder = HitBuilder(_Hit, ("id", "score", "metadata"))
+    for bad in (np.zeros(9, np.float32), np.full(9, np.nan, np.float32)):
+        assert backend.topk_hits_with(0, matrix, bad, 3, 0, builder, ids, metas) is None
+    q = rng.standard_normal(9).astype(np.float32)
+    with pytest.raises(Exception, match="three attribute names"):
+        backend.topk_hits_with(0, matrix, q, 3, 0, HitBuilder(_Hit, ("id",)), ids, metas)  # type: ignore[arg-type]
+
+
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -12,9 +12,14 @@ addresses read here with `ndarray.ctypes.data`, so a layout mismatch disables th
 instead of reading the wrong memory.
 
 Results go back as Python lists built through the CPython API (`PyList_New`,
-`PyLong_FromSsize_t`, `PyFloat_FromDouble`), the shape the callers hand to their users.
+`PyLong_FromSsize_t`, `PyFloat_FromDouble`), the shape the callers hand to their users, or as
+the caller's own result objects (`result_objects`). The functions Mojo's CPython binding does
+not wrap (`PyObject_CallOneArg`, `PyObject_GenericSetAttr`, `PySequence_GetItem`,
+`PyDict_New`, `PyDict_Merge`, `PyObject_IsTrue`, `Py_DecRef`: all in the stable ABI) are
+called by name from the interpreter that loaded the module.
 """
 
+from std.ffi import external_call
 from std.math import sqrt
 from std.python import Python, PythonObject
 from std.python._cpython import PyObjectPtr
@@ -143,4 +148,71 @@ def result_lists(rows: I64Ptr, scores: F32Ptr, count: Int, extra: Int = -1) rais
             _ = cpy.PyList_SetItem(score_list, i, score)
         if not row or not score:
             raise Error("out of memory building the result lists")
+    return out^
+
+
+@always_inline
+def _decref(obj: PyObjectPtr):
+    if obj:
+        external_call["Py_DecRef", NoneType](obj)
+
+
+@always_inline
+def _store(obj: PyObjectPtr, name: PyObjectPtr, value: PyObjectPtr) -> Bool:
+    """`object.__setattr__(obj, name, value)`: the generic attribute store, past a frozen
+    dataclass's `__setattr__` (what its own `__init__` does)."""
+    return external_call["PyObject_GenericSetAttr", Int32](obj, name, value) == 0
+
+
+def result_objects(
+    rows: I64Ptr,
+    scores: F32Ptr,
+    count: Int,
+    new: PyObjectPtr,
+    cls: PyObjectPtr,
+    names: PyObjectPtr,
+    ids: PyObjectPtr,
+    metas: PyObjectPtr,
+) raises -> PythonObject:
+    """A list of `count` new objects, best first, each made as Python's `new(cls)` with three
+    attributes stored in its `__dict__` (`names`, a tuple of three str): `ids[row]`, the score
+    as a float, and a new dict of `metas[row]`'s items (an empty dict for a falsy entry), the
+    same as `dict(meta) if meta else {}`. For `PatternIndex.search`'s hits."""
+    ref cpy = Python().cpython()
+    var id_key = cpy.PyTuple_GetItem(names, 0)
+    var score_key = cpy.PyTuple_GetItem(names, 1)
+    var meta_key = cpy.PyTuple_GetItem(names, 2)
+    if not id_key or not score_key or not meta_key:
+        raise Error("result_objects: expected three attribute names")
+    var out = PythonObject(from_owned=cpy.PyList_New(count))
+    if not out._obj_ptr:
+        raise Error("out of memory building the results")
+    for i in range(count):
+        var row = Int(rows.unsafe_load[width=1](i))
+        var obj = external_call["PyObject_CallOneArg", PyObjectPtr](new, cls)
+        if not obj:
+            raise Error("result_objects: creating a result failed")
+        _ = cpy.PyList_SetItem(out._obj_ptr, i, obj)  # steals: released with `out` on error
+        var ok = True
+        var value = external_call["PySequence_GetItem", PyObjectPtr](ids, row)
+        ok = ok and value and _store(obj, id_key, value)
+        _decref(value)
+        value = cpy.PyFloat_FromDouble(Float64(scores.unsafe_load[width=1](i)))
+        ok = ok and value and _store(obj, score_key, value)
+        _decref(value)
+        var meta = external_call["PySequence_GetItem", PyObjectPtr](metas, row)
+        var copy = external_call["PyDict_New", PyObjectPtr]()
+        if meta and copy:
+            var truth = external_call["PyObject_IsTrue", Int32](meta)
+            if truth < 0 or (
+                truth == 1 and external_call["PyDict_Merge", Int32](copy, meta, Int32(1)) != 0
+            ):
+                ok = False
+        else:
+            ok = False
+        ok = ok and _store(obj, meta_key, copy)
+        _decref(copy)
+        _decref(meta)
+        if not ok:
+            raise Error("result_objects: building a result failed")
     return out^

@@ -7,7 +7,7 @@ exports (``PyInit_<name>`` in ``mojo/<name>.mojo``), with the argument and retur
 Python side passes and reads. Code that holds a kernel module annotates it with one of them;
 ``tests/test_kernel_types.py`` checks that a built kernel exports exactly these names.
 
-Addresses are integers (``ndarray.ctypes.data``), except in ``topk_lists`` and
+Addresses are integers (``ndarray.ctypes.data``), except in ``topk_lists``, ``topk_hits`` and
 ``cosine_lists``, which take the float32 arrays themselves (``Any`` below); ``fault`` is the
 runtime's fault code (0 none, 1 raise, 2 wrong results: ``mojo/kernel_support/abi.mojo``).
 The search functions take one tuple of arguments (one Python object to unpack in the kernel);
@@ -43,6 +43,12 @@ TopkInt8Args: TypeAlias = tuple[int, int, int, int, int, int, int, int, int, int
 #: (matrix, n, d, k, mask (0: none), threads, fault, query): ``query`` is the caller's raw
 #: float32 ndarray itself (the kernel reads its data pointer and normalises it).
 TopkListsArgs: TypeAlias = tuple[int, int, int, int, int, int, int, Any]
+#: ``TopkListsArgs`` + (new, cls, names, ids, metas): each result is ``new(cls)`` with the
+#: attributes ``names`` (three str) set to ``ids[row]``, the score and ``dict(metas[row])``
+#: (``{}`` for a falsy entry); ``ids`` and ``metas`` are lists (``search.base.HitBuilder``).
+TopkHitsArgs: TypeAlias = tuple[
+    int, int, int, int, int, int, int, Any, Any, type, tuple[str, str, str], list[Any], list[Any]
+]
 #: (n, d, k, threads, fault, rows, query): both arrays as float32 ndarray objects.
 CosineListsArgs: TypeAlias = tuple[int, int, int, int, int, Any, Any]
 #: (codes, vectors, n, d, k, candidates, mask (0: none), threads_u8, threads_f32, fault, parts,
@@ -75,6 +81,11 @@ class PatternSearchKernel(KernelModule, Protocol):
         """One call for an index search: the raw query normalised in the kernel, the result
         as lists; -2 (nothing scanned) when the query is not a contiguous aligned (d,) array
         whose sum of squares lies in (1e-30, 1e30)."""
+        ...
+
+    def topk_hits(self, args: TopkHitsArgs, /) -> list[Any] | int:
+        """``topk_lists`` answered as the caller's result objects, built in the kernel
+        (``search.base.HitBuilder.build`` is the same in Python); -2 as ``topk_lists``."""
         ...
 
     def cosine_lists(self, args: CosineListsArgs, /) -> ListsOrCode:

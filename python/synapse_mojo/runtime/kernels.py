@@ -62,7 +62,7 @@ from .kernel_types import KernelModule
 log = logging.getLogger("synapse_mojo.kernels")
 
 #: ABI version each Python backend expects from its kernel (``kernel_info()["abi_version"]``).
-KERNEL_ABI: dict[str, int] = {"pattern_search": 7, "message_router": 1}
+KERNEL_ABI: dict[str, int] = {"pattern_search": 8, "message_router": 1}
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 _COMPILE_TIMEOUT_S = 900

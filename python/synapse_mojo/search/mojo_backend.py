@@ -18,6 +18,7 @@ from ..runtime.adapter import register_self_check
 from ..runtime.kernel_types import PatternSearchKernel
 from .base import (
     BatchTopK,
+    HitBuilder,
     Int8Lists,
     SearchBackend,
     TopK,
@@ -36,6 +37,8 @@ from .reference import PythonSearchBackend
 ROW_NOT_FINITE = -1
 QUERY_NOT_ACCEPTED = -2
 ROWS_NOT_ACCEPTED = -3
+
+_new_object = object.__new__
 
 
 class _Scratch(threading.local):
@@ -206,6 +209,43 @@ class MojoSearchBackend(SearchBackend):
             )
         )
         return found if type(found) is tuple else None
+
+    def topk_hits_with(
+        self,
+        fault: int,
+        matrix: np.ndarray,
+        query: np.ndarray,
+        k: int,
+        matrix_addr: int,
+        builder: HitBuilder,
+        ids: list[Any],
+        metas: list[Any],
+    ) -> list[Any] | None:
+        """``topk_lists_with`` over every row (no mask), answered as ``builder``'s objects
+        made in the kernel (``HitBuilder.build`` from ``ids`` and ``metas``, which must be
+        lists). None as ``topk_lists_with``."""
+        n, d = matrix.shape
+        width = min(k, n)
+        if width == 0:
+            return None
+        found = self.kernel.topk_hits(
+            (
+                matrix_addr or matrix.ctypes.data,
+                n,
+                d,
+                width,
+                0,
+                self.workers(n * d),
+                fault,
+                query,
+                _new_object,
+                builder.cls,
+                builder.names,
+                ids,
+                metas,
+            )
+        )
+        return found if type(found) is list else None
 
     def cosine_lists_with(
         self, fault: int, rows: np.ndarray, query: np.ndarray, k: int
@@ -517,6 +557,42 @@ def _check_lists(
     )
     if codes[0] is not None or codes[1] != -2 or codes[2] != -1 or type(codes[3]) is not tuple:
         raise SelfCheckError(f"lists calls: wrong refusals {codes}")
+    _check_hits(kernel, matrix, scaled)
+
+
+class _CheckHit:
+    """A plain class for ``_check_hits`` (the index's ``SearchHit`` lives above this layer)."""
+
+    id: str
+    score: float
+    metadata: dict[str, Any]
+
+
+def _check_hits(kernel: PatternSearchKernel, matrix: np.ndarray, scaled: np.ndarray) -> None:
+    """``topk_hits``: the objects ``HitBuilder.build`` makes from ``topk_lists``' answer, each
+    metadata a new dict (an entry's copy, or empty for None and for an empty dict)."""
+    n, d = matrix.shape
+    builder = HitBuilder(_CheckHit, ("id", "score", "metadata"))
+    ids = [f"row-{row}" for row in range(n)]
+    metas: list[Any] = [
+        None if row % 3 == 0 else {} if row % 3 == 1 else {"row": row} for row in range(n)
+    ]
+    for threads in (1, 2):
+        backend = MojoSearchBackend(kernel, threads=threads, grain=1 << 12, inline_below=0)
+        for q_raw in scaled:
+            lists = backend.topk_lists_with(0, matrix, q_raw, 9, None, 0)
+            got = backend.topk_hits_with(0, matrix, q_raw, 9, 0, builder, ids, metas)
+            if lists is None or got is None:
+                raise SelfCheckError(f"topk_hits threads={threads}: refused a good query")
+            want = builder.build(lists[0], lists[1], ids, metas)
+            if len(got) != len(want) or not all(
+                type(h) is _CheckHit and vars(h) == vars(w) and h.metadata is not metas[row]
+                for h, w, row in zip(got, want, lists[0], strict=True)
+            ):
+                raise SelfCheckError(f"topk_hits threads={threads} disagrees with topk_lists")
+    zero = np.zeros(d, np.float32)
+    if backend.topk_hits_with(0, matrix, zero, 3, 0, builder, ids, metas) is not None:
+        raise SelfCheckError("topk_hits accepted a zero query")
 
 
 def self_check_batch(kernel: PatternSearchKernel) -> None:
