@@ -493,10 +493,11 @@ class PatternIndex:
             and top_k > 0
             and (self._codes is None or 4 * top_k * self.rerank_factor >= len(self))
         ):
-            # The common call, by the shortest way (``_search`` does the same, plus the
-            # outcome ``search_detailed`` reports): a float32 query the seam normalises and
-            # searches in one kernel call, lists in, hits out. Anything it leaves alone (a
-            # query the kernel will not take, a removed row's mask) goes the long way.
+            # The common call, by the shortest way (``_search`` answers the same, plus the
+            # outcome ``search_detailed`` reports): a float32 query that the seam normalises
+            # and searches in one kernel call, which also builds the hits
+            # (``AdaptiveSearchBackend.topk_hits``). Anything it leaves alone (a query the
+            # kernel will not take, a removed row's mask) goes the long way.
             lock = self._lock
             lock.acquire_read()
             try:
