@@ -278,6 +278,51 @@ def test_concurrent_searches_and_updates(index_runtime):
     assert len(index) == 4000
 
 
+def test_hits_stay_consistent_while_metadata_is_rewritten(index_runtime):
+    """``search`` builds its hits (in the kernel on the Mojo path) from the id and metadata
+    tables under the read lock: while a writer rewrites every pattern's metadata, and adds
+    and removes patterns, each hit's metadata is the one written for its own id."""
+    n, d = 300, 32
+    vectors = _vectors(n + 200, d, seed=9)
+    index = PatternIndex(d, runtime=index_runtime)
+    index.upsert([f"p{i}" for i in range(n)], vectors[:n], [{"id": f"p{i}"} for i in range(n)])
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def writer():
+        try:
+            for version in range(1, 40):
+                ids = [f"p{i}" for i in range(n)]
+                index.upsert(ids, vectors[:n], [{"id": i, "v": version} for i in ids])
+                extra = [f"x{version}-{j}" for j in range(5)]
+                index.upsert(extra, vectors[n : n + 5], [{"id": e} for e in extra])
+                index.remove(extra[:3])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def reader(seed: int):
+        try:
+            rng = np.random.default_rng(seed)
+            while not done.is_set():
+                q = vectors[rng.integers(0, n)]
+                for hit in index.search(q, top_k=8):
+                    assert hit.metadata["id"] == hit.id, hit
+        except BaseException as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer)] + [
+        threading.Thread(target=reader, args=(s,)) for s in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert index.search(vectors[7], top_k=1)[0].metadata == {"id": "p7", "v": 39}
+
+
 def test_vectors_are_normalised_on_the_way_in(index_runtime):
     index = PatternIndex(2, runtime=index_runtime)
     index.upsert(["a"], [[3.0, 4.0]])
