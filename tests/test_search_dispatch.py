@@ -241,6 +241,25 @@ def test_latency_grid_writes_a_valid_document(search_kernel):
         assert record["p50_ms"] > 0 and record["recall_at_k"] == pytest.approx(1.0)
     assert any(r["overhead_us"] is not None for r in doc["records"])
     assert "| 200 x 16 |" in latency_markdown(doc)
+    assert doc["parameters"]["warmup_calls_per_block"] == 3
+
+
+def test_latency_grid_blocks_open_with_unrecorded_calls():
+    """Every block of a contender's calls (and of the alternating pair) opens with
+    ``WARMUP_CALLS`` untimed calls; only the block's own calls are recorded."""
+    from synapse_mojo._dev.bench import latency
+
+    seen: list[int] = []
+    sink: list[float] = []
+    latency._time_calls(seen.append, 4, 1000, sink)
+    assert seen == [997, 998, 999, 1000, 1001, 1002, 1003] and len(sink) == 4
+    api: list[int] = []
+    numpy_calls: list[int] = []
+    api_sink: list[float] = []
+    numpy_sink: list[float] = []
+    latency._alternate(api.append, numpy_calls.append, 2, 0, api_sink, numpy_sink)
+    assert api == numpy_calls == [-3, -2, -1, 0, 1]
+    assert len(api_sink) == len(numpy_sink) == 2
 
 
 def test_fast_built_results_equal_the_dataclasses(make_runtime, search_kernel):

@@ -4,7 +4,8 @@
 
 Per cell (N x d), in interleaved rounds (each round runs every contender ``calls`` times in
 turn, in a new seeded random order, so machine drift and the neighbour a contender follows
-spread over all of them):
+spread over all of them; each block opens with ``WARMUP_CALLS`` unrecorded calls, since the
+contenders read different copies of the data):
 
 * ``api-auto``, ``api-mojo``, ``api-python``: ``PatternIndex.search`` with the feature in
   ``auto``, ``on`` and ``off`` (``off`` is the path ``SYNAPSE_FORCE_PYTHON=1`` takes).
@@ -192,7 +193,22 @@ def _agreement(
     return out
 
 
+#: Calls that open every block of a contender's calls unrecorded. The contenders of a cell
+#: read different copies of the data (three indexes, the prepared and the raw matrix), so the
+#: first calls after a switch reload it into the caches and wake the kernel's helper: a cost
+#: of the interleaving, not of the contender in a run of calls. Measured at 1,000 x 1,024
+#: (`api-auto` after 30 calls of another contender, p50 of 15 switches): call 1 145 us,
+#: calls 2-3 104 us, calls 4-10 46 us, then 39-41 us. Calls after a pause are measured apart
+#: (docs/search-latency.md, "Searches at an agent's pace are cold").
+WARMUP_CALLS = 3
+#: Timed calls of each contender that set its block length (their median: one call, often
+#: the cold first one, once gave blocks from 3 to 400 calls to contenders on the same path).
+ESTIMATE_CALLS = 5
+
+
 def _time_calls(fn: Callable[[int], Any], calls: int, start: int, sink: list[float]) -> None:
+    for i in range(start - WARMUP_CALLS, start):
+        fn(i)
     clock = time.perf_counter
     for i in range(start, start + calls):
         t0 = clock()
@@ -208,6 +224,9 @@ def _alternate(
     api_sink: list[float],
     numpy_sink: list[float],
 ) -> None:
+    for i in range(start - WARMUP_CALLS, start):
+        api(i)
+        numpy_fn(i)
     clock = time.perf_counter
     for i in range(start, start + calls):
         t0 = clock()
@@ -236,12 +255,17 @@ def measure_cell(
 ) -> list[dict[str, Any]]:
     fns, data = _contenders(n, d, k, seed)
     recall = _agreement(fns, data, k)
-    # Calls per round per contender from a quick estimate, so that a cell takes ~budget_s.
+    # Calls per round per contender from a quick estimate (the median of a few calls after
+    # a first untimed one), so that a cell takes ~budget_s.
     estimate = {}
     for name, fn in fns.items():
-        t0 = time.perf_counter()
-        fn(1)
-        estimate[name] = max(time.perf_counter() - t0, 1e-6)
+        fn(0)
+        times = []
+        for i in range(ESTIMATE_CALLS):
+            t0 = time.perf_counter()
+            fn(i)
+            times.append(time.perf_counter() - t0)
+        estimate[name] = max(sorted(times)[ESTIMATE_CALLS // 2], 1e-6)
     per_round = budget_s / rounds / (len(fns) + 2)
     calls = {name: int(min(400, max(3, per_round / est))) for name, est in estimate.items()}
     alt_calls = int(min(400, max(3, per_round / (estimate["api-auto"] + estimate["numpy-matvec"]))))
@@ -345,6 +369,7 @@ def run_latency_grid(
         "seed": seed,
         "k": k,
         "threads": available_cores(),
+        "warmup_calls_per_block": WARMUP_CALLS,
     }
     doc["crossovers"] = {
         "shipped": shipped_crossovers().as_dict(),
@@ -353,6 +378,8 @@ def run_latency_grid(
     doc["notes"] = [
         "interleaved rounds; p50 per call; ratio_vs_numpy = p50 / p50 of the NumPy reference in "
         "the same run",
+        f"every block of a contender's calls opens with {WARMUP_CALLS} unrecorded calls (the "
+        "contenders read different copies of the data)",
         "overhead_us = p50 of the public path minus p50 of the bare kernel call under it",
     ]
     return doc
