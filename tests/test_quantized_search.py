@@ -27,6 +27,14 @@ from synapse_mojo.search.quantization import ScalarQuantizer, approximate_scores
 from synapse_mojo.search.validation import as_matrix, as_queries
 
 
+@pytest.fixture(autouse=True)
+def _codes_at_every_size(monkeypatch):
+    """The int8 index scans its codes at every size here (in its default mode it scans the
+    float32 rows while they fit ``FLOAT32_FIRST_MAX_BYTES``): these tests are about the
+    certified search. ``test_small_int8_index_scans_float32_first`` tests the size rule."""
+    monkeypatch.setattr("synapse_mojo.search.index.FLOAT32_FIRST_MAX_BYTES", 0)
+
+
 def _data(seed, n, d):
     rng = np.random.default_rng(seed)
     matrix = as_matrix(rng.standard_normal((n, d)), d)
@@ -441,3 +449,32 @@ def test_int8_index_candidate_start_follows_the_data(make_runtime, search_kernel
     back = next(i for i, start in enumerate(starts) if start < 2000)  # scanning codes again
     assert starts[0] < 8000 and starts[:back] == sorted(starts[:back], reverse=True)
     assert max(starts[back:]) < 2000
+
+
+def test_small_int8_index_scans_float32_first(make_runtime, search_kernel, monkeypatch):
+    """In its default mode an int8 index whose float32 rows fit one core's L2
+    (``FLOAT32_FIRST_MAX_BYTES``) answers from them: the same exact hits, no codes scanned;
+    ``exact=False`` still asks for the certified search, and a larger index scans codes."""
+    from synapse_mojo.search import index as index_module
+
+    monkeypatch.setattr(index_module, "FLOAT32_FIRST_MAX_BYTES", 2 << 20)
+    runtime = make_runtime()
+    rng = np.random.default_rng(4)
+    for n, d, codes_first in ((1000, 64, False), (9000, 64, True)):  # 256 KB, 2.3 MB
+        vectors = rng.standard_normal((n, d)).astype(np.float32)
+        index = PatternIndex(d, runtime=runtime, quantization="int8")
+        index.upsert([f"p{i}" for i in range(n)], vectors)
+        calls = []
+        certified = index._search_codes
+
+        def counted(*args, _certified=certified, _calls=calls):
+            _calls.append(1)
+            return _certified(*args)
+
+        index._search_codes = counted
+        for q in vectors[:5]:
+            want = index.search(q, 10, exact=True)
+            assert index.search(q, 10) == want == index.search_detailed(q, 10).hits
+        assert bool(calls) == codes_first, (n, d)
+        index.search(vectors[0], 10, exact=False)
+        assert calls, "exact=False runs the certified search at any size"
