@@ -3,12 +3,14 @@
 ``AdaptiveSearchBackend`` implements ``SearchBackend`` once over the feature runtime: it holds
 the Mojo backend (built once per kernel), the NumPy backend and the dispatch crossovers, and
 answers every call through ``FeatureRuntime.call`` with methods bound once, so a call builds
-no backend and no closure::
+no backend and no closure. ``topk_hits``, which reports no ``Outcome``, calls the kernel
+itself while the runtime's fast lane is open, with the same records::
 
     backend = AdaptiveSearchBackend()                 # the process runtime, resolved per call
                                                       # (resolve=... for another resolver)
     outcome = backend.topk_outcome(matrix, query, 10)  # Outcome: value, runtime, elapsed_ms, ...
     rows, scores = backend.topk(matrix, query, 10)     # the SearchBackend interface
+    hits = backend.topk_hits(matrix, raw_query, 10, builder, ids, metas)  # result objects
 
 ``PatternIndex`` and ``compat.PatternSearch`` both call it. Modes keep their meaning (see
 ``runtime.adapter``); in ``auto`` a call goes to NumPy where the crossovers say NumPy is
