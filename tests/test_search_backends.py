@@ -237,6 +237,57 @@ def test_pooled_scans_after_the_helper_parked_agree(search_kernel):
             assert got is not None and results_agree(want, got, d)
 
 
+def _thread_cpus() -> dict[str, str]:
+    """Each thread of this process: the CPUs it may run on (Linux's /proc)."""
+    out = {}
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/status") as status:
+                for line in status:
+                    if line.startswith("Cpus_allowed_list:"):
+                        out[task] = line.split(":", 1)[1].strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="CPU affinity: Linux only")
+def test_waking_the_parked_helper_leaves_every_thread_on_its_cpus(search_kernel):
+    """A caller that wakes the parked helper keeps it off its own CPU for the wake-up only
+    (the helper restores its mask when it runs): afterwards every thread of the process may
+    run on the CPUs it started with, and a forked child's calls leave the parent's helper
+    alone."""
+    matrix, rng = _data(6, 3000, 256)  # 3 MB: pooled
+    query = as_queries(rng.standard_normal(256), 256)[0]
+    want = REFERENCE.topk(matrix, query, 5)
+    backend = _pooled(search_kernel)
+    before = _thread_cpus()
+    for _ in range(8):
+        time.sleep(0.005)  # the helper parks 20 us after a call
+        assert results_agree(want, backend.topk(matrix, query, 5), 256)
+    time.sleep(0.05)
+    after = _thread_cpus()
+    assert {task: after[task] for task in before if task in after} == {
+        task: before[task] for task in before if task in after
+    }
+    allowed = before[str(threading.get_native_id())]
+    assert set(after.values()) == {allowed}, after  # the helper too
+    if not hasattr(os, "fork"):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads: intended
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        ok = True
+        for _ in range(6):
+            time.sleep(0.005)
+            ok = ok and results_agree(want, backend.topk(matrix, query, 5), 256)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert set(_thread_cpus().values()) == {allowed}
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
 def test_pooled_scan_in_a_forked_child(search_kernel):
     """After fork() the child has no helper thread: its pooled scans run alone and agree."""
