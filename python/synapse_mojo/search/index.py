@@ -500,13 +500,14 @@ class PatternIndex:
             and query.dtype is _F32
             and type(top_k) is int
             and top_k > 0
+            and not self._dead  # removed rows need a mask: the long way, without a detour
             and (self._codes is None or not self._codes_first(top_k, None))
         ):
             # The common call, by the shortest way (``_search`` answers the same, plus the
             # outcome ``search_detailed`` reports): a float32 query that the seam normalises
             # and searches in one kernel call, which also builds the hits
             # (``AdaptiveSearchBackend.topk_hits``). Anything it leaves alone (a query the
-            # kernel will not take, a removed row's mask) goes the long way.
+            # kernel will not take, or a row removed meanwhile) goes the long way.
             lock = self._lock
             lock.acquire_read()
             try:
