@@ -15,6 +15,15 @@ from synapse_mojo import InvalidInputError, InvalidTypeError, PatternIndex
 from synapse_mojo.errors import DamagedIndexError
 
 
+def _codes_variant(quantization, monkeypatch):
+    """``"auto+codes"``: an ``"auto"`` index that already keeps codes (its size threshold set
+    to 0 for the test); the others as they are."""
+    if quantization == "auto+codes":
+        monkeypatch.setattr("synapse_mojo.search.index.FLOAT32_FIRST_MAX_BYTES", 0)
+        return "auto", True
+    return quantization, quantization == "int8"
+
+
 def _build(runtime, quantization=None, n=3000, d=64, seed=0):
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((n, d)).astype(np.float32)
@@ -25,17 +34,20 @@ def _build(runtime, quantization=None, n=3000, d=64, seed=0):
     return index, vectors
 
 
-@pytest.mark.parametrize("quantization", [None, "int8"])
+@pytest.mark.parametrize("quantization", [None, "int8", "auto", "auto+codes"])
 def test_round_trip_is_memory_mapped_and_answers_the_same(
-    tmp_path, make_runtime, search_kernel, quantization
+    tmp_path, make_runtime, search_kernel, quantization, monkeypatch
 ):
     runtime = make_runtime()
+    quantization, has_codes = _codes_variant(quantization, monkeypatch)
     index, vectors = _build(runtime, quantization)
+    assert (index._codes is not None) == has_codes
     index.remove(["p5", "p6"])
     index.save(tmp_path / "idx")
     loaded = PatternIndex.load(tmp_path / "idx", runtime=runtime)
     assert isinstance(loaded._vectors, np.memmap) and not loaded._vectors.flags.writeable
     assert loaded.info()["memory_mapped"] and loaded.quantization == quantization
+    assert (loaded._codes is not None) == has_codes
     assert loaded.ids() == index.ids() and len(loaded) == 2998
     for q in vectors[[0, 100, 2999]]:
         a, b = index.search(q, top_k=5), loaded.search(q, top_k=5)
@@ -197,13 +209,14 @@ def test_saved_directories_respect_the_umask(tmp_path, make_runtime):
     assert (tmp_path / "idx" / "vectors.npy").stat().st_mode & 0o777 == 0o644
 
 
-@pytest.mark.parametrize("quantization", [None, "int8"])
-def test_any_flipped_byte_is_detected_at_load(tmp_path, make_runtime, quantization):
+@pytest.mark.parametrize("quantization", [None, "int8", "auto", "auto+codes"])
+def test_any_flipped_byte_is_detected_at_load(tmp_path, make_runtime, quantization, monkeypatch):
     runtime = make_runtime()
+    quantization, has_codes = _codes_variant(quantization, monkeypatch)
     index, _ = _build(runtime, quantization, n=200, d=8)
     index.save(tmp_path / "idx")
     names = sorted(p.name for p in (tmp_path / "idx").iterdir() if p.name != "manifest.json")
-    assert len(names) == (7 if quantization else 5)
+    assert len(names) == (7 if has_codes else 5)
     rng = np.random.default_rng(3)
     for name in names:
         file = tmp_path / "idx" / name

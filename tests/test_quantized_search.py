@@ -152,7 +152,7 @@ def test_int8_index_updates_and_refits(make_runtime, search_kernel):
     with pytest.raises(ValueError, match="quantization"):
         PatternIndex(4, quantization="int4")
     with pytest.raises(ValueError, match="exact=False"):
-        plain = PatternIndex(4, runtime=make_runtime())
+        plain = PatternIndex(4, runtime=make_runtime(), quantization=None)
         plain.upsert(["a"], [[1, 0, 0, 0]])
         plain.search([1, 0, 0, 0], exact=False)
 
@@ -164,7 +164,9 @@ def test_int8_falls_back_to_numpy_on_kernel_fault(make_runtime, search_kernel):
     matrix, _ = _data(8, 500, 32)
     index = PatternIndex(32, runtime=runtime, quantization="int8")
     index.upsert([str(i) for i in range(500)], matrix)
-    result = index.search_detailed(matrix[42], top_k=3)
+    # exact=False: with fault injection the fast lane is closed, and in its default mode the
+    # index then scans float32 (``kernel_answers``); the certified search is asked for.
+    result = index.search_detailed(matrix[42], top_k=3, exact=False)
     assert result.runtime == "python" and result.hits[0].id == "42"
 
 
@@ -222,7 +224,8 @@ def test_int8_recall_on_clustered_near_duplicates(
     found, agree = [], []
     for q in qs:
         exact = index.search(q, top_k=k, exact=True)
-        approx = index.search_detailed(q, top_k=k)
+        # On NumPy the default mode scans float32 (``kernel_answers``): ask for the codes.
+        approx = index.search_detailed(q, top_k=k, exact=None if mode == "on" else False)
         assert approx.runtime == runtime_mode
         found.append(len({h.id for h in exact} & {h.id for h in approx.hits}) / k)
         agree.append(
@@ -399,6 +402,7 @@ def test_int8_index_query_kinds_and_filters_agree(make_runtime, search_kernel, m
     from synapse_mojo.errors import InvalidInputError
 
     runtime = make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH=mode)
+    codes_mode = None if mode == "on" else False
     matrix, qs = _clustered(3, 4000, 48, clusters=30, spread=0.05, queries=5)
     index = PatternIndex(48, runtime=runtime, quantization="int8")
     meta = [{"lang": "py" if i % 3 else "go"} for i in range(4000)]
@@ -416,7 +420,8 @@ def test_int8_index_query_kinds_and_filters_agree(make_runtime, search_kernel, m
             want = index.search(q, 10, flt, exact=True)
             calls.clear()
             for query in (raw, raw.astype(np.float64), raw.tolist()):
-                result = index.search_detailed(query, 10, flt)
+                # On NumPy the default mode scans float32 (``kernel_answers``).
+                result = index.search_detailed(query, 10, flt, exact=codes_mode)
                 assert result.runtime == ("mojo" if mode == "on" else "python")
                 assert results_agree(_top(want), _top(result.hits), 48)  # up to near-ties
             if flt is odd:
@@ -478,3 +483,108 @@ def test_small_int8_index_scans_float32_first(make_runtime, search_kernel, monke
         assert bool(calls) == codes_first, (n, d)
         index.search(vectors[0], 10, exact=False)
         assert calls, "exact=False runs the certified search at any size"
+
+
+def _count_certified(index):
+    """Counts the index's certified int8 searches (``_search_codes``) in a list."""
+    calls = []
+    certified = index._search_codes
+
+    def counted(*args):
+        calls.append(1)
+        return certified(*args)
+
+    index._search_codes = counted
+    return calls
+
+
+def test_auto_index_adds_codes_once_its_rows_outgrow_float32(
+    make_runtime, search_kernel, monkeypatch
+):
+    """``quantization="auto"`` (the default) keeps float32 rows only up to
+    ``FLOAT32_FIRST_MAX_BYTES``; the upsert that passes it adds codes for every row (ranges
+    fitted on the live rows), later updates keep them in step, and the searches give the
+    same hits and scores as an index of float32 rows only, before and after."""
+    from synapse_mojo.search import index as index_module
+
+    monkeypatch.setattr(index_module, "FLOAT32_FIRST_MAX_BYTES", 64 << 10)  # 256 rows of d = 64
+    runtime = make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="on")
+    rng = np.random.default_rng(11)
+    vectors = rng.standard_normal((900, 64)).astype(np.float32)
+    ids = [f"p{i}" for i in range(900)]
+    auto = PatternIndex(64, runtime=runtime)
+    plain = PatternIndex(64, runtime=runtime, quantization=None)
+    assert auto.quantization == "auto" and plain.quantization is None
+    calls = _count_certified(auto)
+
+    def same_answers():
+        for q in rng.standard_normal((6, 64)).astype(np.float32):
+            want = plain.search(q, 10)
+            assert auto.search(q, 10) == want == auto.search_detailed(q, 10).hits
+            assert auto.search(q.tolist(), 10, {"even": True}) == plain.search(
+                q.tolist(), 10, {"even": True}
+            )
+
+    def upsert(rows):
+        for index in (auto, plain):
+            index.upsert(
+                [ids[r] for r in rows], vectors[rows], [{"even": int(r) % 2 == 0} for r in rows]
+            )
+
+    upsert(np.arange(250))
+    for index in (auto, plain):
+        index.remove(["p3"])
+    same_answers()
+    assert auto._codes is None and auto.info()["code_bytes"] == 0 and not calls
+    assert auto.search(vectors[0], 10, exact=False) == plain.search(vectors[0], 10)  # no codes
+    upsert(np.arange(250, 300))  # 300 rows: 76.8 KB
+    assert auto._codes is not None and auto.info()["code_bytes"] == 300 * 64
+    live = np.delete(auto._vectors[:300], 3, axis=0)  # normalised rows
+    assert auto._quantizer is not None and auto._quantizer.covers(live)
+    assert np.array_equal(auto._codes[:300], auto._quantizer.encode(auto._vectors[:300]))
+    same_answers()
+    assert calls, "past the threshold the codes are searched first"
+    upsert(np.arange(300, 900))  # grows storage: the codes follow
+    upsert(np.arange(0, 40))  # replaces rows in place
+    for index in (auto, plain):
+        index.remove([f"p{i}" for i in range(500, 800)])
+    same_answers()
+    assert np.array_equal(auto._codes[: auto._n], auto._quantizer.encode(auto._vectors[: auto._n]))
+    auto.clear()
+    assert auto._codes is None and len(auto) == 0
+
+
+@pytest.mark.parametrize("quantization", ["int8", "auto"])
+def test_codes_are_searched_first_only_while_the_kernel_answers(
+    make_runtime, search_kernel, monkeypatch, quantization
+):
+    """On NumPy (mode ``off``, ``SYNAPSE_FORCE_PYTHON=1``, or a closed fast lane) an index
+    with codes answers its default-mode searches from float32, which NumPy scans several
+    times faster than it runs the certified search; ``exact=False`` still asks for that."""
+    rng = np.random.default_rng(12)
+    vectors = rng.standard_normal((2000, 32)).astype(np.float32)
+    for env in (
+        {"SYNAPSE_FEATURE_PATTERN_SEARCH": "off"},
+        {"SYNAPSE_FEATURE_PATTERN_SEARCH": "on", "SYNAPSE_FAULT_PATTERN_SEARCH": "raise:0.0"},
+        {"SYNAPSE_FEATURE_PATTERN_SEARCH": "canary:0.5"},
+        {"SYNAPSE_FEATURE_PATTERN_SEARCH": "on"},
+        {"SYNAPSE_FEATURE_PATTERN_SEARCH": "on", "force": "1"},
+    ):
+        env = dict(env)
+        force = env.pop("force", None)
+        runtime = make_runtime(**env)
+        index = PatternIndex(32, runtime=runtime, quantization=quantization)
+        index.upsert([str(i) for i in range(2000)], vectors)
+        assert index._codes is not None
+        index.search(vectors[0], 10)  # loads the kernel: the lane opens after the first call
+        calls = _count_certified(index)
+        with monkeypatch.context() as patch:
+            if force:
+                patch.setenv("SYNAPSE_FORCE_PYTHON", "1")
+            for q in vectors[:4]:  # canary: either runtime, scores equal up to rounding
+                want = index.search(q, 10, exact=True)
+                assert results_agree(_top(index.search(q, 10)), _top(want), 32)
+            kernel = env == {"SYNAPSE_FEATURE_PATTERN_SEARCH": "on"} and not force
+            assert bool(calls) == kernel, env
+            assert index.search(vectors[1], 10, exact=False)[0].id == "1"
+            assert calls, "exact=False runs the certified search on any runtime"

@@ -228,6 +228,7 @@ def test_latency_grid_writes_a_valid_document(search_kernel):
         "api-mojo",
         "api-python",
         "api-int8",
+        "api-f32",
         "compat-array",
         "compat-list",
         "numpy-raw",

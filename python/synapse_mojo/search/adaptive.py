@@ -449,6 +449,13 @@ class AdaptiveSearchBackend(SearchBackend):
             python_faster=self._numpy_faster(matrix.size),
         )
 
+    def kernel_answers(self) -> bool:
+        """Whether a call now goes to the kernel by the fast lane (mode ``auto`` or ``on``, the
+        kernel loaded, self-checked and healthy, no fault injection, no
+        ``SYNAPSE_FORCE_PYTHON``). An index searches its int8 codes first only then: on NumPy
+        its float32 scan is the faster exact answer."""
+        return self._features()[0].lane is not None and not config_module.force_python()
+
     def topk_hits(
         self,
         matrix: np.ndarray,

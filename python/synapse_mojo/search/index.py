@@ -20,13 +20,21 @@ Behaviour worth knowing:
 * ``filter`` is a mapping (``{"lang": "py"}``: equality, booleans apart from numbers;
   ``{"lang": ["py", "go"]}``: any of) answered from an inverted index, or a callable
   ``metadata -> bool`` evaluated in Python on every live pattern (flexible but O(N) per query).
-* ``quantization="int8"`` keeps a uint8 copy of every row (a quarter of the float32 bytes) and
-  searches it first, re-scores the best of ``max(top_k * rerank_factor, recent need)``
-  candidates exactly, and grows the candidate set until the quantisation error bound
-  (``search.quantization.RankBound``) proves no other row can enter the top k: scores and
-  ranking are exact on any data; near-duplicates cost more candidates. On Mojo the whole
-  search is one kernel call; ``exact=True`` scans float32 directly. Worth it from about a
-  thousand rows (docs/search-latency.md).
+* ``quantization="auto"`` (the default) keeps float32 rows only until they take more than
+  ``FLOAT32_FIRST_MAX_BYTES`` (2 MB: about 1,400 patterns at d = 384, 512 at d = 1,024), then
+  adds a uint8 copy of every row (a quarter more memory) and searches as ``"int8"`` below:
+  the same exact answers, 2-6x faster from ten thousand patterns (docs/search-latency.md).
+  ``quantization=None`` keeps float32 only.
+* ``quantization="int8"`` keeps a uint8 copy of every row (a quarter of the float32 bytes)
+  and, while the Mojo kernel answers, searches it first: it re-scores the best of
+  ``max(top_k * rerank_factor, recent need)`` candidates exactly and grows the candidate set
+  until the quantisation error bound (``search.quantization.RankBound``) proves no other
+  row can enter the top k: scores and ranking are exact on any data; near-duplicates cost
+  more candidates. On Mojo the whole search is one kernel call. ``exact=True`` scans
+  float32, and so does a search that NumPy answers (``SYNAPSE_FORCE_PYTHON=1``, mode
+  ``off``, no healthy kernel), where the certified search is 6-17x slower than NumPy's
+  float32 scan; ``exact=False`` asks for the certified search on any runtime. Worth it from
+  about a thousand rows (docs/search-latency.md).
 * Metadata must be JSON values (validated at ``upsert``), so it round-trips exactly through
   ``save``/``load`` and the stores.
 * A loaded index is memory-mapped read-only; its first update copies the arrays into memory.
@@ -69,7 +77,10 @@ Filter = Mapping[str, Any] | Callable[[Mapping[str, Any]], bool] | None
 #: recall@10 >= 0.99 at N = 1M, d = 384 (see benchmarks/results).
 DEFAULT_RERANK_FACTOR = 4
 
-QUANTIZATIONS = (None, "int8")
+#: ``None``: float32 rows only; ``"int8"``: codes from the first row; ``"auto"``: codes once
+#: the float32 rows outgrow ``FLOAT32_FIRST_MAX_BYTES`` (where, in the default mode, they
+#: would start to be searched).
+QUANTIZATIONS = (None, "int8", "auto")
 
 #: An int8 index in its default mode scans its float32 rows, not its codes, while they take
 #: at most this many bytes (one core's L2 cache): read from cache by one thread they answer
@@ -230,7 +241,7 @@ class PatternIndex:
         *,
         runtime: Runtime | None = None,
         capacity: int = 1024,
-        quantization: str | None = None,
+        quantization: str | None = "auto",
         rerank_factor: int = DEFAULT_RERANK_FACTOR,
     ) -> None:
         if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 1:
@@ -256,7 +267,7 @@ class PatternIndex:
         self._view: tuple[np.ndarray, int, np.ndarray] | None = None  # see _prepare
         self._codes_cached: tuple[np.ndarray, int, np.ndarray] | None = None  # _codes_view
         self._reset_storage(capacity)
-        #: int8: candidates the last query needed (a start, not a limit).
+        #: Codes: candidates the last query needed (a start, not a limit).
         self._candidates_hint: int = 0
 
     def _reset_storage(self, capacity: int) -> None:
@@ -366,6 +377,8 @@ class PatternIndex:
             self._vectors[rows] = vectors
             if self._codes is not None:
                 self._encode(rows, vectors)
+            elif self.quantization == "auto" and self._n * self.dim * 4 > FLOAT32_FIRST_MAX_BYTES:
+                self._start_codes()
         return added, updated
 
     def add(
@@ -436,6 +449,7 @@ class PatternIndex:
                 ids=ids,
                 vectors=pick(self._vectors),
                 metadata=metas,
+                quantization=self.quantization,
                 codes=pick(self._codes) if self._codes is not None else None,
                 quantizer=(self._quantizer.offset, self._quantizer.scale)
                 if self._quantizer
@@ -527,8 +541,10 @@ class PatternIndex:
     ) -> SearchResult:
         """``search`` plus the runtime that answered, its latency and any fallback reason.
 
-        ``exact``: None = the index's mode (int8 indexes search the codes first), True = scan
-        float32, False = quantised (an error on an index without codes).
+        ``exact``: None = the index's mode (an index with codes searches them first while the
+        kernel answers), True = scan float32, False = the certified int8 search (an ``"auto"``
+        index without codes yet scans float32; an index created with ``quantization=None``
+        raises ``InvalidInputError``). Every mode gives the exact top k.
         """
         hits, outcome = self._search(query, top_k, filter, exact)
         if outcome is None:  # the filter matched nothing: no search ran
@@ -662,16 +678,22 @@ class PatternIndex:
         """Whether a search of an index with codes runs the certified int8 search: not when
         its first candidates would be a quarter of the rows or more (the float32 path answers
         at once for an index that small), nor, in the index's default mode (``exact`` None),
-        while the float32 rows fit ``FLOAT32_FIRST_MAX_BYTES``. Both paths are exact."""
+        while the float32 rows fit ``FLOAT32_FIRST_MAX_BYTES`` or when the kernel would not
+        answer (NumPy's certified search is 6-17x slower than its float32 scan: 1,000 x
+        1,024 to 100,000 x 384, 2026-11-29). Both paths are exact."""
         if 4 * k * self.rerank_factor >= len(self):
             return False
-        return exact is not None or self._n * self.dim * 4 > FLOAT32_FIRST_MAX_BYTES
+        if exact is not None:
+            return True
+        return self._n * self.dim * 4 > FLOAT32_FIRST_MAX_BYTES and self._backend.kernel_answers()
 
     def _use_codes(self, exact: bool | None) -> bool:
         if exact is None:
             return self._codes is not None
-        if not exact and self._codes is None:
-            raise InvalidInputError("exact=False needs an index created with quantization='int8'")
+        if not exact and self._codes is None and self.quantization != "auto":
+            raise InvalidInputError(
+                "exact=False needs an index created with quantization='int8' or 'auto'"
+            )
         return not exact and self._codes is not None
 
     def _prepare(self, filter: Filter) -> tuple[np.ndarray, np.ndarray | None]:
@@ -772,6 +794,17 @@ class PatternIndex:
                         del self._postings[key][_posting_key(value)]
             else:
                 self._unhashable.get(key, set()).discard(row)
+
+    def _start_codes(self) -> None:
+        """An ``"auto"`` index outgrew float32 alone: codes for every row from now on, with
+        ranges fitted on the live rows (a quarter more memory, encoded once here)."""
+        n = self._n
+        live = self._vectors[:n][self._alive[:n].astype(bool)] if self._dead else self._vectors[:n]
+        self._quantizer = quantizer = ScalarQuantizer.fit(live)
+        codes = _aligned_zeros(self._vectors.shape, np.uint8)
+        quantizer.encode(self._vectors[:n], out=codes[:n])
+        self._codes = codes
+        self._candidates_hint = 0
 
     def _encode(self, rows: np.ndarray, vectors: np.ndarray) -> None:
         """Keeps the uint8 codes in step; refits and re-encodes everything if out of range."""

@@ -3,8 +3,9 @@
     <dir>/manifest.json        {"format": "synapse-mojo-index/2", "dim", "count", "quantization",
                                 "rerank_factor", "files": {name: {"bytes", "blake2b"}}}
     <dir>/vectors.npy          float32 (count, dim), L2-normalised rows in insertion order
-    <dir>/codes.npy            uint8 (count, dim), only with int8 quantisation
-    <dir>/quantizer.npy        float32 (2, dim): offset, scale (int8 only)
+    <dir>/codes.npy            uint8 (count, dim): with quantization "int8", and with "auto"
+                               once the index keeps codes (then listed under "files")
+    <dir>/quantizer.npy        float32 (2, dim): offset, scale (with codes.npy)
     <dir>/ids.jsonl            one JSON string per row (the ids, in row order)
     <dir>/ids.offsets.npy      int64 (count + 1) byte offsets of the lines
     <dir>/metadata.jsonl       one JSON object (or null) per row
@@ -134,7 +135,12 @@ def write_index(
     codes: np.ndarray | None,
     quantizer: tuple[np.ndarray, np.ndarray] | None,
     rerank_factor: int,
+    quantization: str | None = None,
 ) -> Path:
+    """``quantization`` is the index's mode (None, "int8" or "auto": ``PatternIndex``); an
+    index with codes is at least "int8"."""
+    if quantization is None and codes is not None:
+        quantization = "int8"
     target = Path(path)
     _check_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -153,7 +159,7 @@ def write_index(
             "format": FORMAT,
             "dim": dim,
             "count": len(ids),
-            "quantization": "int8" if codes is not None else None,
+            "quantization": quantization,
             "rerank_factor": rerank_factor,
             "files": sums,
         }
@@ -267,7 +273,7 @@ def read_index(
     source = Path(path)
     manifest = _read_manifest(source)
     count, dim = manifest["count"], manifest["dim"]
-    int8 = manifest["quantization"] == "int8"
+    int8 = _has_codes(manifest)
     vectors = _load_npy(source, "vectors.npy", mmap_mode, np.float32, (count, dim))
     id_offsets = _load_npy(source, "ids.offsets.npy", mmap_mode, np.int64, (count + 1,))
     meta_offsets = _load_npy(source, "metadata.offsets.npy", mmap_mode, np.int64, (count + 1,))
@@ -304,6 +310,12 @@ def read_index(
     }
 
 
+def _has_codes(manifest: dict[str, Any]) -> bool:
+    """An "int8" index always has codes; an "auto" one when its manifest lists them."""
+    mode = manifest.get("quantization")
+    return mode == "int8" or (mode == "auto" and "codes.npy" in (manifest.get("files") or {}))
+
+
 def _read_manifest(source: Path) -> dict[str, Any]:
     file = source / "manifest.json"
     if not source.is_dir():
@@ -336,7 +348,7 @@ def _read_manifest(source: Path) -> dict[str, Any]:
 
     integer("dim", 1)
     integer("count", 0)
-    if manifest.get("quantization") not in (None, "int8"):
+    if manifest.get("quantization") not in (None, "int8", "auto"):
         raise DamagedIndexError(
             f"{file}: damaged index: unknown quantization {manifest.get('quantization')!r}"
         )
@@ -416,7 +428,7 @@ def _verify_files(source: Path, manifest: dict[str, Any]) -> None:
             "metadata.jsonl",
             "metadata.offsets.npy",
         }
-        if manifest["quantization"] == "int8":
+        if _has_codes(manifest):
             required |= {"codes.npy", "quantizer.npy"}
         unlisted = sorted(required - set(expected))
         if unlisted:

@@ -8,7 +8,11 @@ spread over all of them; each block opens with ``WARMUP_CALLS`` unrecorded calls
 contenders read different copies of the data):
 
 * ``api-auto``, ``api-mojo``, ``api-python``: ``PatternIndex.search`` with the feature in
-  ``auto``, ``on`` and ``off`` (``off`` is the path ``SYNAPSE_FORCE_PYTHON=1`` takes).
+  ``auto``, ``on`` and ``off`` (``off`` is the path ``SYNAPSE_FORCE_PYTHON=1`` takes), on
+  indexes made with the defaults (``quantization="auto"``: int8 codes once the rows take
+  more than 2 MB, searched first while the kernel answers).
+* ``api-f32``: the same call (feature ``auto``) on an index of float32 rows only
+  (``quantization=None``).
 * ``api-int8``: the same call on an index created with ``quantization="int8"`` (``auto``):
   the certified search, exact like the others, over a quarter of the bytes.
 * ``compat-array``, ``compat-list``: ``compat.PatternSearch.search(q, patterns)`` with the
@@ -57,6 +61,7 @@ REFERENCE = {
     "api-mojo": "numpy-raw",
     "api-python": "numpy-raw",
     "api-int8": "numpy-raw",
+    "api-f32": "numpy-raw",
     "kernel-f32": "numpy-raw",
     "compat-array": "numpy-compat-array",
     "compat-list": "numpy-compat-list",
@@ -120,6 +125,9 @@ def _contenders(
     int8 = PatternIndex(d, runtime=_runtime("auto"), capacity=n, quantization="int8")
     int8.upsert(ids, raw)
     int8.search(queries[0], k)
+    f32 = PatternIndex(d, runtime=_runtime("auto"), capacity=n, quantization=None)
+    f32.upsert(ids, raw)
+    f32.search(queries[0], k)
     compat = PatternSearch(_runtime("auto"))
     compat.search(queries[0], raw, k)
 
@@ -146,6 +154,7 @@ def _contenders(
         "api-mojo": lambda i: indexes["on"].search(q_of(i), k),
         "api-python": lambda i: indexes["off"].search(q_of(i), k),
         "api-int8": lambda i: int8.search(q_of(i), k),
+        "api-f32": lambda i: f32.search(q_of(i), k),
         "compat-array": lambda i: compat.search(q_of(i), raw, k),
         "compat-list": lambda i: compat.search(q_of(i), rows, k),
         "numpy-raw": lambda i: _topk_numpy(prepared @ q_of(i), k),
@@ -332,7 +341,8 @@ def measure_cell(
     auto = data["index"].search_detailed(data["queries"][0], k)
     for record in records:
         if record["backend"] == "api-auto":
-            record["note"] = f"auto answered on {auto.runtime}"
+            scanned = "int8 codes first" if data["index"]._codes is not None else "float32"
+            record["note"] = f"auto answered on {auto.runtime} ({scanned})"
     del index_runtime
     return records
 
@@ -426,12 +436,14 @@ def latency_markdown(doc: dict[str, Any]) -> str:
         "api mojo",
         "api python",
         "api int8",
+        "api float32 only",
         "compat array",
         "NumPy job (array)",
         "compat list",
         "NumPy job (list)",
         "auto vs NumPy",
         "int8 vs NumPy",
+        "float32 only vs NumPy",
         "compat array vs NumPy",
         "compat list vs NumPy",
         "alternating: api / alone",
@@ -462,12 +474,14 @@ def latency_markdown(doc: dict[str, Any]) -> str:
                     us("api-mojo", n, d),
                     us("api-python", n, d),
                     us("api-int8", n, d),
+                    us("api-f32", n, d),
                     us("compat-array", n, d),
                     us("numpy-compat-array", n, d),
                     us("compat-list", n, d),
                     us("numpy-compat-list", n, d),
                     speedup("api-auto", "numpy-raw", n, d),
                     speedup("api-int8", "numpy-raw", n, d),
+                    speedup("api-f32", "numpy-raw", n, d),
                     speedup("compat-array", "numpy-compat-array", n, d),
                     speedup("compat-list", "numpy-compat-list", n, d),
                     f"{alt_api['p50_ms'] / alone_api['p50_ms']:.2f}"
@@ -499,6 +513,7 @@ def plot_latency(doc: dict[str, Any], out_dir: str | Path) -> Path:
         "api-mojo",
         "api-python",
         "api-int8",
+        "api-f32",
         "kernel-f32",
         "numpy-compat-array",
         "compat-array",
