@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from synapse_mojo import PatternIndex
 from synapse_mojo.patternmap import PatternMap
 from synapse_mojo.serve.live import LiveIndex
 from synapse_mojo.stores import Pattern, open_store
@@ -133,6 +134,20 @@ def test_saved_index_beside_the_store_is_opened_mapped_while_the_store_is_unchan
     with PatternMap(open_store(url), saved_index=True) as changed:
         changed.start()
         assert changed.index_source == "store" and sorted(changed.index.ids()) == ["a", "b", "c"]
+    # One saved before the index kept codes by default (quantization None) is rebuilt once,
+    # and saved again in the default's form.
+    with PatternMap(open_store(url), saved_index=True) as again:
+        again.start()
+        assert again.index_source == "saved" and again.index.quantization == "auto"
+        old = PatternIndex(again.index.dim, quantization=None)
+        for pattern_id in again.index.ids():
+            old.upsert(pattern_id, *again.index.get(pattern_id))
+    old.save(tmp_path / "p.db.index")
+    for source in ("store", "saved"):
+        with PatternMap(open_store(url), saved_index=True) as reopened:
+            reopened.start()
+            assert reopened.index_source == source, source
+            assert reopened.index.quantization == "auto" and len(reopened.index) == 3
 
 
 def test_saved_index_leaves_foreign_files_alone(tmp_path):

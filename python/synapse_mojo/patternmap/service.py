@@ -320,6 +320,11 @@ class PatternMap:
             return False
         if note.get("count") != len(index):
             return False
+        if index.quantization != "auto":
+            # Saved before the index's default kept int8 codes (``quantization="auto"``):
+            # rebuilt once, then saved again in the default's form.
+            log.debug("saved index beside %s rebuilt: made without codes", self.store.url)
+            return False
         self.index, self.index_source, self.not_indexed = index, "saved", 0
         return True
 
