@@ -244,8 +244,13 @@ def test_search_batch_matches_single_searches(index_runtime):
     assert filtered.ids.shape == (3, 0)
 
 
-def test_concurrent_searches_and_updates(index_runtime):
-    """Searches (kernel without the GIL) and updates (buffer reallocation) interleave safely."""
+@pytest.mark.parametrize("codes_from_bytes", [None, 256 << 10])
+def test_concurrent_searches_and_updates(index_runtime, monkeypatch, codes_from_bytes):
+    """Searches (kernel without the GIL) and updates (buffer reallocation) interleave safely;
+    also while the default index (``quantization="auto"``) adds its int8 codes midway (with
+    ``FLOAT32_FIRST_MAX_BYTES`` at 256 KB: from 1,024 rows of d = 64)."""
+    if codes_from_bytes is not None:
+        monkeypatch.setattr("synapse_mojo.search.index.FLOAT32_FIRST_MAX_BYTES", codes_from_bytes)
     index = PatternIndex(64, runtime=index_runtime, capacity=16)
     vectors = _vectors(4000, 64, seed=5)
     index.upsert(["seed"], vectors[:1])
@@ -276,6 +281,7 @@ def test_concurrent_searches_and_updates(index_runtime):
         t.join()
     assert not errors
     assert len(index) == 4000
+    assert (index._codes is not None) == (codes_from_bytes is not None)
 
 
 def test_hits_stay_consistent_while_metadata_is_rewritten(index_runtime):
