@@ -448,7 +448,7 @@ def test_int8_index_candidate_start_follows_the_data(make_runtime, search_kernel
     index._candidates_hint = 8000  # as after a query only the float32 scan could answer
     starts = []
     for _ in range(40):
-        got = index.search(q, 10)
+        got = index.search(q, 10, exact=False)  # certified every time (no race with float32)
         assert results_agree(_top(want), _top(got), 32)
         starts.append(index._candidates_hint)
     back = next(i for i, start in enumerate(starts) if start < 2000)  # scanning codes again
@@ -588,3 +588,49 @@ def test_codes_are_searched_first_only_while_the_kernel_answers(
             assert bool(calls) == kernel, env
             assert index.search(vectors[1], 10, exact=False)[0].id == "1"
             assert calls, "exact=False runs the certified search on any runtime"
+
+
+def test_index_with_codes_answers_by_whichever_exact_search_measures_faster(
+    make_runtime, search_kernel, monkeypatch
+):
+    """In its default mode an index with codes races the certified search against the
+    float32 scan (``dispatch.PathRace``) and runs the faster: here a fake clock makes the
+    certified search look slow (as on data full of near-duplicates), then fast. Answers are
+    the exact ones either way; ``exact=False`` always runs the certified search."""
+    from synapse_mojo.search import index as index_module
+
+    now = [0.0]
+    monkeypatch.setattr(index_module, "_clock", lambda: now[0])
+    runtime = make_runtime(SYNAPSE_FEATURE_PATTERN_SEARCH="on")
+    rng = np.random.default_rng(13)
+    vectors = rng.standard_normal((3000, 32)).astype(np.float32)
+    index = PatternIndex(32, runtime=runtime)  # "auto": codes (the threshold is 0 here)
+    index.upsert([str(i) for i in range(3000)], vectors)
+    assert index._codes is not None
+    ran = []
+    cost = {"codes": 1.0, "float32": 0.1}
+    certified, float32_hits = index._search_codes, index._float32_hits
+
+    def timed_codes(*args):
+        ran.append("codes")
+        now[0] += cost["codes"]
+        return certified(*args)
+
+    def timed_float32(*args):
+        ran.append("float32")
+        now[0] += cost["float32"]
+        return float32_hits(*args)
+
+    index._search_codes, index._float32_hits = timed_codes, timed_float32
+    for q in vectors[:100]:
+        assert results_agree(_top(index.search(q, 10)), _top(index.search(q, 10, exact=True)), 32)
+    assert ran[:6].count("codes") == 3 and ran[6:].count("codes") <= 4, ran
+    assert index.info()["certified_int8_us"] > index.info()["float32_scan_us"]
+    cost = {"codes": 0.01, "float32": 0.1}
+    ran.clear()
+    for q in vectors[:400]:
+        index.search(q, 10)
+    assert ran[-100:].count("codes") >= 95, ran[-100:]
+    ran.clear()
+    index.search(vectors[0], 10, exact=False)
+    assert ran == ["codes"]

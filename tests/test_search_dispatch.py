@@ -384,3 +384,36 @@ def test_bench_grid_inputs_refuse_other_files_in_one_line(tmp_path, command, con
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not out.exists()  # nothing written for a refused input
+
+
+def test_path_race_measures_both_then_runs_the_faster_and_keeps_probing():
+    from synapse_mojo.search.dispatch import (
+        RACE_FIRST_SAMPLES,
+        RACE_PROBE_EVERY,
+        RACE_WINDOW,
+        PathRace,
+    )
+
+    race = PathRace()
+    cost = {True: 5.0, False: 1.0}
+    first = []
+    for _ in range(2 * RACE_FIRST_SAMPLES):
+        choice = race.choose()
+        first.append(choice)
+        race.record(choice, cost[choice])
+    assert sorted(first) == [False] * RACE_FIRST_SAMPLES + [True] * RACE_FIRST_SAMPLES
+    runs = []
+    for _ in range(4 * RACE_PROBE_EVERY):
+        choice = race.choose()
+        runs.append(choice)
+        race.record(choice, cost[choice])
+    assert 3 <= runs.count(True) <= 5  # one probe of the slower path per RACE_PROBE_EVERY
+    assert race.state() == {"true_us": 5e6, "false_us": 1e6}
+    # The data changes: the probes see it within RACE_WINDOW of them, and the race follows.
+    cost = {True: 1.0, False: 5.0}
+    for _ in range(RACE_WINDOW * RACE_PROBE_EVERY):
+        choice = race.choose()
+        race.record(choice, cost[choice])
+    assert [race.choose() for _ in range(10)].count(True) >= 9
+    race.reset()
+    assert race.state() == {"true_us": None, "false_us": None} and race.choose() is True

@@ -485,3 +485,59 @@ def measurement_note(records: list[dict[str, Any]], command: str, machine: str) 
 
 def with_source(crossovers: Crossovers, source: str) -> Crossovers:
     return replace(crossovers, source=source)
+
+
+#: Latencies kept per path of a ``PathRace`` (their median decides).
+RACE_WINDOW = 8
+#: Samples each path needs before the race picks the faster one.
+RACE_FIRST_SAMPLES = 3
+#: Every this many calls the path currently slower runs once, so its latency stays known
+#: (data and machine change): a few percent of the calls at most.
+RACE_PROBE_EVERY = 32
+
+
+class PathRace:
+    """Chooses between two exact ways of answering the same call from their measured
+    latencies: ``True`` or ``False`` per call (``choose``), each call's time reported back
+    (``record``). Both paths run alternately until each has ``RACE_FIRST_SAMPLES``; then the
+    one whose median over its last ``RACE_WINDOW`` calls is lower answers, and every
+    ``RACE_PROBE_EVERY``-th call the other one does, to stay measured.
+
+    For ``PatternIndex``: its certified int8 search re-scores candidates one by one, about
+    twenty times a scanned row's cost each (10,000 x 384, Intel Xeon), so on data full of
+    near-duplicates (which need thousands of candidates) it is slower than the float32 scan;
+    on ordinary data it is two to six times faster. Only latencies tell which data this is.
+    Unsynchronised on purpose: concurrent callers may lose a sample or probe twice, never
+    more (the state is a counter and two short lists)."""
+
+    __slots__ = ("_calls", "_times")
+
+    def __init__(self) -> None:
+        self._calls = 0
+        self._times: tuple[list[float], list[float]] = ([], [])  # False, True
+
+    def choose(self) -> bool:
+        self._calls = calls = self._calls + 1
+        off, on = self._times
+        if len(on) < RACE_FIRST_SAMPLES or len(off) < RACE_FIRST_SAMPLES:
+            return len(on) <= len(off)
+        faster = _median(on) <= _median(off)
+        return (not faster) if calls % RACE_PROBE_EVERY == 0 else faster
+
+    def record(self, choice: bool, seconds: float) -> None:
+        times = self._times[1 if choice else 0]
+        times.append(seconds)
+        if len(times) > RACE_WINDOW:
+            del times[0]
+
+    def reset(self) -> None:
+        self._calls = 0
+        self._times = ([], [])
+
+    def state(self) -> dict[str, Any]:
+        """Medians in microseconds (None: not measured yet), for ``PatternIndex.info``."""
+        off, on = self._times
+        return {
+            "true_us": round(_median(on) * 1e6, 1) if on else None,
+            "false_us": round(_median(off) * 1e6, 1) if off else None,
+        }

@@ -50,6 +50,7 @@ import mmap
 import numbers
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ from ..errors import (
 from ..runtime.adapter import Outcome, Runtime, get_runtime
 from .adaptive import AdaptiveSearchBackend
 from .base import BatchTopK, HitBuilder
+from .dispatch import PathRace
 from .quantization import ScalarQuantizer
 from .storage import LazyJsonLines, read_index, write_index
 from .validation import as_ids, as_matrix, as_metadata, as_queries, as_query, as_top_k
@@ -111,6 +113,7 @@ def _aligned_zeros(shape: tuple[int, int], dtype: Any) -> np.ndarray:
 
 _new_object = object.__new__
 _F32 = np.dtype(np.float32)
+_clock = time.perf_counter
 
 
 #: ``PatternIndex``'s hits from a search's rows and scores (in Python, or in the kernel's
@@ -269,6 +272,9 @@ class PatternIndex:
         self._reset_storage(capacity)
         #: Codes: candidates the last query needed (a start, not a limit).
         self._candidates_hint: int = 0
+        #: Codes, default mode: certified search (True) or float32 scan (False), whichever
+        #: measures faster on this index's data.
+        self._race: PathRace = PathRace()
 
     def _reset_storage(self, capacity: int) -> None:
         capacity = max(capacity, 16)
@@ -334,6 +340,10 @@ class PatternIndex:
             "rerank_factor": self.rerank_factor,
             "vector_bytes": int(self._n * self.dim * 4),
             "code_bytes": int(self._n * self.dim) if self._codes is not None else 0,
+            # With codes, default mode: the recent median latency of each exact search
+            # (``dispatch.PathRace``); the faster one answers.
+            "certified_int8_us": self._race.state()["true_us"],
+            "float32_scan_us": self._race.state()["false_us"],
             "memory_mapped": self._mapped,
         }
 
@@ -430,6 +440,7 @@ class PatternIndex:
     def clear(self) -> None:
         with self._lock.write():
             self._reset_storage(1024)
+            self._race.reset()
 
     # ------------------------------------------------------------------ persistence
 
@@ -515,8 +526,19 @@ class PatternIndex:
             and type(top_k) is int
             and top_k > 0
             and not self._dead  # removed rows need a mask: the long way, without a detour
-            and (self._codes is None or not self._codes_first(top_k, None))
         ):
+            if self._codes is not None and self._codes_first(top_k, None):
+                # Codes or float32: whichever exact search is faster on this index's data
+                # (``dispatch.PathRace``), the float32 scan by the short way below.
+                race = self._race
+                if race.choose():
+                    return self._search(query, top_k, None, None, True)[0]
+                started = _clock()
+                hits = self._float32_hits(query, top_k)
+                if hits is not None:
+                    race.record(False, _clock() - started)
+                    return hits
+                return self._search(query, top_k, None, None, False)[0]
             # The common call, by the shortest way (``_search`` answers the same, plus the
             # outcome ``search_detailed`` reports): a float32 query that the seam normalises
             # and searches in one kernel call, which also builds the hits
@@ -535,6 +557,19 @@ class PatternIndex:
             finally:
                 lock.release_read()
         return self._search(query, top_k, filter, exact)[0]
+
+    def _float32_hits(self, query: np.ndarray, top_k: int) -> list[SearchHit] | None:
+        """``search``'s short way for an index with codes whose race chose float32 (the same
+        steps as there, plus a method call); None when it does not answer."""
+        lock = self._lock
+        lock.acquire_read()
+        try:
+            matrix, mask = self._prepare(None)
+            if mask is None:
+                return self._backend.topk_hits(matrix, query, top_k, HITS, self._ids, self._meta)
+            return None
+        finally:
+            lock.release_read()
 
     def search_detailed(
         self, query: Any, top_k: int = 10, filter: Filter = None, *, exact: bool | None = None
@@ -559,9 +594,15 @@ class PatternIndex:
         return result
 
     def _search(
-        self, query: Any, top_k: Any, filter: Filter, exact: bool | None
+        self,
+        query: Any,
+        top_k: Any,
+        filter: Filter,
+        exact: bool | None,
+        codes: bool | None = None,
     ) -> tuple[list[SearchHit], Outcome[Any] | None]:
-        """The hits and the outcome of the call that found them (None: no search ran)."""
+        """The hits and the outcome of the call that found them (None: no search ran).
+        ``codes``: the race's choice when the caller drew it (``search``)."""
         backend = self._backend
         k = top_k if type(top_k) is int and top_k > 0 else as_top_k(top_k)
         use_codes = self._codes is not None if exact is None else self._use_codes(exact)
@@ -587,19 +628,46 @@ class PatternIndex:
                     as_query(query, self.dim)  # a bad query is an error even with no rows
                 return [], None
             if use_codes and self._codes_first(k, exact):
-                return self._search_codes(matrix, mask, query, q, k)
-            if q is None:
-                lists = backend.topk_lists_outcome(matrix, query, k, mask, pinned=True)
-                found = lists.value
-                if found is not None:
-                    return _hits(found[0], found[1], self._ids, self._meta), lists
-                q = as_query(query, self.dim)
-            outcome = backend.topk_outcome(matrix, q, k, mask, pinned=True)
-            top = outcome.value
-            hits = _hits(top.rows.tolist(), top.scores.tolist(), self._ids, self._meta)
+                if exact is not None:  # exact=False: the certified search was asked for
+                    return self._search_codes(matrix, mask, query, q, k)
+                # The index's own mode: the faster of the two exact searches on this data
+                # (``dispatch.PathRace``); unfiltered calls keep the race's times.
+                race = self._race
+                if codes is None:
+                    codes = race.choose()
+                started = _clock()
+                found = (
+                    self._search_codes(matrix, mask, query, q, k)
+                    if codes
+                    else self._search_float32(matrix, mask, query, q, k)
+                )
+                if filter is None:
+                    race.record(codes, _clock() - started)
+                return found
+            return self._search_float32(matrix, mask, query, q, k)
         finally:
             lock.release_read()
-        return hits, outcome
+
+    def _search_float32(
+        self,
+        matrix: np.ndarray,
+        mask: np.ndarray | None,
+        query: np.ndarray,
+        q: np.ndarray | None,
+        k: int,
+    ) -> tuple[list[SearchHit], Outcome[Any]]:
+        """The exact float32 scan (caller holds the read lock): ``query`` the caller's
+        float32 ndarray, or ``q`` its ``as_query`` normalisation when already made."""
+        backend = self._backend
+        if q is None:
+            lists = backend.topk_lists_outcome(matrix, query, k, mask, pinned=True)
+            found = lists.value
+            if found is not None:
+                return _hits(found[0], found[1], self._ids, self._meta), lists
+            q = as_query(query, self.dim)
+        outcome = backend.topk_outcome(matrix, q, k, mask, pinned=True)
+        top = outcome.value
+        return _hits(top.rows.tolist(), top.scores.tolist(), self._ids, self._meta), outcome
 
     def _search_codes(
         self,
@@ -805,6 +873,7 @@ class PatternIndex:
         quantizer.encode(self._vectors[:n], out=codes[:n])
         self._codes = codes
         self._candidates_hint = 0
+        self._race.reset()
 
     def _encode(self, rows: np.ndarray, vectors: np.ndarray) -> None:
         """Keeps the uint8 codes in step; refits and re-encodes everything if out of range."""
