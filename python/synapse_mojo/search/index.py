@@ -30,7 +30,9 @@ Behaviour worth knowing:
   ``max(top_k * rerank_factor, recent need)`` candidates exactly and grows the candidate set
   until the quantisation error bound (``search.quantization.RankBound``) proves no other
   row can enter the top k: scores and ranking are exact on any data; near-duplicates cost
-  more candidates. On Mojo the whole search is one kernel call. ``exact=True`` scans
+  more candidates. On Mojo the whole search is one kernel call. In the default mode the index
+  times both exact searches and runs the faster (``dispatch.PathRace``: on data full of
+  near-duplicates the float32 scan wins). ``exact=True`` scans
   float32, and so does a search that NumPy answers (``SYNAPSE_FORCE_PYTHON=1``, mode
   ``off``, no healthy kernel), where the certified search is 6-17x slower than NumPy's
   float32 scan; ``exact=False`` asks for the certified search on any runtime. Worth it from
