@@ -609,7 +609,7 @@ def test_index_with_codes_answers_by_whichever_exact_search_measures_faster(
     assert index._codes is not None
     ran = []
     cost = {"codes": 1.0, "float32": 0.1}
-    certified, float32_hits = index._search_codes, index._float32_hits
+    certified, float32_hits = index._search_codes, index._backend.topk_hits
 
     def timed_codes(*args):
         ran.append("codes")
@@ -621,7 +621,7 @@ def test_index_with_codes_answers_by_whichever_exact_search_measures_faster(
         now[0] += cost["float32"]
         return float32_hits(*args)
 
-    index._search_codes, index._float32_hits = timed_codes, timed_float32
+    index._search_codes, index._backend.topk_hits = timed_codes, timed_float32
     for q in vectors[:100]:
         assert results_agree(_top(index.search(q, 10)), _top(index.search(q, 10, exact=True)), 32)
     assert ran[:6].count("codes") == 3 and ran[6:].count("codes") <= 4, ran

@@ -333,6 +333,7 @@ class PatternIndex:
         return int(total + (self._codes.nbytes if self._codes is not None else 0))
 
     def info(self) -> dict[str, Any]:
+        race = self._race.state()
         return {
             "patterns": len(self),
             "dim": self.dim,
@@ -344,8 +345,8 @@ class PatternIndex:
             "code_bytes": int(self._n * self.dim) if self._codes is not None else 0,
             # With codes, default mode: the recent median latency of each exact search
             # (``dispatch.PathRace``); the faster one answers.
-            "certified_int8_us": self._race.state()["true_us"],
-            "float32_scan_us": self._race.state()["false_us"],
+            "certified_int8_us": race["true_us"],
+            "float32_scan_us": race["false_us"],
             "memory_mapped": self._mapped,
         }
 
@@ -529,18 +530,14 @@ class PatternIndex:
             and top_k > 0
             and not self._dead  # removed rows need a mask: the long way, without a detour
         ):
+            race = None
             if self._codes is not None and self._codes_first(top_k, None):
                 # Codes or float32: whichever exact search is faster on this index's data
-                # (``dispatch.PathRace``), the float32 scan by the short way below.
+                # (``dispatch.PathRace``), the float32 scan by the short way below, timed.
                 race = self._race
                 if race.choose():
                     return self._search(query, top_k, None, None, True)[0]
                 started = _clock()
-                hits = self._float32_hits(query, top_k)
-                if hits is not None:
-                    race.record(False, _clock() - started)
-                    return hits
-                return self._search(query, top_k, None, None, False)[0]
             # The common call, by the shortest way (``_search`` answers the same, plus the
             # outcome ``search_detailed`` reports): a float32 query that the seam normalises
             # and searches in one kernel call, which also builds the hits
@@ -555,23 +552,14 @@ class PatternIndex:
                         matrix, query, top_k, HITS, self._ids, self._meta
                     )
                     if hits is not None:
+                        if race is not None:
+                            race.record(False, _clock() - started)
                         return hits
             finally:
                 lock.release_read()
+            if race is not None:
+                return self._search(query, top_k, None, None, False)[0]
         return self._search(query, top_k, filter, exact)[0]
-
-    def _float32_hits(self, query: np.ndarray, top_k: int) -> list[SearchHit] | None:
-        """``search``'s short way for an index with codes whose race chose float32 (the same
-        steps as there, plus a method call); None when it does not answer."""
-        lock = self._lock
-        lock.acquire_read()
-        try:
-            matrix, mask = self._prepare(None)
-            if mask is None:
-                return self._backend.topk_hits(matrix, query, top_k, HITS, self._ids, self._meta)
-            return None
-        finally:
-            lock.release_read()
 
     def search_detailed(
         self, query: Any, top_k: int = 10, filter: Filter = None, *, exact: bool | None = None
