@@ -506,7 +506,7 @@ class PathRace:
     For ``PatternIndex``: its certified int8 search re-scores candidates one by one, about
     twenty times a scanned row's cost each (10,000 x 384, Intel Xeon), so on data full of
     near-duplicates (which need thousands of candidates) it is slower than the float32 scan;
-    on ordinary data it is two to six times faster. Only latencies tell which data this is.
+    on ordinary data it is two to five times faster. Only latencies tell which data this is.
     Unsynchronised on purpose: concurrent callers may lose a sample or probe twice, never
     more (the state is a counter and two short lists)."""
 

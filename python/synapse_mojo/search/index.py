@@ -23,7 +23,7 @@ Behaviour worth knowing:
 * ``quantization="auto"`` (the default) keeps float32 rows only until they take more than
   ``FLOAT32_FIRST_MAX_BYTES`` (2 MB: about 1,400 patterns at d = 384, 512 at d = 1,024), then
   adds a uint8 copy of every row (a quarter more memory) and searches as ``"int8"`` below:
-  the same exact answers, 2-6x faster from ten thousand patterns (docs/search-latency.md).
+  the same exact answers, 1.7-6x NumPy from ten thousand patterns (docs/search-latency.md).
   ``quantization=None`` keeps float32 only.
 * ``quantization="int8"`` keeps a uint8 copy of every row (a quarter of the float32 bytes)
   and, while the Mojo kernel answers, searches it first: it re-scores the best of
