@@ -84,7 +84,7 @@ def test_kernel_matches_reference_with_full_rerank(search_kernel, seed, n, d, k,
     """With candidates >= n the rerank sees every row: the answer must be the exact one."""
     matrix, rng = _data(seed, n, d)
     q = as_queries(rng.standard_normal(d), d)[0]
-    mask = (rng.random(n) < 0.6).astype(np.uint8) if masked else None
+    mask = (rng.random(n) < rng.choice([0.6, 0.97])).astype(np.uint8) if masked else None
     quantizer = ScalarQuantizer.fit(matrix)
     codes = quantizer.encode(matrix)
     qi = quantize_query(q, quantizer.scale)
@@ -261,7 +261,9 @@ def test_certified_int8_equals_exact_search(search_kernel, seed, n, d, k, spread
     from synapse_mojo.search.quantization import certified_topk_int8, rank_bound
 
     matrix, qs = _clustered(seed, n, d, clusters=5, spread=spread, queries=2)
-    mask = (np.random.default_rng(seed).random(n) < 0.5).astype(np.uint8) if masked else None
+    mask_rng = np.random.default_rng(seed)
+    live = mask_rng.choice([0.5, 0.97])  # half the rows, or all but a few (removed rows)
+    mask = (mask_rng.random(n) < live).astype(np.uint8) if masked else None
     if mask is not None and not mask.any():
         mask[0] = 1
     quantizer = ScalarQuantizer.fit(matrix)
@@ -333,7 +335,7 @@ def test_one_call_certified_int8_equals_exact_search(
     over the query normalised in Python), on duplicates and near-duplicates too."""
     matrix, qs = _clustered(seed, n, d, clusters=5, spread=spread, queries=2)
     rng = np.random.default_rng(seed)
-    mask = (rng.random(n) < 0.5).astype(np.uint8) if masked else None
+    mask = (rng.random(n) < rng.choice([0.5, 0.97])).astype(np.uint8) if masked else None
     if mask is not None and not mask.any():
         mask[0] = 1
     quantizer = ScalarQuantizer.fit(matrix)
@@ -391,7 +393,9 @@ def test_one_call_int8_refuses_what_it_cannot_read(search_kernel):
     for name, bad in bad_queries.items():
         assert _one_call(backend, quantizer, codes, matrix, bad, 5, 20, None) is None, name
     nothing = np.zeros(300, np.uint8)
-    assert _one_call(backend, quantizer, codes, matrix, q, 5, 20, nothing) is None
+    found = _one_call(backend, quantizer, codes, matrix, q, 5, 20, nothing)
+    assert found is not None and found[:2] == ([], [])  # nothing eligible: nothing found
+    assert _one_call(backend, quantizer, codes, matrix, bad_queries["nan"], 5, 20, nothing) is None
 
 
 @pytest.mark.parametrize("mode", ["on", "off"])

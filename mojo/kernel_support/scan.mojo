@@ -246,36 +246,78 @@ def _merge_write(mut tops: List[TopK], k: Int, out_rows: I64Ptr, out_scores: F32
 # ===----------------------------------------------------------------------=== #
 
 
+def _eligible_count(mask: U8Ptr, n: Int) -> Int:
+    """How many of the `n` mask bytes are nonzero (64 at a time)."""
+    var count = 0
+    var r = 0
+    while r + 64 <= n:
+        count += Int(mask.unsafe_load[width=64](r).ne(0).cast[DType.uint8]().reduce_add())
+        r += 64
+    while r < n:
+        if mask.unsafe_load[width=1](r) != 0:
+            count += 1
+        r += 1
+    return count
+
+
+@always_inline
+def _eligible_from(mask: U8Ptr, start: Int, end: Int) -> Int:
+    """The first row at or after `start` whose mask byte is nonzero (`end` if none)."""
+    var r = start
+    while r + 8 <= end and mask.unsafe_load[width=8](r).eq(0).reduce_and():
+        r += 8
+    while r < end and mask.unsafe_load[width=1](r) == 0:
+        r += 1
+    return r
+
+
+@always_inline
+def _eligible_until(mask: U8Ptr, start: Int, end: Int) -> Int:
+    """The end of the run of rows with nonzero mask bytes that starts at `start`."""
+    var r = start
+    while r + 8 <= end and mask.unsafe_load[width=8](r).ne(0).reduce_and():
+        r += 8
+    while r < end and mask.unsafe_load[width=1](r) != 0:
+        r += 1
+    return r
+
+
 def _scan_f32(
     matrix: F32Ptr, d: Int, q: F32Ptr, mask: U8Ptr, has_mask: Bool, start: Int, end: Int, mut top: TopK
 ):
-    var r = start
     if not has_mask:
-        # The heap's state kept in registers: once it is full, a block of rows costs one
-        # vector compare against the worst kept score unless one of its rows can enter.
-        var filling = not top.full()
-        var bar = top.worst_score() if not filling else Float32(0)
-        while r + F32_ROWS <= end:
-            var s = dotn[F32_ROWS](matrix.unsafe_offset(r * d), d, q)
-            if filling or s.ge(SIMD[DType.float32, F32_ROWS](bar)).reduce_or():
-                comptime for j in range(F32_ROWS):
-                    if top.accepts(s[j]):
-                        top.push(s[j], r + j)
-                filling = not top.full()
-                bar = top.worst_score()
-            r += F32_ROWS
-        while r < end:
-            var s = dot(matrix.unsafe_offset(r * d), q, d)
-            if top.accepts(s):
-                top.push(s, r)
-            r += 1
+        _scan_f32_rows(matrix, d, q, start, end, top)
         return
-    # Filtered scan: rows whose mask byte is zero are skipped without being read.
+    # Filtered scan: each run of eligible rows as an unfiltered scan (the same code and
+    # speed: an index's few removed rows cost a run boundary each); rows whose mask byte is
+    # zero are skipped without being read.
+    var r = _eligible_from(mask, start, end)
     while r < end:
-        if mask.unsafe_load[width=1](r) != 0:
-            var s = dot(matrix.unsafe_offset(r * d), q, d)
-            if top.accepts(s):
-                top.push(s, r)
+        var run_end = _eligible_until(mask, r, end)
+        _scan_f32_rows(matrix, d, q, r, run_end, top)
+        r = _eligible_from(mask, run_end, end)
+
+
+@always_inline
+def _scan_f32_rows(matrix: F32Ptr, d: Int, q: F32Ptr, start: Int, end: Int, mut top: TopK):
+    # The heap's state kept in registers: once it is full, a block of rows costs one vector
+    # compare against the worst kept score unless one of its rows can enter.
+    var r = start
+    var filling = not top.full()
+    var bar = top.worst_score() if not filling else Float32(0)
+    while r + F32_ROWS <= end:
+        var s = dotn[F32_ROWS](matrix.unsafe_offset(r * d), d, q)
+        if filling or s.ge(SIMD[DType.float32, F32_ROWS](bar)).reduce_or():
+            comptime for j in range(F32_ROWS):
+                if top.accepts(s[j]):
+                    top.push(s[j], r + j)
+            filling = not top.full()
+            bar = top.worst_score()
+        r += F32_ROWS
+    while r < end:  # `dot` keeps `dotn`'s per-row order: the same scores
+        var s = dot(matrix.unsafe_offset(r * d), q, d)
+        if top.accepts(s):
+            top.push(s, r)
         r += 1
 
 
@@ -691,29 +733,34 @@ def topk_f32_batch(
 def _scan_u8(
     codes: U8Ptr, d: Int, qi: I8Ptr, mask: U8Ptr, has_mask: Bool, start: Int, end: Int, mut top: TopK
 ):
+    if not has_mask:
+        _scan_u8_rows(codes, d, qi, start, end, top)
+        return
+    # As `_scan_f32`: each run of eligible rows as an unfiltered scan.
+    var r = _eligible_from(mask, start, end)
+    while r < end:
+        var run_end = _eligible_until(mask, r, end)
+        _scan_u8_rows(codes, d, qi, r, run_end, top)
+        r = _eligible_from(mask, run_end, end)
+
+
+@always_inline
+def _scan_u8_rows(codes: U8Ptr, d: Int, qi: I8Ptr, start: Int, end: Int, mut top: TopK):
     # Integer scores are exact; as float32 they stay exact below 2**24 (|score| <= d * 255 * 127
     # is 12.4M for d = 384) and keep their order above it, which is all the heap needs.
     var r = start
-    if not has_mask:
-        while r + I8_ROWS <= end:
-            var s = dotn_i8[I8_ROWS](codes.unsafe_offset(r * d), d, qi).cast[DType.float32]()
-            # One vector compare decides whether any of the rows can enter the heap.
-            if not top.full() or s.ge(SIMD[DType.float32, I8_ROWS](top.worst_score())).reduce_or():
-                comptime for j in range(I8_ROWS):
-                    if top.accepts(s[j]):
-                        top.push(s[j], r + j)
-            r += I8_ROWS
-        while r < end:
-            var s = Float32(dot_i8(codes.unsafe_offset(r * d), qi, d))
-            if top.accepts(s):
-                top.push(s, r)
-            r += 1
-        return
+    while r + I8_ROWS <= end:
+        var s = dotn_i8[I8_ROWS](codes.unsafe_offset(r * d), d, qi).cast[DType.float32]()
+        # One vector compare decides whether any of the rows can enter the heap.
+        if not top.full() or s.ge(SIMD[DType.float32, I8_ROWS](top.worst_score())).reduce_or():
+            comptime for j in range(I8_ROWS):
+                if top.accepts(s[j]):
+                    top.push(s[j], r + j)
+        r += I8_ROWS
     while r < end:
-        if mask.unsafe_load[width=1](r) != 0:
-            var s = Float32(dot_i8(codes.unsafe_offset(r * d), qi, d))
-            if top.accepts(s):
-                top.push(s, r)
+        var s = Float32(dot_i8(codes.unsafe_offset(r * d), qi, d))
+        if top.accepts(s):
+            top.push(s, r)
         r += 1
 
 
@@ -845,12 +892,7 @@ def topk_u8_certified(
     if n <= 0 or k <= 0:
         used = 0
         return 0
-    var eligible = n
-    if has_mask:
-        eligible = 0
-        for r in range(n):
-            if mask.unsafe_load[width=1](r) != 0:
-                eligible += 1
+    var eligible = _eligible_count(mask, n) if has_mask else n
     var c = max(k, candidates)
     if 4 * c >= eligible:  # re-scoring that many rows one by one costs more than a scan
         used = c
