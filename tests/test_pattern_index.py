@@ -329,6 +329,112 @@ def test_hits_stay_consistent_while_metadata_is_rewritten(index_runtime):
     assert index.search(vectors[7], top_k=1)[0].metadata == {"id": "p7", "v": 39}
 
 
+def _count_read_locks(index, monkeypatch) -> list[int]:
+    taken = [0]
+    acquire = index._lock.acquire_read
+
+    def counted() -> None:
+        taken[0] += 1
+        acquire()
+
+    monkeypatch.setattr(index._lock, "acquire_read", counted)
+    return taken
+
+
+def test_search_reads_a_snapshot_without_the_lock_until_a_write(index_runtime, monkeypatch):
+    """``search`` takes the read lock once after each write (to take the snapshot), then
+    answers from the snapshot without it; removed rows (a mask) and codes keep the lock."""
+    d = 16
+    vectors = _vectors(60, d, seed=21)
+    index = PatternIndex(d, runtime=index_runtime)
+    index.upsert([f"p{i}" for i in range(50)], vectors[:50], [{"i": i} for i in range(50)])
+    taken = _count_read_locks(index, monkeypatch)
+    want = index.search_detailed(vectors[3], top_k=5).hits
+    taken[0] = 0
+    for _ in range(5):
+        assert index.search(vectors[3], top_k=5) == want
+    assert taken[0] == 1
+    version = index._lock.version
+    index.upsert(["p3"], vectors[4:5], [{"i": "moved"}])
+    assert index._lock.version == version + 2  # odd while the write ran
+    hits = index.search(vectors[4], top_k=2)
+    assert {h.id for h in hits} == {"p3", "p4"}
+    assert index.search(vectors[4], top_k=2) == hits
+    assert taken[0] == 2
+    assert [h.metadata for h in hits if h.id == "p3"] == [{"i": "moved"}]
+    index.remove("p3")
+    taken[0] = 0
+    hits = index.search(vectors[3], top_k=5)
+    assert index.search(vectors[3], top_k=5) == hits
+    assert taken[0] == 1  # removed rows: the snapshot holds the liveness mask
+    assert "p3" not in {h.id for h in hits}
+    assert hits == index.search_detailed(vectors[3], top_k=5).hits
+    int8 = PatternIndex(d, runtime=index_runtime, quantization="int8")
+    int8.upsert([f"p{i}" for i in range(50)], vectors[:50])
+    int8_taken = _count_read_locks(int8, monkeypatch)
+    int8.search(vectors[3], top_k=5)
+    int8.search(vectors[3], top_k=5)
+    assert int8_taken[0] == 2
+
+
+@pytest.mark.parametrize("quantization", [None, "int8"])
+def test_search_with_removed_rows_matches_the_checked_path(
+    index_runtime, monkeypatch, quantization
+):
+    """Removed rows are masked in the one-call search (and its snapshot): the same hits as
+    ``search_detailed``'s checked path for every query, as rows are removed and re-added;
+    ``top_k`` above the live patterns gives them all. With codes (and no float32-first
+    size), the race's float32 turns take the mask too."""
+    monkeypatch.setattr("synapse_mojo.search.index.FLOAT32_FIRST_MAX_BYTES", 0)
+    d = 24
+    vectors = _vectors(300, d, seed=23)
+    index = PatternIndex(d, runtime=index_runtime, quantization=quantization)
+    index.upsert([f"p{i}" for i in range(300)], vectors, [{"i": i} for i in range(300)])
+    rng = np.random.default_rng(24)
+    for step in range(6):
+        gone = [f"p{i}" for i in rng.choice(300, 40, replace=False)]
+        index.remove(gone, missing_ok=True)
+        if step % 2:
+            back = gone[:10]
+            index.upsert(back, vectors[[int(g[1:]) for g in back]], [{"i": g} for g in back])
+        for q in vectors[rng.choice(300, 8, replace=False)]:
+            for k in (1, 10, len(index) + 5):
+                hits = index.search(q, top_k=k)
+                assert hits == index.search_detailed(q, top_k=k).hits
+                assert len(hits) == min(k, len(index))
+    index.remove([f"p{i}" for i in range(300)], missing_ok=True)
+    index.upsert(["only"], vectors[:1])
+    assert [h.id for h in index.search(vectors[0], top_k=3)] == ["only"]
+
+
+def test_a_write_during_an_unlocked_search_drops_its_answer(index_runtime, monkeypatch):
+    """A write that lands while a snapshot search runs (the kernel scans without the GIL)
+    moves the lock's version: that answer may rest on torn rows, so it is dropped and the
+    search runs again under the lock, answering from the written rows."""
+    d = 16
+    vectors = _vectors(40, d, seed=22)
+    index = PatternIndex(d, runtime=index_runtime)
+    index.upsert([f"p{i}" for i in range(40)], vectors, [{"i": i} for i in range(40)])
+    index.search(vectors[0], top_k=3)  # takes the snapshot
+    backend = index._backend
+    through = backend.topk_hits
+    calls = []
+
+    def write_during_the_call(*args):
+        hits = through(*args)
+        if not calls:  # the first (unlocked) call: a writer replaces the best row meanwhile
+            index.upsert(["p0"], -vectors[:1], [{"i": "flipped"}])
+        calls.append(hits)
+        return hits
+
+    monkeypatch.setattr(backend, "topk_hits", write_during_the_call)
+    hits = index.search(vectors[0], top_k=3)
+    assert calls[0][0].id == "p0"  # what the unlocked call found before the write
+    assert len(calls) == 2
+    assert "p0" not in {h.id for h in hits}
+    assert hits == index.search_detailed(vectors[0], top_k=3).hits
+
+
 def test_vectors_are_normalised_on_the_way_in(index_runtime):
     index = PatternIndex(2, runtime=index_runtime)
     index.upsert(["a"], [[3.0, 4.0]])

@@ -53,6 +53,13 @@ def _data(seed: int, n: int, d: int, duplicates: int = 0):
     return as_matrix(raw, d), rng
 
 
+def _mask(rng: np.random.Generator, n: int) -> np.ndarray:
+    """A liveness mask: half the rows, or all but a few (an index's removed rows, where the
+    scans take whole blocks of eligible rows the fast way and the rest one by one)."""
+    live = 0.5 if rng.random() < 0.5 else 0.97
+    return (rng.random(n) < live).astype(np.uint8)
+
+
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -67,7 +74,7 @@ def _data(seed: int, n: int, d: int, duplicates: int = 0):
 def test_single_query_matches_reference(search_kernel, seed, n, d, k, masked, duplicates):
     matrix, rng = _data(seed, n, d, duplicates)
     query = as_queries(rng.standard_normal(d), d)[0]
-    mask = (rng.random(n) < 0.5).astype(np.uint8) if masked else None
+    mask = _mask(rng, n) if masked else None
     want = REFERENCE.topk(matrix, query, k, mask)
     for backend in _backends(search_kernel):
         for _ in range(2):  # the kernel's scan direction alternates from call to call
@@ -118,7 +125,7 @@ def test_cosine_over_raw_rows_matches_reference(search_kernel, seed, n, d, k, du
 def test_batch_matches_reference(search_kernel, seed, n, d, b, k, masked):
     matrix, rng = _data(seed, n, d)
     queries = as_queries(rng.standard_normal((b, d)), d)
-    mask = (rng.random(n) < 0.7).astype(np.uint8) if masked else None
+    mask = _mask(rng, n) if masked else None
     want = REFERENCE.topk_batch(matrix, queries, k, mask)
     for backend in _backends(search_kernel):
         got = backend.topk_batch(matrix, queries, k, mask)
@@ -381,12 +388,12 @@ def test_topk_lists_matches_reference(search_kernel, seed, n, d, k, masked, scal
     matrix, rng = _data(seed, n, d)
     raw_query = (rng.standard_normal(d) * scale).astype(np.float32)
     query = as_queries(raw_query.astype(np.float64), d)[0]
-    mask = (rng.random(n) < 0.5).astype(np.uint8) if masked else None
+    mask = _mask(rng, n) if masked else None
     want = REFERENCE.topk(matrix, query, k, mask)
     for backend in _mojo_backends(search_kernel):
         got = backend.topk_lists_with(0, matrix, raw_query, k, mask, 0)
         if len(want.rows) == 0:
-            assert got is None  # nothing eligible: left to the checked path
+            assert got == ([], [])  # nothing eligible (the query was checked: it is good)
             continue
         assert got is not None and results_agree(want, lists_topk(got), d), (backend, got)
         assert type(got[0][0]) is int and type(got[1][0]) is float
@@ -405,10 +412,12 @@ class _Hit:
     d=st.sampled_from([1, 3, 16, 17, 67, 384]),
     k=st.integers(1, 40),
     scale=st.sampled_from([1e-12, 1.0, 1e12]),
+    masked=st.booleans(),
 )
-def test_topk_hits_matches_reference(search_kernel, seed, n, d, k, scale):
+def test_topk_hits_matches_reference(search_kernel, seed, n, d, k, scale, masked):
     """``topk_hits``: the reference's rows and scores, as ``HitBuilder.build`` makes them
-    (the row's id, the score, a new dict of its metadata, ``{}`` for a falsy entry)."""
+    (the row's id, the score, a new dict of its metadata, ``{}`` for a falsy entry); with
+    a liveness mask (an index with removed rows), over the live rows only."""
     from synapse_mojo.search.base import HitBuilder
 
     matrix, rng = _data(seed, n, d)
@@ -420,9 +429,10 @@ def test_topk_hits_matches_reference(search_kernel, seed, n, d, k, scale):
     metas = [
         None if kind == 0 else {} if kind == 1 else {"row": row} for row, kind in enumerate(kinds)
     ]
-    want = REFERENCE.topk(matrix, query, k)
+    mask = _mask(rng, n) if masked else None
+    want = REFERENCE.topk(matrix, query, k, mask)
     for backend in _mojo_backends(search_kernel):
-        got = backend.topk_hits_with(0, matrix, raw_query, k, 0, builder, ids, metas)
+        got = backend.topk_hits_with(0, matrix, raw_query, k, 0, builder, ids, metas, mask)
         assert got is not None and len(got) == len(want.rows)
         got_lists = ([int(h.id[3:]) for h in got], [h.score for h in got])
         assert results_agree(want, lists_topk(got_lists), d), (backend, got_lists)

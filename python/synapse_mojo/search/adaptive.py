@@ -464,10 +464,13 @@ class AdaptiveSearchBackend(SearchBackend):
         builder: HitBuilder,
         ids: Sequence[Any],
         metas: Sequence[Any],
+        mask: np.ndarray | None = None,
     ) -> list[Any] | None:
-        """An index search over every row (no mask) answered as ``builder``'s objects
-        (``HitBuilder``: id, score and metadata from ``ids`` and ``metas``), for a caller that
-        wants only the answer (``PatternIndex.search``); None as ``topk_lists_outcome``.
+        """An index search answered as ``builder``'s objects (``HitBuilder``: id, score and
+        metadata from ``ids`` and ``metas``), for a caller that wants only the answer
+        (``PatternIndex.search``); None as ``topk_lists_outcome``. ``mask``: None (every row),
+        or one uint8 per row (1 = eligible: an index's live rows), best passed as the same
+        view object from call to call (its address is looked up once).
 
         While the feature's fast lane is open (``FeatureRuntime.lane``), the crossovers give
         this size to the kernel and ``ids`` and ``metas`` are lists, the kernel's
@@ -490,19 +493,20 @@ class AdaptiveSearchBackend(SearchBackend):
             if (
                 plan is None
                 or plan[0] is not matrix
-                or plan[1] is not mojo
-                or plan[2] is not self._crossovers
-                or plan[3] != mojo.inline_below
+                or plan[1] is not mask
+                or plan[2] is not mojo
+                or plan[3] is not self._crossovers
+                or plan[4] != mojo.inline_below
             ):
-                plan = self._plan_hits(matrix, mojo)
-            addr, n, d, workers = plan[4]
-            if plan[5] and not config_module.force_python():
+                plan = self._plan_hits(matrix, mask, mojo)
+            addr, n, d, mask_addr, workers = plan[5]
+            if plan[6] and not config_module.force_python():
                 args = (
                     addr,
                     n,
                     d,
                     k if k <= n else n,
-                    0,
+                    mask_addr,
                     workers,
                     0,
                     query,
@@ -517,23 +521,35 @@ class AdaptiveSearchBackend(SearchBackend):
                     found = lane.topk_hits(args)
                 except Exception as exc:
                     return feature.answer_after_failure(
-                        "topk", exc, self._numpy_topk_hits, (matrix, query, k, builder, ids, metas)
+                        "topk",
+                        exc,
+                        self._numpy_topk_hits,
+                        (matrix, query, k, builder, ids, metas, mask),
                     ).value
                 feature.record_fast(_clock() - started)
                 return found if type(found) is list else None
-        lists = self.topk_lists_outcome(matrix, query, k, None, pinned=True).value
+        lists = self.topk_lists_outcome(matrix, query, k, mask, pinned=True).value
         return None if lists is None else builder.build(lists[0], lists[1], ids, metas)
 
-    def _plan_hits(self, matrix: np.ndarray, mojo: MojoSearchBackend) -> tuple[Any, ...]:
+    def _plan_hits(
+        self, matrix: np.ndarray, mask: np.ndarray | None, mojo: MojoSearchBackend
+    ) -> tuple[Any, ...]:
         n, d = matrix.shape
         work = n * d
         crossovers = self._crossovers
         plan = (
             matrix,
+            mask,
             mojo,
             crossovers,
             mojo.inline_below,
-            (mojo.pinned_address(matrix), n, d, mojo.workers(work)),
+            (
+                mojo.pinned_address(matrix),
+                n,
+                d,
+                0 if mask is None else mojo.mask_address(mask),
+                mojo.workers(work),
+            ),
             not crossovers.numpy_faster(work),
         )
         self._hits_plan = plan
@@ -547,8 +563,9 @@ class AdaptiveSearchBackend(SearchBackend):
         builder: HitBuilder,
         ids: Sequence[Any],
         metas: Sequence[Any],
+        mask: np.ndarray | None,
     ) -> list[Any] | None:
-        lists = self._numpy_topk_lists(matrix, query, k, None, 0)
+        lists = self._numpy_topk_lists(matrix, query, k, mask, 0)
         return None if lists is None else builder.build(lists[0], lists[1], ids, metas)
 
     def cosine_lists_outcome(
@@ -638,7 +655,7 @@ class AdaptiveSearchBackend(SearchBackend):
         whichever runtime answers, or (``normalised``) what ``vectors.as_query`` returned.
         The value is None, with nothing scanned, for a raw query ``topk_lists_outcome`` would
         refuse (the caller then runs ``as_query`` and calls again with ``normalised=True``),
-        or when no row is eligible. ``pinned``: both arrays are index views whose addresses
+        or when the index has no rows. ``pinned``: both arrays are index views whose addresses
         are looked up once (``topk_outcome``)."""
         feature = self._features()[0]
         return feature.call(

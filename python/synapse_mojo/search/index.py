@@ -114,6 +114,7 @@ def _aligned_zeros(shape: tuple[int, int], dtype: Any) -> np.ndarray:
 
 
 _new_object = object.__new__
+_NO_SNAPSHOT: tuple[int, Any, Any, Any, Any] = (-1, None, None, None, None)  # never valid
 _F32 = np.dtype(np.float32)
 _clock = time.perf_counter
 
@@ -152,6 +153,11 @@ class _SharedLock:
     A writer that is waiting stops new readers from entering, so a continuous stream of
     searches cannot starve an update: it waits only for the searches already running. Not
     re-entrant: a thread holding the read side must not take it again.
+
+    ``version`` counts writes, a sequence lock's counter: odd while a writer holds the lock,
+    even otherwise, changed by every write. A reader that takes no lock (``PatternIndex``'s
+    snapshot search) reads it before and after, and its answer stands only if both are the
+    same even value.
     """
 
     def __init__(self) -> None:
@@ -160,6 +166,7 @@ class _SharedLock:
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self.version = 0
 
     @contextmanager
     def read(self) -> Iterator[None]:
@@ -198,10 +205,12 @@ class _SharedLock:
             finally:
                 self._writers_waiting -= 1
             self._writer = True
+            self.version += 1
         try:
             yield
         finally:
             with self._cond:
+                self.version += 1
                 self._writer = False
                 self._cond.notify_all()
 
@@ -270,6 +279,12 @@ class PatternIndex:
         #: The Mojo/NumPy seam: one object for the index's life, nothing built per call.
         self._backend: AdaptiveSearchBackend = AdaptiveSearchBackend(runtime)
         self._view: tuple[np.ndarray, int, np.ndarray] | None = None  # see _prepare
+        self._alive_view: tuple[np.ndarray, int, np.ndarray] | None = None  # see _prepare
+        #: What a search reads without the lock (``search``): (the lock's version when it was
+        #: taken, the float32 rows, the id and metadata lists, the liveness mask or None).
+        #: Taken under the read lock by a search of an index without codes; valid while the
+        #: version is.
+        self._snapshot: tuple[int, Any, Any, Any, Any] = _NO_SNAPSHOT
         self._codes_cached: tuple[np.ndarray, int, np.ndarray] | None = None  # _codes_view
         self._reset_storage(capacity)
         #: Codes: candidates the last query needed (a start, not a limit).
@@ -528,8 +543,29 @@ class PatternIndex:
             and query.dtype is _F32
             and type(top_k) is int
             and top_k > 0
-            and not self._dead  # removed rows need a mask: the long way, without a detour
         ):
+            # Without the lock, from the snapshot the last locked search took, while no write
+            # has begun since (the lock's ``version``, a sequence lock's counter). A write
+            # that begins during the kernel call (which releases the GIL for the scan) may
+            # tear what it reads: then the version has moved and the answer is dropped for
+            # the locked way below. Nothing the kernel reads can be freed meanwhile: the
+            # snapshot holds the row storage and the lists, which writes only append to,
+            # change in place or replace, never shorten.
+            snapshot = self._snapshot
+            lock = self._lock
+            version = lock.version
+            if snapshot[0] == version:
+                hits = self._backend.topk_hits(
+                    snapshot[1],
+                    query,
+                    top_k,
+                    HITS,
+                    snapshot[2],
+                    snapshot[3],
+                    snapshot[4],
+                )
+                if hits is not None and lock.version == version:
+                    return hits
             race = None
             if self._codes is not None and self._codes_first(top_k, None):
                 # Codes or float32: whichever exact search is faster on this index's data
@@ -541,20 +577,21 @@ class PatternIndex:
             # The common call, by the shortest way (``_search`` answers the same, plus the
             # outcome ``search_detailed`` reports): a float32 query that the seam normalises
             # and searches in one kernel call, which also builds the hits
-            # (``AdaptiveSearchBackend.topk_hits``). Anything it leaves alone (a query the
-            # kernel will not take, or a row removed meanwhile) goes the long way.
-            lock = self._lock
+            # (``AdaptiveSearchBackend.topk_hits``), under the read lock, which is when the
+            # snapshot above is taken. Removed rows are passed as a mask (the live rows). A
+            # query the kernel will not take goes the long way.
             lock.acquire_read()
             try:
                 matrix, mask = self._prepare(None)
-                if mask is None:
-                    hits = self._backend.topk_hits(
-                        matrix, query, top_k, HITS, self._ids, self._meta
-                    )
-                    if hits is not None:
-                        if race is not None:
-                            race.record(False, _clock() - started)
-                        return hits
+                if self._codes is None:
+                    self._snapshot = (lock.version, matrix, self._ids, self._meta, mask)
+                hits = self._backend.topk_hits(
+                    matrix, query, top_k, HITS, self._ids, self._meta, mask
+                )
+                if hits is not None:
+                    if race is not None:
+                        race.record(False, _clock() - started)
+                    return hits
             finally:
                 lock.release_read()
             if race is not None:
@@ -613,7 +650,9 @@ class PatternIndex:
         lock.acquire_read()
         try:
             matrix, mask = self._prepare(filter)
-            if mask is not None and not mask.any():
+            # Only a filter can leave no row (``_prepare`` refuses an empty index): the
+            # liveness mask alone is not read here, a pass over it before every search.
+            if filter is not None and mask is not None and not mask.any():
                 if q is None:
                     as_query(query, self.dim)  # a bad query is an error even with no rows
                 return [], None
@@ -766,7 +805,14 @@ class PatternIndex:
         else:
             matrix = self._vectors[:n]
             self._view = (self._vectors, n, matrix)
-        mask = self._alive[:n] if self._dead else None
+        mask = None
+        if self._dead:  # the same view object too, as for the rows
+            alive = self._alive_view
+            if alive is not None and alive[0] is self._alive and alive[1] == n:
+                mask = alive[2]
+            else:
+                mask = self._alive[:n]
+                self._alive_view = (self._alive, n, mask)
         if filter is None:
             return matrix, mask
         selected = self._filter_mask(filter, n)
