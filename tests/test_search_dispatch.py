@@ -229,6 +229,7 @@ def test_latency_grid_writes_a_valid_document(search_kernel):
         "api-python",
         "api-int8",
         "api-f32",
+        "api-removed",
         "compat-array",
         "compat-list",
         "numpy-raw",

@@ -15,6 +15,9 @@ contenders read different copies of the data):
   (``quantization=None``).
 * ``api-int8``: the same call on an index created with ``quantization="int8"`` (``auto``):
   the certified search, exact like the others, over a quarter of the bytes.
+* ``api-removed``: the same call (``auto``, the defaults) on an index of the same N patterns
+  after one more was added and removed: a liveness mask, as in a pattern map after any
+  delete (until the index compacts).
 * ``compat-array``, ``compat-list``: ``compat.PatternSearch.search(q, patterns)`` with the
   caller's raw (not normalised) rows as a 2-D array and as a list of 1-D arrays.
 * ``numpy-raw``: ``M @ q`` + ``argpartition`` on a prepared, normalised float32 matrix.
@@ -62,6 +65,7 @@ REFERENCE = {
     "api-python": "numpy-raw",
     "api-int8": "numpy-raw",
     "api-f32": "numpy-raw",
+    "api-removed": "numpy-raw",
     "kernel-f32": "numpy-raw",
     "compat-array": "numpy-compat-array",
     "compat-list": "numpy-compat-list",
@@ -128,6 +132,10 @@ def _contenders(
     f32 = PatternIndex(d, runtime=_runtime("auto"), capacity=n, quantization=None)
     f32.upsert(ids, raw)
     f32.search(queries[0], k)
+    removed = PatternIndex(d, runtime=_runtime("auto"), capacity=n + 1)
+    removed.upsert(["gone", *ids], np.concatenate([raw[:1], raw]))
+    removed.remove("gone")
+    removed.search(queries[0], k)
     compat = PatternSearch(_runtime("auto"))
     compat.search(queries[0], raw, k)
 
@@ -155,6 +163,7 @@ def _contenders(
         "api-python": lambda i: indexes["off"].search(q_of(i), k),
         "api-int8": lambda i: int8.search(q_of(i), k),
         "api-f32": lambda i: f32.search(q_of(i), k),
+        "api-removed": lambda i: removed.search(q_of(i), k),
         "compat-array": lambda i: compat.search(q_of(i), raw, k),
         "compat-list": lambda i: compat.search(q_of(i), rows, k),
         "numpy-raw": lambda i: _topk_numpy(prepared @ q_of(i), k),
@@ -437,6 +446,7 @@ def latency_markdown(doc: dict[str, Any]) -> str:
         "api python",
         "api int8",
         "api float32 only",
+        "api, one removed",
         "compat array",
         "NumPy job (array)",
         "compat list",
@@ -444,6 +454,7 @@ def latency_markdown(doc: dict[str, Any]) -> str:
         "auto vs NumPy",
         "int8 vs NumPy",
         "float32 only vs NumPy",
+        "one removed vs NumPy",
         "compat array vs NumPy",
         "compat list vs NumPy",
         "alternating: api / alone",
@@ -475,6 +486,7 @@ def latency_markdown(doc: dict[str, Any]) -> str:
                     us("api-python", n, d),
                     us("api-int8", n, d),
                     us("api-f32", n, d),
+                    us("api-removed", n, d),
                     us("compat-array", n, d),
                     us("numpy-compat-array", n, d),
                     us("compat-list", n, d),
@@ -482,6 +494,7 @@ def latency_markdown(doc: dict[str, Any]) -> str:
                     speedup("api-auto", "numpy-raw", n, d),
                     speedup("api-int8", "numpy-raw", n, d),
                     speedup("api-f32", "numpy-raw", n, d),
+                    speedup("api-removed", "numpy-raw", n, d),
                     speedup("compat-array", "numpy-compat-array", n, d),
                     speedup("compat-list", "numpy-compat-list", n, d),
                     f"{alt_api['p50_ms'] / alone_api['p50_ms']:.2f}"
@@ -514,6 +527,7 @@ def plot_latency(doc: dict[str, Any], out_dir: str | Path) -> Path:
         "api-python",
         "api-int8",
         "api-f32",
+        "api-removed",
         "kernel-f32",
         "numpy-compat-array",
         "compat-array",
