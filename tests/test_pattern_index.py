@@ -407,6 +407,24 @@ def test_search_with_removed_rows_matches_the_checked_path(
     assert [h.id for h in index.search(vectors[0], top_k=3)] == ["only"]
 
 
+def test_a_memory_mapped_index_is_searched_under_the_lock_until_its_first_update(
+    tmp_path, index_runtime, monkeypatch
+):
+    """A loaded index reads its ids and metadata from its files, which its first update
+    closes: no snapshot (which could outlive them) until that update made them lists."""
+    vectors = _vectors(30, 8, seed=25)
+    saved = PatternIndex(8, runtime=index_runtime)
+    saved.upsert([f"p{i}" for i in range(30)], vectors, [{"i": i} for i in range(30)])
+    saved.save(tmp_path / "index")
+    index = PatternIndex.load(tmp_path / "index", runtime=index_runtime, mmap=True)
+    taken = _count_read_locks(index, monkeypatch)
+    want = index.search(vectors[2], top_k=4)
+    assert index.search(vectors[2], top_k=4) == want and taken[0] == 2
+    index.upsert(["new"], vectors[:1] + 1)
+    index.search(vectors[2], top_k=4)
+    assert index.search(vectors[2], top_k=4) == want and taken[0] == 3
+
+
 def test_a_write_during_an_unlocked_search_drops_its_answer(index_runtime, monkeypatch):
     """A write that lands while a snapshot search runs (the kernel scans without the GIL)
     moves the lock's version: that answer may rest on torn rows, so it is dropped and the

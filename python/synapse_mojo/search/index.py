@@ -282,8 +282,8 @@ class PatternIndex:
         self._alive_view: tuple[np.ndarray, int, np.ndarray] | None = None  # see _prepare
         #: What a search reads without the lock (``search``): (the lock's version when it was
         #: taken, the float32 rows, the id and metadata lists, the liveness mask or None).
-        #: Taken under the read lock by a search of an index without codes; valid while the
-        #: version is.
+        #: Taken under the read lock by a search of an index without codes, not memory
+        #: mapped; valid while the version is.
         self._snapshot: tuple[int, Any, Any, Any, Any] = _NO_SNAPSHOT
         self._codes_cached: tuple[np.ndarray, int, np.ndarray] | None = None  # _codes_view
         self._reset_storage(capacity)
@@ -583,7 +583,9 @@ class PatternIndex:
             lock.acquire_read()
             try:
                 matrix, mask = self._prepare(None)
-                if self._codes is None:
+                if self._codes is None and not self._mapped:
+                    # (A memory-mapped index's id and metadata tables are views of its files,
+                    # closed by its first update: searched under the lock until then.)
                     self._snapshot = (lock.version, matrix, self._ids, self._meta, mask)
                 hits = self._backend.topk_hits(
                     matrix, query, top_k, HITS, self._ids, self._meta, mask
