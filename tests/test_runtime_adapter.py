@@ -314,7 +314,7 @@ def test_search_on_the_fast_lane_follows_the_crossovers(make_runtime, search_ker
     assert index.search(vectors[3], top_k=1)[0].id == "p3"
     assert calls()["mojo"] == before["mojo"] + 2
     plan = backend._hits_plan
-    assert plan[3] == 0 and plan[4][3] == backend._mojo.workers(400 * 24)
+    assert plan[4] == 0 and plan[5][4] == backend._mojo.workers(400 * 24)  # inline_below, workers
     index.upsert(["new"], vectors[4:5] * 2)  # a new view of the rows
     assert {h.id for h in index.search(vectors[4], top_k=2)} == {"p4", "new"}
     assert calls()["mojo"] == before["mojo"] + 3

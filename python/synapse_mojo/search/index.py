@@ -761,7 +761,7 @@ class PatternIndex:
         k = as_top_k(top_k)
         with self._lock.read():
             matrix, mask = self._prepare(filter)
-            if mask is not None and not mask.any():
+            if filter is not None and mask is not None and not mask.any():  # as in _search
                 empty = np.empty((qs.shape[0], 0))
                 return BatchResult(empty.astype(object), empty.astype(np.float32), "python", 0.0)
             outcome: Outcome[BatchTopK] = self._backend.topk_batch_outcome(matrix, qs, k, mask)
