@@ -113,6 +113,17 @@ def _aligned_zeros(shape: tuple[int, int], dtype: Any) -> np.ndarray:
     return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
+def _rows_view(
+    cached: tuple[np.ndarray, int, np.ndarray] | None, storage: np.ndarray, n: int
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """``(storage, n, storage[:n])``: ``cached`` itself while it views the same storage and
+    size, so that the view is the same object from search to search. Kept as one tuple,
+    replaced as one object (readers race on it)."""
+    if cached is not None and cached[0] is storage and cached[1] == n:
+        return cached
+    return (storage, n, storage[:n])
+
+
 _new_object = object.__new__
 _NO_SNAPSHOT: tuple[int, Any, Any, Any, Any] = (-1, None, None, None, None)  # never valid
 _F32 = np.dtype(np.float32)
@@ -745,15 +756,10 @@ class PatternIndex:
 
     def _codes_view(self) -> np.ndarray:
         """``codes[:n]``, the same view object while storage and size are unchanged (its
-        address is looked up once, as for ``_prepare``'s view)."""
-        codes, n = self._codes, self._n
-        assert codes is not None
-        cached = self._codes_cached
-        if cached is not None and cached[0] is codes and cached[1] == n:
-            return cached[2]
-        view = codes[:n]
-        self._codes_cached = (codes, n, view)
-        return view
+        address is looked up once, as for ``_prepare``'s views)."""
+        assert self._codes is not None
+        self._codes_cached = cached = _rows_view(self._codes_cached, self._codes, self._n)
+        return cached[2]
 
     def search_batch(self, queries: Any, top_k: int = 10, filter: Filter = None) -> BatchResult:
         """Exact top-k for each row of ``queries`` (b, d); arrays of ids and scores, best first."""
@@ -799,22 +805,15 @@ class PatternIndex:
         if len(self) == 0:
             raise EmptyIndexError("the index is empty: add patterns before searching")
         n = self._n
-        # The same view object while storage and size are unchanged: the kernel seam looks
-        # its address up once per view (``AdaptiveSearchBackend.topk_outcome(pinned=True)``).
-        cached = self._view  # (storage, n, view), replaced as one object (readers race here)
-        if cached is not None and cached[0] is self._vectors and cached[1] == n:
-            matrix = cached[2]
-        else:
-            matrix = self._vectors[:n]
-            self._view = (self._vectors, n, matrix)
+        # The same view objects while storage and size are unchanged: the kernel seam looks
+        # their addresses up once per view (``AdaptiveSearchBackend.topk_outcome(pinned=True)``,
+        # ``MojoSearchBackend.mask_address``).
+        self._view = cached = _rows_view(self._view, self._vectors, n)
+        matrix = cached[2]
         mask = None
-        if self._dead:  # the same view object too, as for the rows
-            alive = self._alive_view
-            if alive is not None and alive[0] is self._alive and alive[1] == n:
-                mask = alive[2]
-            else:
-                mask = self._alive[:n]
-                self._alive_view = (self._alive, n, mask)
+        if self._dead:
+            self._alive_view = alive = _rows_view(self._alive_view, self._alive, n)
+            mask = alive[2]
         if filter is None:
             return matrix, mask
         selected = self._filter_mask(filter, n)
